@@ -1,0 +1,74 @@
+import type { TSchema, Static } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+import { FormatRegistry } from '@sinclair/typebox';
+
+// TypeBox knows no string formats by itself; register the ones our schemas use (RFC 3339 5.6).
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (v) => DATE_TIME.test(v) && !Number.isNaN(Date.parse(v)));
+}
+
+const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+function checker<T extends TSchema>(schema: T): TypeCheck<T> {
+  let c = compiled.get(schema);
+  if (!c) {
+    c = TypeCompiler.Compile(schema);
+    compiled.set(schema, c);
+  }
+  return c as TypeCheck<T>;
+}
+
+export interface SchemaProblem {
+  /** Dotted key path, e.g. `devices[3].transport.port`; `(root)` for the document itself. */
+  key: string;
+  message: string;
+}
+
+/** Turns a JSON pointer (`/devices/3/port`) into a key path people read (`devices[3].port`). */
+export function pointerToKey(pointer: string): string {
+  if (!pointer) return '(root)';
+  let out = '';
+  for (const part of pointer.split('/').slice(1)) {
+    const p = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
+  }
+  return out;
+}
+
+/**
+ * Validates `value` against `schema` after applying its defaults.
+ * Returns the value with defaults, or the first few problems, most specific first.
+ */
+export function check<T extends TSchema>(
+  schema: T,
+  value: unknown,
+): { ok: true; value: Static<T> } | { ok: false; problems: SchemaProblem[] } {
+  const withDefaults = Value.Default(schema, structuredClone(value));
+  const c = checker(schema);
+  if (c.Check(withDefaults)) return { ok: true, value: withDefaults as Static<T> };
+  const problems: SchemaProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of c.Errors(withDefaults)) {
+    const key = pointerToKey(e.path);
+    const message = describe(e.message, e.schema, e.value);
+    const id = `${key}:${message}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    problems.push({ key, message });
+    if (problems.length >= 5) break;
+  }
+  // Deepest keys first: "devices[2].port: expected integer" says more than "devices[2]: expected object".
+  problems.sort((a, b) => b.key.length - a.key.length);
+  return { ok: false, problems };
+}
+
+function describe(message: string, schema: TSchema, value: unknown): string {
+  if (value === undefined) return 'is required';
+  if (schema.enum || schema.anyOf) {
+    const options = (schema.anyOf as TSchema[] | undefined)?.map((s) => s.const).filter((x) => x !== undefined);
+    if (options && options.length) return `${message}: got ${JSON.stringify(value)}, expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`;
+  }
+  return `${message.toLowerCase()}, got ${JSON.stringify(value)?.slice(0, 60)}`;
+}
