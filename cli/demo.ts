@@ -1,0 +1,164 @@
+import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../lib/log.ts';
+import { silentLogger } from '../lib/log.ts';
+import { loadProfiles, type Profile } from '../devices/profile.ts';
+import { loadDistrict, type District } from '../devices/district.ts';
+import { buildSimulator, type Simulator } from '../devices/simulator.ts';
+import { buildGateway, type Gateway } from '../gateway/gateway.ts';
+import { openCredentialStore } from '../gateway/credentials.ts';
+import { buildEdge, type Edge } from '../edge/edge.ts';
+import { edgeConfigFromDistrict } from '../edge/config.ts';
+import { buildCloud, type Cloud } from '../cloud/app.ts';
+import { preferPort } from './listen.ts';
+
+export const DEMO_DISTRICT = fileURLToPath(new URL('../devices/district/xiangzhou.yaml', import.meta.url));
+export const CLOUD_USER = 'cloud';
+
+export interface DemoOptions {
+  dataDir: string;
+  districtFile?: string;
+  /** Broker port: 1883 where free, else any free port; 0 for any. */
+  mqttPort?: number;
+  /** HTTP port: 8080 where free, else any free port; 0 for any. */
+  httpPort?: number;
+  /** Play the district's scripted scenarios (slow rise, sudden breach); on by default. */
+  scenarios?: boolean;
+  /** Overrides every device's poll interval (tests use short ones). */
+  pollMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export interface DemoAddresses {
+  mqtt: string;
+  http: string;
+  buses: Record<string, string>;
+  tokensFile: string;
+}
+
+export interface Demo {
+  start(): Promise<DemoAddresses>;
+  stop(): Promise<void>;
+  readonly cloud: Cloud;
+  readonly gateway: Gateway;
+  readonly simulators: Map<string, Simulator>;
+  readonly edges: Map<string, Edge>;
+  readonly district: District;
+  readonly tokens: Record<string, string>;
+}
+
+/**
+ * Everything on one machine with embedded defaults: one simulator per Modbus bus, the broker,
+ * the cloud on SQLite and one edge per gateway of the district, all on loopback.
+ */
+export function buildDemo(opts: DemoOptions): Demo {
+  const log = opts.logger ?? silentLogger();
+  const dataDir = resolve(opts.dataDir);
+  let profiles: Map<string, Profile>;
+  let district: District;
+  let gateway: Gateway;
+  let cloud: Cloud;
+  const simulators = new Map<string, Simulator>();
+  const edges = new Map<string, Edge>();
+  const tokens: Record<string, string> = {};
+  const stops: (() => Promise<void>)[] = [];
+
+  async function start(): Promise<DemoAddresses> {
+    mkdirSync(dataDir, { recursive: true });
+    profiles = loadProfiles();
+    district = loadDistrict(opts.districtFile ?? DEMO_DISTRICT, profiles);
+
+    // Credentials: the demo owns its store and issues fresh passwords at every start.
+    const creds = openCredentialStore(dataDir);
+    const passwords = new Map<string, string>();
+    for (const user of [CLOUD_USER, ...district.gateways.map((g) => g.id)]) {
+      const role = user === CLOUD_USER ? 'service' : 'gateway';
+      const existing = creds.list().find((i) => i.username === user && !i.revokedAt);
+      passwords.set(user, existing ? creds.rotate(user).password : creds.create(user, role).password);
+    }
+
+    gateway = buildGateway({ host: '127.0.0.1', port: await preferPort(opts.mqttPort ?? 1883), credentials: creds, logger: log.child({ svc: 'gateway' }) });
+    const mq = await gateway.start();
+    stops.push(() => gateway.stop());
+    const mqttUrl = `mqtt://${mq.host}:${mq.port}`;
+
+    const busPorts = new Map<string, number>();
+    for (const bus of district.buses) {
+      const devices = district.devices.filter((d) => d.bus === bus.id).map((d) => ({
+        id: d.id,
+        profile: profiles.get(d.profile)!,
+        unitId: d.unitId,
+        scenario: opts.scenarios === false ? undefined : d.scenario,
+      }));
+      const sim = buildSimulator({ host: '127.0.0.1', port: 0, devices, now: opts.now, logger: log.child({ svc: 'sim', bus: bus.id }) });
+      const at = await sim.start();
+      stops.push(() => sim.stop());
+      simulators.set(bus.id, sim);
+      busPorts.set(bus.id, at.port);
+    }
+    writeFileSync(join(dataDir, 'sim-endpoints.json'), JSON.stringify(
+      Object.fromEntries([...busPorts].map(([id, port]) => [id, { host: '127.0.0.1', port }])), null, 2) + '\n');
+
+    const districtForCloud = opts.pollMs ? withPollMs(district, opts.pollMs) : district;
+    cloud = await buildCloud({
+      db: { kind: 'sqlite', file: join(dataDir, 'citysteward.db') },
+      district: districtForCloud,
+      profiles,
+      mqtt: { url: mqttUrl, username: CLOUD_USER, password: passwords.get(CLOUD_USER)! },
+      logger: log.child({ svc: 'cloud' }),
+      now: opts.now,
+    });
+    await cloud.start();
+    stops.push(() => cloud.stop());
+    const httpAddr = await cloud.app.listen({ host: '127.0.0.1', port: await preferPort(opts.httpPort ?? 8080) });
+
+    for (const role of ['admin', 'operator', 'commander', 'verifier'] as const) tokens[role] = await cloud.tokens.create(role);
+    for (const unit of district.units) tokens[`crew:${unit.id}`] = await cloud.tokens.create('crew', unit.id);
+    const tokensFile = join(dataDir, 'demo-tokens.json');
+    writeFileSync(tokensFile, JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
+    chmodSync(tokensFile, 0o600);
+
+    for (const gw of district.gateways) {
+      const config = edgeConfigFromDistrict(districtForCloud, gw.id, { url: mqttUrl, username: gw.id, password: passwords.get(gw.id)! }, busPorts);
+      const edge = buildEdge({ config, profiles, dataDir: join(dataDir, 'edge', gw.id), logger: log.child({ svc: 'edge', gateway: gw.id }), now: opts.now });
+      await edge.start();
+      stops.push(() => edge.stop());
+      edges.set(gw.id, edge);
+    }
+
+    return {
+      mqtt: mqttUrl,
+      http: httpAddr,
+      buses: Object.fromEntries([...busPorts].map(([id, port]) => [id, `127.0.0.1:${port}`])),
+      tokensFile,
+    };
+  }
+
+  async function stop(): Promise<void> {
+    // Reverse order of start: edges first, then cloud, simulators, broker.
+    for (const s of stops.splice(0).reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        log.warn({ err }, 'demo: a part failed to stop');
+      }
+    }
+  }
+
+  return {
+    start,
+    stop,
+    get cloud() { return cloud; },
+    get gateway() { return gateway; },
+    simulators,
+    edges,
+    get district() { return district; },
+    tokens,
+  };
+}
+
+function withPollMs(d: District, pollMs: number): District {
+  return { ...d, devices: d.devices.map((x) => ({ ...x, pollMs })) };
+}

@@ -1,0 +1,234 @@
+import { resolve, dirname, isAbsolute } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { CsError } from '../lib/errors.ts';
+import { ConfigError, loadConfig, parseConfig } from '../lib/config.ts';
+import { createLogger } from '../lib/log.ts';
+import { loadProfiles } from '../devices/profile.ts';
+import { loadDistrict } from '../devices/district.ts';
+import { GatewayServiceConfig, CloudServiceConfig, DemoConfig } from './config.ts';
+import { DEMO_DISTRICT } from './demo.ts';
+
+/** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
+
+const DEFAULT_DATA_DIR = './data';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer 0..65535 (0 = any free port)');
+  return n;
+}
+
+const dataDirOption = () => new Option('--data-dir <dir>', 'directory for databases, credentials and state').default(DEFAULT_DATA_DIR);
+const configOption = (required: boolean) => {
+  const o = new Option('--config <file>', 'YAML config file');
+  return required ? o.makeOptionMandatory() : o;
+};
+
+/** Runs a long-lived service until SIGINT/SIGTERM, then stops it cleanly. */
+async function runUntilSignal(stop: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolveSignal) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolveSignal();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await stop();
+}
+
+function relativeTo(file: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(dirname(file), p);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('citysteward')
+    .description('CitySteward: city sensors to handled cases (Modbus edge, MQTT broker, case cloud).')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(s) });
+
+  program.command('demo')
+    .description('run everything in one process tree: simulated Xiangzhou sensors, edge gateways, broker and cloud')
+    .addOption(configOption(false))
+    .addOption(dataDirOption())
+    .option('--http-port <port>', 'HTTP port of the cloud (8080 where free; 0 = any free port)', port)
+    .option('--mqtt-port <port>', 'MQTT port of the broker (1883 where free; 0 = any free port)', port)
+    .option('--district <file>', 'district file (devices, buses, units)')
+    .action(async (o) => {
+      const { runDemo } = await import('./run-demo.ts');
+      const cfg = o.config ? loadConfig(o.config, DemoConfig) : {};
+      await runDemo({
+        dataDir: o.dataDir,
+        districtFile: o.district ?? (cfg.district && o.config ? relativeTo(o.config, cfg.district) : undefined),
+        httpPort: o.httpPort ?? cfg.httpPort,
+        mqttPort: o.mqttPort ?? cfg.mqttPort,
+      });
+    });
+
+  program.command('gateway')
+    .description('run the MQTT broker (Aedes) with authentication and topic ACLs')
+    .addOption(configOption(false))
+    .addOption(dataDirOption())
+    .option('--mqtt-port <port>', 'MQTT port (default 1883; 0 = any free port)', port)
+    .option('--host <host>', 'address to listen on')
+    .action(async (o) => {
+      const cfg = o.config ? loadConfig(o.config, GatewayServiceConfig) : parseConfig('{}', GatewayServiceConfig, '(defaults)');
+      const { buildGateway } = await import('../gateway/gateway.ts');
+      const { openCredentialStore } = await import('../gateway/credentials.ts');
+      const logger = createLogger({ name: 'gateway' });
+      const gw = buildGateway({
+        host: o.host ?? cfg.mqtt.host,
+        port: o.mqttPort ?? cfg.mqtt.port,
+        maxPacketSize: cfg.mqtt.maxPacketSizeBytes,
+        credentials: openCredentialStore(resolve(o.dataDir)),
+        logger,
+      });
+      const at = await gw.start().catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EADDRINUSE') {
+          throw new CsError('CS_CLI_PORT_IN_USE', `MQTT port ${o.mqttPort ?? cfg.mqtt.port} is already in use (another broker, such as Mosquitto, may hold it); choose one with --mqtt-port PORT, or --mqtt-port 0 for any free port`);
+        }
+        throw err;
+      });
+      console.log(`gateway: MQTT listening on mqtt://${at.host}:${at.port}`);
+      await runUntilSignal(() => gw.stop());
+    });
+
+  const cred = program.command('credential').description('provision MQTT credentials (stored hashed in DATA_DIR/credentials.json)');
+  cred.command('create <username>')
+    .description('create a credential and print its password once')
+    .addOption(new Option('--role <role>', 'gateway (its own namespace) or service (the cloud)').choices(['gateway', 'service']).default('gateway'))
+    .addOption(dataDirOption())
+    .action(async (username, o) => {
+      const { openCredentialStore } = await import('../gateway/credentials.ts');
+      const { password } = openCredentialStore(resolve(o.dataDir)).create(username, o.role);
+      console.log(JSON.stringify({ username, role: o.role, password }));
+    });
+  cred.command('list').description('list credentials (never passwords)').addOption(dataDirOption())
+    .action(async (o) => {
+      const { openCredentialStore } = await import('../gateway/credentials.ts');
+      console.log(JSON.stringify(openCredentialStore(resolve(o.dataDir)).list(), null, 2));
+    });
+  cred.command('rotate <username>').description('issue a new password').addOption(dataDirOption())
+    .action(async (username, o) => {
+      const { openCredentialStore } = await import('../gateway/credentials.ts');
+      console.log(JSON.stringify({ username, ...openCredentialStore(resolve(o.dataDir)).rotate(username) }));
+    });
+  cred.command('revoke <username>').description('revoke a credential').addOption(dataDirOption())
+    .action(async (username, o) => {
+      const { openCredentialStore } = await import('../gateway/credentials.ts');
+      openCredentialStore(resolve(o.dataDir)).revoke(username);
+      console.log(`revoked ${username}`);
+    });
+
+  program.command('cloud')
+    .description('run the cloud service: ingest, cases, REST API and docs')
+    .addOption(configOption(true))
+    .addOption(dataDirOption())
+    .option('--http-port <port>', 'HTTP port (default from config, 8080; 0 = any free port)', port)
+    .action(async (o) => {
+      const cfg = loadConfig(o.config, CloudServiceConfig);
+      const { buildCloud } = await import('../cloud/app.ts');
+      const profiles = loadProfiles();
+      const district = loadDistrict(relativeTo(o.config, cfg.district), profiles);
+      const logger = createLogger({ name: 'cloud' });
+      const db = cfg.database.kind === 'postgres'
+        ? { kind: 'postgres' as const, url: requireUrl(o.config, cfg.database.url) }
+        : { kind: 'sqlite' as const, file: resolve(o.dataDir, cfg.database.file) };
+      const cloud = await buildCloud({ db, district, profiles, mqtt: cfg.mqtt, logger });
+      await cloud.start();
+      const addr = await cloud.app.listen({ host: cfg.http.host, port: o.httpPort ?? cfg.http.port });
+      console.log(`cloud: HTTP API on ${addr}/api, OpenAPI docs on ${addr}/docs`);
+      await runUntilSignal(() => cloud.stop());
+    });
+
+  program.command('edge')
+    .description('run an edge gateway: poll Modbus devices and publish readings over MQTT')
+    .addOption(configOption(true))
+    .addOption(dataDirOption())
+    .action(async (o) => {
+      const { loadEdgeConfig } = await import('../edge/config.ts');
+      const { buildEdge } = await import('../edge/edge.ts');
+      const profiles = loadProfiles();
+      const config = loadEdgeConfig(o.config, profiles);
+      const edge = buildEdge({ config, profiles, dataDir: resolve(o.dataDir), logger: createLogger({ name: 'edge' }).child({ gateway: config.gateway }) });
+      await edge.start();
+      console.log(`edge ${config.gateway}: polling ${config.devices.length} devices on ${config.buses.length} buses, publishing to ${config.mqtt.url}`);
+      await runUntilSignal(() => edge.stop());
+    });
+
+  const sim = program.command('sim')
+    .description('serve simulated devices of a district over Modbus TCP (one endpoint per bus)')
+    .addOption(configOption(false).default(DEMO_DISTRICT, 'the demo district'))
+    .addOption(dataDirOption())
+    .option('--bus <id...>', 'serve only these buses')
+    .action(async (o) => {
+      const { runSimulators } = await import('./run-sim.ts');
+      await runSimulators({ districtFile: o.config, dataDir: resolve(o.dataDir), buses: o.bus, waitForSignal: runUntilSignal });
+    });
+  sim.command('set <device> <assignment>')
+    .description('change a simulated reading through a real Modbus write, e.g. `sim set XZ-WL-001 level_m=0.92`')
+    .addOption(configOption(false).default(DEMO_DISTRICT, 'the demo district'))
+    .addOption(dataDirOption())
+    .option('--host <host>', 'Modbus TCP host (default: from DATA_DIR/sim-endpoints.json or the district)')
+    .option('--port <port>', 'Modbus TCP port (default: from DATA_DIR/sim-endpoints.json or the district)', port)
+    .action(async (device, assignment, o) => {
+      const { simSet } = await import('./run-sim.ts');
+      // Options of `sim` itself (--config, --data-dir) may be given before `set`.
+      const parent = sim.opts();
+      const r = await simSet({
+        districtFile: o.config ?? parent.config,
+        dataDir: resolve(o.dataDir ?? parent.dataDir),
+        device,
+        assignment,
+        host: o.host,
+        port: o.port,
+      });
+      console.log(r);
+    });
+
+  const token = program.command('token').description('API tokens');
+  token.command('create')
+    .description('issue an API token (printed once; stored hashed)')
+    .addOption(new Option('--role <role>', 'role of the token').choices(['admin', 'operator', 'commander', 'verifier', 'crew']).makeOptionMandatory())
+    .option('--unit <unit>', 'the unit of a crew token')
+    .addOption(configOption(false))
+    .addOption(dataDirOption())
+    .action(async (o) => {
+      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew token needs --unit UNIT');
+      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew tokens only');
+      const { createTokenInDatabase } = await import('../cloud/tokens.ts');
+      let db: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string } = { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') };
+      if (o.config) {
+        const cfg = loadConfig(o.config, CloudServiceConfig);
+        db = cfg.database.kind === 'postgres' ? { kind: 'postgres', url: requireUrl(o.config, cfg.database.url) } : { kind: 'sqlite', file: resolve(o.dataDir, cfg.database.file) };
+      }
+      console.log(await createTokenInDatabase(db, o.role, o.unit));
+    });
+
+  return program;
+}
+
+function requireUrl(file: string, url: string | undefined): string {
+  if (!url) throw new ConfigError('CS_CONFIG_INVALID', file, [{ key: 'database.url', message: 'is required when database.kind is postgres' }]);
+  return url;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CsError) {
+      console.error(`citysteward: ${err.message} [${err.code}]`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}
+
+// Only used by the bin entry; importing this module for tests does not run it.
+if (process.argv[1] && /citysteward(\.js)?$/.test(process.argv[1])) {
+  await main();
+}
+

@@ -1,0 +1,75 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, runCliOnce, type Running } from '../helpers/process.ts';
+
+const dirs: string[] = [];
+const procs: Running[] = [];
+const servers: Server[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'cs-cli-'));
+  dirs.push(d);
+  return d;
+}
+
+afterEach(async () => {
+  for (const p of procs.splice(0)) await p.stop();
+  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('citysteward command line', () => {
+  it('prints help for every subcommand', async () => {
+    for (const args of [['--help'], ['demo', '--help'], ['gateway', '--help'], ['cloud', '--help'], ['edge', '--help'], ['sim', '--help'], ['sim', 'set', '--help'], ['token', 'create', '--help'], ['credential', 'create', '--help']]) {
+      const r = await runCliOnce(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.output).toMatch(/Usage: citysteward/);
+    }
+  });
+
+  it('the gateway alone refuses a taken MQTT port with a clear message instead of moving elsewhere', async () => {
+    const taken = createServer();
+    servers.push(taken);
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    const r = await runCliOnce(['gateway', '--host', '127.0.0.1', '--mqtt-port', String(port), '--data-dir', tmp()]);
+    expect(r.code).toBe(2);
+    expect(r.output).toContain(`MQTT port ${port} is already in use`);
+    expect(r.output).toContain('--mqtt-port');
+  });
+
+  it('a bad config file is refused naming the file, the key and the problem', async () => {
+    const dir = tmp();
+    const file = join(dir, 'cloud.yaml');
+    writeFileSync(file, 'district: x.yaml\nhttp:\n  port: eighty\nmqtt: { url: "mqtt://127.0.0.1:1", username: cloud, password: p }\n');
+    const r = await runCliOnce(['cloud', '--config', file, '--data-dir', dir]);
+    expect(r.code).toBe(2);
+    expect(r.output).toContain(file);
+    expect(r.output).toMatch(/http\.port: .*integer/i);
+  });
+
+  it('npm start: the demo opens a case from its scripted breach within 60 s and writes its tokens', async () => {
+    const dir = tmp();
+    const demo = runCli(['demo', '--data-dir', dir, '--http-port', '0', '--mqtt-port', '0']);
+    procs.push(demo);
+    const [, http] = await demo.waitFor(/Cloud API\s+(http:\/\/[^\s]+)\/api/, 30_000);
+    const [line] = await demo.waitFor(/CASE \S+ opened: waterlogging .* at XZ-WL-001[^\n]*/, 60_000);
+    expect(line).toMatch(/dispatched to xz-drainage, due \d{4}-\d\d-\d\dT/);
+    const tokens = JSON.parse(readFileSync(join(dir, 'demo-tokens.json'), 'utf8')) as Record<string, string>;
+    expect(Object.keys(tokens)).toEqual(expect.arrayContaining(['admin', 'operator', 'commander', 'verifier', 'crew:xz-drainage']));
+    const res = await fetch(`${http}/api/cases`, { headers: { authorization: `Bearer ${tokens.operator}` } });
+    expect(res.status).toBe(200);
+    const body = await res.json() as { items: { device: string; hazard: string; severity: string; unit: string; deadline: string }[] };
+    const c = body.items.find((x) => x.device === 'XZ-WL-001');
+    expect(c).toMatchObject({ hazard: 'waterlogging', unit: 'xz-drainage' });
+    expect(['major', 'critical']).toContain(c!.severity);
+    expect(new Date(c!.deadline).toISOString()).toBe(c!.deadline);
+
+    // `sim set` against the running demo: a real Modbus write through the recorded endpoint.
+    const set = await runCliOnce(['sim', 'set', 'XZ-WL-003', 'level_m=0.9', '--data-dir', dir]);
+    expect(set.code, set.output).toBe(0);
+    await demo.waitFor(/CASE \S+ opened: waterlogging \(major\) at XZ-WL-003/, 20_000);
+  });
+});
