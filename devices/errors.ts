@@ -10,4 +10,10 @@ export const DeviceErrors = {
   DISTRICT_INVALID: 'CS_DEV_DISTRICT_INVALID',
   SIM_DEVICE_UNKNOWN: 'CS_DEV_SIM_DEVICE_UNKNOWN',
   SIM_WRITE_FAILED: 'CS_DEV_SIM_WRITE_FAILED',
+  /** A simulator's options are unusable (duplicate device or unit id, bad scenario). */
+  SIM_CONFIG_INVALID: 'CS_DEV_SIM_CONFIG_INVALID',
+  /** The simulator could not bind its TCP port. */
+  SIM_LISTEN_FAILED: 'CS_DEV_SIM_LISTEN_FAILED',
+  /** A `POINT=VALUE` assignment that cannot be parsed. */
+  ASSIGNMENT_INVALID: 'CS_DEV_ASSIGNMENT_INVALID',
 } as const;
