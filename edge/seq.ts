@@ -1,0 +1,107 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { CsError } from '../lib/errors.ts';
+import { EdgeErrors } from './errors.ts';
+
+/**
+ * The gateway's sequence numbers, kept in `${dataDir}/seq.json`:
+ * - `seq` numbers readings; with the gateway id it is the cloud's idempotency key, so a number
+ *   must never be used twice, not even after a crash. The file holds a reservation: every number
+ *   below `seqReserved` may have been used. Numbers are handed out from memory and a new block is
+ *   reserved (written and fsynced) before the block runs out; a clean close writes the exact next
+ *   number, so a clean restart leaves no gap, and a crash skips at most one block.
+ * - `bdSeq` numbers MQTT connection attempts (Sparkplug's birth/death sequence): the Will and the
+ *   birth of one connection carry the same bdSeq, so a late Will never overrides a newer birth.
+ */
+export interface SeqStore {
+  /** Hands out the next reading sequence number. */
+  next(): number;
+  /** The last number handed out (0 when none yet). */
+  readonly last: number;
+  /** Advances and persists the birth/death sequence for a new connection attempt. */
+  nextBdSeq(): number;
+  readonly bdSeq: number;
+  /** Persists the exact position (clean shutdown). */
+  close(): void;
+}
+
+interface SeqFile { seqReserved: number; bdSeq: number }
+
+export const SEQ_FILE = 'seq.json';
+
+export function openSeqStore(dataDir: string, opts: { block?: number } = {}): SeqStore {
+  const block = opts.block ?? 1000;
+  const file = join(dataDir, SEQ_FILE);
+  mkdirSync(dataDir, { recursive: true });
+  const stored = read(file);
+  let nextSeq = stored?.seqReserved ?? 1;
+  let reserved = nextSeq;
+  let bdSeq = stored?.bdSeq ?? -1;
+  let closed = false;
+
+  function persist(): void {
+    write(file, { seqReserved: reserved, bdSeq: Math.max(bdSeq, 0) });
+  }
+
+  function reserve(): void {
+    reserved = nextSeq + block;
+    persist();
+  }
+  reserve();
+
+  return {
+    next() {
+      if (closed) throw new CsError(EdgeErrors.SEQ_STORE, `sequence store ${file} is closed`);
+      if (nextSeq >= reserved) reserve();
+      return nextSeq++;
+    },
+    get last() { return nextSeq - 1; },
+    nextBdSeq() {
+      bdSeq += 1;
+      if (!closed) persist();
+      return bdSeq;
+    },
+    get bdSeq() { return Math.max(bdSeq, 0); },
+    close() {
+      if (closed) return;
+      closed = true;
+      reserved = nextSeq;
+      persist();
+    },
+  };
+}
+
+function read(file: string): SeqFile | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CsError(EdgeErrors.SEQ_STORE, `cannot read ${file}: ${(err as Error).message}`, { file });
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  const o = v as Partial<SeqFile> | undefined;
+  if (!o || !Number.isSafeInteger(o.seqReserved) || o.seqReserved! < 0 || !Number.isSafeInteger(o.bdSeq) || o.bdSeq! < 0) {
+    // Refuse rather than restart from 1: reused numbers would be dropped by the cloud as duplicates.
+    throw new CsError(EdgeErrors.SEQ_STORE, `${file} is corrupt (expected {"seqReserved": n, "bdSeq": n}); restore it or set seqReserved above the last sequence the cloud holds`, { file });
+  }
+  return o as SeqFile;
+}
+
+/** Write to a temporary file, fsync, rename: the file is always either the old or the new content. */
+function write(file: string, v: SeqFile): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, JSON.stringify(v) + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
