@@ -4,7 +4,7 @@ import { CsError } from '../lib/errors.ts';
 import { createLogger } from '../lib/log.ts';
 import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
-import { buildSimulator } from '../devices/simulator.ts';
+import { buildSimulator, type Simulator } from '../devices/simulator.ts';
 import { writePoint, parseAssignment } from '../devices/sim-client.ts';
 import { DeviceErrors } from '../devices/errors.ts';
 
@@ -18,7 +18,7 @@ export async function runSimulators(o: { districtFile: string; dataDir: string; 
   const unknown = (o.buses ?? []).filter((id) => !district.buses.some((b) => b.id === id));
   if (unknown.length) throw new CsError(DeviceErrors.SIM_DEVICE_UNKNOWN, `unknown bus ${unknown.join(', ')} (buses: ${district.buses.map((b) => b.id).join(', ')})`);
   const log = createLogger({ name: 'sim' });
-  const sims = [];
+  const sims: Simulator[] = [];
   const endpoints: Endpoints = {};
   for (const bus of buses) {
     const devices = district.devices.filter((d) => d.bus === bus.id).map((d) => ({ id: d.id, profile: profiles.get(d.profile)!, unitId: d.unitId, scenario: d.scenario }));

@@ -1,0 +1,149 @@
+import { realpathSync } from 'node:fs';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import { CsError } from '../../lib/errors.ts';
+import { silentLogger, type Logger } from '../../lib/log.ts';
+import { CloudErrors } from '../errors.ts';
+import { createMigrator } from './migrations.ts';
+import type { DB } from './schema.ts';
+
+export type DbOptions = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+
+/**
+ * The cloud's database: Kysely over better-sqlite3 (WAL, busy_timeout) or a pg pool.
+ *
+ * Every write goes through `write(fn)`, one transaction. On SQLite it begins IMMEDIATE (the write
+ * lock is taken up front, so two processes never deadlock upgrading a read lock) and is serialised
+ * per database file within this process: better-sqlite3 is synchronous, so a second connection
+ * in the same thread waiting on busy_timeout would block the very event loop the first one needs
+ * to commit. Across processes, busy_timeout does the waiting. On PostgreSQL it is a plain
+ * READ COMMITTED transaction; correctness under concurrency rests on constraints and
+ * ON CONFLICT, not on the serialisation.
+ */
+export interface Database {
+  readonly kind: 'sqlite' | 'postgres';
+  /** For reads (and DDL through the migrator). Writes go through `write`. */
+  readonly db: Kysely<DB>;
+  write<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A promise chain per SQLite file: the in-process writer lock. */
+const sqliteLocks = new Map<string, { tail: Promise<unknown>; users: number }>();
+
+function lockFor(file: string): { tail: Promise<unknown>; users: number } {
+  let l = sqliteLocks.get(file);
+  if (!l) {
+    l = { tail: Promise.resolve(), users: 0 };
+    sqliteLocks.set(file, l);
+  }
+  return l;
+}
+
+function serialised<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const l = lockFor(file);
+  const run = l.tail.then(fn, fn);
+  l.tail = run.catch(() => undefined);
+  return run;
+}
+
+const SQLITE_BUSY = /SQLITE_BUSY|database is locked/;
+
+export function openDatabase(opts: DbOptions, logger: Logger = silentLogger()): Database {
+  return opts.kind === 'sqlite' ? openSqlite(opts.file) : openPostgres(opts.url, logger);
+}
+
+function openSqlite(file: string): Database {
+  let raw: SqliteDatabase.Database;
+  try {
+    raw = new SqliteDatabase(file);
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('busy_timeout = 5000');
+    raw.pragma('synchronous = NORMAL');
+    raw.pragma('foreign_keys = ON');
+  } catch (err) {
+    throw new CsError(CloudErrors.DB_UNAVAILABLE, `cannot open SQLite database ${file}: ${(err as Error).message}`, { file });
+  }
+  const key = realpathSync(file);
+  lockFor(key).users++;
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: raw }) });
+  let closed = false;
+
+  const write = <T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> =>
+    serialised(key, () => db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        const out = await fn(conn);
+        await sql`commit`.execute(conn);
+        return out;
+      } catch (err) {
+        await sql`rollback`.execute(conn).catch(() => undefined);
+        throw err;
+      }
+    }));
+
+  return {
+    kind: 'sqlite',
+    db,
+    write,
+    migrate: () => serialised(key, async () => {
+      // Another process may be migrating the same file: retry while it holds the lock.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await runMigrations(db);
+        } catch (err) {
+          if (attempt >= 5 || !SQLITE_BUSY.test(String((err as Error)?.message))) throw err;
+          await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+        }
+      }
+    }),
+    ping: async () => { await sql`select 1`.execute(db); },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await serialised(key, () => db.destroy());
+      const l = lockFor(key);
+      if (--l.users <= 0) sqliteLocks.delete(key);
+    },
+  };
+}
+
+function openPostgres(url: string, logger: Logger): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    // int8 (bigint: epoch ms, counts) as number: every value we store fits in 2^53.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client whose server goes away emits 'error' on the pool: log it, never crash on it.
+  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection lost'));
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  let closed = false;
+  return {
+    kind: 'postgres',
+    db,
+    write: (fn) => db.transaction().execute((trx) => fn(trx)),
+    migrate: () => runMigrations(db),
+    ping: async () => { await sql`select 1`.execute(db); },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}
+
+async function runMigrations(db: Kysely<DB>): Promise<void> {
+  const { error, results } = await createMigrator(db).migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    if (error instanceof Error && SQLITE_BUSY.test(error.message)) throw error;
+    throw new CsError(CloudErrors.MIGRATION_FAILED, `database migration ${failed ?? ''} failed: ${(error as Error)?.message ?? String(error)}`.replace('  ', ' '));
+  }
+}

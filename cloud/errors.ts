@@ -1,0 +1,61 @@
+import { CsError } from '../lib/errors.ts';
+
+/**
+ * Error codes of cloud/: stable, greppable, answered by the REST API as
+ * `{ statusCode, code, error, message }`. `CloudErrorStatus` gives each code its HTTP status.
+ */
+export const CloudErrors = {
+  /** No `Authorization: Bearer TOKEN` header. */
+  AUTH_MISSING: 'CS_CLOUD_AUTH_MISSING',
+  /** A token that is malformed, unknown or revoked. */
+  AUTH_INVALID: 'CS_CLOUD_AUTH_INVALID',
+  /** The token's role may not do this. */
+  FORBIDDEN: 'CS_CLOUD_FORBIDDEN',
+  /** A request that fails its schema (body, query, params, headers). */
+  VALIDATION: 'CS_CLOUD_VALIDATION',
+  /** A query that passes the schema but not the meaning (e.g. `from` after `to`). */
+  BAD_QUERY: 'CS_CLOUD_BAD_QUERY',
+  BAD_CURSOR: 'CS_CLOUD_BAD_CURSOR',
+  DEVICE_NOT_FOUND: 'CS_CLOUD_DEVICE_NOT_FOUND',
+  /** Also answered for a case of another unit asked by a crew token (existence is not revealed). */
+  CASE_NOT_FOUND: 'CS_CLOUD_CASE_NOT_FOUND',
+  ROUTE_NOT_FOUND: 'CS_CLOUD_ROUTE_NOT_FOUND',
+  /** Other 4xx raised by Fastify itself (bad content type, body too large...). */
+  BAD_REQUEST: 'CS_CLOUD_BAD_REQUEST',
+  INTERNAL: 'CS_CLOUD_INTERNAL',
+  /** Token creation with a bad role/unit combination. */
+  TOKEN_INVALID: 'CS_CLOUD_TOKEN_INVALID',
+  DB_UNAVAILABLE: 'CS_CLOUD_DB_UNAVAILABLE',
+  MIGRATION_FAILED: 'CS_CLOUD_MIGRATION_FAILED',
+  MQTT_CONNECT: 'CS_CLOUD_MQTT_CONNECT',
+  CASE_UPSERT_FAILED: 'CS_CLOUD_CASE_UPSERT_FAILED',
+} as const;
+export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
+
+export const CloudErrorStatus: Record<CloudErrorCode, number> = {
+  CS_CLOUD_AUTH_MISSING: 401,
+  CS_CLOUD_AUTH_INVALID: 401,
+  CS_CLOUD_FORBIDDEN: 403,
+  CS_CLOUD_VALIDATION: 400,
+  CS_CLOUD_BAD_QUERY: 400,
+  CS_CLOUD_BAD_CURSOR: 400,
+  CS_CLOUD_DEVICE_NOT_FOUND: 404,
+  CS_CLOUD_CASE_NOT_FOUND: 404,
+  CS_CLOUD_ROUTE_NOT_FOUND: 404,
+  CS_CLOUD_BAD_REQUEST: 400,
+  CS_CLOUD_INTERNAL: 500,
+  CS_CLOUD_TOKEN_INVALID: 400,
+  CS_CLOUD_DB_UNAVAILABLE: 503,
+  CS_CLOUD_MIGRATION_FAILED: 500,
+  CS_CLOUD_MQTT_CONNECT: 503,
+  CS_CLOUD_CASE_UPSERT_FAILED: 500,
+};
+
+/** HTTP status of a code; unknown codes of other packages count as client errors. */
+export function statusOf(code: string): number {
+  return (CloudErrorStatus as Record<string, number>)[code] ?? 400;
+}
+
+export function cloudError(code: CloudErrorCode, message: string, details?: Record<string, unknown>): CsError {
+  return new CsError(code, message, details);
+}

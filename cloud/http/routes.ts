@@ -1,0 +1,207 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { sql } from 'kysely';
+import { CsError } from '../../lib/errors.ts';
+import type { GatewayState } from '../../lib/messages.ts';
+import { gatewayOf, type District, type Device as DistrictDevice } from '../../devices/district.ts';
+import type { Profile } from '../../devices/profile.ts';
+import { CloudErrors } from '../errors.ts';
+import { caseToJson, historyToJson, iso } from '../cases.ts';
+import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
+import type { Database } from '../db/database.ts';
+import type { DeviceStateTable } from '../db/schema.ts';
+import type { Selectable } from 'kysely';
+import { principalOf, scopeUnit } from './auth.ts';
+import * as S from './schemas.ts';
+
+export interface RouteDeps {
+  database: Database;
+  district: District;
+  profiles: Map<string, Profile>;
+  now: () => number;
+  gatewayStates: ReadonlyMap<string, GatewayState>;
+  mqttStatus(): 'connected' | 'disconnected' | 'disabled';
+}
+
+/** A device counts as offline when silent for this many poll intervals. */
+export const OFFLINE_AFTER_POLLS = 3;
+
+export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const { database, district, profiles, now } = deps;
+  const db = database.db;
+  const byId = new Map(district.devices.map((d) => [d.id, d]));
+
+  app.get('/healthz', {
+    config: { public: true },
+    schema: { summary: 'Liveness and dependencies (no token needed)', tags: ['health'], security: [], response: { 200: S.Health, 503: S.Health } },
+  }, async (_req, reply) => {
+    let dbOk = true;
+    try {
+      await database.ping();
+    } catch {
+      dbOk = false;
+    }
+    const body = { status: dbOk ? 'ok' as const : 'degraded' as const, db: dbOk ? 'ok' as const : 'error' as const, mqtt: deps.mqttStatus() };
+    return reply.code(dbOk ? 200 : 503).send(body);
+  });
+
+  // ---- devices -------------------------------------------------------------------------------
+
+  function deviceJson(d: DistrictDevice, state: Selectable<DeviceStateTable> | undefined, openCases: number): S.Device {
+    const profile = profiles.get(d.profile)!;
+    const gateway = gatewayOf(district, d);
+    const pollMs = d.pollMs ?? profile.pollMs;
+    let status: S.Device['status'] = 'never-seen';
+    if (state) {
+      const gw = deps.gatewayStates.get(gateway);
+      const silent = now() - Number(state.last_seen) > OFFLINE_AFTER_POLLS * pollMs;
+      status = (gw && !gw.online) || silent ? 'offline' : 'online';
+    }
+    return {
+      id: d.id,
+      name: d.name,
+      profile: d.profile,
+      kind: profile.kind,
+      componentCode: d.componentCode,
+      location: { lat: d.lat, lon: d.lon, address: d.address ?? null },
+      grid: d.grid ?? null,
+      ownerUnit: d.ownerUnit,
+      maintainerUnit: d.maintainerUnit,
+      gateway,
+      status,
+      lastSeen: state ? iso(state.last_seen) : null,
+      latest: state ? { seq: Number(state.last_seq), ts: iso(state.last_ts), values: JSON.parse(state.last_values), quality: state.last_quality } : null,
+      openCases,
+    };
+  }
+
+  async function openCaseCounts(device?: string): Promise<Map<string, number>> {
+    let q = db.selectFrom('cases').select(['device', sql<number>`count(*)`.as('n')]).where(OPEN_CASE_PREDICATE).groupBy('device');
+    if (device) q = q.where('device', '=', device);
+    return new Map((await q.execute()).map((r) => [r.device, Number(r.n)]));
+  }
+
+  function deviceOr404(id: string): DistrictDevice {
+    const d = byId.get(id);
+    if (!d) throw new CsError(CloudErrors.DEVICE_NOT_FOUND, `no device "${id}"`);
+    return d;
+  }
+
+  app.get('/api/devices', {
+    schema: { summary: 'Every registered device with its latest values, status and open cases', tags: ['devices'], response: { 200: S.DeviceList, ...S.authErrors } },
+  }, async () => {
+    const [states, counts] = await Promise.all([db.selectFrom('device_state').selectAll().execute(), openCaseCounts()]);
+    const byDevice = new Map(states.map((s) => [s.device, s]));
+    return { items: district.devices.map((d) => deviceJson(d, byDevice.get(d.id), counts.get(d.id) ?? 0)) };
+  });
+
+  app.get('/api/devices/:id', {
+    schema: { summary: 'One device', tags: ['devices'], params: S.IdParams, response: { 200: S.Device, 404: S.ErrorReply, ...S.authErrors } },
+  }, async (req) => {
+    const d = deviceOr404(req.params.id);
+    const [state, counts] = await Promise.all([
+      db.selectFrom('device_state').selectAll().where('device', '=', d.id).executeTakeFirst(),
+      openCaseCounts(d.id),
+    ]);
+    return deviceJson(d, state, counts.get(d.id) ?? 0);
+  });
+
+  app.get('/api/devices/:id/readings', {
+    schema: {
+      summary: 'Readings of a device, newest first (from inclusive, to exclusive, by measurement time)',
+      tags: ['devices'], params: S.IdParams, querystring: S.ReadingQuery,
+      response: { 200: S.ReadingList, 404: S.ErrorReply, ...S.authErrors },
+    },
+  }, async (req) => {
+    const d = deviceOr404(req.params.id);
+    const { from, to, limit } = req.query;
+    const fromMs = from === undefined ? undefined : Date.parse(from);
+    const toMs = to === undefined ? undefined : Date.parse(to);
+    if (fromMs !== undefined && toMs !== undefined && fromMs > toMs) {
+      throw new CsError(CloudErrors.BAD_QUERY, `query parameter "from" (${from}) is after "to" (${to})`);
+    }
+    let q = db.selectFrom('readings').selectAll().where('device', '=', d.id);
+    if (fromMs !== undefined) q = q.where('ts', '>=', fromMs);
+    if (toMs !== undefined) q = q.where('ts', '<', toMs);
+    const rows = await q.orderBy('ts', 'desc').orderBy('seq', 'desc').limit(limit).execute();
+    return {
+      device: d.id,
+      items: rows.map((r) => ({
+        gateway: r.gateway, seq: Number(r.seq), ts: iso(r.ts), receivedAt: iso(r.received_at),
+        values: JSON.parse(r.values_json), quality: r.quality, historical: Number(r.historical) === 1,
+      })),
+    };
+  });
+
+  // ---- cases ---------------------------------------------------------------------------------
+
+  app.get('/api/cases', {
+    schema: {
+      summary: 'Cases, newest first; a crew token sees its own unit only',
+      tags: ['cases'], querystring: S.CaseQuery, response: { 200: S.CaseList, ...S.authErrors },
+    },
+  }, async (req) => {
+    const { state, unit, hazard, device, limit, cursor } = req.query;
+    const scope = scopeUnit(principalOf(req));
+    let q = db.selectFrom('cases').selectAll();
+    if (scope !== undefined) q = q.where('unit', '=', scope);
+    if (unit) q = q.where('unit', '=', unit);
+    if (state) q = q.where('state', '=', state);
+    if (hazard) q = q.where('hazard', '=', hazard);
+    if (device) q = q.where('device', '=', device);
+    if (cursor) {
+      const [openedAt, id] = decodeCursor(cursor);
+      q = q.where((eb) => eb.or([eb('opened_at', '<', openedAt), eb.and([eb('opened_at', '=', openedAt), eb('id', '<', id)])]));
+    }
+    const rows = await q.orderBy('opened_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map(caseToJson), nextCursor: rows.length > limit && last ? encodeCursor(Number(last.opened_at), last.id) : null };
+  });
+
+  app.get('/api/cases/:id', {
+    schema: {
+      summary: 'One case with its history; a crew token gets 404 for another unit\'s case',
+      tags: ['cases'], params: S.IdParams, response: { 200: S.CaseDetail, 404: S.ErrorReply, ...S.authErrors },
+    },
+  }, async (req) => {
+    const scope = scopeUnit(principalOf(req));
+    const row = await db.selectFrom('cases').selectAll().where('id', '=', req.params.id).executeTakeFirst();
+    // 404, not 403, for another unit's case: a crew token learns nothing about cases not theirs.
+    if (!row || (scope !== undefined && row.unit !== scope)) {
+      throw new CsError(CloudErrors.CASE_NOT_FOUND, `no case "${req.params.id}"`);
+    }
+    const history = await db.selectFrom('case_history').selectAll().where('case_id', '=', row.id).orderBy('seq').execute();
+    return { ...caseToJson(row), history: history.map(historyToJson) };
+  });
+
+  // ---- units ---------------------------------------------------------------------------------
+
+  app.get('/api/units', {
+    schema: { summary: 'Responsible units with open and overdue case counts', tags: ['units'], response: { 200: S.UnitList, ...S.authErrors } },
+  }, async () => {
+    const rows = await db.selectFrom('cases')
+      .select(['unit', sql<number>`count(*)`.as('open'), sql<number>`sum(case when deadline_at < ${now()} then 1 else 0 end)`.as('overdue')])
+      .where(OPEN_CASE_PREDICATE).groupBy('unit').execute();
+    const counts = new Map(rows.map((r) => [r.unit, r]));
+    return {
+      items: district.units.map((u) => ({
+        id: u.id, name: u.name, dutyContact: u.dutyContact ?? null,
+        openCases: Number(counts.get(u.id)?.open ?? 0), overdueCases: Number(counts.get(u.id)?.overdue ?? 0),
+      })),
+    };
+  });
+}
+
+function encodeCursor(openedAt: number, id: string): string {
+  return Buffer.from(JSON.stringify([openedAt, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch { /* answered below */ }
+  throw new CsError(CloudErrors.BAD_CURSOR, 'query parameter "cursor" is not a cursor this API gave out');
+}

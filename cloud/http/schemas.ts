@@ -1,0 +1,146 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { PointValue } from '../../lib/messages.ts';
+import { CASE_STATES } from '../cases.ts';
+
+/** TypeBox schemas of the REST API: validation, types and the OpenAPI document from one source. */
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Iso = (description: string) => Type.String({ format: 'date-time', description });
+
+export const ErrorReply = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'stable machine code, e.g. CS_CLOUD_AUTH_MISSING' }),
+  error: Type.String(),
+  message: Type.String(),
+}, { $id: 'ErrorReply', description: 'Every error answer' });
+
+export const Location = Type.Object({
+  lat: Type.Number(),
+  lon: Type.Number(),
+  address: Nullable(Type.String()),
+});
+
+export const Values = Type.Record(Type.String(), PointValue);
+
+/** A string enum as JSON Schema `enum` (not anyOf of consts): one clear error naming the allowed values. */
+const StringEnum = <T extends readonly string[]>(values: T, description?: string) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
+
+export const CaseState = StringEnum(CASE_STATES);
+
+export const Case = Type.Object({
+  id: Type.String({ description: 'e.g. C-20261125-0001' }),
+  device: Type.String(),
+  hazard: Type.String(),
+  class: Type.Union([Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('device-health')]),
+  severity: Type.Union([Type.Literal('info'), Type.Literal('minor'), Type.Literal('major'), Type.Literal('critical')]),
+  state: CaseState,
+  unit: Type.String({ description: 'responsible unit' }),
+  title: Type.String(),
+  description: Type.String(),
+  openedAt: Iso('registration time'),
+  updatedAt: Iso('last change'),
+  deadline: Iso('absolute deadline; urgent cases are due at most 12 h after registration'),
+  emergency: Type.Boolean({ description: 'urgent-class case under the 12-hour emergency cap' }),
+  breachCount: Type.Integer(),
+  lastValue: Nullable(PointValue),
+  location: Location,
+  componentCode: Type.String(),
+});
+export type Case = Static<typeof Case>;
+
+export const HistoryEntry = Type.Object({
+  seq: Type.Integer(),
+  at: Iso('when'),
+  action: Type.String(),
+  actor: Type.String(),
+  role: Type.String(),
+  fromState: Nullable(Type.String()),
+  toState: Nullable(Type.String()),
+  note: Nullable(Type.String()),
+});
+
+export const CaseDetail = Type.Composite([Case, Type.Object({ history: Type.Array(HistoryEntry) })]);
+
+export const CaseList = Type.Object({
+  items: Type.Array(Case),
+  nextCursor: Nullable(Type.String({ description: 'pass as `cursor` for the next page' })),
+});
+
+export const CaseQuery = Type.Object({
+  state: Type.Optional(CaseState),
+  unit: Type.Optional(Type.String({ maxLength: 64 })),
+  hazard: Type.Optional(Type.String({ maxLength: 64 })),
+  device: Type.Optional(Type.String({ maxLength: 64 })),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String({ maxLength: 200 })),
+}, { additionalProperties: false });
+
+export const DeviceStatus = Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('never-seen')]);
+
+export const Device = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  profile: Type.String(),
+  kind: Type.String(),
+  componentCode: Type.String(),
+  location: Location,
+  grid: Nullable(Type.String()),
+  ownerUnit: Type.String(),
+  maintainerUnit: Type.String(),
+  gateway: Type.String(),
+  status: DeviceStatus,
+  lastSeen: Nullable(Iso('when the cloud last received a reading')),
+  latest: Nullable(Type.Object({
+    seq: Type.Integer(),
+    ts: Iso('measurement time of the newest reading'),
+    values: Values,
+    quality: Type.String(),
+  })),
+  openCases: Type.Integer(),
+});
+export type Device = Static<typeof Device>;
+
+export const DeviceList = Type.Object({ items: Type.Array(Device) });
+
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export const ReadingQuery = Type.Object({
+  from: Type.Optional(Iso('inclusive lower bound of the measurement time (ISO 8601, e.g. 2026-09-14T06:00:00Z)')),
+  to: Type.Optional(Iso('exclusive upper bound of the measurement time (ISO 8601)')),
+  limit: Type.Integer({ minimum: 1, maximum: 10000, default: 500 }),
+}, { additionalProperties: false });
+
+export const ReadingItem = Type.Object({
+  gateway: Type.String(),
+  seq: Type.Integer(),
+  ts: Iso('measurement time'),
+  receivedAt: Iso('when the cloud stored it'),
+  values: Values,
+  quality: Type.String(),
+  historical: Type.Boolean(),
+});
+
+export const ReadingList = Type.Object({ device: Type.String(), items: Type.Array(ReadingItem) });
+
+export const Unit = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  dutyContact: Nullable(Type.String()),
+  openCases: Type.Integer(),
+  overdueCases: Type.Integer(),
+});
+export const UnitList = Type.Object({ items: Type.Array(Unit) });
+
+export const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  db: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+  mqtt: Type.Union([Type.Literal('connected'), Type.Literal('disconnected'), Type.Literal('disabled')]),
+});
+
+/** The error answers every authenticated route may give. */
+export const authErrors = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+};

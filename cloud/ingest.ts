@@ -1,0 +1,185 @@
+import { sql } from 'kysely';
+import type { Logger } from '../lib/log.ts';
+import { check } from '../lib/schema.ts';
+import { Reading } from '../lib/messages.ts';
+import { parseTopic } from '../lib/topics.ts';
+import { gatewayOf, type Device, type District } from '../devices/district.ts';
+import type { Profile } from '../devices/profile.ts';
+import type { Categories } from './categories.ts';
+import { evaluate } from './rules.ts';
+import { applyBreach, type CaseChange } from './cases.ts';
+import type { Database } from './db/database.ts';
+
+/**
+ * Ingest of one reading, as a short pipeline of named steps:
+ * topic -> size -> JSON -> schema -> device -> store (idempotent on gateway+seq) -> evaluate -> cases.
+ * A bad payload is counted by reason and logged, never thrown. The store, the rules and the
+ * cases run in ONE write transaction: a crash leaves either all or nothing, so a redelivered
+ * reading is either a duplicate of a fully handled one or handled afresh.
+ */
+
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+export type RejectReason =
+  | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
+  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway';
+
+export type IngestResult =
+  | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[] }
+  | { status: 'duplicate'; gateway: string; seq: number; device: string }
+  | { status: 'rejected'; reason: RejectReason; message: string }
+  /** The database failed; the reading was not stored and should be redelivered (not acknowledged). */
+  | { status: 'failed'; reason: 'store-failed'; message: string };
+
+export interface IngestStats {
+  stored: number;
+  duplicates: number;
+  rejected: Record<string, number>;
+  /** Readings the database could not take (left unacknowledged for redelivery). */
+  failed: number;
+  casesOpened: number;
+  casesUpdated: number;
+}
+
+export interface IngestDeps {
+  database: Database;
+  district: District;
+  profiles: Map<string, Profile>;
+  categories: Categories;
+  now: () => number;
+  logger: Logger;
+}
+
+class Rejection {
+  constructor(readonly reason: RejectReason, readonly message: string, readonly details?: Record<string, unknown>) {}
+}
+
+interface Registered { device: Device; gateway: string; profile: Profile }
+
+export interface Ingestor {
+  ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
+  stats(): IngestStats;
+}
+
+export function createIngestor(deps: IngestDeps): Ingestor {
+  const { database, now, logger } = deps;
+  const registry = new Map<string, Registered>();
+  for (const device of deps.district.devices) {
+    registry.set(device.id, { device, gateway: gatewayOf(deps.district, device), profile: deps.profiles.get(device.profile)! });
+  }
+  const counters: IngestStats = { stored: 0, duplicates: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0 };
+
+  // ---- steps -------------------------------------------------------------------------------
+
+  function checkTopic(gateway: string, topic: string): string {
+    const t = parseTopic(topic);
+    if (!t || t.kind !== 'up' || !t.device) throw new Rejection('bad-topic', `not a reading topic: ${topic}`);
+    if (t.gateway !== gateway) throw new Rejection('topic-mismatch', `topic ${topic} is outside gateway ${gateway}'s namespace`);
+    return t.device;
+  }
+
+  function checkSize(payload: Buffer): void {
+    if (payload.length > MAX_PAYLOAD_BYTES) throw new Rejection('too-large', `payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
+  }
+
+  function parseJson(payload: Buffer): unknown {
+    try {
+      return JSON.parse(payload.toString('utf8'));
+    } catch (err) {
+      throw new Rejection('bad-json', `payload is not JSON: ${(err as Error).message}`);
+    }
+  }
+
+  function validate(body: unknown): Reading {
+    const r = check(Reading, body);
+    if (!r.ok) {
+      throw new Rejection('invalid', `reading invalid: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`, { problems: r.problems });
+    }
+    return r.value;
+  }
+
+  function matchDevice(gateway: string, topicDevice: string, reading: Reading): Registered {
+    if (reading.device !== topicDevice) {
+      throw new Rejection('device-mismatch', `payload device "${reading.device}" differs from topic device "${topicDevice}"`);
+    }
+    const reg = registry.get(reading.device);
+    if (!reg) throw new Rejection('unknown-device', `device "${reading.device}" is not registered in the district`);
+    if (reg.gateway !== gateway) {
+      throw new Rejection('wrong-gateway', `device "${reading.device}" belongs to gateway ${reg.gateway}, not ${gateway}`);
+    }
+    return reg;
+  }
+
+  async function storeAndEvaluate(gateway: string, reg: Registered, reading: Reading, log: Logger): Promise<IngestResult> {
+    const at = now();
+    const ts = Date.parse(reading.ts);
+    const valuesJson = JSON.stringify(reading.values);
+    return database.write(async (trx) => {
+      const stored = await trx.insertInto('readings').values({
+        gateway, seq: reading.seq, device: reading.device, ts, received_at: at, values_json: valuesJson,
+        quality: reading.quality, historical: reading.historical ? 1 : 0,
+      }).onConflict((oc) => oc.columns(['gateway', 'seq']).doNothing()).returning('seq').executeTakeFirst();
+      if (!stored) return { status: 'duplicate', gateway, seq: reading.seq, device: reading.device } as const;
+
+      // Latest values only move forward in measurement time (a replay does not overwrite them).
+      await trx.insertInto('device_state').values({
+        device: reading.device, gateway, last_seq: reading.seq, last_ts: ts, last_values: valuesJson,
+        last_quality: reading.quality, last_seen: at,
+      }).onConflict((oc) => oc.column('device').doUpdateSet({
+        gateway: sql`excluded.gateway`,
+        last_seq: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_seq else device_state.last_seq end`,
+        last_values: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_values else device_state.last_values end`,
+        last_quality: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_quality else device_state.last_quality end`,
+        last_ts: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_ts else device_state.last_ts end`,
+        last_seen: sql`case when excluded.last_seen >= device_state.last_seen then excluded.last_seen else device_state.last_seen end`,
+      })).execute();
+
+      // A reading the sensor itself marks bad is kept but not judged.
+      const breaches = reading.quality === 'bad' ? [] : evaluate(reading.values, reg.profile.thresholds);
+      const cases: CaseChange[] = [];
+      for (const breach of breaches) {
+        const change = await applyBreach(trx, {
+          device: reg.device, breach, categories: deps.categories, at, historical: reading.historical, log,
+        });
+        if (change) cases.push(change);
+      }
+      return { status: 'stored', gateway, seq: reading.seq, device: reading.device, cases } as const;
+    });
+  }
+
+  // ---- pipeline ----------------------------------------------------------------------------
+
+  async function ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult> {
+    let log = logger.child({ gateway });
+    try {
+      const topicDevice = checkTopic(gateway, topic);
+      log = log.child({ device: topicDevice });
+      checkSize(payload);
+      const reading = validate(parseJson(payload));
+      const reg = matchDevice(gateway, topicDevice, reading);
+      const result = await storeAndEvaluate(gateway, reg, reading, log);
+      if (result.status === 'duplicate') {
+        counters.duplicates++;
+        log.debug({ seq: reading.seq }, 'duplicate reading ignored');
+      } else if (result.status === 'stored') {
+        counters.stored++;
+        for (const c of result.cases) c.action === 'opened' ? counters.casesOpened++ : counters.casesUpdated++;
+      }
+      return result;
+    } catch (err) {
+      if (err instanceof Rejection) {
+        counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;
+        log.warn({ reason: err.reason, topic, ...err.details }, `reading rejected: ${err.message}`);
+        return { status: 'rejected', reason: err.reason, message: err.message };
+      }
+      counters.failed++;
+      log.error({ err, topic }, 'reading could not be stored');
+      return { status: 'failed', reason: 'store-failed', message: (err as Error)?.message ?? String(err) };
+    }
+  }
+
+  return {
+    ingest,
+    stats: () => ({ ...counters, rejected: { ...counters.rejected } }),
+  };
+}

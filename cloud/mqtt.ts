@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Logger } from '../lib/log.ts';
+import { CsError } from '../lib/errors.ts';
+import { check } from '../lib/schema.ts';
+import { GatewayState } from '../lib/messages.ts';
+import { parseTopic, topics } from '../lib/topics.ts';
+import { CloudErrors } from './errors.ts';
+
+/**
+ * The cloud's MQTT subscriber: readings (`topics.allUp`) and gateway birth/death certificates
+ * (`topics.allState`), QoS 1. A reading is acknowledged (PUBACK) only after `onReading` has
+ * finished, so a reading the database could not take is not acknowledged and comes back on the
+ * next session (with a fixed clientId the session is persistent: clean=false).
+ */
+
+export interface MqttOptions {
+  url: string;
+  username: string;
+  password: string;
+  /** A fixed client id makes the session persistent (clean=false) across cloud restarts. */
+  clientId?: string;
+}
+
+export interface SubscriberDeps {
+  options: MqttOptions;
+  /** Resolves true when the reading may be acknowledged. */
+  onReading(gateway: string, topic: string, payload: Buffer): Promise<boolean>;
+  onState(gateway: string, state: GatewayState | undefined): void;
+  logger: Logger;
+}
+
+export interface Subscriber {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  connected(): boolean;
+}
+
+export function createSubscriber(deps: SubscriberDeps): Subscriber {
+  let client: MqttClient | undefined;
+  const log = deps.logger;
+
+  async function dispatch(topic: string, payload: Buffer): Promise<void> {
+    const t = parseTopic(topic);
+    if (!t) return;
+    if (t.kind === 'up') {
+      const ok = await deps.onReading(t.gateway, topic, payload);
+      if (!ok) throw new Error(`reading on ${topic} not stored; left unacknowledged`);
+      return;
+    }
+    if (t.kind === 'state') {
+      if (payload.length === 0) return deps.onState(t.gateway, undefined);
+      let body: unknown;
+      try {
+        body = JSON.parse(payload.toString('utf8'));
+      } catch {
+        log.warn({ gateway: t.gateway }, 'gateway state is not JSON');
+        return;
+      }
+      const r = check(GatewayState, body);
+      if (!r.ok) {
+        log.warn({ gateway: t.gateway, problems: r.problems }, 'gateway state invalid');
+        return;
+      }
+      deps.onState(t.gateway, r.value);
+    }
+  }
+
+  return {
+    async start() {
+      const { url, username, password } = deps.options;
+      const clientId = deps.options.clientId ?? `cs-cloud-${randomBytes(4).toString('hex')}`;
+      const c = mqtt.connect(url, {
+        protocolVersion: 4,
+        clientId,
+        clean: deps.options.clientId === undefined,
+        username,
+        password,
+        reconnectPeriod: 1000,
+        connectTimeout: 10_000,
+      });
+      // Set before the CONNACK: a persistent session may deliver queued readings at once.
+      c.handleMessage = (packet, callback) => {
+        const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+        dispatch(packet.topic, payload).then(() => callback(), (err: Error) => {
+          log.error({ err, topic: packet.topic }, 'message handling failed');
+          callback(err);
+        });
+      };
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const fail = (err?: Error) => { cleanup(); reject(err ?? new Error('connection closed')); };
+          const ok = () => { cleanup(); resolve(); };
+          const cleanup = () => { c.off('connect', ok); c.off('error', fail); c.off('close', fail); };
+          c.once('connect', ok);
+          c.once('error', fail);
+          c.once('close', fail);
+        });
+      } catch (err) {
+        await c.endAsync(true).catch(() => undefined);
+        throw new CsError(CloudErrors.MQTT_CONNECT, `cannot connect to MQTT broker ${url}: ${(err as Error).message}`, { url });
+      }
+      client = c;
+      c.on('error', (err) => log.warn({ err }, 'mqtt error'));
+      c.on('offline', () => log.warn('mqtt offline'));
+      c.on('connect', () => log.info('mqtt reconnected'));
+      const granted = await c.subscribeAsync({ [topics.allUp]: { qos: 1 }, [topics.allState]: { qos: 1 } });
+      const refused = granted.filter((g) => g.qos === 128);
+      if (refused.length) log.error({ refused: refused.map((g) => g.topic) }, 'subscriptions refused by the broker');
+      log.info({ url, clientId }, 'subscribed to readings and gateway states');
+    },
+    async stop() {
+      const c = client;
+      client = undefined;
+      if (c) await c.endAsync();
+    },
+    connected: () => client?.connected ?? false,
+  };
+}
