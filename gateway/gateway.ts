@@ -1,0 +1,432 @@
+/**
+ * The MQTT broker of CitySteward: Aedes behind a TCP listener, deny by default.
+ *
+ * - CONNECT: username and password required (CONNACK 4 when missing), checked against
+ *   the credential store (CONNACK 5 for unknown, wrong or revoked: indistinguishable);
+ *   a Will outside the identity's publish ACL is refused (CONNACK 5). Every refusal is
+ *   logged with username, client id and remote address, never the password.
+ * - Client ids are scoped to the username (`{username}:{client id}` inside the broker),
+ *   so one identity can neither take over nor wipe another identity's session.
+ * - PUBLISH / Will: ACL (acl.ts); a refused publish closes the connection (MQTT-3.3.5-2).
+ *   The optional onPublishAuthorized hook runs before the PUBACK (see DESIGN.md 12).
+ * - SUBSCRIBE: ACL; a refused filter gets 0x80 in the SUBACK.
+ * - Delivery: a message reaches a client only on a topic its ACL lets it subscribe to.
+ * - Revoking a credential closes its live connections, also when the revocation is
+ *   written to the credentials file by another process (the file is watched).
+ * - Packets larger than maxPacketSize close the connection before the payload is buffered.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import {
+  Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type ConnectPacket,
+  type PublishPacket, type Subscription,
+} from 'aedes';
+import { CsError } from '../lib/errors.ts';
+import { silentLogger, type Logger } from '../lib/log.ts';
+import { canPublish, canReceive, checkPublish, checkSubscribe } from './acl.ts';
+import { type CredentialStore, type Identity } from './credentials.ts';
+import { GatewayErrors } from './errors.ts';
+
+export { openCredentialStore } from './credentials.ts';
+
+export interface GatewayOptions {
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
+  /** Port; 0 (the default) picks any free port. */
+  port?: number;
+  credentials: CredentialStore;
+  logger?: Logger;
+  /** Largest MQTT packet accepted, header included; default 256 KiB. */
+  maxPacketSize?: number;
+  /** Aedes drainTimeout: ms a frozen subscriber may block before it is disconnected; default 60 s. */
+  drainTimeout?: number;
+  /** Watch the credentials file and apply changes made by other processes; default true for a file store. */
+  watchCredentials?: boolean;
+  /**
+   * Called for every authorized PUBLISH (and Will) before it is acknowledged and routed;
+   * a rejection refuses the message (no PUBACK, connection closed, the client resends).
+   */
+  onPublishAuthorized?: (identity: Identity, topic: string, payload: Buffer) => Promise<void>;
+}
+
+export interface GatewayStats {
+  /** Authenticated connections now open. */
+  connections: number;
+  /** Refused CONNECTs since start. */
+  authFailures: number;
+  /** Refused PUBLISH, SUBSCRIBE, Will and deliveries since start. */
+  denied: number;
+  /** Authorized PUBLISH packets (and Wills) since start. */
+  messages: number;
+}
+
+export interface Gateway {
+  start(): Promise<{ host: string; port: number }>;
+  stop(): Promise<void>;
+  /** The bound port (after start). */
+  readonly port: number;
+  /** The Aedes instance (after start). */
+  readonly broker: Aedes;
+  stats(): GatewayStats;
+  /** The identity an authenticated client connected with. */
+  identityOf(client: Client): Identity | undefined;
+}
+
+export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
+
+/** MQTT CONNACK return codes (3.1.1, table 3.1). */
+const CONNACK = { IDENTIFIER_REJECTED: 2, BAD_USERNAME_OR_PASSWORD: 4, NOT_AUTHORIZED: 5 } as const;
+
+interface ConnectAttempt {
+  client: Client;
+  clientId: string;
+  username: string | undefined;
+  password: Buffer | undefined;
+  remote: string;
+  will: PublishPacket | undefined;
+  identity?: Identity;
+}
+
+type ConnectStep = (attempt: ConnectAttempt) => void | Promise<void>;
+
+export function buildGateway(opts: GatewayOptions): Gateway {
+  const store = opts.credentials;
+  const log = opts.logger ?? silentLogger();
+  const host = opts.host ?? '127.0.0.1';
+  const wantedPort = opts.port ?? 0;
+  const maxPacketSize = opts.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+  const hook = opts.onPublishAuthorized;
+
+  let broker: Aedes | undefined;
+  let server: Server | undefined;
+  let boundPort: number | undefined;
+  let watcher: FSWatcher | undefined;
+  let reloadTimer: NodeJS.Timeout | undefined;
+  let stopping: Promise<void> | undefined;
+  const sockets = new Set<Socket>();
+  /** Authenticated clients still connected. */
+  const live = new Set<Client>();
+  const identities = new WeakMap<Client, Identity>();
+  const remotes = new WeakMap<Client, string>();
+  /** The Will of a CONNECT, kept by preConnect for authenticate (which does not get the packet). */
+  const wills = new WeakMap<Client, PublishPacket>();
+  const counters = { authFailures: 0, denied: 0, messages: 0 };
+
+  // ---- CONNECT: a pipeline of named steps ------------------------------------------------
+
+  const connectSteps: ConnectStep[] = [requireCredentials, verifyCredential, checkWill, scopeClientId, bindIdentity];
+
+  function requireCredentials(a: ConnectAttempt): void {
+    if (!a.username || a.password === undefined || a.password.length === 0) {
+      throw refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, GatewayErrors.AUTH_MISSING, 'username and password required');
+    }
+  }
+
+  async function verifyCredential(a: ConnectAttempt): Promise<void> {
+    a.identity = await store.verify(a.username!, a.password!);
+    if (!a.identity) throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'unknown username, wrong password or revoked credential');
+  }
+
+  function checkWill(a: ConnectAttempt): void {
+    if (!a.will) return;
+    const d = checkPublish(a.identity, a.will.topic);
+    if (!d.allowed) {
+      counters.denied++;
+      throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.WILL_DENIED, `will refused: ${d.reason}`, { willTopic: a.will.topic });
+    }
+  }
+
+  /** Sessions live per identity: `{username}:{client id}` (a username never holds `:`). */
+  function scopeClientId(a: ConnectAttempt): void {
+    (a.client as { id: string }).id = `${a.username}:${a.clientId}`;
+  }
+
+  function bindIdentity(a: ConnectAttempt): void {
+    if (store.get(a.username!)?.revokedAt) {
+      throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'credential revoked during authentication');
+    }
+    identities.set(a.client, a.identity!);
+    // Gone while scrypt ran: Aedes drops the attempt; keep it out of the live set.
+    if (a.client.closed || a.client.conn.destroyed) return;
+    live.add(a.client);
+    a.client.conn.once('close', () => live.delete(a.client));
+  }
+
+  function preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void {
+    if (packet.will) wills.set(client, packet.will as PublishPacket);
+    done(null, true);
+  }
+
+  function authenticate(
+    client: Client,
+    username: Readonly<string | undefined>,
+    password: Readonly<Buffer | undefined>,
+    done: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void {
+    const attempt: ConnectAttempt = {
+      client,
+      clientId: client.id,
+      username: typeof username === 'string' ? username : undefined,
+      password: password === undefined || password === null ? undefined : Buffer.from(password),
+      remote: remotes.get(client) ?? 'unknown',
+      will: wills.get(client),
+    };
+    wills.delete(client);
+    runSteps(connectSteps, attempt).then(
+      () => {
+        log.info({ username: attempt.username, clientId: attempt.clientId, remote: attempt.remote, role: attempt.identity!.role }, 'mqtt client authenticated');
+        done(null, true);
+      },
+      (err: AuthenticateError & CsError) => {
+        counters.authFailures++;
+        if (!(err instanceof CsError)) {
+          log.error({ err, username: attempt.username, remote: attempt.remote }, 'mqtt authentication failed unexpectedly');
+          done(Object.assign(new Error('server unavailable'), { returnCode: 3 }) as AuthenticateError, false);
+          return;
+        }
+        log.warn({
+          username: attempt.username ?? null, clientId: attempt.clientId, remote: attempt.remote,
+          code: err.code, returnCode: err.returnCode, reason: err.message, ...err.details,
+        }, 'mqtt connection refused');
+        done(err, false);
+      },
+    );
+  }
+
+  // ---- PUBLISH, SUBSCRIBE, delivery ------------------------------------------------------
+
+  function authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
+    const identity = client ? identities.get(client) : identityOfStoredWill(packet);
+    if (!canPublish(identity, packet.topic)) {
+      const d = checkPublish(identity, packet.topic);
+      counters.denied++;
+      log.warn({
+        username: identity?.username ?? null, clientId: client?.id ?? (packet as { clientId?: string }).clientId,
+        remote: client ? remotes.get(client) : undefined, topic: packet.topic, reason: d.reason,
+      }, 'mqtt publish refused');
+      done(new CsError(GatewayErrors.PUBLISH_DENIED, `publish refused: ${d.reason}`, { topic: packet.topic }));
+      return;
+    }
+    counters.messages++;
+    if (!hook) return done(null);
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    let pending: Promise<void>;
+    try {
+      pending = hook(identity!, packet.topic, payload);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      () => done(null),
+      (err: Error) => {
+        log.error({ err, username: identity!.username, topic: packet.topic }, 'publish refused by the ingest hook');
+        done(new CsError(GatewayErrors.INGEST_FAILED, `ingest failed: ${err?.message ?? String(err)}`, { topic: packet.topic }));
+      },
+    );
+  }
+
+  /** A Will persisted by an earlier connection, published with no client: judged by its owner's current identity. */
+  function identityOfStoredWill(packet: PublishPacket): Identity | undefined {
+    const clientId = (packet as { clientId?: string }).clientId;
+    if (typeof clientId !== 'string' || !clientId.includes(':')) return undefined;
+    return store.get(clientId.slice(0, clientId.indexOf(':')));
+  }
+
+  function authorizeSubscribe(client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void {
+    const identity = identities.get(client);
+    const d = checkSubscribe(identity, sub.topic);
+    if (d.allowed) return done(null, sub);
+    counters.denied++;
+    log.warn({ username: identity?.username ?? null, clientId: client.id, remote: remotes.get(client), filter: sub.topic, reason: d.reason },
+      'mqtt subscribe refused');
+    done(null, null); // SUBACK 0x80 for this filter; the connection stays
+  }
+
+  function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+    if (canReceive(identities.get(client), packet.topic)) return packet;
+    counters.denied++;
+    log.debug({ clientId: client.id, topic: packet.topic }, 'mqtt delivery withheld');
+    return null;
+  }
+
+  // ---- revocation ------------------------------------------------------------------------
+
+  function onRevoked(username: string): void {
+    for (const client of live) {
+      const identity = identities.get(client);
+      if (identity?.username !== username) continue;
+      // Deny at once whatever is already parsed, then close.
+      identities.set(client, { ...identity, revokedAt: identity.revokedAt ?? new Date().toISOString() });
+      log.warn({ username, clientId: client.id, remote: remotes.get(client) }, 'credential revoked: closing its connection');
+      live.delete(client);
+      client.close();
+    }
+  }
+
+  function watchCredentialFile(): void {
+    const file = store.file;
+    if (!file || opts.watchCredentials === false) return;
+    const name = basename(file);
+    try {
+      watcher = watch(dirname(file), { persistent: false }, (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        clearTimeout(reloadTimer);
+        reloadTimer = setTimeout(reloadCredentials, 50);
+      });
+      watcher.on('error', (err) => log.error({ err, file }, 'credentials watcher failed; changes by other processes need a restart'));
+    } catch (err) {
+      log.warn({ err, file }, 'cannot watch the credentials file; changes by other processes need a restart');
+    }
+  }
+
+  function reloadCredentials(): void {
+    reloadTimer = undefined;
+    try {
+      store.reload();
+    } catch (err) {
+      log.error({ err }, 'credentials file changed but cannot be used; keeping the credentials in memory');
+    }
+  }
+
+  // ---- the listener ----------------------------------------------------------------------
+
+  function onConnection(socket: Socket): void {
+    if (!broker || broker.closed) {
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const client = broker.handle(socket);
+    remotes.set(client, remote);
+    try {
+      guardPacketSize(client, maxPacketSize, (size) => {
+        counters.denied++;
+        log.warn({ username: identities.get(client)?.username ?? null, remote, size, maxPacketSize }, 'mqtt packet too large: closing the connection');
+      });
+    } catch (err) {
+      log.error({ err, remote }, 'cannot guard the packet size: refusing the connection');
+      socket.destroy();
+    }
+  }
+
+  async function start(): Promise<{ host: string; port: number }> {
+    if (broker) throw new CsError(GatewayErrors.ALREADY_STARTED, 'gateway already started');
+    broker = await Aedes.createBroker({
+      preConnect,
+      authenticate,
+      authorizePublish,
+      authorizeSubscribe,
+      authorizeForward,
+      ...(opts.drainTimeout !== undefined ? { drainTimeout: opts.drainTimeout } : {}),
+    });
+    broker.on('clientError', (client: Client, err: Error) => {
+      log.debug({ clientId: client.id, remote: remotes.get(client), err: err.message }, 'mqtt client error');
+    });
+    broker.on('connectionError', (client: Client, err: Error) => {
+      log.debug({ remote: remotes.get(client), err: err.message }, 'mqtt connection error');
+    });
+    const srv = createServer({ noDelay: true }, onConnection);
+    server = srv;
+    try {
+      await new Promise<void>((resolveListen, reject) => {
+        srv.once('error', reject);
+        srv.listen(wantedPort, host, () => {
+          srv.off('error', reject);
+          resolveListen();
+        });
+      });
+    } catch (err) {
+      // Leave nothing behind; the error keeps its errno code (EADDRINUSE, EACCES).
+      await closeBroker();
+      broker = undefined;
+      server = undefined;
+      throw err;
+    }
+    srv.on('error', (err) => log.error({ err }, 'mqtt listener error'));
+    boundPort = (srv.address() as AddressInfo).port;
+    store.on('revoked', onRevoked);
+    watchCredentialFile();
+    log.info({ host, port: boundPort, maxPacketSize }, 'mqtt gateway listening');
+    return { host, port: boundPort };
+  }
+
+  async function closeBroker(): Promise<void> {
+    const b = broker;
+    if (!b) return;
+    await new Promise<void>((r) => b.close(() => r()));
+  }
+
+  async function stop(): Promise<void> {
+    if (!server) return;
+    stopping ??= (async () => {
+      store.off('revoked', onRevoked);
+      watcher?.close();
+      watcher = undefined;
+      clearTimeout(reloadTimer);
+      reloadTimer = undefined;
+      const srv = server!;
+      const closed = new Promise<void>((r) => srv.close(() => r()));
+      await closeBroker();
+      for (const s of sockets) s.destroy();
+      await closed;
+      live.clear();
+      log.info({ port: boundPort }, 'mqtt gateway stopped');
+    })();
+    return stopping;
+  }
+
+  return {
+    start,
+    stop,
+    get port(): number {
+      if (boundPort === undefined) throw new CsError(GatewayErrors.NOT_STARTED, 'gateway not started');
+      return boundPort;
+    },
+    get broker(): Aedes {
+      if (!broker) throw new CsError(GatewayErrors.NOT_STARTED, 'gateway not started');
+      return broker;
+    },
+    stats: () => ({ connections: live.size, ...counters }),
+    identityOf: (client) => identities.get(client),
+  };
+}
+
+async function runSteps(steps: ConnectStep[], attempt: ConnectAttempt): Promise<void> {
+  for (const step of steps) await step(attempt);
+}
+
+function refusal(returnCode: number, code: string, message: string, details?: Record<string, unknown>): CsError & AuthenticateError {
+  return Object.assign(new CsError(code, message, details), { returnCode }) as CsError & AuthenticateError;
+}
+
+/**
+ * Closes a connection whose next packet is larger than `max` bytes as soon as its fixed
+ * header is read, before the payload is buffered. Aedes 1.2 gives no option for this, so
+ * it wraps the remaining-length step of the client's mqtt-packet parser; the test
+ * "refuses a packet larger than maxPacketSize" fails if that parser ever changes shape.
+ */
+function guardPacketSize(client: Client, max: number, onTooLarge: (size: number) => void): void {
+  interface ParserInternals {
+    packet: { length: number };
+    _parseLength: () => boolean;
+    _emitError: (err: Error) => void;
+  }
+  const parser = (client as unknown as { _parser?: ParserInternals })._parser;
+  if (!parser || typeof parser._parseLength !== 'function' || typeof parser._emitError !== 'function') {
+    throw new Error('aedes client parser has an unexpected shape: cannot enforce maxPacketSize');
+  }
+  const parseLength = parser._parseLength;
+  parser._parseLength = function guardedParseLength(this: ParserInternals): boolean {
+    const ok = parseLength.call(this);
+    if (!ok) return ok;
+    const remaining = this.packet.length;
+    const size = 1 + (remaining < 128 ? 1 : remaining < 16384 ? 2 : remaining < 2097152 ? 3 : 4) + remaining;
+    if (size <= max) return ok;
+    onTooLarge(size);
+    this._emitError(new CsError(GatewayErrors.PACKET_TOO_LARGE, `packet of ${size} bytes exceeds ${max}`, { size, max }));
+    return false;
+  };
+}
