@@ -46,6 +46,8 @@ export function buildProgram(): Command {
   const program = new Command('citysteward')
     .description('CitySteward: city sensors to handled cases (Modbus edge, MQTT broker, case cloud).')
     .showHelpAfterError()
+    // Options belong to the command they follow: `sim --data-dir D set ...` and `sim set ... --data-dir D` both work.
+    .enablePositionalOptions()
     .configureOutput({ outputError: (s, write) => write(s) });
 
   program.command('demo')
@@ -166,7 +168,7 @@ export function buildProgram(): Command {
       const { runSimulators } = await import('./run-sim.ts');
       await runSimulators({ districtFile: o.config, dataDir: resolve(o.dataDir), buses: o.bus, waitForSignal: runUntilSignal });
     });
-  sim.command('set <device> <assignment>')
+  const setCmd = sim.command('set <device> <assignment>')
     .description('change a simulated reading through a real Modbus write, e.g. `sim set XZ-WL-001 level_m=0.92`')
     .addOption(configOption(false).default(DEMO_DISTRICT, 'the demo district'))
     .addOption(dataDirOption())
@@ -175,10 +177,10 @@ export function buildProgram(): Command {
     .action(async (device, assignment, o) => {
       const { simSet } = await import('./run-sim.ts');
       // Options of `sim` itself (--config, --data-dir) may be given before `set`.
-      const parent = sim.opts();
+      const pick = (key: string) => (sim.getOptionValueSource(key) === 'cli' && setCmd.getOptionValueSource(key) !== 'cli' ? sim.opts()[key] : o[key]);
       const r = await simSet({
-        districtFile: o.config ?? parent.config,
-        dataDir: resolve(o.dataDir ?? parent.dataDir),
+        districtFile: pick('config'),
+        dataDir: resolve(pick('dataDir')),
         device,
         assignment,
         host: o.host,

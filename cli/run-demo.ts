@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 import { createLogger } from '../lib/log.ts';
 import { buildDemo } from './demo.ts';
 
+const shanghai = (iso: string) => new Date(iso).toLocaleString('sv-SE', { timeZone: 'Asia/Shanghai' }).slice(0, 16);
+
 interface CaseSummary { id: string; device: string; hazard: string; severity: string; unit: string; deadline: string; state: string; breachCount: number; title?: string }
 
 /** `citysteward demo`: starts the demo, tells the operator where to look, reports cases as they open. */
@@ -21,7 +23,7 @@ export async function runDemo(o: { dataDir: string; districtFile?: string; httpP
   say(`a scripted breach (XZ-WL-001, Fenghuang Road underpass) floods within about 15 s; or make one yourself:`);
   say(`     npx citysteward sim set XZ-WL-002 level_m=0.9 --data-dir ${o.dataDir}`);
 
-  const seen = new Map<string, number>();
+  const seen = new Map<string, string>();
   const watch = setInterval(async () => {
     try {
       const res = await demo.cloud.app.inject({ url: '/api/cases?limit=100', headers: { authorization: `Bearer ${demo.tokens.operator}` } });
@@ -29,10 +31,11 @@ export async function runDemo(o: { dataDir: string; districtFile?: string; httpP
       const body = res.json() as { items?: CaseSummary[] } | CaseSummary[];
       const items = Array.isArray(body) ? body : body.items ?? [];
       for (const c of items) {
+        // Report openings and severity changes; repeat breaches only update the case's count.
         const before = seen.get(c.id);
-        if (before === undefined) say(`CASE ${c.id} opened: ${c.hazard} (${c.severity}) at ${c.device}, dispatched to ${c.unit}, due ${c.deadline} -> ${at.http}/api/cases/${c.id}`);
-        else if (c.breachCount > before) say(`CASE ${c.id} updated: breach #${c.breachCount} at ${c.device} (${c.severity})`);
-        seen.set(c.id, c.breachCount);
+        if (before === undefined) say(`CASE ${c.id} opened: ${c.hazard} (${c.severity}) at ${c.device}, dispatched to ${c.unit}, due ${c.deadline} (${shanghai(c.deadline)} Asia/Shanghai) -> ${at.http}/api/cases/${c.id}`);
+        else if (before !== c.severity) say(`CASE ${c.id} updated: ${c.hazard} now ${c.severity} at ${c.device} after ${c.breachCount} breaches`);
+        seen.set(c.id, c.severity);
       }
     } catch (err) {
       logger.warn({ err }, 'demo: case watch failed');

@@ -1,0 +1,63 @@
+/** Broker memory per idle authenticated connection: RSS before and after N clients connect. */
+import type { Broker } from './brokers.ts';
+import { rssKiB, sleep } from './brokers.ts';
+import type { Job } from './client-worker.ts';
+import { GATEWAY_COUNT, account, gatewayName } from './identities.ts';
+import { Worker, all } from './ipc.ts';
+
+export interface ConnResult {
+  target: number;
+  connected: number;
+  failed: number;
+  /** Fresh broker, idle. */
+  rssStartKiB: number;
+  /** After every identity connected once and left: auth caches and allocator arenas warm. */
+  rssBeforeKiB: number;
+  rssAfterKiB: number;
+  /** Bytes of broker RSS per connection. */
+  perConnection: number;
+  connectSeconds: number;
+}
+
+/**
+ * Connection i authenticates as gateway gw-(i mod 100) with a client id of its own; the
+ * clients are spread over `processes` child processes (one Node process holds ~20k files).
+ */
+export async function runConnections(broker: Broker, target: number, processes: number): Promise<ConnResult> {
+  await broker.settle();
+  const rssStartKiB = rssKiB(broker.pid);
+  // Warm-up: each identity authenticates once (our store runs scrypt then, and caches), then leaves.
+  const warm = new Worker('client-worker.ts');
+  try {
+    const accounts = Array.from({ length: GATEWAY_COUNT }, (_, i) => account(gatewayName(i)));
+    warm.send({ type: 'start', role: 'idle', url: broker.url, accounts, concurrency: 20 } satisfies Job & { type: string });
+    await warm.next('ready');
+  } finally {
+    await warm.stop();
+  }
+  await sleep(1_000);
+  await broker.settle();
+  const rssBeforeKiB = rssKiB(broker.pid);
+  const workers = Array.from({ length: processes }, () => new Worker('client-worker.ts'));
+  try {
+    workers.forEach((w, p) => {
+      const accounts = [];
+      for (let i = p; i < target; i += processes) accounts.push(account(gatewayName(i % GATEWAY_COUNT)));
+      w.send({ type: 'start', role: 'idle', url: broker.url, accounts, concurrency: 20 } satisfies Job & { type: string });
+    });
+    const ready = await all(workers, (w) => w.next<{ type: string; connected: number; failed: number; firstError: string; elapsedMs: number }>('ready', 300_000));
+    const connected = ready.reduce((n, r) => n + r.connected, 0);
+    const failed = ready.reduce((n, r) => n + r.failed, 0);
+    if (failed > 0) console.error(`  ${broker.name}: ${failed} connections failed, e.g. ${ready.find((r) => r.firstError)?.firstError}`);
+    await sleep(2_000); // let the broker go idle
+    await broker.settle();
+    const rssAfterKiB = rssKiB(broker.pid);
+    return {
+      target, connected, failed, rssStartKiB, rssBeforeKiB, rssAfterKiB,
+      perConnection: connected > 0 ? ((rssAfterKiB - rssBeforeKiB) * 1024) / connected : NaN,
+      connectSeconds: Math.max(...ready.map((r) => r.elapsedMs)) / 1000,
+    };
+  } finally {
+    await all(workers, (w) => w.stop());
+  }
+}
