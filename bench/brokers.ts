@@ -85,7 +85,13 @@ export async function startMosquitto(): Promise<Broker> {
     ...MOSQUITTO_TUNING, 'log_dest stderr', 'log_type error', 'log_type warning', '',
   ].join('\n'));
   const proc = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitForPort(port, proc);
+  try {
+    await waitForPort(port, proc);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     name: 'mosquitto',
     url: `mqtt://127.0.0.1:${port}`,

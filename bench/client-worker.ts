@@ -4,7 +4,8 @@
  *   sub:  records the latency of every message (payload `ts` to arrival);
  *         after 'drain' it reports 'result' once all expected arrived or none for 3 s.
  *   pub:  on 'go', every client publishes `count` readings with at most `window` unacknowledged
- *         (QoS 1: until PUBACK; QoS 0: until written to the socket); reports 'done'.
+ *         (QoS 1: until PUBACK; QoS 0: until written to the socket), `rate` per second each if
+ *         given, else as fast as it may; reports 'done'.
  *   idle: connects its clients and keeps them open until 'stop'.
  */
 import { connectAsync, type MqttClient } from 'mqtt';
@@ -15,7 +16,7 @@ export type QoS = 0 | 1;
 
 export type Job =
   | { role: 'sub'; url: string; account: Account; topic: string; qos: QoS; expected: number }
-  | { role: 'pub'; url: string; accounts: Account[]; qos: QoS; count: number; window: number }
+  | { role: 'pub'; url: string; accounts: Account[]; qos: QoS; count: number; window: number; rate?: number }
   | { role: 'idle'; url: string; accounts: Account[]; concurrency: number };
 
 export interface SubResult { received: number; firstSent: number; lastReceived: number; p50: number; p99: number; max: number }
@@ -53,7 +54,6 @@ async function subscriber(job: Extract<Job, { role: 'sub' }>): Promise<void> {
   let received = 0;
   let firstSent = Infinity;
   let lastReceived = 0;
-  let draining = false;
   let reported = false;
   const report = (): void => {
     if (reported) return;
@@ -73,9 +73,8 @@ async function subscriber(job: Extract<Job, { role: 'sub' }>): Promise<void> {
   const granted = await client.subscribeAsync(job.topic, { qos: job.qos });
   if (granted[0]?.qos !== job.qos) throw new Error(`subscription to ${job.topic} refused: ${JSON.stringify(granted)}`);
   onParent('drain', () => {
-    draining = true;
     const timer = setInterval(() => {
-      if (reported || (draining && nowMs() - Math.max(lastReceived, 0) > 3_000)) { clearInterval(timer); report(); }
+      if (reported || nowMs() - lastReceived > 3_000) { clearInterval(timer); report(); }
     }, 200);
   });
   send({ type: 'ready' });
@@ -93,7 +92,11 @@ async function publishers(job: Extract<Job, { role: 'pub' }>): Promise<void> {
       const topic = upTopic(gateway);
       let inflight = 0;
       let wake: (() => void) | undefined;
+      const interval = job.rate ? 1000 / job.rate : 0;
+      const offset = (interval * i) / conns.length; // spread the paced publishers evenly
       for (let seq = 0; seq < job.count; seq++) {
+        const wait = start + offset + seq * interval - nowMs();
+        if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
         while (inflight >= job.window) await new Promise<void>((r) => { wake = r; });
         inflight++;
         client.publish(topic, reading(gateway, seq), { qos: job.qos }, (err) => {

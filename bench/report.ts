@@ -21,7 +21,8 @@ function table(rows: Row[], extra: string[][] = []): string {
 export function mqttSection(c: MqttCase, ours: MqttResult, mosq: MqttResult): string {
   return [
     `### ${c.name}`, '',
-    `${c.publishers * c.perPublisher} messages, at most ${c.window} unacknowledged per publisher.`, '',
+    `${(c.publishers * c.perPublisher).toLocaleString('en-US')} messages, ${c.rate ? `${c.rate} msg/s per publisher` : 'as fast as possible'},`
+      + ` at most ${c.window} unacknowledged per publisher.`, '',
     table([
       ['throughput (msg/s)', ours.msgPerSec, mosq.msgPerSec, 0],
       ['latency p50 (ms)', ours.p50, mosq.p50, 2],

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import SqliteDatabase from 'better-sqlite3';
+import { Sqlite, type SqliteDatabase } from '../../lib/sqlite.ts';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { CsError } from '../../lib/errors.ts';
@@ -57,9 +57,9 @@ export function openDatabase(opts: DbOptions, logger: Logger = silentLogger()): 
 }
 
 function openSqlite(file: string): Database {
-  let raw: SqliteDatabase.Database;
+  let raw: SqliteDatabase;
   try {
-    raw = new SqliteDatabase(file);
+    raw = new Sqlite(file);
     raw.pragma('journal_mode = WAL');
     raw.pragma('busy_timeout = 5000');
     raw.pragma('synchronous = NORMAL');
