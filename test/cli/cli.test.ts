@@ -71,5 +71,5 @@ describe('citysteward command line', () => {
     const set = await runCliOnce(['sim', 'set', 'XZ-WL-003', 'level_m=0.9', '--data-dir', dir]);
     expect(set.code, set.output).toBe(0);
     await demo.waitFor(/CASE \S+ opened: waterlogging \(major\) at XZ-WL-003/, 20_000);
-  });
+  }, 120_000);
 });
