@@ -1,0 +1,142 @@
+import type { Logger } from '../../lib/log.ts';
+import { topics } from '../../lib/topics.ts';
+
+/**
+ * Sends one mode command to every gateway and tracks each acknowledgement: the command carries the
+ * mode epoch as its id; gateways that have not acknowledged are retried on a timer and at once when
+ * they come back online (their retained birth on `cs/v1/{gw}/state`).
+ */
+
+export interface ModeCommand {
+  type: 'set-mode';
+  mode: 'fast' | 'normal';
+  pollMs?: number;
+  reportMs?: number;
+}
+
+interface Target { attempts: number; lastSentAt: number; ackedAt?: number; outcome?: string; message?: string }
+
+export interface FanoutStatus {
+  id: string | null;
+  command: ModeCommand | null;
+  startedAt: number | null;
+  acknowledged: { gateway: string; at: string; afterMs: number; outcome: string }[];
+  missing: { gateway: string; attempts: number; lastSentAt: string; online: boolean }[];
+  lastAckAfterMs: number | null;
+}
+
+export interface FanoutDeps {
+  publish(topic: string, payload: string): Promise<void>;
+  gateways(): string[];
+  isOnline(gateway: string): boolean;
+  now: () => number;
+  logger: Logger;
+  retryMs?: number;
+}
+
+export interface CommandFanout {
+  begin(id: string, command: ModeCommand): Promise<void>;
+  onAck(gateway: string, ack: { id?: unknown; outcome?: unknown; message?: unknown }): void;
+  onOnline(gateway: string): void;
+  status(): FanoutStatus;
+  /** Resolves when every gateway has acknowledged the current command (for drills and tests). */
+  settled(): Promise<void>;
+  stop(): void;
+}
+
+export function createCommandFanout(deps: FanoutDeps): CommandFanout {
+  const retryMs = deps.retryMs ?? 3000;
+  let id: string | null = null;
+  let command: ModeCommand | null = null;
+  let startedAt: number | null = null;
+  let targets = new Map<string, Target>();
+  let timer: NodeJS.Timeout | undefined;
+  let waiters: (() => void)[] = [];
+
+  const payload = () => JSON.stringify({ id, ...command, ts: new Date(deps.now()).toISOString() });
+
+  async function send(gw: string): Promise<void> {
+    const t = targets.get(gw);
+    if (!t || t.ackedAt || !id) return;
+    t.attempts += 1;
+    t.lastSentAt = deps.now();
+    try {
+      await deps.publish(topics.cmd(gw), payload());
+    } catch (err) {
+      deps.logger.warn({ err, gateway: gw, id }, 'mode command not sent; will retry');
+    }
+  }
+
+  function pending(): string[] {
+    return [...targets].filter(([, t]) => !t.ackedAt).map(([gw]) => gw);
+  }
+
+  function notify(): void {
+    if (pending().length) return;
+    for (const w of waiters.splice(0)) w();
+  }
+
+  function schedule(): void {
+    clearInterval(timer);
+    timer = setInterval(() => {
+      // Retry only gateways that are online; an offline one is sent to when its birth arrives.
+      for (const gw of pending()) {
+        const t = targets.get(gw)!;
+        if (deps.isOnline(gw) && deps.now() - t.lastSentAt >= retryMs) void send(gw);
+      }
+    }, Math.max(50, Math.floor(retryMs / 2)));
+    timer.unref?.();
+  }
+
+  return {
+    async begin(newId, cmd) {
+      id = newId;
+      command = cmd;
+      startedAt = deps.now();
+      targets = new Map(deps.gateways().map((gw) => [gw, { attempts: 0, lastSentAt: 0 }]));
+      await Promise.all(deps.gateways().map((gw) => send(gw)));
+      schedule();
+      notify();
+    },
+    onAck(gw, ack) {
+      const t = targets.get(gw);
+      if (!t || ack.id !== id || t.ackedAt) return;
+      if (ack.outcome !== 'ok') {
+        // A refusal is recorded and retried: the gateway may accept once its config allows it.
+        t.outcome = String(ack.outcome);
+        t.message = typeof ack.message === 'string' ? ack.message : undefined;
+        deps.logger.warn({ gateway: gw, id, outcome: ack.outcome, message: ack.message }, 'gateway refused the mode command');
+        return;
+      }
+      t.ackedAt = deps.now();
+      t.outcome = 'ok';
+      notify();
+    },
+    onOnline(gw) {
+      const t = targets.get(gw);
+      if (t && !t.ackedAt) void send(gw);
+    },
+    status() {
+      const acknowledged = [...targets].filter(([, t]) => t.ackedAt).map(([gateway, t]) => ({
+        gateway, at: new Date(t.ackedAt!).toISOString(), afterMs: t.ackedAt! - (startedAt ?? t.ackedAt!), outcome: t.outcome ?? 'ok',
+      }));
+      return {
+        id, command, startedAt,
+        acknowledged,
+        missing: pending().map((gateway) => {
+          const t = targets.get(gateway)!;
+          return { gateway, attempts: t.attempts, lastSentAt: new Date(t.lastSentAt || startedAt || 0).toISOString(), online: deps.isOnline(gateway) };
+        }),
+        lastAckAfterMs: acknowledged.length && !pending().length ? Math.max(...acknowledged.map((a) => a.afterMs)) : null,
+      };
+    },
+    settled() {
+      return pending().length ? new Promise((r) => waiters.push(r)) : Promise.resolve();
+    },
+    stop() {
+      clearInterval(timer);
+      timer = undefined;
+      waiters = [];
+    },
+  };
+}

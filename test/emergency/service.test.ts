@@ -1,0 +1,156 @@
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../../cloud/db/database.ts';
+import { emergencyMigration } from '../../cloud/emergency/migration.ts';
+import { buildEmergency, type Emergency } from '../../cloud/emergency/service.ts';
+import { WarningPolicy } from '../../cloud/emergency/policy.ts';
+import { check } from '../../lib/schema.ts';
+import { silentLogger } from '../../lib/log.ts';
+import { parseTopic, topics } from '../../lib/topics.ts';
+import { eventually } from '../helpers/process.ts';
+
+const policy = (() => { const r = check(WarningPolicy, {}); if (!r.ok) throw new Error('policy'); return r.value; })();
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/cap/${name}.xml`, import.meta.url), 'utf8');
+
+/** A light gateway: acknowledges every command on its own ack topic and records its mode. */
+async function lightGateway(url: string, id: string): Promise<{ client: MqttClient; modes: string[] }> {
+  const client = await mqtt.connectAsync(url, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 });
+  const modes: string[] = [];
+  client.on('message', (_t, payload) => {
+    const cmd = JSON.parse(payload.toString());
+    modes.push(cmd.mode);
+    void client.publishAsync(topics.cmdAck(id), JSON.stringify({ id: cmd.id, outcome: 'ok', ts: new Date().toISOString() }), { qos: 1 });
+  });
+  await client.subscribeAsync(topics.cmd(id), { qos: 1 });
+  await client.publishAsync(topics.state(id), JSON.stringify({ online: true, bdSeq: 1, ts: new Date().toISOString() }), { qos: 1, retain: true });
+  return { client, modes };
+}
+
+describe('emergency mode', () => {
+  let dir: string;
+  let broker: Aedes;
+  let server: Server;
+  let url: string;
+  let db: Database;
+  let cloudClient: MqttClient;
+  let emergency: Emergency | undefined;
+  const clients: MqttClient[] = [];
+  const online = new Set<string>();
+  const gateways = ['gw-a', 'gw-b', 'gw-c'];
+
+  async function build(): Promise<Emergency> {
+    const e = buildEmergency({
+      db: db.db as never, write: db.write as never, policy, gateways: () => gateways, isOnline: (g) => online.has(g),
+      publish: async (topic, payload) => { await cloudClient.publishAsync(topic, payload, { qos: 1 }); },
+      now: Date.now, logger: silentLogger(), fast: { pollMs: 250 }, retryMs: 200,
+    });
+    await e.start();
+    return e;
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cs-emg-'));
+    broker = await Aedes.createBroker();
+    server = createServer(broker.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    db = openDatabase({ kind: 'sqlite', file: join(dir, 'cs.db') });
+    await db.migrate();
+    await emergencyMigration.up(db.db as never);
+    online.clear();
+    cloudClient = await mqtt.connectAsync(url, { clientId: 'cloud', protocolVersion: 4 });
+    cloudClient.on('message', (topic, payload) => {
+      const t = parseTopic(topic);
+      if (!t) return;
+      const body = JSON.parse(payload.toString());
+      if (t.kind === 'cmd-ack') emergency?.fanout.onAck(t.gateway, body);
+      if (t.kind === 'state') {
+        if (body.online) { online.add(t.gateway); emergency?.fanout.onOnline(t.gateway); } else online.delete(t.gateway);
+      }
+    });
+    await cloudClient.subscribeAsync([topics.allCmdAck, topics.allState], { qos: 1 });
+  });
+
+  afterEach(async () => {
+    await emergency?.stop();
+    emergency = undefined;
+    for (const c of clients.splice(0)) await c.endAsync(true);
+    await cloudClient.endAsync(true);
+    await db.close();
+    await new Promise<void>((r) => broker.close(() => r()));
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends fast mode to every connected gateway, tracks acknowledgements, reaches a late gateway when it connects, and restores normal mode on exit', async () => {
+    const a = await lightGateway(url, 'gw-a');
+    const b = await lightGateway(url, 'gw-b');
+    clients.push(a.client, b.client);
+    await eventually(() => online.has('gw-a') && online.has('gw-b'));
+    emergency = await build();
+
+    const state = await emergency.switchMode({ mode: 'emergency', level: 'II', actor: 'commander-li', role: 'commander', reason: 'typhoon drill' });
+    expect(state).toMatchObject({ mode: 'emergency', level: 'II', source: 'manual', actor: 'commander-li' });
+    await eventually(() => emergency!.status().gateways.acknowledged.length === 2);
+    expect(emergency.status().gateways.missing).toEqual([expect.objectContaining({ gateway: 'gw-c', online: false })]);
+    expect(a.modes).toEqual(['fast']);
+
+    // gw-c was offline; its birth brings the command, and it acknowledges.
+    const c = await lightGateway(url, 'gw-c');
+    clients.push(c.client);
+    await emergency.fanout.settled();
+    expect(c.modes).toEqual(['fast']);
+    expect(emergency.status().gateways.missing).toEqual([]);
+    expect(emergency.status().gateways.lastAckAfterMs).toBeGreaterThanOrEqual(0);
+
+    await emergency.switchMode({ mode: 'normal', actor: 'commander-li', role: 'commander', reason: 'drill over' });
+    await emergency.fanout.settled();
+    expect([a.modes, b.modes, c.modes]).toEqual([['fast', 'normal'], ['fast', 'normal'], ['fast', 'normal']]);
+    const log = await emergency.store.log();
+    expect(log.map((e) => e.action)).toEqual(['leave', 'enter']);
+    expect(log[1]).toMatchObject({ actor: 'commander-li', role: 'commander', reason: 'typhoon drill', level: 'II' });
+  });
+
+  it('keeps emergency mode across a cloud restart and tells the gateways again', async () => {
+    const a = await lightGateway(url, 'gw-a');
+    clients.push(a.client);
+    await eventually(() => online.has('gw-a'));
+    emergency = await build();
+    await emergency.switchMode({ mode: 'emergency', level: 'I', actor: 'cmd', role: 'commander', reason: 'red signal' });
+    await emergency.stop();
+
+    emergency = await build();
+    expect(emergency.state()).toMatchObject({ mode: 'emergency', level: 'I', reason: 'red signal' });
+    await eventually(() => a.modes.length === 2);
+    expect(a.modes).toEqual(['fast', 'fast']);
+  });
+
+  it('enters on a CAP warning, ignores its repeat, follows an Update and leaves on the Cancel', async () => {
+    emergency = await build();
+    const first = await emergency.receiveWarning(fixture('orange-typhoon'), 'feed');
+    expect(first).toMatchObject({ duplicate: false, decision: { action: 'enter', level: 'II' }, state: { mode: 'emergency', level: 'II', source: 'warning' } });
+    const again = await emergency.receiveWarning(fixture('orange-typhoon'), 'feed');
+    expect(again.duplicate).toBe(true);
+    const upd = await emergency.receiveWarning(fixture('update-red'), 'feed');
+    expect(upd.state).toMatchObject({ level: 'I', alerts: ['GD-ZH-2026-TY-0917-002'] });
+    const test = await emergency.receiveWarning(fixture('test-status'), 'feed');
+    expect(test.decision.action).toBe('ignore');
+    const cancel = await emergency.receiveWarning(fixture('cancel'), 'feed');
+    expect(cancel.state).toMatchObject({ mode: 'normal', alerts: [] });
+    expect((await emergency.store.log()).map((e) => e.action)).toEqual(['leave', 'relevel', 'enter']);
+  });
+
+  it('never lets a warning lower a commander\'s manual level, nor its cancel end the manual mode', async () => {
+    emergency = await build();
+    await emergency.switchMode({ mode: 'emergency', level: 'I', actor: 'cmd', role: 'commander', reason: 'manual' });
+    const w = await emergency.receiveWarning(fixture('orange-typhoon'), 'feed');
+    expect(w.state).toMatchObject({ level: 'I', source: 'manual' });
+    const c = await emergency.receiveWarning(fixture('cancel'), 'feed');
+    expect(c.state).toMatchObject({ mode: 'emergency', level: 'I' });
+  });
+});
