@@ -11,6 +11,42 @@ export const GatewayServiceConfig = Type.Object({
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
     maxPacketSizeBytes: Type.Integer({ minimum: 1024, default: 262144 }),
   }, { additionalProperties: false, default: {} }),
+  /** A TLS listener beside the plain one; paths relative to the config file. */
+  tls: Type.Optional(Type.Object({
+    host: Type.Optional(Type.String()),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883 }),
+    cert: Type.String({ minLength: 1 }),
+    key: Type.String({ minLength: 1 }),
+    ca: Type.Optional(Type.String({ minLength: 1 })),
+    /** none: passwords only; optional: a client certificate (subject CN = username) or a password; required: a certificate. */
+    clientCerts: Type.Union([Type.Literal('none'), Type.Literal('optional'), Type.Literal('required')], { default: 'none' }),
+  }, { additionalProperties: false })),
+  limits: Type.Object({
+    maxConnections: Type.Integer({ minimum: 1, default: 50000 }),
+    connectionsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 500 }),
+    connectionBurst: Type.Integer({ minimum: 1, default: 1000 }),
+    publishesPerSecond: Type.Number({ exclusiveMinimum: 0, default: 500 }),
+    publishBurst: Type.Integer({ minimum: 1, default: 2000 }),
+    /** A subscriber whose socket stays full this long is disconnected (aedes drainTimeout). */
+    drainTimeoutMs: Type.Integer({ minimum: 0, default: 30000 }),
+  }, { additionalProperties: false, default: {} }),
+  /** Shared sessions and routing on Redis, for several broker processes serving one city. */
+  redis: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^redis://' }),
+    keyPrefix: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'cs:' }),
+  }, { additionalProperties: false })),
+  /** Readings appended to a Redis Stream (key = redis.keyPrefix + key) before their PUBACK. */
+  stream: Type.Optional(Type.Object({
+    key: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'readings' }),
+    maxLen: Type.Integer({ minimum: 0, default: 1000000 }),
+  }, { additionalProperties: false })),
+  /** /metrics, /healthz and the credentials admin API (admin token from CS_GATEWAY_ADMIN_TOKEN). */
+  http: Type.Optional(Type.Object({
+    host: Type.String({ default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9883 }),
+  }, { additionalProperties: false })),
+  /** Development only: CONNECT without credentials allowed (cs/v1 tree). Logged loudly at start. */
+  allowAnonymous: Type.Boolean({ default: false }),
 }, { additionalProperties: false });
 export type GatewayServiceConfig = Static<typeof GatewayServiceConfig>;
 

@@ -12,6 +12,7 @@ import { buildEdge, type Edge } from '../edge/edge.ts';
 import { edgeConfigFromDistrict } from '../edge/config.ts';
 import { buildCloud, type Cloud } from '../cloud/app.ts';
 import { preferPort } from './listen.ts';
+import { parseTopic } from '../lib/topics.ts';
 
 export const DEMO_DISTRICT = fileURLToPath(new URL('../devices/district/xiangzhou.yaml', import.meta.url));
 export const CLOUD_USER = 'cloud';
@@ -27,6 +28,10 @@ export interface DemoOptions {
   scenarios?: boolean;
   /** Overrides every device's poll interval (tests use short ones). */
   pollMs?: number;
+  /** Poll interval the gateways switch to in emergency mode (default 250 ms). */
+  fastPollMs?: number;
+  /** Let CAP alerts with status Exercise switch the mode (drills). */
+  acceptExerciseWarnings?: boolean;
   logger?: Logger;
   now?: () => number;
 }
@@ -46,6 +51,7 @@ export interface Demo {
   readonly simulators: Map<string, Simulator>;
   readonly edges: Map<string, Edge>;
   readonly district: District;
+  readonly profiles: Map<string, Profile>;
   readonly tokens: Record<string, string>;
 }
 
@@ -79,7 +85,18 @@ export function buildDemo(opts: DemoOptions): Demo {
       passwords.set(user, existing ? creds.rotate(user).password : creds.create(user, role).password);
     }
 
-    gateway = buildGateway({ host: '127.0.0.1', port: await preferPort(opts.mqttPort ?? 1883), credentials: creds, logger: log.child({ svc: 'gateway' }) });
+    gateway = buildGateway({
+      host: '127.0.0.1', port: await preferPort(opts.mqttPort ?? 1883), credentials: creds, logger: log.child({ svc: 'gateway' }),
+      // Broker and cloud in one process: a reading is acknowledged (PUBACK) only once the cloud
+      // has stored it (or refused it for good); a store failure refuses it and the edge resends.
+      onPublishAuthorized: async (_identity, topic, payload) => {
+        const t = parseTopic(topic);
+        if (t?.kind !== 'up') return;
+        if (!cloud) throw new Error('cloud not started yet');
+        const r = await cloud.ingest(t.gateway, topic, payload);
+        if (r.status === 'failed') throw new Error(r.message);
+      },
+    });
     const mq = await gateway.start();
     stops.push(() => gateway.stop());
     const mqttUrl = `mqtt://${mq.host}:${mq.port}`;
@@ -103,6 +120,7 @@ export function buildDemo(opts: DemoOptions): Demo {
 
     const districtForCloud = opts.pollMs ? withPollMs(district, opts.pollMs) : district;
     cloud = await buildCloud({
+      source: { kind: 'in-process' },
       db: { kind: 'sqlite', file: join(dataDir, 'citysteward.db') },
       district: districtForCloud,
       profiles,
@@ -128,12 +146,15 @@ export function buildDemo(opts: DemoOptions): Demo {
       edges.set(gw.id, edge);
     }
 
-    return {
+    const addresses: DemoAddresses = {
       mqtt: mqttUrl,
       http: httpAddr,
       buses: Object.fromEntries([...busPorts].map(([id, port]) => [id, `127.0.0.1:${port}`])),
       tokensFile,
     };
+    // Where the command line finds the running demo (`citysteward emergency status`, `sim set`).
+    writeFileSync(join(dataDir, 'demo.json'), JSON.stringify(addresses, null, 2) + '\n');
+    return addresses;
   }
 
   async function stop(): Promise<void> {
@@ -155,6 +176,7 @@ export function buildDemo(opts: DemoOptions): Demo {
     simulators,
     edges,
     get district() { return district; },
+    get profiles() { return profiles; },
     tokens,
   };
 }

@@ -69,31 +69,50 @@ export function buildProgram(): Command {
     });
 
   program.command('gateway')
-    .description('run the MQTT broker (Aedes) with authentication and topic ACLs')
+    .description('run the MQTT broker (Aedes) with authentication, topic ACLs and limits; optionally TLS, Redis clustering, a readings stream and an HTTP endpoint (metrics, admin API)')
     .addOption(configOption(false))
     .addOption(dataDirOption())
     .option('--mqtt-port <port>', 'MQTT port (default 1883; 0 = any free port)', port)
     .option('--host <host>', 'address to listen on')
+    .option('--tls-port <port>', 'MQTT over TLS port (needs tls in the config; 0 = any free port)', port)
+    .option('--http-port <port>', 'HTTP port of /metrics and the admin API (enables it; 0 = any free port)', port)
+    .option('--allow-anonymous', 'DEVELOPMENT ONLY: accept clients without credentials')
     .action(async (o) => {
       const cfg = o.config ? loadConfig(o.config, GatewayServiceConfig) : parseConfig('{}', GatewayServiceConfig, '(defaults)');
-      const { buildGateway } = await import('../gateway/gateway.ts');
+      const { buildGatewayService } = await import('../gateway/service.ts');
       const { openCredentialStore } = await import('../gateway/credentials.ts');
       const logger = createLogger({ name: 'gateway' });
-      const gw = buildGateway({
-        host: o.host ?? cfg.mqtt.host,
-        port: o.mqttPort ?? cfg.mqtt.port,
-        maxPacketSize: cfg.mqtt.maxPacketSizeBytes,
+      const file = (p: string) => (o.config ? relativeTo(o.config, p) : resolve(p));
+      if (o.tlsPort !== undefined && !cfg.tls) throw new CsError('CS_CLI_USAGE', '--tls-port needs a tls section (cert, key) in the config file');
+      const svc = buildGatewayService({
+        settings: {
+          ...cfg,
+          mqtt: { ...cfg.mqtt, host: o.host ?? cfg.mqtt.host, port: o.mqttPort ?? cfg.mqtt.port },
+          tls: cfg.tls ? { ...cfg.tls, host: cfg.tls.host ?? o.host, port: o.tlsPort ?? cfg.tls.port, cert: file(cfg.tls.cert), key: file(cfg.tls.key), ...(cfg.tls.ca ? { ca: file(cfg.tls.ca) } : {}) } : undefined,
+          http: o.httpPort !== undefined ? { host: cfg.http?.host ?? '127.0.0.1', port: o.httpPort } : cfg.http,
+          allowAnonymous: Boolean(o.allowAnonymous) || cfg.allowAnonymous,
+        },
         credentials: openCredentialStore(resolve(o.dataDir)),
         logger,
+        adminToken: process.env.CS_GATEWAY_ADMIN_TOKEN || undefined,
       });
-      const at = await gw.start().catch((err: NodeJS.ErrnoException) => {
+      const at = await svc.start().catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'EADDRINUSE') {
-          throw new CsError('CS_CLI_PORT_IN_USE', `MQTT port ${o.mqttPort ?? cfg.mqtt.port} is already in use (another broker, such as Mosquitto, may hold it); choose one with --mqtt-port PORT, or --mqtt-port 0 for any free port`);
+          const taken = (err as { port?: number }).port;
+          const mqttPort = o.mqttPort ?? cfg.mqtt.port;
+          if (taken === undefined || taken === mqttPort) {
+            throw new CsError('CS_CLI_PORT_IN_USE', `MQTT port ${mqttPort} is already in use (another broker, such as Mosquitto, may hold it); choose one with --mqtt-port PORT, or --mqtt-port 0 for any free port`);
+          }
+          throw new CsError('CS_CLI_PORT_IN_USE', `port ${taken} is already in use; choose others with --tls-port and --http-port (0 = any free port)`);
         }
         throw err;
       });
-      console.log(`gateway: MQTT listening on mqtt://${at.host}:${at.port}`);
-      await runUntilSignal(() => gw.stop());
+      if (cfg.allowAnonymous || o.allowAnonymous) console.log('gateway: WARNING: anonymous access is ON (development only)');
+      console.log(`gateway: MQTT listening on ${at.mqtt}`);
+      if (at.mqtts) console.log(`gateway: MQTT over TLS listening on ${at.mqtts}`);
+      if (at.http) console.log(`gateway: HTTP on ${at.http} (/metrics, /healthz, /admin/credentials)`);
+      if (at.stream) console.log(`gateway: readings appended to redis stream ${at.stream} (broker ${at.brokerId})`);
+      await runUntilSignal(() => svc.stop());
     });
 
   const cred = program.command('credential').description('provision MQTT credentials (stored hashed in DATA_DIR/credentials.json)');
@@ -187,6 +206,48 @@ export function buildProgram(): Command {
         port: o.port,
       });
       console.log(r);
+    });
+
+  const apiOptions = (c: Command) => c
+    .option('--url <url>', 'the cloud (default: the running demo in DATA_DIR, else http://127.0.0.1:8080)')
+    .option('--token <token>', 'API token (default: CS_TOKEN, else the demo token of the role)')
+    .addOption(dataDirOption());
+
+  const emergency = program.command('emergency').description('emergency mode (typhoon): switch it and see the gateways acknowledge');
+  apiOptions(emergency.command('on')
+    .description('enter emergency mode (commander)')
+    .addOption(new Option('--level <level>', 'response level, I highest').choices(['IV', 'III', 'II', 'I']).makeOptionMandatory())
+    .requiredOption('--reason <text>', 'why (kept in the audit log)'))
+    .action(async (o) => {
+      const { resolveTarget, callApi } = await import('./api-client.ts');
+      console.log(JSON.stringify(await callApi(resolveTarget(o, 'commander'), 'POST', '/api/emergency', { mode: 'emergency', level: o.level, reason: o.reason }), null, 2));
+    });
+  apiOptions(emergency.command('off').description('leave emergency mode (commander)').requiredOption('--reason <text>', 'why'))
+    .action(async (o) => {
+      const { resolveTarget, callApi } = await import('./api-client.ts');
+      console.log(JSON.stringify(await callApi(resolveTarget(o, 'commander'), 'POST', '/api/emergency', { mode: 'normal', reason: o.reason }), null, 2));
+    });
+  apiOptions(emergency.command('status').description('the mode, its audit log and gateway acknowledgements'))
+    .action(async (o) => {
+      const { resolveTarget, callApi } = await import('./api-client.ts');
+      console.log(JSON.stringify(await callApi(resolveTarget(o, 'commander'), 'GET', '/api/emergency'), null, 2));
+    });
+  apiOptions(program.command('warning').description('send a CAP 1.2 warning (XML file) to the cloud').argument('<file>', 'CAP XML file'))
+    .action(async (file, o) => {
+      const { resolveTarget, callApi } = await import('./api-client.ts');
+      const { readFileSync } = await import('node:fs');
+      console.log(JSON.stringify(await callApi(resolveTarget(o, 'commander'), 'POST', '/api/warnings', readFileSync(file, 'utf8'), 'application/cap+xml'), null, 2));
+    });
+
+  program.command('drill')
+    .description('play a scripted scenario over the demo district and print a report')
+    .argument('<scenario>', 'typhoon')
+    .addOption(dataDirOption().default('./data/drill'))
+    .action(async (scenario, o) => {
+      if (scenario !== 'typhoon') throw new CsError('CS_CLI_USAGE', `unknown drill "${scenario}" (drills: typhoon)`);
+      const { runTyphoonDrill } = await import('./drill.ts');
+      const report = await runTyphoonDrill({ dataDir: resolve(o.dataDir), print: (s) => console.log(s) });
+      if (!report.ok) process.exitCode = 1;
     });
 
   const token = program.command('token').description('API tokens');
