@@ -11,7 +11,7 @@ export interface ModeCommand {
   type: 'set-mode';
   mode: 'fast' | 'normal';
   pollMs?: number;
-  reportMs?: number;
+  heartbeatMs?: number;
 }
 
 interface Target { attempts: number; lastSentAt: number; ackedAt?: number; outcome?: string; message?: string }

@@ -23,7 +23,7 @@ export interface EmergencyOptions {
   now: () => number;
   logger: Logger;
   /** Poll and report intervals the gateways use in emergency mode. */
-  fast?: { pollMs: number; reportMs?: number };
+  fast?: { pollMs: number; heartbeatMs?: number };
   retryMs?: number;
   /** Hours within which every emergency case must be handled (Zhuhai: 12). */
   capHours?: number;
@@ -60,7 +60,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
   let current: ModeState | undefined;
 
   const commandFor = (s: ModeState): ModeCommand => (s.mode === 'emergency'
-    ? { type: 'set-mode', mode: 'fast', pollMs: fast.pollMs, reportMs: fast.reportMs }
+    ? { type: 'set-mode', mode: 'fast', pollMs: fast.pollMs, heartbeatMs: fast.heartbeatMs }
     : { type: 'set-mode', mode: 'normal' });
 
   async function tighten(s: ModeState): Promise<number> {
