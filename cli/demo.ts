@@ -12,7 +12,7 @@ import { buildEdge, type Edge } from '../edge/edge.ts';
 import { edgeConfigFromDistrict } from '../edge/config.ts';
 import { buildCloud, type Cloud } from '../cloud/app.ts';
 import { preferPort } from './listen.ts';
-import { parseTopic } from '../lib/topics.ts';
+import { storeBeforePuback } from '../gateway/handoff.ts';
 
 export const DEMO_DISTRICT = fileURLToPath(new URL('../devices/district/xiangzhou.yaml', import.meta.url));
 export const CLOUD_USER = 'cloud';
@@ -89,13 +89,7 @@ export function buildDemo(opts: DemoOptions): Demo {
       host: '127.0.0.1', port: await preferPort(opts.mqttPort ?? 1883), credentials: creds, logger: log.child({ svc: 'gateway' }),
       // Broker and cloud in one process: a reading is acknowledged (PUBACK) only once the cloud
       // has stored it (or refused it for good); a store failure refuses it and the edge resends.
-      onPublishAuthorized: async (_identity, topic, payload) => {
-        const t = parseTopic(topic);
-        if (t?.kind !== 'up') return;
-        if (!cloud) throw new Error('cloud not started yet');
-        const r = await cloud.ingest(t.gateway, topic, payload);
-        if (r.status === 'failed') throw new Error(r.message);
-      },
+      onPublishAuthorized: storeBeforePuback(() => cloud?.ingest),
     });
     const mq = await gateway.start();
     stops.push(() => gateway.stop());

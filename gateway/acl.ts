@@ -42,6 +42,10 @@ export function rulesFor(identity: Identity): AclRules {
       subscribe: [`${TOPIC_ROOT}/#`],
     };
   }
+  if (identity.role === 'anonymous') {
+    // Development switch only (allowAnonymous): the whole cs/v1 tree, still never $-topics.
+    return { publish: [`${TOPIC_ROOT}/#`], subscribe: [`${TOPIC_ROOT}/#`] };
+  }
   return { publish: [], subscribe: [] };
 }
 

@@ -26,7 +26,8 @@ export type Role = 'gateway' | 'service';
 
 export interface Identity {
   username: string;
-  role: Role;
+  /** `anonymous` only for the development switch (gateway option allowAnonymous); never stored. */
+  role: Role | 'anonymous';
   /** For role gateway: the gateway id whose namespace it owns (= username). */
   gateway?: string;
   createdAt: string;

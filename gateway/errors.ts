@@ -35,6 +35,19 @@ export const GatewayErrors = {
   /** An MQTT packet larger than maxPacketSize: the connection is closed before the payload is buffered. */
   PACKET_TOO_LARGE: 'CS_GW_PACKET_TOO_LARGE',
 
+  /** A client certificate that does not verify against tls.ca, or has no subject CN: the socket is closed. */
+  CERT_INVALID: 'CS_GW_CERT_INVALID',
+  /** CONNECT whose username differs from its verified certificate's subject CN (CONNACK 5). */
+  CERT_MISMATCH: 'CS_GW_CERT_MISMATCH',
+  /** TLS options that cannot work (client certificates without a CA). */
+  TLS_CONFIG: 'CS_GW_TLS_CONFIG',
+  /** The admin API: missing or wrong bearer token. */
+  ADMIN_UNAUTHORIZED: 'CS_GW_ADMIN_UNAUTHORIZED',
+  /** The admin API: a request body or parameter that fails its schema. */
+  ADMIN_BAD_REQUEST: 'CS_GW_ADMIN_BAD_REQUEST',
+  /** Redis (cluster state or the readings stream) cannot be reached at start. */
+  REDIS_UNAVAILABLE: 'CS_GW_REDIS_UNAVAILABLE',
+
   /** `broker` or `port` read before start(), or start() called twice. */
   NOT_STARTED: 'CS_GW_NOT_STARTED',
   ALREADY_STARTED: 'CS_GW_ALREADY_STARTED',

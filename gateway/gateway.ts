@@ -14,8 +14,19 @@
  * - Revoking a credential closes its live connections, also when the revocation is
  *   written to the credentials file by another process (the file is watched).
  * - Packets larger than maxPacketSize close the connection before the payload is buffered.
+ * - Limits (all optional here; the service config gives sensible defaults): connections open
+ *   at once and accepted per second on the listeners (over them: the socket is closed at
+ *   once), PUBLISH packets per second per client (over it: the client's packets are read
+ *   later, i.e. TCP back-pressure on that client alone), drainTimeout for frozen readers.
+ * - TLS listener (optional) beside the plain one; with client certificates ('optional' or
+ *   'required') a verified certificate's subject CN names the identity, which must be a
+ *   live credential in the store (so revoking it closes certificate connections too).
+ * - Shared state (optional): persistence and emitter from cluster.ts for several brokers.
+ * - allowAnonymous (development only): a CONNECT without credentials gets the `anonymous`
+ *   identity (the cs/v1 tree, never $-topics); a loud warning is logged at start.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import {
@@ -25,6 +36,8 @@ import {
 import { CsError } from '../lib/errors.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import { canPublish, canReceive, checkPublish, checkSubscribe } from './acl.ts';
+import { throttled, tokenBucket, type TokenBucket } from './limits.ts';
+import type { DropReason, GatewayMetrics } from './metrics.ts';
 import { type CredentialStore, type Identity } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 
@@ -48,6 +61,44 @@ export interface GatewayOptions {
    * a rejection refuses the message (no PUBACK, connection closed, the client resends).
    */
   onPublishAuthorized?: (identity: Identity, topic: string, payload: Buffer) => Promise<void>;
+  /** Connection and publish limits; each is off when omitted. */
+  limits?: GatewayLimits;
+  /** A TLS listener beside the plain one. */
+  tls?: GatewayTlsOptions;
+  /** Development only: accept CONNECTs without credentials as the `anonymous` identity. */
+  allowAnonymous?: boolean;
+  /** Shared persistence and emitter (cluster.ts); memory when omitted. The gateway does not close them. */
+  cluster?: { persistence: unknown; mq: unknown };
+  /** Aedes broker id (default: a random UUID). */
+  brokerId?: string;
+  /** Prometheus counters (metrics.ts); kept in memory only when omitted. */
+  metrics?: GatewayMetrics;
+  /** Clock for the rate limits, ms. */
+  now?: () => number;
+}
+
+export interface GatewayLimits {
+  /** Sockets open at once over all listeners (authenticated or not). */
+  maxConnections?: number;
+  /** New sockets accepted per second over all listeners, with a burst of connectionBurst. */
+  connectionsPerSecond?: number;
+  connectionBurst?: number;
+  /** PUBLISH packets per second per client, with a burst of publishBurst; excess is delayed. */
+  publishesPerSecond?: number;
+  publishBurst?: number;
+}
+
+export interface GatewayTlsOptions {
+  host?: string;
+  /** Port of the TLS listener; 0 = any free port. */
+  port?: number;
+  /** PEM server certificate chain and private key. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** PEM CA bundle that client certificates must chain to (needed for clientCerts). */
+  ca?: string | Buffer;
+  /** 'none' (default): password only; 'optional': a certificate or a password; 'required': a certificate. */
+  clientCerts?: 'none' | 'optional' | 'required';
 }
 
 export interface GatewayStats {
@@ -59,13 +110,24 @@ export interface GatewayStats {
   denied: number;
   /** Authorized PUBLISH packets (and Wills) since start. */
   messages: number;
+  /** Connections closed by a limit or a fault (too large, frozen, over a connection limit). */
+  dropped: number;
+}
+
+export interface GatewayAddress {
+  host: string;
+  port: number;
+  /** The TLS listener's port, when one is configured. */
+  tlsPort?: number;
 }
 
 export interface Gateway {
-  start(): Promise<{ host: string; port: number }>;
+  start(): Promise<GatewayAddress>;
   stop(): Promise<void>;
   /** The bound port (after start). */
   readonly port: number;
+  /** The bound TLS port (after start), undefined without TLS. */
+  readonly tlsPort: number | undefined;
   /** The Aedes instance (after start). */
   readonly broker: Aedes;
   stats(): GatewayStats;
@@ -78,6 +140,9 @@ export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024;
 /** MQTT CONNACK return codes (3.1.1, table 3.1). */
 const CONNACK = { IDENTIFIER_REJECTED: 2, BAD_USERNAME_OR_PASSWORD: 4, NOT_AUTHORIZED: 5 } as const;
 
+/** The identity of CONNECTs without credentials when allowAnonymous is on (development only). */
+export const ANONYMOUS: Identity = Object.freeze({ username: 'anonymous', role: 'anonymous', createdAt: new Date(0).toISOString() });
+
 interface ConnectAttempt {
   client: Client;
   clientId: string;
@@ -85,6 +150,8 @@ interface ConnectAttempt {
   password: Buffer | undefined;
   remote: string;
   will: PublishPacket | undefined;
+  /** Subject CN of a verified client certificate (mutual TLS). */
+  certName: string | undefined;
   identity?: Identity;
 }
 
@@ -97,10 +164,15 @@ export function buildGateway(opts: GatewayOptions): Gateway {
   const wantedPort = opts.port ?? 0;
   const maxPacketSize = opts.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
   const hook = opts.onPublishAuthorized;
+  const now = opts.now ?? Date.now;
+  const limits = opts.limits ?? {};
+  const metrics = opts.metrics;
 
   let broker: Aedes | undefined;
   let server: Server | undefined;
+  let tlsServer: TlsServer | undefined;
   let boundPort: number | undefined;
+  let boundTlsPort: number | undefined;
   let watcher: FSWatcher | undefined;
   let reloadTimer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
@@ -111,19 +183,59 @@ export function buildGateway(opts: GatewayOptions): Gateway {
   const remotes = new WeakMap<Client, string>();
   /** The Will of a CONNECT, kept by preConnect for authenticate (which does not get the packet). */
   const wills = new WeakMap<Client, PublishPacket>();
-  const counters = { authFailures: 0, denied: 0, messages: 0 };
+  /** Subject CN of the verified client certificate of a TLS connection. */
+  const certNames = new WeakMap<Client, string>();
+  const publishBuckets = new WeakMap<Client, TokenBucket>();
+  const delayTimers = new Set<NodeJS.Timeout>();
+  const drained = new WeakSet<Client>();
+  const counters = { authFailures: 0, denied: 0, messages: 0, dropped: 0 };
+  const connectionBucket = limits.connectionsPerSecond
+    ? tokenBucket({ ratePerSecond: limits.connectionsPerSecond, burst: limits.connectionBurst, now })
+    : undefined;
+  const warnOnce = new Map<string, (fn: () => void) => boolean>();
+
+  function deny(kind: 'publish' | 'subscribe' | 'will' | 'forward'): void {
+    counters.denied++;
+    metrics?.denied.inc({ kind });
+  }
+
+  function drop(reason: DropReason, details: Record<string, unknown>, message: string): void {
+    counters.dropped++;
+    metrics?.drops.inc({ reason });
+    // Under a flood, one line per second per reason; the counters keep the full count.
+    let t = warnOnce.get(reason);
+    if (!t) warnOnce.set(reason, (t = throttled(1000, now)));
+    t(() => log.warn({ reason, ...details, dropped: counters.dropped }, message));
+  }
 
   // ---- CONNECT: a pipeline of named steps ------------------------------------------------
 
   const connectSteps: ConnectStep[] = [requireCredentials, verifyCredential, checkWill, scopeClientId, bindIdentity];
 
   function requireCredentials(a: ConnectAttempt): void {
+    if (a.certName !== undefined) return; // the certificate names the identity
+    if (!a.username && (a.password === undefined || a.password.length === 0) && opts.allowAnonymous) return;
     if (!a.username || a.password === undefined || a.password.length === 0) {
       throw refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, GatewayErrors.AUTH_MISSING, 'username and password required');
     }
   }
 
   async function verifyCredential(a: ConnectAttempt): Promise<void> {
+    if (a.certName !== undefined) {
+      if (a.username && a.username !== a.certName) {
+        throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.CERT_MISMATCH, 'username differs from the certificate subject', { certName: a.certName });
+      }
+      const identity = store.get(a.certName);
+      if (!identity || identity.revokedAt) {
+        throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'certificate subject is not a live credential', { certName: a.certName });
+      }
+      a.identity = identity;
+      return;
+    }
+    if (!a.username && opts.allowAnonymous) {
+      a.identity = ANONYMOUS;
+      return;
+    }
     a.identity = await store.verify(a.username!, a.password!);
     if (!a.identity) throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'unknown username, wrong password or revoked credential');
   }
@@ -132,25 +244,32 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     if (!a.will) return;
     const d = checkPublish(a.identity, a.will.topic);
     if (!d.allowed) {
-      counters.denied++;
+      deny('will');
       throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.WILL_DENIED, `will refused: ${d.reason}`, { willTopic: a.will.topic });
     }
   }
 
   /** Sessions live per identity: `{username}:{client id}` (a username never holds `:`). */
   function scopeClientId(a: ConnectAttempt): void {
-    (a.client as { id: string }).id = `${a.username}:${a.clientId}`;
+    (a.client as { id: string }).id = `${a.identity!.username}:${a.clientId}`;
   }
 
   function bindIdentity(a: ConnectAttempt): void {
-    if (store.get(a.username!)?.revokedAt) {
+    if (a.identity !== ANONYMOUS && store.get(a.identity!.username)?.revokedAt) {
       throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'credential revoked during authentication');
     }
     identities.set(a.client, a.identity!);
     // Gone while scrypt ran: Aedes drops the attempt; keep it out of the live set.
     if (a.client.closed || a.client.conn.destroyed) return;
     live.add(a.client);
-    a.client.conn.once('close', () => live.delete(a.client));
+    metrics?.connections.inc();
+    metrics?.connectionsTotal.inc();
+    a.client.conn.once('close', () => {
+      if (live.delete(a.client)) metrics?.connections.dec();
+    });
+    if (limits.publishesPerSecond) {
+      publishBuckets.set(a.client, tokenBucket({ ratePerSecond: limits.publishesPerSecond, burst: limits.publishBurst, now }));
+    }
   }
 
   function preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void {
@@ -171,6 +290,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       password: password === undefined || password === null ? undefined : Buffer.from(password),
       remote: remotes.get(client) ?? 'unknown',
       will: wills.get(client),
+      certName: certNames.get(client),
     };
     wills.delete(client);
     runSteps(connectSteps, attempt).then(
@@ -180,6 +300,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       },
       (err: AuthenticateError & CsError) => {
         counters.authFailures++;
+        metrics?.authFailures.inc({ code: err instanceof CsError ? err.code : 'internal' });
         if (!(err instanceof CsError)) {
           log.error({ err, username: attempt.username, remote: attempt.remote }, 'mqtt authentication failed unexpectedly');
           done(Object.assign(new Error('server unavailable'), { returnCode: 3 }) as AuthenticateError, false);
@@ -200,7 +321,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     const identity = client ? identities.get(client) : identityOfStoredWill(packet);
     if (!canPublish(identity, packet.topic)) {
       const d = checkPublish(identity, packet.topic);
-      counters.denied++;
+      deny('publish');
       log.warn({
         username: identity?.username ?? null, clientId: client?.id ?? (packet as { clientId?: string }).clientId,
         remote: client ? remotes.get(client) : undefined, topic: packet.topic, reason: d.reason,
@@ -209,18 +330,36 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       return;
     }
     counters.messages++;
-    if (!hook) return done(null);
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    metrics?.messages.inc({ qos: String(packet.qos) });
+    metrics?.bytesIn.inc(payload.length);
+    const bucket = client ? publishBuckets.get(client) : undefined;
+    const wait = bucket ? bucket.take() : 0;
+    if (wait > 0) {
+      // Over its rate: hold this client's packet (Aedes reads its next ones only after).
+      metrics?.publishDelayed.inc();
+      const timer = setTimeout(() => {
+        delayTimers.delete(timer);
+        runHook(identity!, packet, payload, done);
+      }, wait);
+      delayTimers.add(timer);
+      return;
+    }
+    runHook(identity!, packet, payload, done);
+  }
+
+  function runHook(identity: Identity, packet: PublishPacket, payload: Buffer, done: (err?: Error | null) => void): void {
+    if (!hook) return done(null);
     let pending: Promise<void>;
     try {
-      pending = hook(identity!, packet.topic, payload);
+      pending = hook(identity, packet.topic, payload);
     } catch (err) {
       pending = Promise.reject(err);
     }
     pending.then(
       () => done(null),
       (err: Error) => {
-        log.error({ err, username: identity!.username, topic: packet.topic }, 'publish refused by the ingest hook');
+        log.error({ err, username: identity.username, topic: packet.topic }, 'publish refused by the ingest hook');
         done(new CsError(GatewayErrors.INGEST_FAILED, `ingest failed: ${err?.message ?? String(err)}`, { topic: packet.topic }));
       },
     );
@@ -237,7 +376,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     const identity = identities.get(client);
     const d = checkSubscribe(identity, sub.topic);
     if (d.allowed) return done(null, sub);
-    counters.denied++;
+    deny('subscribe');
     log.warn({ username: identity?.username ?? null, clientId: client.id, remote: remotes.get(client), filter: sub.topic, reason: d.reason },
       'mqtt subscribe refused');
     done(null, null); // SUBACK 0x80 for this filter; the connection stays
@@ -245,7 +384,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
 
   function authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
     if (canReceive(identities.get(client), packet.topic)) return packet;
-    counters.denied++;
+    deny('forward');
     log.debug({ clientId: client.id, topic: packet.topic }, 'mqtt delivery withheld');
     return null;
   }
@@ -291,20 +430,77 @@ export function buildGateway(opts: GatewayOptions): Gateway {
 
   // ---- the listener ----------------------------------------------------------------------
 
+  function admit(socket: Socket): boolean {
+    if (!broker || broker.closed) {
+      socket.destroy();
+      return false;
+    }
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (limits.maxConnections !== undefined && sockets.size >= limits.maxConnections) {
+      drop('max-connections', { remote, maxConnections: limits.maxConnections }, 'mqtt connection refused: too many connections');
+      socket.destroy();
+      return false;
+    }
+    if (connectionBucket && !connectionBucket.tryTake()) {
+      drop('connection-rate', { remote, connectionsPerSecond: limits.connectionsPerSecond }, 'mqtt connection refused: connection rate exceeded');
+      socket.destroy();
+      return false;
+    }
+    return true;
+  }
+
   function onConnection(socket: Socket): void {
+    if (!admit(socket)) return;
+    serve(socket);
+  }
+
+  /** A TLS socket counts against the limits from its TCP accept, before the handshake. */
+  function onTlsTcpConnection(socket: Socket): void {
+    if (!admit(socket)) return;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  }
+
+  function onSecureConnection(socket: TLSSocket): void {
     if (!broker || broker.closed) {
       socket.destroy();
       return;
     }
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    let certName: string | undefined;
+    const mode = opts.tls?.clientCerts ?? 'none';
+    if (mode !== 'none') {
+      const cert = socket.getPeerCertificate();
+      const presented = cert && Object.keys(cert).length > 0;
+      if (presented) {
+        const cn = typeof cert.subject?.CN === 'string' ? cert.subject.CN : undefined;
+        if (!socket.authorized || !cn) {
+          counters.authFailures++;
+          metrics?.authFailures.inc({ code: GatewayErrors.CERT_INVALID });
+          log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, code: GatewayErrors.CERT_INVALID,
+            reason: socket.authorizationError ? String(socket.authorizationError) : 'certificate without a subject CN' }, 'mqtt connection refused');
+          socket.destroy();
+          return;
+        }
+        certName = cn;
+      }
+    }
+    serve(socket, certName, true);
+  }
+
+  /** Hands a socket to Aedes; a TLS socket's TCP socket is already counted in `sockets`. */
+  function serve(socket: Socket, certName?: string, counted = false): void {
+    if (!counted) {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    }
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    const client = broker.handle(socket);
+    const client = broker!.handle(socket);
     remotes.set(client, remote);
+    if (certName !== undefined) certNames.set(client, certName);
     try {
       guardPacketSize(client, maxPacketSize, (size) => {
         counters.denied++;
-        log.warn({ username: identities.get(client)?.username ?? null, remote, size, maxPacketSize }, 'mqtt packet too large: closing the connection');
+        drop('packet-too-large', { username: identities.get(client)?.username ?? null, remote, size, maxPacketSize }, 'mqtt packet too large: closing the connection');
       });
     } catch (err) {
       log.error({ err, remote }, 'cannot guard the packet size: refusing the connection');
@@ -312,9 +508,14 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  async function start(): Promise<{ host: string; port: number }> {
+  async function start(): Promise<GatewayAddress> {
     if (broker) throw new CsError(GatewayErrors.ALREADY_STARTED, 'gateway already started');
+    if (opts.tls?.clientCerts && opts.tls.clientCerts !== 'none' && !opts.tls.ca) {
+      throw new CsError(GatewayErrors.TLS_CONFIG, 'client certificates need a CA bundle (tls.ca)');
+    }
     broker = await Aedes.createBroker({
+      ...(opts.cluster ? { persistence: opts.cluster.persistence, mq: opts.cluster.mq } as object : {}),
+      ...(opts.brokerId ? { id: opts.brokerId } : {}),
       preConnect,
       authenticate,
       authorizePublish,
@@ -323,6 +524,13 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       ...(opts.drainTimeout !== undefined ? { drainTimeout: opts.drainTimeout } : {}),
     });
     broker.on('clientError', (client: Client, err: Error) => {
+      if (err.message === 'drain timeout') {
+        // Every write pending on the frozen socket reports it: count the client once.
+        if (drained.has(client)) return;
+        drained.add(client);
+        drop('drain-timeout', { clientId: client.id, remote: remotes.get(client), drainTimeout: opts.drainTimeout }, 'mqtt client stopped reading: disconnected');
+        return;
+      }
       log.debug({ clientId: client.id, remote: remotes.get(client), err: err.message }, 'mqtt client error');
     });
     broker.on('connectionError', (client: Client, err: Error) => {
@@ -330,27 +538,44 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     });
     const srv = createServer({ noDelay: true }, onConnection);
     server = srv;
+    const tlsOpts = opts.tls;
+    const tsrv = tlsOpts ? createTlsServer({
+      cert: tlsOpts.cert, key: tlsOpts.key, ...(tlsOpts.ca ? { ca: tlsOpts.ca } : {}),
+      requestCert: (tlsOpts.clientCerts ?? 'none') !== 'none',
+      rejectUnauthorized: tlsOpts.clientCerts === 'required',
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: 10_000,
+    }, onSecureConnection) : undefined;
+    tlsServer = tsrv;
     try {
-      await new Promise<void>((resolveListen, reject) => {
-        srv.once('error', reject);
-        srv.listen(wantedPort, host, () => {
-          srv.off('error', reject);
-          resolveListen();
+      await listen(srv, wantedPort, host);
+      if (tsrv) {
+        tsrv.on('connection', onTlsTcpConnection);
+        tsrv.on('tlsClientError', (err, socket) => {
+          drop('tls-handshake', { remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'mqtt tls handshake failed');
         });
-      });
+        await listen(tsrv, tlsOpts!.port ?? 0, tlsOpts!.host ?? host);
+      }
     } catch (err) {
       // Leave nothing behind; the error keeps its errno code (EADDRINUSE, EACCES).
+      if (srv.listening) await new Promise<void>((r) => srv.close(() => r()));
       await closeBroker();
       broker = undefined;
       server = undefined;
+      tlsServer = undefined;
       throw err;
     }
     srv.on('error', (err) => log.error({ err }, 'mqtt listener error'));
+    tsrv?.on('error', (err) => log.error({ err }, 'mqtts listener error'));
     boundPort = (srv.address() as AddressInfo).port;
+    boundTlsPort = tsrv ? (tsrv.address() as AddressInfo).port : undefined;
     store.on('revoked', onRevoked);
     watchCredentialFile();
-    log.info({ host, port: boundPort, maxPacketSize }, 'mqtt gateway listening');
-    return { host, port: boundPort };
+    if (opts.allowAnonymous) {
+      log.warn({ host, port: boundPort }, 'ANONYMOUS ACCESS IS ON (development switch allowAnonymous): any client without credentials may publish and subscribe in cs/v1/#. Never use this in production.');
+    }
+    log.info({ host, port: boundPort, tlsPort: boundTlsPort, clientCerts: tlsOpts?.clientCerts, maxPacketSize, limits, cluster: Boolean(opts.cluster) }, 'mqtt gateway listening');
+    return { host, port: boundPort, ...(boundTlsPort !== undefined ? { tlsPort: boundTlsPort } : {}) };
   }
 
   async function closeBroker(): Promise<void> {
@@ -367,11 +592,17 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       watcher = undefined;
       clearTimeout(reloadTimer);
       reloadTimer = undefined;
+      for (const t of delayTimers) clearTimeout(t);
+      delayTimers.clear();
       const srv = server!;
       const closed = new Promise<void>((r) => srv.close(() => r()));
+      const tsrv = tlsServer;
+      const tlsClosed = tsrv ? new Promise<void>((r) => tsrv.close(() => r())) : Promise.resolve();
       await closeBroker();
       for (const s of sockets) s.destroy();
       await closed;
+      await tlsClosed;
+      if (live.size) metrics?.connections.dec(live.size);
       live.clear();
       log.info({ port: boundPort }, 'mqtt gateway stopped');
     })();
@@ -385,6 +616,9 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       if (boundPort === undefined) throw new CsError(GatewayErrors.NOT_STARTED, 'gateway not started');
       return boundPort;
     },
+    get tlsPort(): number | undefined {
+      return boundTlsPort;
+    },
     get broker(): Aedes {
       if (!broker) throw new CsError(GatewayErrors.NOT_STARTED, 'gateway not started');
       return broker;
@@ -392,6 +626,16 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     stats: () => ({ connections: live.size, ...counters }),
     identityOf: (client) => identities.get(client),
   };
+}
+
+function listen(srv: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolveListen, reject) => {
+    srv.once('error', reject);
+    srv.listen(port, host, () => {
+      srv.off('error', reject);
+      resolveListen();
+    });
+  });
 }
 
 async function runSteps(steps: ConnectStep[], attempt: ConnectAttempt): Promise<void> {

@@ -336,7 +336,7 @@ describe('gateway with mqtt.js clients', () => {
     const gw1 = await connect('gw1', PASS.gw1);
     await gw1.subscribeAsync('#').catch(() => undefined);
     await gw1.publishAsync('cs/v1/gw1/health', '{}', { qos: 1 });
-    expect(gateway.stats()).toEqual({ connections: 1, authFailures: 2, denied: 1, messages: 1 });
+    expect(gateway.stats()).toEqual({ connections: 1, authFailures: 2, denied: 1, messages: 1, dropped: 0 });
   });
 
   it('closes every client socket on stop, authenticated or not', async () => {

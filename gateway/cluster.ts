@@ -1,0 +1,93 @@
+/**
+ * Shared state for several broker processes serving one city (DESIGN.md 8 and 12):
+ * aedes-persistence-redis (sessions, subscriptions, queued QoS 1 messages, retained
+ * messages, Wills) AND mqemitter-redis (routing between brokers) on one Redis. Either
+ * alone is not enough (moscajs/aedes #531).
+ *
+ * Both are isolated by `keyPrefix`: the persistence through ioredis' key prefix, the
+ * emitter through a topic prefix on its pub/sub channels (Redis pub/sub ignores key
+ * prefixes and databases), so several cities, or test runs, can share one Redis.
+ *
+ * `close()` closes both: Aedes' close() leaves the persistence's Redis connection open.
+ */
+import createRedisPersistence from 'aedes-persistence-redis';
+import mqemitterRedis from 'mqemitter-redis';
+import type { Logger } from '../lib/log.ts';
+
+export interface RedisClusterOptions {
+  /** `redis://host:port/db`. */
+  url: string;
+  /** Prefix of every key and pub/sub channel of this city; default `cs:`. */
+  keyPrefix?: string;
+}
+
+export interface ClusterBackend {
+  /** For Aedes.createBroker({ persistence, mq }). */
+  persistence: unknown;
+  mq: unknown;
+  /** Waits for the emitter and the persistence to be connected. */
+  ready(): Promise<void>;
+  /** Closes the persistence's connection and the emitter's two connections (idempotent). */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_KEY_PREFIX = 'cs:';
+/** Letters, digits and `:_.-`: nothing that Redis glob patterns or MQTT topics treat specially. */
+export const KEY_PREFIX_PATTERN = '^[A-Za-z0-9:_.-]{1,64}$';
+
+interface EmitterLike {
+  close(cb: () => void): void;
+  state: { once(ev: string, fn: (...a: unknown[]) => void): void; on(ev: string, fn: (...a: unknown[]) => void): void };
+  subConn: { status: string };
+  pubConn: { status: string };
+}
+interface PersistenceLike { destroy(): Promise<void> }
+
+export function buildClusterBackend(opts: RedisClusterOptions, log: Logger): ClusterBackend {
+  const keyPrefix = opts.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  if (!new RegExp(KEY_PREFIX_PATTERN).test(keyPrefix)) throw new RangeError(`redis keyPrefix ${JSON.stringify(keyPrefix)} must match ${KEY_PREFIX_PATTERN}`);
+  const ioredisOpts = { lazyConnect: false, maxRetriesPerRequest: null as null };
+  const persistence = createRedisPersistence({ ...parseUrl(opts.url), ...ioredisOpts, keyPrefix }) as unknown as PersistenceLike;
+  // The channel prefix ends a topic level of its own, so `#` and `+` filters keep working.
+  const Prefixed = (mqemitterRedis as unknown as { MQEmitterRedisPrefix: new (prefix: string, o: object) => EmitterLike }).MQEmitterRedisPrefix;
+  const mq = new Prefixed(`${keyPrefix}mq/`, { connectionString: opts.url });
+  mq.state.on('error', (err) => log.error({ err }, 'redis emitter error'));
+  let closing: Promise<void> | undefined;
+
+  return {
+    persistence,
+    mq,
+    async ready() {
+      const connected = (c: { status: string }) => c.status === 'ready';
+      if (connected(mq.subConn) && connected(mq.pubConn)) return;
+      await new Promise<void>((resolve, reject) => {
+        let n = (connected(mq.subConn) ? 0 : 1) + (connected(mq.pubConn) ? 0 : 1);
+        const timer = setTimeout(() => reject(new Error(`redis at ${opts.url} not reachable`)), 10_000);
+        const one = () => { if (--n === 0) { clearTimeout(timer); resolve(); } };
+        if (!connected(mq.subConn)) mq.state.once('subConnect', one);
+        if (!connected(mq.pubConn)) mq.state.once('pubConnect', one);
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        await persistence.destroy().catch((err: Error) => log.warn({ err }, 'redis persistence did not close cleanly'));
+        await new Promise<void>((resolve) => mq.close(() => resolve()));
+      })();
+      return closing;
+    },
+  };
+}
+
+/** ioredis options of a `redis://[user:pass@]host:port/db` URL (the persistence takes options, not a URL). */
+function parseUrl(url: string): { host: string; port: number; db: number; username?: string; password?: string } {
+  const u = new URL(url);
+  if (u.protocol !== 'redis:') throw new RangeError(`redis url must start with redis://, got ${url}`);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    db: Number.isInteger(db) ? db : 0,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * The hand-off of readings to the cloud at scale. Aedes has no shared subscriptions
+ * (moscajs/aedes #228), so each broker appends the readings its own clients publish to
+ * one Redis Stream, and cloud workers consume it through a consumer group
+ * (cloud/stream.ts). The append runs in the broker's onPublishAuthorized hook, which
+ * completes before the PUBACK (DESIGN.md 12): a reading is acknowledged to its gateway
+ * only once Redis holds it. When Redis refuses it, the publish is refused, the
+ * connection is closed and the edge resends it from its outbox.
+ *
+ * Entry fields: `gw` (gateway id), `topic`, `payload` (the raw bytes), `broker` (the
+ * appending broker's id), `at` (receive time, ms since the epoch).
+ */
+import { Redis } from 'ioredis';
+import { parseTopic } from '../lib/topics.ts';
+import type { Logger } from '../lib/log.ts';
+
+export interface StreamAppenderOptions {
+  url: string;
+  /** Full key of the stream (the key prefix included), e.g. `cs:readings`. */
+  key: string;
+  /** Approximate cap on the stream's length (XADD MAXLEN ~); 0 = uncapped. Default 1,000,000. */
+  maxLen?: number;
+  /** Id of this broker, written in each entry. */
+  brokerId: string;
+  now?: () => number;
+  logger: Logger;
+}
+
+export interface StreamAppender {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Appends a reading; resolves once Redis has it. Other topics resolve at once (not appended). */
+  append(topic: string, payload: Buffer): Promise<boolean>;
+}
+
+export const DEFAULT_STREAM_MAXLEN = 1_000_000;
+
+export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender {
+  const now = opts.now ?? Date.now;
+  const maxLen = opts.maxLen ?? DEFAULT_STREAM_MAXLEN;
+  let redis: Redis | undefined;
+
+  return {
+    async start() {
+      // No offline queue: a reading must be refused (not acknowledged) while Redis is away.
+      const r = new Redis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: true });
+      r.on('error', (err) => opts.logger.warn({ err: err.message }, 'redis stream connection error'));
+      await r.connect();
+      redis = r;
+    },
+    async stop() {
+      const r = redis;
+      redis = undefined;
+      if (r) await r.quit().catch(() => r.disconnect());
+    },
+    async append(topic, payload) {
+      const t = parseTopic(topic);
+      if (!t || t.kind !== 'up') return false;
+      if (!redis) throw new Error('stream appender not started');
+      const trim = maxLen > 0 ? ['MAXLEN', '~', String(maxLen)] : [];
+      await redis.xadd(opts.key, ...(trim as []), '*', 'gw', t.gateway, 'topic', topic, 'payload', payload, 'broker', opts.brokerId, 'at', String(now()));
+      return true;
+    },
+  };
+}
