@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, runCliOnce, type Running } from '../helpers/process.ts';
 
@@ -21,11 +22,19 @@ afterEach(async () => {
 });
 
 describe('citysteward command line', () => {
-  it('prints help for every subcommand', async () => {
-    for (const args of [['--help'], ['demo', '--help'], ['gateway', '--help'], ['cloud', '--help'], ['edge', '--help'], ['sim', '--help'], ['sim', 'set', '--help'], ['token', 'create', '--help'], ['credential', 'create', '--help']]) {
-      const r = await runCliOnce(args);
-      expect(r.code, args.join(' ')).toBe(0);
-      expect(r.output).toMatch(/Usage: citysteward/);
+  it('prints help for the program, and every subcommand has a description and its own help', async () => {
+    const r = await runCliOnce(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.output).toMatch(/Usage: citysteward/);
+    const { buildProgram } = await import('../../cli/main.ts');
+    const walk = (c: Command, path: string[]): string[] => c.commands.flatMap((sub) => [[...path, sub.name()].join(' '), ...walk(sub, [...path, sub.name()])]);
+    const program = buildProgram();
+    const all = walk(program, []);
+    expect(all).toEqual(expect.arrayContaining(['demo', 'gateway', 'cloud', 'edge', 'sim', 'sim set', 'token create', 'credential create', 'emergency on', 'drill']));
+    for (const path of all) {
+      const cmd = path.split(' ').reduce<Command>((c, name) => c.commands.find((x) => x.name() === name)!, program);
+      expect(cmd.description(), path).not.toBe('');
+      expect(cmd.helpInformation(), path).toMatch(new RegExp(`Usage: citysteward ${path}`));
     }
   });
 
