@@ -1,19 +1,23 @@
 /**
- * `npm run bench [-- --only mqtt|connections] [-- --quick]`
+ * `npm run bench [-- --only mqtt|connections|emergency] [-- --quick]`
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
- * throughput and latency, then memory per idle connection. A full run rewrites bench/RESULTS.md.
+ * throughput and latency, then memory per idle connection; then the emergency switch beside a
+ * bare command round trip (emergency-bench.ts). A full run rewrites bench/RESULTS.md;
+ * `--only emergency` (without --quick) rewrites only its section there.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MOSQUITTO_TUNING, startMosquitto, startOurs, type Broker } from './brokers.ts';
 import { runConnections } from './conn-bench.ts';
+import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResult } from './emergency-bench.ts';
+import { breachBench, writeBreachSection } from './breach-bench.ts';
 import { GATEWAY_COUNT } from './identities.ts';
 import { mqttCases, runMqttCase } from './mqtt-bench.ts';
-import { connSection, machine, mqttSection } from './report.ts';
+import { EMERGENCY_HEADING, connSection, emergencySection, machine, mqttSection } from './report.ts';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
-if (args.only !== undefined && args.only !== 'mqtt' && args.only !== 'connections') {
-  console.error('usage: npm run bench -- [--only mqtt|connections] [--quick]');
+if (args.only !== undefined && args.only !== 'mqtt' && args.only !== 'connections' && args.only !== 'emergency' && args.only !== 'breach') {
+  console.error('usage: npm run bench -- [--only mqtt|connections|emergency] [--quick]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -60,13 +64,50 @@ async function connectionBench(): Promise<string> {
   return section;
 }
 
+async function emergencyBench(): Promise<string> {
+  const sizes = emergencySizes(quick);
+  const file = await emergencyCredentials(Math.max(...sizes.map((s) => s.gateways)));
+  const results: EmergencyResult[] = [];
+  for (const size of sizes) {
+    log(`-- emergency switch, ${size.gateways.toLocaleString('en-US')} gateways`);
+    results.push(await runEmergency(size, file));
+  }
+  const section = emergencySection(results);
+  log(section);
+  return section;
+}
+
+/** Replaces the emergency section of RESULTS.md (from its heading to the next `## ` or the end), or appends it. */
+function writeEmergencySection(section: string): void {
+  const url = new URL('RESULTS.md', import.meta.url);
+  const text = existsSync(url) ? readFileSync(url, 'utf8') : '';
+  const start = text.indexOf(EMERGENCY_HEADING);
+  let out: string;
+  if (start < 0) {
+    out = `${text.trimEnd()}\n\n${section}`;
+  } else {
+    const next = text.indexOf('\n## ', start + EMERGENCY_HEADING.length);
+    out = text.slice(0, start) + section + (next < 0 ? '' : `\n${text.slice(next + 1)}`);
+  }
+  writeFileSync(url, out);
+}
+
+const only = (name: string): boolean => args.only === undefined || args.only === name;
 const started = Date.now();
 log(machine() + '\n');
-const mqtt = args.only !== 'connections' ? await mqttBench() : [];
-const conns = args.only !== 'mqtt' ? [await connectionBench()] : [];
+const mqtt = only('mqtt') ? await mqttBench() : [];
+const conns = only('connections') ? [await connectionBench()] : [];
+const emergency = only('emergency') ? [await emergencyBench()] : [];
+const breach = only('breach') ? [await breachBench(quick, log)] : []; // breach-bench.ts: breach to case on the live stream
 log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-if (quick || args.only) {
+if (!quick && args.only === 'breach') {
+  writeBreachSection(breach[0]!);
+  log('wrote the breach-to-case section of bench/RESULTS.md');
+} else if (!quick && args.only === 'emergency') {
+  writeEmergencySection(emergency[0]!);
+  log('wrote the emergency section of bench/RESULTS.md');
+} else if (quick || args.only) {
   log('(partial run: bench/RESULTS.md not rewritten)');
 } else {
   writeFileSync(new URL('RESULTS.md', import.meta.url), [
@@ -94,14 +135,17 @@ if (quick || args.only) {
     '  Per connection = RSS growth / connections, from the warm reading (and from the start, for reference).', '',
     '## Results', '',
     ...mqtt, ...conns,
+    'The emergency switch has a section of its own at the end.', '',
     '## Reproduce', '',
     '```sh',
-    'npm run bench                          # everything, ~3 min; rewrites bench/RESULTS.md',
-    'npm run bench -- --only mqtt           # or --only connections',
+    'npm run bench                          # everything, ~5 min; rewrites bench/RESULTS.md',
+    'npm run bench -- --only mqtt           # or --only connections, --only emergency',
     'npm run bench -- --quick               # smoke run with small counts',
     '```', '',
     'Needs `mosquitto` and `mosquitto_passwd` on PATH (Debian package mosquitto); the bench starts its own',
     'Mosquitto and never uses the one on port 1883.', '',
+    ...emergency,
+    ...breach,
   ].join('\n'));
   log('wrote bench/RESULTS.md');
 }
