@@ -9,6 +9,17 @@ import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
 import { openDatabase, type DbOptions } from './db/database.ts';
 import { createIngestor, type IngestResult, type IngestStats } from './ingest.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
+import { createStreamConsumer, type StreamSourceOptions } from './stream.ts';
+import { createCalendar, DEFAULT_CALENDAR, type WorkCalendar } from './calendar.ts';
+import { DEFAULT_WORKFLOW, type CaseEnv, type WorkflowPolicy } from './cases.ts';
+import { buildEscalator, DEFAULT_ESCALATION, type EscalationPolicy, type Escalator } from './escalation.ts';
+import { createEventBus, eventTopic, type EventBus } from './events.ts';
+import { NORMAL_MODE, type ModeProvider } from './mode.ts';
+import { checkRouting, DEFAULT_ROUTING, type Routing } from './routing.ts';
+import { createRuleEngine, defaultRuleSet, type RuleSet } from './rules.ts';
+import { CsError } from '../lib/errors.ts';
+import { CloudErrors } from './errors.ts';
+import { registerCaseRoutes } from './http/case-routes.ts';
 import { createTokenStore, type Role } from './tokens.ts';
 import { installAuth } from './http/auth.ts';
 import { installErrorHandling } from './http/errors.ts';
@@ -20,7 +31,20 @@ export type { DbOptions } from './db/database.ts';
 export type { IngestResult, IngestStats } from './ingest.ts';
 export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
 
+/**
+ * Where readings come from (gateway states always come over MQTT when `mqtt` is set):
+ * `mqtt` (default) subscribes to them; `redis-stream` consumes the brokers' readings stream
+ * through a consumer group (cloud/stream.ts); `in-process` takes them only through
+ * `cloud.ingest` (the demo's broker calls it before each PUBACK).
+ */
+export type ReadingSource =
+  | { kind: 'mqtt' }
+  | ({ kind: 'redis-stream' } & StreamSourceOptions)
+  | { kind: 'in-process' };
+
 export interface CloudOptions {
+  /** Where readings come from; `{ kind: 'mqtt' }` when omitted. */
+  source?: ReadingSource;
   db: DbOptions;
   district: District;
   profiles: Map<string, Profile>;
@@ -30,6 +54,17 @@ export interface CloudOptions {
   now?: () => number;
   /** Case categories by hazard; DEFAULT_CATEGORIES (DESIGN.md section 3) when omitted. */
   categories?: Categories;
+  /** Rules per device kind with per-device overrides; `defaultRuleSet(profiles)` when omitted. */
+  rules?: RuleSet;
+  /** Work calendar for working-hour and working-day limits; China 2026 (cloud/data) when omitted. */
+  calendar?: WorkCalendar;
+  /** Routing rules and unit members; owner/maintainer routing when omitted. */
+  routing?: Routing;
+  workflow?: Partial<WorkflowPolicy>;
+  /** Reminders, escalation and the no-data check; `false` turns the case clock off. */
+  escalation?: Partial<EscalationPolicy> | false;
+  /** Emergency mode as rules and deadlines see it (issue #6 plugs in here); normal when omitted. */
+  mode?: ModeProvider;
 }
 
 export interface Cloud {
@@ -41,6 +76,10 @@ export interface Cloud {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
   stats(): IngestStats;
   tokens: { create(role: Role, unit?: string): Promise<string> };
+  /** Case and alarm events of this worker (also on SSE `/api/events` and MQTT `cs/v1/events/...`). */
+  events: EventBus;
+  /** The case clock (reminders, escalation, no data); undefined when turned off. */
+  escalator?: Escalator;
 }
 
 /**
@@ -52,9 +91,27 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const logger = opts.logger ?? silentLogger();
   const database = openDatabase(opts.db, logger.child({ svc: 'db' }));
   const tokenStore = createTokenStore(database, now, new Set(opts.district.units.map((u) => u.id)));
+  const routing = opts.routing ?? DEFAULT_ROUTING;
+  const routingProblems = checkRouting(routing, opts.district);
+  if (routingProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `routing invalid: ${routingProblems.join('; ')}`);
+  const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
+  const engine = createRuleEngine(ruleSet);
+  const mode = opts.mode ?? NORMAL_MODE;
+  const events = createEventBus();
+  const calendarData = opts.calendar ?? DEFAULT_CALENDAR;
+  const env: CaseEnv = {
+    categories: opts.categories ?? DEFAULT_CATEGORIES,
+    calendar: createCalendar(calendarData),
+    routing,
+    workflow: { ...DEFAULT_WORKFLOW, ...opts.workflow },
+  };
   const ingestor = createIngestor({
-    database, district: opts.district, profiles: opts.profiles, categories: opts.categories ?? DEFAULT_CATEGORIES,
+    database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
     now, logger: logger.child({ svc: 'ingest' }),
+  });
+  const escalator = opts.escalation === false ? undefined : buildEscalator({
+    database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
+    policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ svc: 'case-clock' }),
   });
   const gatewayStates = new Map<string, GatewayState>();
   const inFlight = new Set<Promise<unknown>>();
@@ -66,8 +123,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     return p;
   };
 
+  const source = opts.source ?? { kind: 'mqtt' };
   const subscriber = opts.mqtt ? createSubscriber({
-    options: opts.mqtt,
+    options: source.kind === 'mqtt' ? opts.mqtt : { ...opts.mqtt, readings: false },
     logger: logger.child({ svc: 'mqtt' }),
     // Rejected payloads are acknowledged (redelivery would not make them valid); failures are not.
     onReading: async (gateway, topic, payload) => (await ingest(gateway, topic, payload)).status !== 'failed',
@@ -77,6 +135,14 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       logger.info({ gateway, online: state?.online }, 'gateway state');
     },
   }) : undefined;
+  const streamConsumer = source.kind === 'redis-stream' ? createStreamConsumer({
+    options: source,
+    logger: logger.child({ svc: 'stream' }),
+    // As over MQTT: rejected readings are acknowledged, failed ones stay pending for redelivery.
+    handle: async (e) => (await ingest(e.gateway, e.topic, e.payload)).status !== 'failed',
+  }) : undefined;
+  // Events for integrations: cs/v1/events/{case|alarm}/{action}, published by the service identity.
+  const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 
   const app = Fastify({
     loggerInstance: logger.child({ svc: 'http' }),
@@ -97,6 +163,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
+    routing,
+  });
+  registerCaseRoutes(app, {
+    database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
+    knownUnits: new Set(opts.district.units.map((u) => u.id)),
   });
 
   let migrated: Promise<void> | undefined;
@@ -113,12 +184,18 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     app,
     async start() {
       await ready();
+      await ingestor.seed();
       await subscriber?.start();
+      await streamConsumer?.start();
+      escalator?.start();
       logger.info({ db: opts.db.kind, mqtt: opts.mqtt?.url ?? null }, 'cloud started');
     },
     async stop() {
       if (stopped) return;
       stopped = true;
+      await escalator?.stop();
+      unpublish?.();
+      await streamConsumer?.stop();
       await subscriber?.stop();
       await Promise.allSettled([...inFlight]);
       await app.close();
@@ -132,5 +209,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
         return (await tokenStore.create(role, unit)).token;
       },
     },
+    events,
+    escalator,
   };
 }

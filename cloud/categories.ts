@@ -1,23 +1,36 @@
 import type { Device } from '../devices/district.ts';
+import { createCalendar, type Calendar, type TimeLimit } from './calendar.ts';
 
 /**
  * Case categories as data (DESIGN.md section 3): per hazard a title, the usual class, the time
- * limit in continuous hours (紧急工作时) and who must handle it. Limits in working hours and
- * working days on a work calendar come with the calendar; until then they count continuous hours.
+ * limit (continuous minutes/hours, working hours or working days on the work calendar), optional
+ * sub-deadlines (milestones), the merge group (related hazards at one asset join one case) and who
+ * handles it. Deadlines are stored as absolute instants.
  */
 
 export type CaseClass = 'urgent' | 'routine' | 'device-health';
 export type Severity = 'info' | 'minor' | 'major' | 'critical';
 
+export interface Milestone {
+  name: string;
+  limit: TimeLimit;
+}
+
 export interface Category {
   title: string;
-  /** The class a breach of this hazard usually has; the threshold's own class decides per case. */
+  /** The class a breach of this hazard usually has; the rule's own class decides per case. */
   class: CaseClass;
-  /** Time limit in continuous hours from registration. */
-  limitHours: number;
+  /** Time limit; `limitHours` (continuous hours) is the short form. */
+  limit?: TimeLimit;
+  limitHours?: number;
   /** A different limit when the breach has another class (e.g. a routine tier-1 waterlogging). */
+  limitByClass?: Partial<Record<CaseClass, TimeLimit>>;
   limitHoursByClass?: Partial<Record<CaseClass, number>>;
-  /** Who handles it: the device's owner unit or its maintainer unit. */
+  /** Sub-deadlines before the final one (e.g. on site within 30 minutes), for urgent cases. */
+  milestones?: Milestone[];
+  /** Hazards with the same group at one asset join one open case; default: the hazard itself. */
+  group?: string;
+  /** Who handles it by default: the device's owner unit or its maintainer unit (routing rules may override). */
   unit: 'owner' | 'maintainer';
 }
 
@@ -25,39 +38,112 @@ export type Categories = Record<string, Category>;
 
 /** No urgent case may be due later than this after registration (the Zhuhai emergency rule). */
 export const URGENT_CAP_HOURS = 12;
+/** In emergency mode every hazard case (not device health) is capped at this. */
+export const EMERGENCY_CAP_HOURS = 12;
 const HOUR = 3_600_000;
+const h = (amount: number): TimeLimit => ({ amount, unit: 'hours' });
+const min = (amount: number): TimeLimit => ({ amount, unit: 'minutes' });
+const workDays = (amount: number): TimeLimit => ({ amount, unit: 'workDays' });
 
+/** DESIGN.md section 3's table: a Tianjin manhole rule, a Sichuan county's time limits, the 12-hour cap. */
 export const DEFAULT_CATEGORIES: Categories = {
-  'cover-open': { title: 'Manhole cover open or displaced (井盖缺失/移位)', class: 'urgent', limitHours: 6, unit: 'owner' },
-  'water-in-well': { title: 'Water in a well (井内积水)', class: 'urgent', limitHours: 6, unit: 'owner' },
-  gas: { title: 'Gas in a well above threshold (井内可燃/有毒气体超标)', class: 'urgent', limitHours: 2, unit: 'owner' },
-  waterlogging: { title: 'Road waterlogging (道路积水)', class: 'urgent', limitHours: 6, limitHoursByClass: { routine: 24 }, unit: 'owner' },
-  'pressure-low': { title: 'Pipeline pressure drop, possible burst (管网压力骤降/爆管)', class: 'urgent', limitHours: 8, unit: 'owner' },
-  'pressure-high': { title: 'Pipeline pressure above band (管网压力超限)', class: 'routine', limitHours: 24, unit: 'owner' },
-  'low-battery': { title: 'Sensor battery low (感知设备电量低)', class: 'device-health', limitHours: 48, unit: 'maintainer' },
+  'cover-open': {
+    title: 'Manhole cover open or displaced (井盖缺失/移位)', class: 'urgent', limit: h(6), group: 'manhole', unit: 'owner',
+    milestones: [{ name: 'on-site', limit: min(30) }, { name: 'made-safe', limit: h(2) }],
+  },
+  'water-in-well': {
+    title: 'Water in a well (井内积水)', class: 'urgent', limit: h(6), group: 'manhole', unit: 'owner',
+    milestones: [{ name: 'on-site', limit: h(1) }],
+  },
+  gas: {
+    title: 'Gas in a well above threshold (井内可燃/有毒气体超标)', class: 'urgent', limit: h(2), group: 'manhole', unit: 'owner',
+    milestones: [{ name: 'on-site', limit: min(30) }],
+  },
+  waterlogging: {
+    title: 'Road waterlogging (道路积水)', class: 'urgent', limit: h(6), limitByClass: { routine: workDays(1) }, unit: 'owner',
+    milestones: [{ name: 'on-site', limit: h(1) }],
+  },
+  'pressure-low': {
+    title: 'Pipeline pressure drop, possible burst (管网压力骤降/爆管)', class: 'urgent', limit: h(8), unit: 'owner',
+    milestones: [{ name: 'fenced', limit: h(3) }],
+  },
+  'pressure-high': { title: 'Pipeline pressure above band (管网压力超限)', class: 'routine', limit: workDays(1), unit: 'owner' },
+  'low-battery': { title: 'Sensor battery low (感知设备电量低)', class: 'device-health', limit: workDays(2), unit: 'maintainer' },
+  offline: { title: 'Sensor offline (感知设备离线)', class: 'device-health', limit: workDays(2), unit: 'maintainer' },
+  implausible: { title: 'Sensor reporting implausible values (感知设备数据异常)', class: 'device-health', limit: workDays(2), unit: 'maintainer' },
 };
 
-/** The category of a hazard; a hazard no category names gets a conservative one (24 h, owner; maintainer for device health). */
+/** The category of a hazard; a hazard no category names gets a conservative one (1 working day; 2 for device health). */
 export function categoryFor(categories: Categories, hazard: string, cls: CaseClass): Category {
   return categories[hazard] ?? {
     title: `Sensor alarm: ${hazard}`,
     class: cls,
-    limitHours: 24,
+    limit: cls === 'device-health' ? workDays(2) : workDays(1),
     unit: cls === 'device-health' ? 'maintainer' : 'owner',
   };
 }
 
+/** The merge key of a hazard: its category's group, or the hazard. Device health never merges with hazards. */
+export function mergeKeyFor(categories: Categories, hazard: string, cls: CaseClass): string {
+  const g = categories[hazard]?.group;
+  return cls === 'device-health' || !g ? hazard : g;
+}
+
+export function limitFor(category: Category, cls: CaseClass): TimeLimit {
+  const byClass = category.limitByClass?.[cls];
+  if (byClass) return byClass;
+  const hoursByClass = category.limitHoursByClass?.[cls];
+  if (hoursByClass !== undefined) return h(hoursByClass);
+  if (category.limit) return category.limit;
+  return h(category.limitHours ?? 24);
+}
+
+/** @deprecated continuous-hour view, kept for callers of the spine API. */
 export function limitHours(category: Category, cls: CaseClass): number {
-  return category.limitHoursByClass?.[cls] ?? category.limitHours;
+  const l = limitFor(category, cls);
+  return l.unit === 'hours' ? l.amount : l.unit === 'minutes' ? l.amount / 60 : NaN;
+}
+
+export interface ScheduleOptions {
+  calendar?: Calendar;
+  /** Emergency mode (DESIGN.md section 4): every hazard case due within 12 hours. */
+  emergency?: boolean;
+}
+
+export interface Schedule {
+  deadline: number;
+  milestones: { name: string; due: number }[];
+  /** Whether the case falls under the emergency cap (urgent class, or any hazard in emergency mode). */
+  emergency: boolean;
+}
+
+const defaultCalendar = createCalendar();
+
+/** Cap in ms from registration, or Infinity. */
+function capFor(cls: CaseClass, emergency: boolean): number {
+  if (cls === 'device-health') return Infinity;
+  if (cls === 'urgent') return URGENT_CAP_HOURS * HOUR;
+  return emergency ? EMERGENCY_CAP_HOURS * HOUR : Infinity;
+}
+
+/** Absolute deadline and sub-deadlines of a case registered at `registeredAt`. */
+export function scheduleFor(category: Category, cls: CaseClass, registeredAt: number, opts: ScheduleOptions = {}): Schedule {
+  const cal = opts.calendar ?? defaultCalendar;
+  const emergency = opts.emergency ?? false;
+  const cap = registeredAt + capFor(cls, emergency);
+  const deadline = Math.min(cal.due(registeredAt, limitFor(category, cls)), cap);
+  const milestones = cls === 'urgent' || emergency
+    ? (category.milestones ?? []).map((m) => ({ name: m.name, due: Math.min(cal.due(registeredAt, m.limit), deadline) }))
+    : [];
+  return { deadline, milestones, emergency: cls === 'urgent' || (emergency && cls !== 'device-health') };
 }
 
 /** Absolute deadline: registration + limit, and for urgent cases never later than registration + 12 h. */
-export function deadlineFor(category: Category, cls: CaseClass, registeredAt: number): number {
-  const due = registeredAt + limitHours(category, cls) * HOUR;
-  return cls === 'urgent' ? Math.min(due, registeredAt + URGENT_CAP_HOURS * HOUR) : due;
+export function deadlineFor(category: Category, cls: CaseClass, registeredAt: number, opts: ScheduleOptions = {}): number {
+  return scheduleFor(category, cls, registeredAt, opts).deadline;
 }
 
-/** The responsible unit: the device's owner, or its maintainer for device-health cases. */
+/** The default responsible unit: the device's owner, or its maintainer for device-health cases. */
 export function responsibleUnit(category: Category, cls: CaseClass, device: Pick<Device, 'ownerUnit' | 'maintainerUnit'>): string {
   return category.unit === 'maintainer' || cls === 'device-health' ? device.maintainerUnit : device.ownerUnit;
 }

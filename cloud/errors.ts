@@ -29,6 +29,17 @@ export const CloudErrors = {
   MIGRATION_FAILED: 'CS_CLOUD_MIGRATION_FAILED',
   MQTT_CONNECT: 'CS_CLOUD_MQTT_CONNECT',
   CASE_UPSERT_FAILED: 'CS_CLOUD_CASE_UPSERT_FAILED',
+  /** An action the case's current state does not allow (the message names both). */
+  CASE_ILLEGAL_ACTION: 'CS_CLOUD_CASE_ILLEGAL_ACTION',
+  /** Verification refused: the asset's readings are out of range, or back in range for too short a time. */
+  CASE_SENSOR_NOT_CLEAR: 'CS_CLOUD_CASE_SENSOR_NOT_CLEAR',
+  /** Reopening would make a second open case for the same asset and hazard. */
+  CASE_ALREADY_OPEN: 'CS_CLOUD_CASE_ALREADY_OPEN',
+  /** An action body that passes the schema but not the meaning (e.g. an extension to an earlier deadline). */
+  CASE_BAD_ACTION: 'CS_CLOUD_CASE_BAD_ACTION',
+  ALARM_NOT_FOUND: 'CS_CLOUD_ALARM_NOT_FOUND',
+  CALENDAR_INVALID: 'CS_CLOUD_CALENDAR_INVALID',
+  RULES_INVALID: 'CS_CLOUD_RULES_INVALID',
 } as const;
 export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
 
@@ -49,6 +60,13 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_MIGRATION_FAILED: 500,
   CS_CLOUD_MQTT_CONNECT: 503,
   CS_CLOUD_CASE_UPSERT_FAILED: 500,
+  CS_CLOUD_CASE_ILLEGAL_ACTION: 409,
+  CS_CLOUD_CASE_SENSOR_NOT_CLEAR: 409,
+  CS_CLOUD_CASE_ALREADY_OPEN: 409,
+  CS_CLOUD_CASE_BAD_ACTION: 400,
+  CS_CLOUD_ALARM_NOT_FOUND: 404,
+  CS_CLOUD_CALENDAR_INVALID: 500,
+  CS_CLOUD_RULES_INVALID: 500,
 };
 
 /** HTTP status of a code; unknown codes of other packages count as client errors. */

@@ -5,10 +5,11 @@ import { Reading } from '../lib/messages.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { gatewayOf, type Device, type District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
-import type { Categories } from './categories.ts';
-import { evaluate } from './rules.ts';
-import { applyBreach, type CaseChange } from './cases.ts';
+import { evaluate, type Breach, type RuleEngine } from './rules.ts';
+import { applyBreach, clearAlarm, iso, linkAlarm, raiseAlarm, type CaseChange, type CaseEnv } from './cases.ts';
 import type { Database } from './db/database.ts';
+import type { EventBus, EventInput } from './events.ts';
+import type { ModeProvider } from './mode.ts';
 
 /**
  * Ingest of one reading, as a short pipeline of named steps:
@@ -24,8 +25,10 @@ export type RejectReason =
   | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
   | 'device-mismatch' | 'unknown-device' | 'wrong-gateway';
 
+export interface AlarmChange { action: 'raised' | 'cleared'; alarmId: string; hazard: string; caseId: string | null; class: string }
+
 export type IngestResult =
-  | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[] }
+  | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
   | { status: 'duplicate'; gateway: string; seq: number; device: string }
   | { status: 'rejected'; reason: RejectReason; message: string }
   /** The database failed; the reading was not stored and should be redelivered (not acknowledged). */
@@ -45,7 +48,10 @@ export interface IngestDeps {
   database: Database;
   district: District;
   profiles: Map<string, Profile>;
-  categories: Categories;
+  env: CaseEnv;
+  engine: RuleEngine;
+  mode: ModeProvider;
+  events: EventBus;
   now: () => number;
   logger: Logger;
 }
@@ -59,6 +65,8 @@ interface Registered { device: Device; gateway: string; profile: Profile }
 export interface Ingestor {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
   stats(): IngestStats;
+  /** Seeds the rule engine with the alarms active in the database (call after migrating). */
+  seed(): Promise<void>;
 }
 
 export function createIngestor(deps: IngestDeps): Ingestor {
@@ -134,17 +142,62 @@ export function createIngestor(deps: IngestDeps): Ingestor {
         last_seen: sql`case when excluded.last_seen >= device_state.last_seen then excluded.last_seen else device_state.last_seen end`,
       })).execute();
 
-      // A reading the sensor itself marks bad is kept but not judged.
-      const breaches = reading.quality === 'bad' ? [] : evaluate(reading.values, reg.profile.thresholds);
-      const cases: CaseChange[] = [];
-      for (const breach of breaches) {
-        const change = await applyBreach(trx, {
-          device: reg.device, breach, categories: deps.categories, at, historical: reading.historical, log,
-        });
-        if (change) cases.push(change);
+      // A reading the sensor itself marks bad is kept but not judged. A replayed (historical)
+      // reading is judged statelessly: it must not move hold times, hysteresis or alarms.
+      const emergency = deps.mode.emergency();
+      let breaches: Breach[] = [];
+      let raised: Breach[] = [];
+      let cleared: string[] = [];
+      if (reading.quality !== 'bad') {
+        if (reading.historical) {
+          breaches = evaluate(reading.values, reg.profile.thresholds);
+        } else {
+          ({ breaches, raised, cleared } = deps.engine.evaluate(reading.device, reg.profile.id, reading.values, ts, emergency));
+        }
       }
-      return { status: 'stored', gateway, seq: reading.seq, device: reading.device, cases } as const;
+      try {
+        const cases: CaseChange[] = [];
+        const alarms: AlarmChange[] = [];
+        for (const breach of breaches) {
+          const change = await applyBreach(trx, {
+            device: reg.device, kind: reg.profile.kind, breach, env: deps.env, at, historical: reading.historical, emergency, log,
+          });
+          if (change) cases.push(change);
+          if (raised.includes(breach)) {
+            const alarm = await raiseAlarm(trx, reading.device, breach, at, change?.caseId ?? null);
+            if (alarm) alarms.push({ action: 'raised', alarmId: alarm.id, hazard: breach.hazard, caseId: alarm.case_id, class: alarm.class });
+            else if (change) await linkAlarm(trx, reading.device, breach.hazard, change.caseId);
+          } else if (change && change.action !== 'updated') {
+            await linkAlarm(trx, reading.device, breach.hazard, change.caseId);
+          }
+        }
+        for (const hazard of cleared) {
+          const alarm = await clearAlarm(trx, reading.device, hazard, at);
+          if (alarm) alarms.push({ action: 'cleared', alarmId: alarm.id, hazard, caseId: alarm.case_id, class: alarm.class });
+        }
+        return { status: 'stored', gateway, seq: reading.seq, device: reading.device, cases, alarms } as const;
+      } catch (err) {
+        // Not committed: forget the transitions so that the redelivered reading makes them again.
+        for (const b of raised) deps.engine.setAlarmed(reading.device, b.hazard, false);
+        for (const h of cleared) deps.engine.setAlarmed(reading.device, h, true);
+        throw err;
+      }
     });
+  }
+
+  function publish(reg: Registered, result: Extract<IngestResult, { status: 'stored' }>): void {
+    const at = iso(now());
+    for (const c of result.cases) {
+      const ev: EventInput = {
+        type: c.action === 'opened' ? 'case.opened' : c.action === 'reopened' ? 'case.reopened' : 'case.updated',
+        at, caseId: c.caseId, unit: c.unit, device: result.device, hazard: c.hazard, state: c.state,
+        data: { severity: c.severity, ...(c.joined ? { joined: true } : {}) },
+      };
+      deps.events.emit(ev);
+    }
+    for (const a of result.alarms) {
+      deps.events.emit({ type: a.action === 'raised' ? 'alarm.raised' : 'alarm.cleared', at, alarmId: a.alarmId, caseId: a.caseId ?? undefined, device: result.device, hazard: a.hazard, unit: a.class === 'device-health' ? reg.device.maintainerUnit : reg.device.ownerUnit });
+    }
   }
 
   // ---- pipeline ----------------------------------------------------------------------------
@@ -164,6 +217,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
       } else if (result.status === 'stored') {
         counters.stored++;
         for (const c of result.cases) c.action === 'opened' ? counters.casesOpened++ : counters.casesUpdated++;
+        if (result.cases.length || result.alarms.length) publish(reg, result);
       }
       return result;
     } catch (err) {
@@ -181,5 +235,12 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   return {
     ingest,
     stats: () => ({ ...counters, rejected: { ...counters.rejected } }),
+    async seed() {
+      const active = await database.db.selectFrom('alarms').select(['device', 'hazard']).where('cleared_at', 'is', null).execute();
+      for (const a of active) {
+        const reg = registry.get(a.device);
+        if (reg) deps.engine.seedActive(a.device, reg.profile.id, a.hazard);
+      }
+    },
   };
 }

@@ -20,6 +20,13 @@ export interface MqttOptions {
   password: string;
   /** A fixed client id makes the session persistent (clean=false) across cloud restarts. */
   clientId?: string;
+  /**
+   * Subscribe to these gateways' readings only (a share of the fleet per worker, when several
+   * cloud workers split the gateways); every gateway when omitted.
+   */
+  gateways?: string[];
+  /** Subscribe to readings at all (false: publish events only, readings come another way). */
+  readings?: boolean;
 }
 
 export interface SubscriberDeps {
@@ -34,6 +41,8 @@ export interface Subscriber {
   start(): Promise<void>;
   stop(): Promise<void>;
   connected(): boolean;
+  /** Publishes (QoS 1) when connected; events for integrations are best effort while offline. */
+  publish(topic: string, payload: string): void;
 }
 
 export function createSubscriber(deps: SubscriberDeps): Subscriber {
@@ -104,7 +113,12 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
       c.on('error', (err) => log.warn({ err }, 'mqtt error'));
       c.on('offline', () => log.warn('mqtt offline'));
       c.on('connect', () => log.info('mqtt reconnected'));
-      const granted = await c.subscribeAsync({ [topics.allUp]: { qos: 1 }, [topics.allState]: { qos: 1 } });
+      const subs: Record<string, { qos: 1 }> = { [topics.allState]: { qos: 1 } };
+      if (deps.options.readings !== false) {
+        if (deps.options.gateways) for (const gw of deps.options.gateways) subs[`${topics.namespace(gw)}up/+`] = { qos: 1 };
+        else subs[topics.allUp] = { qos: 1 };
+      }
+      const granted = await c.subscribeAsync(subs);
       const refused = granted.filter((g) => g.qos === 128);
       if (refused.length) log.error({ refused: refused.map((g) => g.topic) }, 'subscriptions refused by the broker');
       log.info({ url, clientId }, 'subscribed to readings and gateway states');
@@ -115,5 +129,10 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
       if (c) await c.endAsync();
     },
     connected: () => client?.connected ?? false,
+    publish(topic, payload) {
+      const c = client;
+      if (!c?.connected) return;
+      c.publish(topic, payload, { qos: 1 }, (err) => { if (err) log.warn({ err, topic }, 'event publish failed'); });
+    },
   };
 }

@@ -101,9 +101,73 @@ const m0001: Migration = {
   },
 };
 
+/**
+ * 0002: the case workflow (issue #5). Cases gain a merge key (related hazards at one asset join one
+ * case), sub-deadlines, workflow timestamps and counters, escalation state; history gains reason,
+ * evidence and details; alarms get a table with one active alarm per (device, hazard).
+ */
+const m0002: Migration = {
+  async up(db: Kysely<any>) {
+    const caseColumns: [string, 'text' | 'integer' | 'bigint', string | number | null][] = [
+      ['merge_key', 'text', ''],
+      ['hazards', 'text', '[]'],
+      ['milestones', 'text', '[]'],
+      ['grid', 'text', null],
+      ['dispatched_at', 'bigint', null],
+      ['accepted_at', 'bigint', null],
+      ['handled_at', 'bigint', null],
+      ['closed_at', 'bigint', null],
+      ['resume_state', 'text', null],
+      ['rework_count', 'integer', 0],
+      ['extension_count', 'integer', 0],
+      ['escalation_level', 'integer', 0],
+      ['reminded_at', 'bigint', null],
+      ['escalated_at', 'bigint', null],
+    ];
+    for (const [name, type, def] of caseColumns) {
+      await db.schema.alterTable('cases').addColumn(name, type, (c) => (def === null ? c : c.notNull().defaultTo(def))).execute();
+    }
+    await db.updateTable('cases').set({ merge_key: sql`hazard`, hazards: sql`'["' || hazard || '"]'`, dispatched_at: sql`opened_at` }).execute();
+    // One open case per (device, merge key): related hazards join one case, and a storm of workers cannot split it.
+    await db.schema.createIndex('cases_one_open_per_device_group').on('cases')
+      .columns(['device', 'merge_key']).unique().where(OPEN_CASE_PREDICATE).execute();
+    await db.schema.createIndex('cases_state_deadline').on('cases').columns(['state', 'deadline_at']).execute();
+    await db.schema.createIndex('cases_device_closed').on('cases').columns(['device', 'merge_key', 'closed_at']).execute();
+
+    for (const name of ['reason', 'evidence', 'details']) {
+      await db.schema.alterTable('case_history').addColumn(name, 'text').execute();
+    }
+
+    await db.schema.createTable('alarms')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('device', 'text', (c) => c.notNull())
+      .addColumn('hazard', 'text', (c) => c.notNull())
+      .addColumn('rule_id', 'text', (c) => c.notNull())
+      .addColumn('severity', 'text', (c) => c.notNull())
+      .addColumn('class', 'text', (c) => c.notNull())
+      .addColumn('point', 'text')
+      .addColumn('value', 'text')
+      .addColumn('raised_at', 'bigint', (c) => c.notNull())
+      .addColumn('cleared_at', 'bigint')
+      .addColumn('acked_at', 'bigint')
+      .addColumn('acked_by', 'text')
+      .addColumn('case_id', 'text')
+      .execute();
+    // One active alarm per (device, hazard), for every worker.
+    await db.schema.createIndex('alarms_one_active').on('alarms').columns(['device', 'hazard']).unique()
+      .where(sql<boolean>`cleared_at is null`).execute();
+    await db.schema.createIndex('alarms_case').on('alarms').columns(['case_id']).execute();
+    await db.schema.createIndex('alarms_raised').on('alarms').columns(['raised_at', 'id']).execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.dropTable('alarms').ifExists().execute();
+  },
+};
+
 /** In-code migrations, applied in name order. */
 export const migrations: Record<string, Migration> = {
   '0001_spine': m0001,
+  '0002_workflow': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

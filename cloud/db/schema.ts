@@ -51,6 +51,41 @@ export interface CasesTable {
   lon: number;
   address: string | null;
   component_code: string;
+  /** Hazards that share this key join one open case (0002). */
+  merge_key: string;
+  /** JSON array of the hazards joined in this case, first one first. */
+  hazards: string;
+  /** JSON array of sub-deadlines `{ name, due }` (absolute epoch ms). */
+  milestones: string;
+  grid: string | null;
+  dispatched_at: number | null;
+  accepted_at: number | null;
+  handled_at: number | null;
+  closed_at: number | null;
+  /** While deferred: the state to resume. */
+  resume_state: string | null;
+  rework_count: number;
+  extension_count: number;
+  /** 0 crew, 1 the unit's duty leader, 2 the command centre. */
+  escalation_level: number;
+  reminded_at: number | null;
+  escalated_at: number | null;
+}
+
+export interface AlarmsTable {
+  id: string;
+  device: string;
+  hazard: string;
+  rule_id: string;
+  severity: string;
+  class: string;
+  point: string | null;
+  value: string | null;
+  raised_at: number;
+  cleared_at: number | null;
+  acked_at: number | null;
+  acked_by: string | null;
+  case_id: string | null;
 }
 
 /** Append-only: one row per action on a case, numbered per case. */
@@ -64,6 +99,11 @@ export interface CaseHistoryTable {
   from_state: string | null;
   to_state: string | null;
   note: string | null;
+  reason: string | null;
+  /** JSON array of evidence references (photo URLs, file ids). */
+  evidence: string | null;
+  /** JSON object: e.g. an extension's old and new deadline and its approver. */
+  details: string | null;
 }
 
 /** Per-day counter behind case ids `C-YYYYMMDD-NNNN` (day in Asia/Shanghai). */
@@ -89,4 +129,5 @@ export interface DB {
   case_history: CaseHistoryTable;
   case_counters: CaseCountersTable;
   api_tokens: ApiTokensTable;
+  alarms: AlarmsTable;
 }

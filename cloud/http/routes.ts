@@ -6,13 +6,13 @@ import type { GatewayState } from '../../lib/messages.ts';
 import { gatewayOf, type District, type Device as DistrictDevice } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
 import { CloudErrors } from '../errors.ts';
-import { caseToJson, historyToJson, iso } from '../cases.ts';
+import { iso } from '../cases.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { Database } from '../db/database.ts';
 import type { DeviceStateTable } from '../db/schema.ts';
 import type { Selectable } from 'kysely';
-import { principalOf, scopeUnit } from './auth.ts';
 import * as S from './schemas.ts';
+import type { Routing } from '../routing.ts';
 
 export interface RouteDeps {
   database: Database;
@@ -21,6 +21,7 @@ export interface RouteDeps {
   now: () => number;
   gatewayStates: ReadonlyMap<string, GatewayState>;
   mqttStatus(): 'connected' | 'disconnected' | 'disabled';
+  routing?: Routing;
 }
 
 /** A device counts as offline when silent for this many poll intervals. */
@@ -134,48 +135,6 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
     };
   });
 
-  // ---- cases ---------------------------------------------------------------------------------
-
-  app.get('/api/cases', {
-    schema: {
-      summary: 'Cases, newest first; a crew token sees its own unit only',
-      tags: ['cases'], querystring: S.CaseQuery, response: { 200: S.CaseList, ...S.authErrors },
-    },
-  }, async (req) => {
-    const { state, unit, hazard, device, limit, cursor } = req.query;
-    const scope = scopeUnit(principalOf(req));
-    let q = db.selectFrom('cases').selectAll();
-    if (scope !== undefined) q = q.where('unit', '=', scope);
-    if (unit) q = q.where('unit', '=', unit);
-    if (state) q = q.where('state', '=', state);
-    if (hazard) q = q.where('hazard', '=', hazard);
-    if (device) q = q.where('device', '=', device);
-    if (cursor) {
-      const [openedAt, id] = decodeCursor(cursor);
-      q = q.where((eb) => eb.or([eb('opened_at', '<', openedAt), eb.and([eb('opened_at', '=', openedAt), eb('id', '<', id)])]));
-    }
-    const rows = await q.orderBy('opened_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { items: page.map(caseToJson), nextCursor: rows.length > limit && last ? encodeCursor(Number(last.opened_at), last.id) : null };
-  });
-
-  app.get('/api/cases/:id', {
-    schema: {
-      summary: 'One case with its history; a crew token gets 404 for another unit\'s case',
-      tags: ['cases'], params: S.IdParams, response: { 200: S.CaseDetail, 404: S.ErrorReply, ...S.authErrors },
-    },
-  }, async (req) => {
-    const scope = scopeUnit(principalOf(req));
-    const row = await db.selectFrom('cases').selectAll().where('id', '=', req.params.id).executeTakeFirst();
-    // 404, not 403, for another unit's case: a crew token learns nothing about cases not theirs.
-    if (!row || (scope !== undefined && row.unit !== scope)) {
-      throw new CsError(CloudErrors.CASE_NOT_FOUND, `no case "${req.params.id}"`);
-    }
-    const history = await db.selectFrom('case_history').selectAll().where('case_id', '=', row.id).orderBy('seq').execute();
-    return { ...caseToJson(row), history: history.map(historyToJson) };
-  });
-
   // ---- units ---------------------------------------------------------------------------------
 
   app.get('/api/units', {
@@ -188,20 +147,10 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
     return {
       items: district.units.map((u) => ({
         id: u.id, name: u.name, dutyContact: u.dutyContact ?? null,
+        dutyLeader: deps.routing?.units[u.id]?.dutyLeader ?? null, members: deps.routing?.units[u.id]?.members ?? [],
         openCases: Number(counts.get(u.id)?.open ?? 0), overdueCases: Number(counts.get(u.id)?.overdue ?? 0),
       })),
     };
   });
 }
 
-function encodeCursor(openedAt: number, id: string): string {
-  return Buffer.from(JSON.stringify([openedAt, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') return [v[0], v[1]];
-  } catch { /* answered below */ }
-  throw new CsError(CloudErrors.BAD_CURSOR, 'query parameter "cursor" is not a cursor this API gave out');
-}

@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PointValue } from '../../lib/messages.ts';
-import { CASE_STATES } from '../cases.ts';
+import { CASE_STATES } from '../workflow.ts';
 
 /** TypeBox schemas of the REST API: validation, types and the OpenAPI document from one source. */
 
@@ -28,10 +28,13 @@ const StringEnum = <T extends readonly string[]>(values: T, description?: string
 
 export const CaseState = StringEnum(CASE_STATES);
 
+export const Milestone = Type.Object({ name: Type.String({ description: 'e.g. on-site, made-safe' }), due: Iso('sub-deadline') });
+
 export const Case = Type.Object({
   id: Type.String({ description: 'e.g. C-20261125-0001' }),
   device: Type.String(),
-  hazard: Type.String(),
+  hazard: Type.String({ description: 'the hazard that opened the case' }),
+  hazards: Type.Array(Type.String(), { description: 'every hazard joined in this case (related hazards at one asset merge)' }),
   class: Type.Union([Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('device-health')]),
   severity: Type.Union([Type.Literal('info'), Type.Literal('minor'), Type.Literal('major'), Type.Literal('critical')]),
   state: CaseState,
@@ -41,10 +44,16 @@ export const Case = Type.Object({
   openedAt: Iso('registration time'),
   updatedAt: Iso('last change'),
   deadline: Iso('absolute deadline; urgent cases are due at most 12 h after registration'),
-  emergency: Type.Boolean({ description: 'urgent-class case under the 12-hour emergency cap' }),
+  overdue: Type.Boolean({ description: 'running (registered, dispatched, accepted) past its deadline' }),
+  milestones: Type.Array(Milestone),
+  emergency: Type.Boolean({ description: 'under the 12-hour emergency cap (urgent class, or registered in emergency mode)' }),
   breachCount: Type.Integer(),
+  reworkCount: Type.Integer(),
+  extensionCount: Type.Integer(),
+  escalationLevel: Type.Integer({ description: '0 crew, 1 the unit\'s duty leader, 2 the command centre' }),
   lastValue: Nullable(PointValue),
   location: Location,
+  grid: Nullable(Type.String()),
   componentCode: Type.String(),
 });
 export type Case = Static<typeof Case>;
@@ -58,9 +67,48 @@ export const HistoryEntry = Type.Object({
   fromState: Nullable(Type.String()),
   toState: Nullable(Type.String()),
   note: Nullable(Type.String()),
+  reason: Nullable(Type.String()),
+  evidence: Type.Array(Type.String()),
+  details: Nullable(Type.Record(Type.String(), Type.Unknown())),
 });
 
-export const CaseDetail = Type.Composite([Case, Type.Object({ history: Type.Array(HistoryEntry) })]);
+export const Alarm = Type.Object({
+  id: Type.String(),
+  device: Type.String(),
+  hazard: Type.String(),
+  rule: Type.String(),
+  severity: Type.String(),
+  class: Type.String(),
+  point: Nullable(Type.String()),
+  value: Nullable(PointValue),
+  raisedAt: Iso('raised'),
+  clearedAt: Nullable(Iso('back in range')),
+  acknowledgedAt: Nullable(Iso('acknowledged')),
+  acknowledgedBy: Nullable(Type.String()),
+  caseId: Nullable(Type.String()),
+  active: Type.Boolean(),
+});
+export const AlarmList = Type.Object({ items: Type.Array(Alarm) });
+export const AlarmQuery = Type.Object({
+  active: Type.Optional(Type.Boolean()),
+  device: Type.Optional(Type.String({ maxLength: 64 })),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+}, { additionalProperties: false });
+
+export const CaseDetail = Type.Composite([Case, Type.Object({
+  history: Type.Array(HistoryEntry),
+  alarms: Type.Array(Alarm),
+  allowedActions: Type.Array(Type.String(), { description: 'actions the case\'s state allows now' }),
+  readings: Type.Array(Type.Object({ ts: Iso('measurement time'), values: Values, quality: Type.String() }), { description: 'the asset\'s readings since the first alarm, oldest first (at most 500)' }),
+})]);
+
+export const ActionBody = Type.Object({
+  reason: Type.Optional(Type.String({ maxLength: 2000, description: 'required for rework, extend, defer, void, reopen' })),
+  notes: Type.Optional(Type.String({ maxLength: 4000 })),
+  evidence: Type.Optional(Type.Array(Type.String({ maxLength: 500 }), { maxItems: 20, description: 'evidence references: photo URLs, file ids' })),
+  deadline: Type.Optional(Iso('extend: the new deadline')),
+  unit: Type.Optional(Type.String({ maxLength: 64, description: 'dispatch: the responsible unit' })),
+}, { additionalProperties: false });
 
 export const CaseList = Type.Object({
   items: Type.Array(Case),
@@ -69,6 +117,10 @@ export const CaseList = Type.Object({
 
 export const CaseQuery = Type.Object({
   state: Type.Optional(CaseState),
+  overdue: Type.Optional(Type.Boolean({ description: 'only running cases past their deadline' })),
+  emergency: Type.Optional(Type.Boolean()),
+  area: Type.Optional(Type.String({ maxLength: 32, description: 'grid cell code or prefix (e.g. 440402001)' })),
+  class: Type.Optional(Type.Union([Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('device-health')])),
   unit: Type.Optional(Type.String({ maxLength: 64 })),
   hazard: Type.Optional(Type.String({ maxLength: 64 })),
   device: Type.Optional(Type.String({ maxLength: 64 })),
@@ -127,6 +179,8 @@ export const Unit = Type.Object({
   id: Type.String(),
   name: Type.String(),
   dutyContact: Nullable(Type.String()),
+  dutyLeader: Nullable(Type.String()),
+  members: Type.Array(Type.String()),
   openCases: Type.Integer(),
   overdueCases: Type.Integer(),
 });

@@ -31,7 +31,7 @@ describe('ingest', () => {
   const open: Cloud[] = [];
 
   async function newCloud(): Promise<Cloud> {
-    const c = await buildCloud({ db: { kind: 'sqlite', file: join(dir, 'cs.db') }, district, profiles, now: () => clock });
+    const c = await buildCloud({ db: { kind: 'sqlite', file: join(dir, 'cs.db') }, district, profiles, now: () => clock, escalation: false });
     open.push(c);
     await c.start();
     return c;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadProfiles, type Threshold } from '../../devices/profile.ts';
-import { breaches, evaluate } from '../../cloud/rules.ts';
+import { breaches, createRuleEngine, defaultRuleSet, evaluate } from '../../cloud/rules.ts';
 import { categoryFor, deadlineFor, DEFAULT_CATEGORIES, responsibleUnit } from '../../cloud/categories.ts';
 import { caseId } from '../../cloud/cases.ts';
 
@@ -64,11 +64,12 @@ describe('categories', () => {
     ['water-in-well', 'urgent', 6],
     ['gas', 'urgent', 2],
     ['waterlogging', 'urgent', 6],
-    ['waterlogging', 'routine', 24],
+    // Monday 14:00 in Zhuhai: one working day (7 working hours) ends Tuesday at the end of the morning.
+    ['waterlogging', 'routine', 22],
     ['pressure-low', 'urgent', 8],
-    ['pressure-high', 'routine', 24],
-    ['low-battery', 'device-health', 48],
-    ['unheard-of', 'routine', 24],
+    ['pressure-high', 'routine', 22],
+    ['low-battery', 'device-health', 46],
+    ['unheard-of', 'routine', 22],
   ] as const)('%s (%s) is due %i h after registration', (hazard, cls, hours) => {
     expect(deadlineFor(categoryFor(DEFAULT_CATEGORIES, hazard, cls), cls, t0)).toBe(t0 + hours * HOUR);
   });
@@ -89,5 +90,63 @@ describe('categories', () => {
   it('case ids count per day in Asia/Shanghai', () => {
     expect(caseId(Date.parse('2026-11-24T16:30:00Z'), 1)).toBe('C-20261125-0001');
     expect(caseId(Date.parse('2026-11-24T15:59:59Z'), 12345)).toBe('C-20261124-12345');
+  });
+});
+
+describe('rule engine (stateful rules as data)', () => {
+  const set = defaultRuleSet(profiles);
+  const S = 1000;
+  const hazards = (e: { breaches: { hazard: string }[] }) => e.breaches.map((b) => b.hazard);
+
+  it('clears a water level only once it is back below the limit by the hysteresis', () => {
+    const engine = createRuleEngine(set);
+    const first = engine.evaluate('WL', 'water-level', { level_m: 0.9 }, 0, false);
+    expect(first.raised.map((b) => b.thresholdId)).toEqual(['level-tier2']);
+    // 0.84 is below tier 2 (0.85) but inside its hysteresis (0.05): no breach of tier 2, tier 1 still breaches, not cleared.
+    const band = engine.evaluate('WL', 'water-level', { level_m: 0.84 }, S, false);
+    expect(band.breaches.map((b) => b.thresholdId)).toEqual(['level-tier1']);
+    expect(band.cleared).toEqual([]);
+    expect(engine.evaluate('WL', 'water-level', { level_m: 0.68 }, 2 * S, false).cleared).toEqual([]);
+    expect(engine.evaluate('WL', 'water-level', { level_m: 0.64 }, 3 * S, false).cleared).toEqual(['waterlogging']);
+    expect(engine.evaluate('WL', 'water-level', { level_m: 0.9 }, 4 * S, false).raised).toHaveLength(1);
+  });
+
+  it('ignores a cover tilt held less than two seconds (a passing vehicle)', () => {
+    const engine = createRuleEngine(set);
+    expect(hazards(engine.evaluate('MH', 'manhole-cover', { tilt_deg: 25 }, 0, false))).toEqual([]);
+    expect(hazards(engine.evaluate('MH', 'manhole-cover', { tilt_deg: 25 }, 1 * S, false))).toEqual([]);
+    expect(hazards(engine.evaluate('MH', 'manhole-cover', { tilt_deg: 1 }, 1.5 * S, false))).toEqual([]);
+    expect(hazards(engine.evaluate('MH', 'manhole-cover', { tilt_deg: 25 }, 3 * S, false))).toEqual([]);
+    expect(hazards(engine.evaluate('MH', 'manhole-cover', { tilt_deg: 25 }, 5 * S, false))).toEqual(['cover-open']);
+  });
+
+  it('raises a water level rising faster than 10 cm/h over at least five minutes', () => {
+    const engine = createRuleEngine(set);
+    let last;
+    // 0.3 m/h: 0.5 cm a minute, for six minutes, still far below tier 1.
+    for (let m = 0; m <= 6; m++) last = engine.evaluate('WL', 'water-level', { level_m: 0.1 + m * 0.005 }, m * 60 * S, false);
+    expect(last!.breaches).toMatchObject([{ hazard: 'waterlogging', thresholdId: 'level-rise', class: 'routine', op: 'rate' }]);
+    const slow = createRuleEngine(set);
+    for (let m = 0; m <= 6; m++) last = slow.evaluate('WL', 'water-level', { level_m: 0.1 + m * 0.001 }, m * 60 * S, false);
+    expect(last!.breaches).toEqual([]);
+  });
+
+  it('calls an impossible value implausible, a device-health hazard, and does not judge it as a flood', () => {
+    const engine = createRuleEngine(set);
+    const e = engine.evaluate('WL', 'water-level', { level_m: 42 }, 0, false);
+    expect(e.breaches).toMatchObject([{ hazard: 'implausible', class: 'device-health', op: 'range' }]);
+  });
+
+  it('uses the emergency limits in emergency mode', () => {
+    const engine = createRuleEngine(set);
+    expect(hazards(engine.evaluate('WL', 'water-level', { level_m: 0.65 }, 0, false))).toEqual([]);
+    expect(engine.evaluate('WL2', 'water-level', { level_m: 0.65 }, 0, true).breaches).toMatchObject([{ thresholdId: 'level-tier1', limit: 0.6 }]);
+  });
+
+  it('applies per-device overrides over the kind\'s rules', () => {
+    const custom = { ...set, devices: { 'WL-LOW': [{ id: 'level-tier1', value: 0.3 }, { id: 'battery-low', disabled: true }] } };
+    const engine = createRuleEngine(custom);
+    expect(hazards(engine.evaluate('WL-LOW', 'water-level', { level_m: 0.35, battery_pct: 5 }, 0, false))).toEqual(['waterlogging']);
+    expect(hazards(engine.evaluate('WL-STD', 'water-level', { level_m: 0.35, battery_pct: 5 }, 0, false))).toEqual(['low-battery']);
   });
 });

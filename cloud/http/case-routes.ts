@@ -1,0 +1,244 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { ServerResponse } from 'node:http';
+import { CsError } from '../../lib/errors.ts';
+import type { District } from '../../devices/district.ts';
+import { CloudErrors } from '../errors.ts';
+import { alarmToJson, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv } from '../cases.ts';
+import type { Database } from '../db/database.ts';
+import type { EventBus, CsEvent } from '../events.ts';
+import type { RuleSet } from '../rules.ts';
+import { rulesFor } from '../rules.ts';
+import type { WorkCalendar } from '../calendar.ts';
+import { ACTION_ROLES, CASE_ACTIONS, legalActions, RUNNING_STATES, type CaseAction, type CaseState } from '../workflow.ts';
+import { principalOf, scopeUnit } from './auth.ts';
+import * as S from './schemas.ts';
+
+export interface CaseRouteDeps {
+  database: Database;
+  district: District;
+  now: () => number;
+  env: CaseEnv;
+  events: EventBus;
+  ruleSet: RuleSet;
+  calendar: WorkCalendar;
+  knownUnits: ReadonlySet<string>;
+}
+
+const ACTION_SUMMARY: Record<CaseAction, string> = {
+  dispatch: 'Dispatch (派遣) a registered case, optionally to another unit',
+  accept: 'Accept a dispatched case (the crew takes it)',
+  handle: 'Report the case handled (处置, 反馈) with notes and evidence',
+  verify: 'Verify (核查) and close (结案); refused while the asset\'s readings are out of range or back for less than the window',
+  rework: 'Send a handled case back for rework (返工), with a reason',
+  extend: 'Extend the deadline (延期), with a reason; the caller is the approver',
+  defer: 'Defer (缓办) the case, with a reason',
+  void: 'Void (作废) a false alarm, with a reason; kept, never deleted',
+  reopen: 'Reopen a deferred case (resumes) or a closed one (rework)',
+};
+
+/** Cases, alarms, the workflow actions, rules, routing, calendar and the live event stream. */
+export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const { database, now, env } = deps;
+  const db = database.db;
+
+  app.get('/api/cases', {
+    schema: {
+      summary: 'Cases, newest first; a crew token sees its own unit only',
+      tags: ['cases'], querystring: S.CaseQuery, response: { 200: S.CaseList, ...S.authErrors },
+    },
+  }, async (req) => {
+    const { state, unit, hazard, device, limit, cursor, overdue, emergency, area } = req.query;
+    const cls = req.query.class;
+    const scope = scopeUnit(principalOf(req));
+    const at = now();
+    let q = db.selectFrom('cases').selectAll();
+    if (scope !== undefined) q = q.where('unit', '=', scope);
+    if (unit) q = q.where('unit', '=', unit);
+    if (state) q = q.where('state', '=', state);
+    if (hazard) q = q.where((eb) => eb.or([eb('hazard', '=', hazard), eb('hazards', 'like', `%"${hazard.replace(/[%_"]/g, '')}"%`)]));
+    if (device) q = q.where('device', '=', device);
+    if (cls) q = q.where('class', '=', cls);
+    if (emergency !== undefined) q = q.where('emergency', '=', emergency ? 1 : 0);
+    if (area) q = q.where('grid', 'like', `${area.replace(/[%_]/g, '')}%`);
+    if (overdue === true) q = q.where('state', 'in', RUNNING_STATES).where('deadline_at', '<', at);
+    if (overdue === false) q = q.where((eb) => eb.or([eb('state', 'not in', RUNNING_STATES), eb('deadline_at', '>=', at)]));
+    if (cursor) {
+      const [openedAt, id] = decodeCursor(cursor);
+      q = q.where((eb) => eb.or([eb('opened_at', '<', openedAt), eb.and([eb('opened_at', '=', openedAt), eb('id', '<', id)])]));
+    }
+    const rows = await q.orderBy('opened_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page.map((r) => caseToJson(r, at)), nextCursor: rows.length > limit && last ? encodeCursor(Number(last.opened_at), last.id) : null };
+  });
+
+  async function detail(id: string, row: Awaited<ReturnType<typeof visibleCase>>) {
+    const [history, alarms] = await Promise.all([
+      db.selectFrom('case_history').selectAll().where('case_id', '=', id).orderBy('seq').execute(),
+      db.selectFrom('alarms').selectAll().where('case_id', '=', id).orderBy('raised_at').execute(),
+    ]);
+    const since = alarms.length ? Math.min(...alarms.map((a) => Number(a.raised_at))) : Number(row.opened_at);
+    // Readings since the alarm, by measurement time; a small margin before it shows the rise.
+    const readings = await db.selectFrom('readings').select(['ts', 'values_json', 'quality']).where('device', '=', row.device)
+      .where('ts', '>=', since - 60_000).orderBy('ts', 'asc').limit(500).execute();
+    return {
+      ...caseToJson(row, now()),
+      history: history.map(historyToJson),
+      alarms: alarms.map(alarmToJson),
+      allowedActions: legalActions(row.state as CaseState),
+      readings: readings.map((r) => ({ ts: iso(r.ts), values: JSON.parse(r.values_json), quality: r.quality })),
+    };
+  }
+
+  app.get('/api/cases/:id', {
+    schema: {
+      summary: 'One case with its history, alarms and the asset\'s readings since the alarm; a crew token gets 404 for another unit\'s case',
+      tags: ['cases'], params: S.IdParams, response: { 200: S.CaseDetail, 404: S.ErrorReply, ...S.authErrors },
+    },
+  }, async (req) => {
+    // 404, not 403, for another unit's case: a crew token learns nothing about cases not theirs.
+    const row = await visibleCase(db, req.params.id, principalOf(req));
+    return detail(row.id, row);
+  });
+
+  for (const action of CASE_ACTIONS) {
+    app.post(`/api/cases/:id/${action}`, {
+      schema: {
+        summary: ACTION_SUMMARY[action],
+        description: `Roles: ${ACTION_ROLES[action].join(', ')}. An action the case's state does not allow answers 409 naming the state and the action.`,
+        tags: ['case actions'], params: S.IdParams, body: S.ActionBody,
+        response: { 200: S.CaseDetail, 404: S.ErrorReply, 409: S.ErrorReply, ...S.authErrors },
+      },
+      // The body is optional: no body is an empty one.
+      preValidation: async (req) => { req.body ??= {}; },
+    }, async (req) => {
+      const principal = principalOf(req);
+      const at = now();
+      const out = await database.write((trx) => applyAction(trx, {
+        id: req.params.id, action, principal, body: req.body ?? {}, at, env, knownUnits: deps.knownUnits,
+      }));
+      req.log.info({ caseId: out.row.id, action, from: out.from, to: out.to, role: principal.role }, 'case action');
+      deps.events.emit({
+        type: 'case.transition', at: iso(at), caseId: out.row.id, unit: out.row.unit, device: out.row.device, hazard: out.row.hazard,
+        state: out.to, data: { action, from: out.from, to: out.to, role: principal.role },
+      });
+      return detail(out.row.id, out.row);
+    });
+  }
+
+  // ---- alarms --------------------------------------------------------------------------------
+
+  app.get('/api/alarms', {
+    schema: { summary: 'Alarms, newest first; a crew token sees alarms of its unit\'s assets', tags: ['alarms'], querystring: S.AlarmQuery, response: { 200: S.AlarmList, ...S.authErrors } },
+  }, async (req) => {
+    const p = principalOf(req);
+    let q = db.selectFrom('alarms').selectAll();
+    if (req.query.active === true) q = q.where('cleared_at', 'is', null);
+    if (req.query.active === false) q = q.where('cleared_at', 'is not', null);
+    if (req.query.device) q = q.where('device', '=', req.query.device);
+    const scope = scopeUnit(p);
+    if (scope !== undefined) {
+      const mine = deps.district.devices.filter((d) => d.ownerUnit === scope || d.maintainerUnit === scope).map((d) => d.id);
+      q = mine.length ? q.where('device', 'in', mine) : q.where('device', '=', '\u0000');
+    }
+    const rows = await q.orderBy('raised_at', 'desc').orderBy('id', 'desc').limit(req.query.limit).execute();
+    return { items: rows.map(alarmToJson) };
+  });
+
+  app.post('/api/alarms/:id/ack', {
+    schema: { summary: 'Acknowledge an alarm (operator, commander, admin, or the crew of the asset\'s unit)', tags: ['alarms'], params: S.IdParams, response: { 200: S.Alarm, 404: S.ErrorReply, ...S.authErrors } },
+  }, async (req) => {
+    const p = principalOf(req);
+    if (p.role === 'verifier') throw new CsError(CloudErrors.FORBIDDEN, 'role verifier may not acknowledge alarms');
+    const at = now();
+    const row = await database.write(async (trx) => {
+      const a = await trx.selectFrom('alarms').selectAll().where('id', '=', req.params.id).executeTakeFirst();
+      const dev = a && deps.district.devices.find((d) => d.id === a.device);
+      if (!a || (p.role === 'crew' && dev?.ownerUnit !== p.unit && dev?.maintainerUnit !== p.unit)) {
+        throw new CsError(CloudErrors.ALARM_NOT_FOUND, `no alarm "${req.params.id}"`);
+      }
+      if (a.acked_at !== null) return a;
+      await trx.updateTable('alarms').set({ acked_at: at, acked_by: p.tokenId }).where('id', '=', a.id).where('acked_at', 'is', null).execute();
+      return { ...a, acked_at: at, acked_by: p.tokenId };
+    });
+    deps.events.emit({ type: 'alarm.acknowledged', at: iso(at), alarmId: row.id, caseId: row.case_id ?? undefined, device: row.device, hazard: row.hazard, data: { by: p.tokenId, role: p.role } });
+    return alarmToJson(row);
+  });
+
+  // ---- configuration as data -----------------------------------------------------------------
+
+  app.get('/api/rules', {
+    schema: {
+      summary: 'Rules per device kind (profile) with per-device overrides; `?device=ID` gives one device\'s effective rules',
+      tags: ['configuration'], querystring: Type.Object({ device: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ kinds: Type.Record(Type.String(), Type.Array(Type.Unknown())), devices: Type.Record(Type.String(), Type.Array(Type.Unknown())) }), ...S.authErrors },
+    },
+  }, async (req) => {
+    if (req.query.device) {
+      const d = deps.district.devices.find((x) => x.id === req.query.device);
+      if (!d) throw new CsError(CloudErrors.DEVICE_NOT_FOUND, `no device "${req.query.device}"`);
+      return { kinds: {}, devices: { [d.id]: rulesFor(deps.ruleSet, d.profile, d.id) } };
+    }
+    return deps.ruleSet;
+  });
+
+  app.get('/api/routing', {
+    schema: { summary: 'Routing rules, unit members and duty leaders, case categories (time limits, merge groups)', tags: ['configuration'], response: { 200: Type.Object({ routing: Type.Unknown(), categories: Type.Unknown() }), ...S.authErrors } },
+  }, async () => ({ routing: env.routing, categories: env.categories }));
+
+  app.get('/api/calendar', {
+    schema: { summary: 'The work calendar: working hours, weekend, public holidays and adjusted working days (调休)', tags: ['configuration'], response: { 200: Type.Unknown(), ...S.authErrors } },
+  }, async () => deps.calendar);
+
+  // ---- live stream ---------------------------------------------------------------------------
+
+  const streams = new Set<ServerResponse>();
+  root.addHook('preClose', async () => {
+    for (const s of streams) s.end();
+    streams.clear();
+  });
+
+  app.get('/api/events', {
+    schema: {
+      summary: 'Live case and alarm events as server-sent events (text/event-stream); a crew token gets its unit\'s events only',
+      tags: ['events'], response: { ...S.authErrors },
+    },
+  }, (req, reply) => {
+    const p = principalOf(req);
+    const scope = scopeUnit(p);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': citysteward events\n\n');
+    streams.add(res);
+    const send = (e: CsEvent) => {
+      if (scope !== undefined && e.unit !== scope) return;
+      res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    };
+    const unsubscribe = deps.events.subscribe(send);
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    heartbeat.unref();
+    const done = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      streams.delete(res);
+    };
+    res.on('close', done);
+    req.raw.on('close', done);
+  });
+}
+
+function encodeCursor(openedAt: number, id: string): string {
+  return Buffer.from(JSON.stringify([openedAt, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') return [v[0], v[1]];
+  } catch { /* answered below */ }
+  throw new CsError(CloudErrors.BAD_CURSOR, 'query parameter "cursor" is not a cursor this API gave out');
+}

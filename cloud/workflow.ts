@@ -1,0 +1,64 @@
+import type { Role } from './tokens.ts';
+
+/**
+ * The case workflow of GB/T 30428.8 as an explicit state machine (DESIGN.md section 3):
+ * registered (立案) -> dispatched (派遣) -> accepted -> handled (处置, reported back 反馈) ->
+ * closed (核查 passed, 结案); a failed verification sends it back (rework 返工 -> dispatched).
+ * Extension (延期) keeps the state and sets a new deadline; deferral (缓办) suspends the case until
+ * it is reopened; void (作废) ends a false alarm, kept forever. A recurrence after closing reopens
+ * the case as rework.
+ */
+
+export const CASE_STATES = ['registered', 'dispatched', 'accepted', 'handled', 'deferred', 'closed', 'void'] as const;
+export type CaseState = (typeof CASE_STATES)[number];
+
+export const CASE_ACTIONS = ['dispatch', 'accept', 'handle', 'verify', 'rework', 'extend', 'defer', 'void', 'reopen'] as const;
+export type CaseAction = (typeof CASE_ACTIONS)[number];
+
+/** From each state, each legal action and the state it leads to (`same` keeps the state; `resume` the state before deferral). */
+export const TRANSITIONS: Record<CaseState, Partial<Record<CaseAction, CaseState | 'same' | 'resume'>>> = {
+  registered: { dispatch: 'dispatched', defer: 'deferred', void: 'void' },
+  dispatched: { accept: 'accepted', extend: 'same', defer: 'deferred', void: 'void' },
+  accepted: { handle: 'handled', extend: 'same', defer: 'deferred', void: 'void' },
+  handled: { verify: 'closed', rework: 'dispatched' },
+  deferred: { reopen: 'resume', void: 'void' },
+  closed: { reopen: 'dispatched' },
+  void: {},
+};
+
+/** Who may take each action. A crew acts only on its own unit's cases. */
+export const ACTION_ROLES: Record<CaseAction, readonly Role[]> = {
+  dispatch: ['operator', 'commander', 'admin'],
+  accept: ['crew', 'commander', 'admin'],
+  handle: ['crew', 'admin'],
+  verify: ['verifier', 'admin'],
+  rework: ['verifier', 'admin'],
+  extend: ['commander', 'admin'],
+  defer: ['commander', 'admin'],
+  void: ['operator', 'commander', 'admin'],
+  reopen: ['operator', 'commander', 'verifier', 'admin'],
+};
+
+/** Actions that need a reason in the history. */
+export const NEEDS_REASON: ReadonlySet<CaseAction> = new Set(['rework', 'extend', 'defer', 'void', 'reopen']);
+
+export function legalActions(state: CaseState): CaseAction[] {
+  return Object.keys(TRANSITIONS[state] ?? {}) as CaseAction[];
+}
+
+/** The state an action leads to, or undefined when the action is illegal in `state`. */
+export function nextState(state: CaseState, action: CaseAction, resumeState?: string | null): CaseState | undefined {
+  const to = TRANSITIONS[state]?.[action];
+  if (to === undefined) return undefined;
+  if (to === 'same') return state;
+  if (to === 'resume') return (resumeState as CaseState | null) ?? 'dispatched';
+  return to;
+}
+
+export function illegalMessage(id: string, state: CaseState, action: CaseAction): string {
+  const legal = legalActions(state);
+  return `cannot ${action} case ${id}: it is ${state}; ${legal.length ? `allowed now: ${legal.join(', ')}` : 'no action is allowed in that state'}`;
+}
+
+/** States in which a case still runs against its deadline (reminders, escalation, overdue). */
+export const RUNNING_STATES: readonly CaseState[] = ['registered', 'dispatched', 'accepted'];
