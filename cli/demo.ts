@@ -121,6 +121,11 @@ export function buildDemo(opts: DemoOptions): Demo {
       mqtt: { url: mqttUrl, username: CLOUD_USER, password: passwords.get(CLOUD_USER)! },
       logger: log.child({ svc: 'cloud' }),
       now: opts.now,
+      emergency: {
+        fast: { pollMs: opts.fastPollMs ?? 250 },
+        retryMs: 2000,
+        policy: opts.acceptExerciseWarnings ? { acceptExercise: true } : undefined,
+      },
     });
     await cloud.start();
     stops.push(() => cloud.stop());

@@ -25,6 +25,10 @@ import { installAuth } from './http/auth.ts';
 import { installErrorHandling } from './http/errors.ts';
 import { registerRoutes } from './http/routes.ts';
 import * as S from './http/schemas.ts';
+import { buildEmergency, type Emergency } from './emergency/service.ts';
+import { WarningPolicy } from './emergency/policy.ts';
+import { emergencyRoutes } from './emergency/routes.ts';
+import { check } from '../lib/schema.ts';
 
 export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
@@ -63,8 +67,24 @@ export interface CloudOptions {
   workflow?: Partial<WorkflowPolicy>;
   /** Reminders, escalation and the no-data check; `false` turns the case clock off. */
   escalation?: Partial<EscalationPolicy> | false;
-  /** Emergency mode as rules and deadlines see it (issue #6 plugs in here); normal when omitted. */
+  /**
+   * Emergency mode as rules and deadlines see it. Omitted: the cloud's own emergency service
+   * (below) provides it; given: that provider is used and the service is not built.
+   */
   mode?: ModeProvider;
+  /** Emergency mode (typhoon): the warning policy, the gateways' fast mode, tightening; `false` turns it off. */
+  emergency?: EmergencyConfig | false;
+}
+
+export interface EmergencyConfig {
+  /** How CAP warnings map to the mode (WarningPolicy; defaults: Zhuhai, typhoon signals). */
+  policy?: Partial<WarningPolicy>;
+  /** What gateways switch to: poll and heartbeat intervals (default poll 200 ms). */
+  fast?: { pollMs: number; heartbeatMs?: number };
+  /** Retry period of unacknowledged mode commands (default 3 s). */
+  retryMs?: number;
+  /** Pull open hazard cases in to the 12-hour cap when the mode starts (default true). */
+  tightenOpenCases?: boolean;
 }
 
 export interface Cloud {
@@ -80,6 +100,8 @@ export interface Cloud {
   events: EventBus;
   /** The case clock (reminders, escalation, no data); undefined when turned off. */
   escalator?: Escalator;
+  /** Emergency mode (undefined when turned off or when `mode` was given). */
+  emergency?: Emergency;
 }
 
 /**
@@ -96,7 +118,12 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   if (routingProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `routing invalid: ${routingProblems.join('; ')}`);
   const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
   const engine = createRuleEngine(ruleSet);
-  const mode = opts.mode ?? NORMAL_MODE;
+  // Emergency mode: the cloud's own audited service backs the mode rules and deadlines read.
+  let emergency: Emergency | undefined;
+  const mode: ModeProvider = opts.mode ?? (opts.emergency === false ? NORMAL_MODE : {
+    emergency: () => emergency?.current()?.mode === 'emergency',
+    epoch: () => (emergency?.current()?.mode === 'emergency' ? emergency.current()!.epoch : null),
+  });
   const events = createEventBus();
   const calendarData = opts.calendar ?? DEFAULT_CALENDAR;
   const env: CaseEnv = {
@@ -133,7 +160,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       if (state) gatewayStates.set(gateway, state);
       else gatewayStates.delete(gateway);
       logger.info({ gateway, online: state?.online }, 'gateway state');
+      if (state?.online) emergency?.fanout.onOnline(gateway);
     },
+    onAck: (gateway, ack) => emergency?.fanout.onAck(gateway, ack),
   }) : undefined;
   const streamConsumer = source.kind === 'redis-stream' ? createStreamConsumer({
     options: source,
@@ -170,6 +199,20 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     knownUnits: new Set(opts.district.units.map((u) => u.id)),
   });
 
+  if (!opts.mode && opts.emergency !== false) {
+    const cfg = opts.emergency ?? {};
+    const policy = check(WarningPolicy, cfg.policy ?? {});
+    if (!policy.ok) throw new CsError(CloudErrors.RULES_INVALID, `emergency policy invalid: ${policy.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+    emergency = buildEmergency({
+      db: database.db as never, write: database.write as never, policy: policy.value,
+      gateways: () => opts.district.gateways.map((g) => g.id),
+      isOnline: (gw) => gatewayStates.get(gw)?.online === true,
+      publish: async (topic, payload) => subscriber?.publish(topic, payload),
+      now, logger: logger.child({ svc: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
+    });
+    await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db as never, district: opts.district, profiles: opts.profiles, now }));
+  }
+
   let migrated: Promise<void> | undefined;
   const ready = (): Promise<void> => {
     migrated ??= database.migrate().catch((err) => {
@@ -185,6 +228,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     async start() {
       await ready();
       await ingestor.seed();
+      await emergency?.start();
       await subscriber?.start();
       await streamConsumer?.start();
       escalator?.start();
@@ -194,6 +238,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       if (stopped) return;
       stopped = true;
       await escalator?.stop();
+      await emergency?.stop();
       unpublish?.();
       await streamConsumer?.stop();
       await subscriber?.stop();
@@ -211,5 +256,6 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     },
     events,
     escalator,
+    emergency,
   };
 }

@@ -77,6 +77,8 @@ export interface BreachContext {
   historical: boolean;
   /** Emergency mode at the time of the breach. */
   emergency: boolean;
+  /** The emergency period in force (mode epoch), kept on the case for evaluation. */
+  emergencyEpoch?: number | null;
   log: Logger;
 }
 
@@ -202,6 +204,7 @@ async function reopenRecurrence(trx: Kysely<DB>, ctx: BreachContext): Promise<Ca
     rework_count: sql`rework_count + 1`, breach_count: sql`breach_count + 1`, last_value: JSON.stringify(breach.value),
     class: cls, severity, deadline_at: s.deadline, milestones: JSON.stringify(s.milestones),
     emergency: s.emergency ? 1 : 0, escalation_level: 0, reminded_at: null, escalated_at: null,
+    ...(ctx.emergency && ctx.emergencyEpoch != null ? { emergency_epoch: ctx.emergencyEpoch } : {}),
   }).where('id', '=', closed.id).where('state', '=', 'closed').executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) return undefined;
   const hours = Math.round((at - Number(closed.closed_at)) / 60_000) / 60;
@@ -235,6 +238,7 @@ async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange
     updated_at: at,
     deadline_at: schedule.deadline,
     emergency: schedule.emergency ? 1 : 0,
+    emergency_epoch: ctx.emergency ? (ctx.emergencyEpoch ?? null) : null,
     breach_count: 1,
     last_value: JSON.stringify(breach.value),
     threshold_id: breach.thresholdId,
@@ -460,6 +464,8 @@ export interface CaseJson {
   overdue: boolean;
   milestones: { name: string; due: string }[];
   emergency: boolean;
+  /** The emergency period (mode epoch) the case was registered or tightened in; null otherwise. */
+  emergencyPeriod: number | null;
   breachCount: number;
   reworkCount: number;
   extensionCount: number;
@@ -490,6 +496,7 @@ export function caseToJson(r: CaseRow, now?: number): CaseJson {
     overdue: now !== undefined && LIVE_STATES.has(r.state) && Number(r.deadline_at) < now,
     milestones: (JSON.parse(r.milestones ?? '[]') as { name: string; due: number }[]).map((m) => ({ name: m.name, due: iso(m.due) })),
     emergency: Number(r.emergency) === 1,
+    emergencyPeriod: r.emergency_epoch == null ? null : Number(r.emergency_epoch),
     breachCount: Number(r.breach_count),
     reworkCount: Number(r.rework_count ?? 0),
     extensionCount: Number(r.extension_count ?? 0),

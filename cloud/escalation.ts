@@ -151,7 +151,7 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
     const out = await database.write(async (trx) => {
       const alarm = await raiseAlarm(trx, device.id, breach, at, null);
       if (!alarm) return undefined;
-      const change = await applyBreach(trx, { device, kind: profile.kind, breach, env: deps.env, at, historical: false, emergency: deps.mode.emergency(), log });
+      const change = await applyBreach(trx, { device, kind: profile.kind, breach, env: deps.env, at, historical: false, emergency: deps.mode.emergency(), emergencyEpoch: deps.mode.epoch?.() ?? null, log });
       if (change) await trx.updateTable('alarms').set({ case_id: change.caseId }).where('id', '=', alarm.id).execute();
       return { alarm, change };
     });

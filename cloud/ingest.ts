@@ -160,7 +160,8 @@ export function createIngestor(deps: IngestDeps): Ingestor {
         const alarms: AlarmChange[] = [];
         for (const breach of breaches) {
           const change = await applyBreach(trx, {
-            device: reg.device, kind: reg.profile.kind, breach, env: deps.env, at, historical: reading.historical, emergency, log,
+            device: reg.device, kind: reg.profile.kind, breach, env: deps.env, at, historical: reading.historical, emergency,
+            emergencyEpoch: emergency ? deps.mode.epoch?.() ?? null : null, log,
           });
           if (change) cases.push(change);
           if (raised.includes(breach)) {

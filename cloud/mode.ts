@@ -4,6 +4,8 @@
  */
 export interface ModeProvider {
   emergency(): boolean;
+  /** The emergency period (mode epoch) in force, or null in normal mode; stamped on its cases. */
+  epoch?(): number | null;
 }
 
 export interface SettableMode extends ModeProvider {

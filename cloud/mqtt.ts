@@ -34,6 +34,8 @@ export interface SubscriberDeps {
   /** Resolves true when the reading may be acknowledged. */
   onReading(gateway: string, topic: string, payload: Buffer): Promise<boolean>;
   onState(gateway: string, state: GatewayState | undefined): void;
+  /** Command acknowledgements (`cs/v1/{gw}/cmd/ack`), parsed JSON; subscribed only when given. */
+  onAck?(gateway: string, ack: Record<string, unknown>): void;
   logger: Logger;
 }
 
@@ -55,6 +57,15 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
     if (t.kind === 'up') {
       const ok = await deps.onReading(t.gateway, topic, payload);
       if (!ok) throw new Error(`reading on ${topic} not stored; left unacknowledged`);
+      return;
+    }
+    if (t.kind === 'cmd-ack') {
+      try {
+        const ack = JSON.parse(payload.toString('utf8'));
+        if (ack && typeof ack === 'object') deps.onAck?.(t.gateway, ack);
+      } catch {
+        log.warn({ gateway: t.gateway }, 'command acknowledgement is not JSON');
+      }
       return;
     }
     if (t.kind === 'state') {
@@ -114,6 +125,7 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
       c.on('offline', () => log.warn('mqtt offline'));
       c.on('connect', () => log.info('mqtt reconnected'));
       const subs: Record<string, { qos: 1 }> = { [topics.allState]: { qos: 1 } };
+      if (deps.onAck) subs[topics.allCmdAck] = { qos: 1 };
       if (deps.options.readings !== false) {
         if (deps.options.gateways) for (const gw of deps.options.gateways) subs[`${topics.namespace(gw)}up/+`] = { qos: 1 };
         else subs[topics.allUp] = { qos: 1 };

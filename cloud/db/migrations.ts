@@ -1,3 +1,4 @@
+import { emergencyMigration } from '../emergency/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -168,6 +169,7 @@ const m0002: Migration = {
 export const migrations: Record<string, Migration> = {
   '0001_spine': m0001,
   '0002_workflow': m0002,
+  '0003_emergency': emergencyMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

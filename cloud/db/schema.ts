@@ -42,6 +42,8 @@ export interface CasesTable {
   updated_at: number;
   deadline_at: number;
   emergency: number;
+  /** Mode epoch of the emergency period the case belongs to (migration 0003). */
+  emergency_epoch: number | null;
   breach_count: number;
   /** The breaching value as JSON text (number, boolean or string). */
   last_value: string;

@@ -39,8 +39,11 @@ export const emergencyMigration: Migration = {
       .addColumn('received_at', 'bigint', (c) => c.notNull())
       .addPrimaryKeyConstraint('cap_alerts_pk', ['sender', 'identifier'])
       .execute();
+    // The emergency period a case belongs to survives the end of the mode (for evaluation).
+    await db.schema.alterTable('cases').addColumn('emergency_epoch', 'integer').execute();
   },
   async down(db: Kysely<any>) {
+    await db.schema.alterTable('cases').dropColumn('emergency_epoch').execute();
     await db.schema.dropTable('cap_alerts').execute();
     await db.schema.dropTable('emergency_log').execute();
     await db.schema.dropTable('emergency_state').execute();

@@ -45,6 +45,8 @@ export interface Emergency {
   start(): Promise<void>;
   stop(): Promise<void>;
   state(): ModeState;
+  /** The state, or undefined before start (for synchronous readers such as the mode provider). */
+  current(): ModeState | undefined;
   store: ModeStore;
   fanout: CommandFanout;
   switchMode(req: { mode: 'normal' | 'emergency'; level?: Level; actor: string; role: string; reason: string }): Promise<ModeState>;
@@ -69,7 +71,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
     // Open hazard cases (not device health) become emergency cases due within the cap.
     const r = await o.write((trx) => trx.updateTable('cases')
       // CASE rather than least()/min(): the one spelling SQLite and PostgreSQL share.
-      .set({ emergency: 1, deadline_at: sql`case when deadline_at > ${cap} then ${cap} else deadline_at end` })
+      .set({ emergency: 1, emergency_epoch: s.epoch, deadline_at: sql`case when deadline_at > ${cap} then ${cap} else deadline_at end` })
       .where('state', 'not in', ['closed', 'void'])
       .where('class', '!=', 'device-health')
       .executeTakeFirst());
@@ -103,6 +105,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
     async stop() {
       fanout.stop();
     },
+    current: () => current,
     state() {
       if (!current) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'emergency service not started');
       return current;

@@ -47,6 +47,7 @@ export const Case = Type.Object({
   overdue: Type.Boolean({ description: 'running (registered, dispatched, accepted) past its deadline' }),
   milestones: Type.Array(Milestone),
   emergency: Type.Boolean({ description: 'under the 12-hour emergency cap (urgent class, or registered in emergency mode)' }),
+  emergencyPeriod: Type.Union([Type.Integer(), Type.Null()], { description: 'the emergency period (mode epoch) the case was registered or tightened in; kept after the mode ends, for evaluation' }),
   breachCount: Type.Integer(),
   reworkCount: Type.Integer(),
   extensionCount: Type.Integer(),

@@ -6,7 +6,6 @@ import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../cloud/db/database.ts';
-import { emergencyMigration } from '../../cloud/emergency/migration.ts';
 import { buildEmergency, type Emergency } from '../../cloud/emergency/service.ts';
 import { WarningPolicy } from '../../cloud/emergency/policy.ts';
 import { check } from '../../lib/schema.ts';
@@ -61,7 +60,6 @@ describe('emergency mode', () => {
     url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
     db = openDatabase({ kind: 'sqlite', file: join(dir, 'cs.db') });
     await db.migrate();
-    await emergencyMigration.up(db.db as never);
     online.clear();
     cloudClient = await mqtt.connectAsync(url, { clientId: 'cloud', protocolVersion: 4 });
     cloudClient.on('message', (topic, payload) => {
