@@ -103,8 +103,8 @@ export function emergencySection(results: EmergencyResult[]): string {
   notes.push(
     '- Reading: "our own work" is what the emergency service adds to the bare round trip (same clients, broker and service client).',
     '  "Fan-out bookkeeping alone" is the CPU time of cloud/emergency/fanout.ts with no MQTT at all: where it is close to "our own',
-    '  work", that module\'s bookkeeping, not the broker nor the audited switch ("committed"), is what to make cheaper. Since',
-    '  `receiveWarning` awaits the PUBACK of every command, acknowledgements handled meanwhile on the same event loop delay it too.',
+    '  work", that module\'s bookkeeping, not the broker nor the audited switch ("committed"), is what to make cheaper. The sends',
+    '  are not awaited, so \"mode switched\" is the audited switch plus queuing the commands; acks are counted as they arrive.',
   );
   return [
     EMERGENCY_HEADING, '',
