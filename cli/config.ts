@@ -70,6 +70,26 @@ export const CloudServiceConfig = Type.Object({
     username: Type.String({ minLength: 1 }),
     password: Type.String({ minLength: 1 }),
   }, { additionalProperties: false }),
+  /**
+   * At city scale: read readings from the brokers' Redis Stream through a consumer group instead of
+   * subscribing over MQTT (gateway states still come over MQTT). See README "The hand-off to the cloud".
+   */
+  stream: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^rediss?://' }),
+    /** Full stream key: the brokers' redis.keyPrefix + stream.key. */
+    key: Type.String({ minLength: 1, default: 'cs:readings' }),
+    group: Type.String({ minLength: 1, default: 'cloud' }),
+    /** This worker's name, unique and stable across restarts (e.g. the host name). */
+    consumer: Type.String({ minLength: 1 }),
+  }, { additionalProperties: false })),
+  /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
+  emergency: Type.Optional(Type.Object({
+    fastPollMs: Type.Integer({ minimum: 100, default: 250 }),
+    acceptTest: Type.Boolean({ default: false }),
+    acceptExercise: Type.Boolean({ default: false }),
+    geocodes: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{2,12}$' }))),
+    areaNames: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type CloudServiceConfig = Static<typeof CloudServiceConfig>;
 

@@ -174,7 +174,18 @@ export function buildProgram(): Command {
       const db = cfg.database.kind === 'postgres'
         ? { kind: 'postgres' as const, url: requireUrl(o.config, cfg.database.url) }
         : { kind: 'sqlite' as const, file: resolve(o.dataDir, cfg.database.file) };
-      const cloud = await buildCloud({ db, district, profiles, mqtt: cfg.mqtt, logger });
+      const e = cfg.emergency;
+      const cloud = await buildCloud({
+        db, district, profiles, mqtt: cfg.mqtt, logger,
+        source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer } : { kind: 'mqtt' },
+        emergency: e ? {
+          fast: { pollMs: e.fastPollMs },
+          policy: {
+            acceptTest: e.acceptTest, acceptExercise: e.acceptExercise,
+            ...(e.geocodes || e.areaNames ? { areas: { geocodes: e.geocodes ?? [], names: e.areaNames ?? [] } } : {}),
+          },
+        } : undefined,
+      });
       await cloud.start();
       const addr = await cloud.app.listen({ host: cfg.http.host, port: o.httpPort ?? cfg.http.port });
       console.log(`cloud: HTTP API on ${addr}/api, OpenAPI docs on ${addr}/docs`);
