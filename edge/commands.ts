@@ -1,11 +1,13 @@
 import type { Logger } from '../lib/log.ts';
 import { check } from '../lib/schema.ts';
 import { Command, type CommandAck } from '../lib/messages.ts';
+import { EdgeErrors } from './errors.ts';
 
 /**
  * Commands on `cs/v1/{gateway}/cmd`: a tiny dispatcher over a handler map (after aedes' handlers).
  * Every command with a usable id is acknowledged: `ok` when its handler resolved, `rejected` for an
- * unknown type, an invalid or expired command, `failed` when the handler threw.
+ * unknown type, an invalid or expired command or arguments a handler refuses (CMD_REJECTED), `failed`
+ * when the handler threw anything else.
  * A payload that is not JSON, or has no id to acknowledge, is logged and ignored; nothing throws out.
  */
 
@@ -64,8 +66,9 @@ export function createCommandRouter(opts: CommandRouterOptions): CommandRouter {
         const out = await handlers[cmd.type](cmd);
         return ack(cmd.id, 'ok', out?.message);
       } catch (err) {
-        log.warn({ id: cmd.id, type: cmd.type, err: (err as Error).message }, 'command failed');
-        return ack(cmd.id, 'failed', (err as Error).message);
+        const refused = (err as { code?: string }).code === EdgeErrors.CMD_REJECTED;
+        log.warn({ id: cmd.id, type: cmd.type, err: (err as Error).message }, refused ? 'command rejected' : 'command failed');
+        return ack(cmd.id, refused ? 'rejected' : 'failed', (err as Error).message);
       }
     },
   };

@@ -8,8 +8,10 @@ import { EdgeErrors } from './errors.ts';
 
 /**
  * The config of one edge gateway: who it is on the broker, and which Modbus buses and devices it polls.
- * A bus is one Modbus TCP endpoint (one connection per host and port, DESIGN.md section 7) that
- * serves several unit ids. A device's poll interval is its own `pollMs`, else the gateway's `pollMs`.
+ * A bus is one Modbus link: a TCP endpoint (one connection per host and port, DESIGN.md section 7),
+ * a serial port, or a serial server's TCP port, serving several unit ids. A device's poll interval is
+ * its own `pollMs`, else the gateway's `pollMs`. Every addition has a default, so configs of the first
+ * edge issue load unchanged. Documented in README.md "Edge gateway".
  */
 
 const Id = Type.String({ pattern: ID_PATTERN });
@@ -25,10 +27,25 @@ export type EdgeMqtt = Static<typeof EdgeMqtt>;
 
 export const EdgeBus = Type.Object({
   id: Id,
+  /** `tcp` (Modbus TCP), `rtu` (a serial port), `rtu-over-tcp` (RTU frames through a serial server's TCP port). */
+  type: Type.Union([Type.Literal('tcp'), Type.Literal('rtu'), Type.Literal('rtu-over-tcp')], { default: 'tcp' }),
   host: Type.String({ minLength: 1, default: '127.0.0.1' }),
-  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  /** Required for `tcp` and `rtu-over-tcp`. */
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  /** Serial device for `rtu`, e.g. /dev/ttyUSB0 or /dev/serial/by-id/... */
+  path: Type.Optional(Type.String({ minLength: 1 })),
+  /** Serial line settings for `rtu`; defaults 9600 8N1 (Modbus over Serial Line 2.5.1 asks for even parity; many sensors ship 8N1). */
+  baudRate: Type.Optional(Type.Integer({ minimum: 300, maximum: 921_600 })),
+  parity: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('even'), Type.Literal('odd')])),
+  stopBits: Type.Optional(Type.Union([Type.Literal(1), Type.Literal(2)])),
+  /** Lock the serial port against other processes (default true). */
+  lock: Type.Optional(Type.Boolean()),
   /** Per-request timeout; also bounds the connect. */
   timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+  /** Silence before each request; default 3.5 character times on `rtu` (1.75 ms above 19,200 baud), 0 otherwise. */
+  interRequestDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  /** Wait after a failed open or a dropped link before the next open; default the timeout. */
+  reopenMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
 }, { additionalProperties: false });
 export type EdgeBus = Static<typeof EdgeBus>;
 
@@ -40,17 +57,86 @@ export const EdgeDevice = Type.Object({
   bus: Id,
   unitId: Type.Integer({ minimum: 1, maximum: 255 }),
   pollMs: Type.Optional(Type.Integer({ minimum: 100 })),
+  /** Report by exception: a point is reported when it moved at least this far since it was last reported. */
+  deadbands: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), Type.Number({ minimum: 0 }))),
+  /** Overrides the gateway's reporting.heartbeatMs for this device. */
+  heartbeatMs: Type.Optional(Type.Integer({ minimum: 100 })),
+  /** Overrides the gateway's maxGap for this device. */
+  maxGap: Type.Optional(Type.Integer({ minimum: 0, maximum: 124 })),
 }, { additionalProperties: false });
 export type EdgeDevice = Static<typeof EdgeDevice>;
+
+export const EdgeReporting = Type.Object({
+  /** `poll`: every poll is published; `exception`: only a change beyond a deadband, a quality change, or the heartbeat. */
+  mode: Type.Union([Type.Literal('poll'), Type.Literal('exception')], { default: 'poll' }),
+  /** In `exception` mode a device is reported at least this often. */
+  heartbeatMs: Type.Integer({ minimum: 100, default: 300_000 }),
+  /** Default deadband of numeric points (devices[].deadbands per point). */
+  deadband: Type.Number({ minimum: 0, default: 0 }),
+}, { additionalProperties: false });
+
+export const EdgeBreaker = Type.Object({
+  /** Consecutive faults that open a slave's breaker. */
+  failures: Type.Integer({ minimum: 1, default: 3 }),
+  /** First wait before a probe; doubles after each failed probe up to maxBackoffMs. */
+  backoffMs: Type.Integer({ minimum: 10, default: 2000 }),
+  maxBackoffMs: Type.Integer({ minimum: 10, default: 60_000 }),
+}, { additionalProperties: false });
+
+export const EdgeOutbox = Type.Object({
+  /** `sqlite`: a WAL database in the data dir, written before publishing; `memory`: tests only. */
+  kind: Type.Union([Type.Literal('sqlite'), Type.Literal('memory')], { default: 'sqlite' }),
+  /** Readings held at most; then the drop policy applies (counted, never silent). */
+  maxEntries: Type.Integer({ minimum: 1, default: 500_000 }),
+  /** `drop-oldest` keeps the newest readings; `drop-newest` refuses new ones and keeps the backlog intact. */
+  dropPolicy: Type.Union([Type.Literal('drop-oldest'), Type.Literal('drop-newest')], { default: 'drop-oldest' }),
+  /** SQLite synchronous: `full` survives a power cut, `normal` a process crash only (fewer flash writes). */
+  sync: Type.Union([Type.Literal('full'), Type.Literal('normal')], { default: 'full' }),
+  /** Publishes awaiting their PUBACK at once. */
+  inflight: Type.Integer({ minimum: 1, maximum: 1000, default: 64 }),
+}, { additionalProperties: false });
+
+export const EdgeFastMode = Type.Object({
+  /** Poll interval of every device in fast (emergency) mode, when set-mode gives none. */
+  pollMs: Type.Integer({ minimum: 100, default: 1000 }),
+  /** Heartbeat in fast mode, when set-mode gives none. */
+  heartbeatMs: Type.Integer({ minimum: 100, default: 5000 }),
+}, { additionalProperties: false });
+
+export const EdgeAlarms = Type.Object({
+  /** A profile threshold of class `urgent` must hold this long before the edge raises an alarm (passing vehicles). */
+  debounceMs: Type.Integer({ minimum: 0, default: 2000 }),
+  enabled: Type.Boolean({ default: true }),
+}, { additionalProperties: false });
 
 export const EdgeConfig = Type.Object({
   gateway: Id,
   mqtt: EdgeMqtt,
   pollMs: Type.Integer({ minimum: 100, default: 1000 }),
+  /** Largest run of unused registers the planner reads through to merge two reads (0: never). */
+  maxGap: Type.Integer({ minimum: 0, maximum: 124, default: 0 }),
+  reporting: Type.Object(EdgeReporting.properties, { additionalProperties: false, default: {} }),
+  breaker: Type.Object(EdgeBreaker.properties, { additionalProperties: false, default: {} }),
+  outbox: Type.Object(EdgeOutbox.properties, { additionalProperties: false, default: {} }),
+  fast: Type.Object(EdgeFastMode.properties, { additionalProperties: false, default: {} }),
+  alarms: Type.Object(EdgeAlarms.properties, { additionalProperties: false, default: {} }),
+  /** Health on cs/v1/{gw}/health every healthMs (0: off). */
+  healthMs: Type.Integer({ minimum: 0, default: 30_000 }),
   buses: Type.Array(EdgeBus, { minItems: 1 }),
   devices: Type.Array(EdgeDevice, { minItems: 1 }),
 }, { additionalProperties: false });
 export type EdgeConfig = Static<typeof EdgeConfig>;
+
+type Defaulted<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+/** An edge config as written (a file, a test, the demo): every key with a default may be left out. */
+export type EdgeConfigInput = Defaulted<Omit<EdgeConfig, 'buses' | 'reporting' | 'breaker' | 'outbox' | 'fast' | 'alarms'>, 'pollMs' | 'maxGap' | 'healthMs'> & {
+  buses: Defaulted<EdgeBus, 'type' | 'host' | 'timeoutMs'>[];
+  reporting?: Partial<EdgeConfig['reporting']>;
+  breaker?: Partial<EdgeConfig['breaker']>;
+  outbox?: Partial<EdgeConfig['outbox']>;
+  fast?: Partial<EdgeConfig['fast']>;
+  alarms?: Partial<EdgeConfig['alarms']>;
+};
 
 /** What the schema cannot check: references to profiles and buses, unique ids, unique slaves and endpoints. */
 export function crossCheckEdgeConfig(cfg: EdgeConfig, profiles: Map<string, Profile>): SchemaProblem[] {
@@ -60,7 +146,9 @@ export function crossCheckEdgeConfig(cfg: EdgeConfig, profiles: Map<string, Prof
   cfg.buses.forEach((b, i) => {
     if (buses.has(b.id)) problems.push({ key: `buses[${i}].id`, message: `duplicate bus id "${b.id}"` });
     buses.set(b.id, i);
-    const ep = `${b.host}:${b.port}`;
+    if (b.type === 'rtu' && !b.path) problems.push({ key: `buses[${i}].path`, message: 'is required for an rtu bus (the serial device)' });
+    if (b.type !== 'rtu' && b.port === undefined) problems.push({ key: `buses[${i}].port`, message: `is required for a ${b.type} bus` });
+    const ep = b.type === 'rtu' ? `serial ${b.path}` : `${b.host}:${b.port}`;
     const other = endpoints.get(ep);
     if (other) problems.push({ key: `buses[${i}].port`, message: `endpoint ${ep} is already bus "${other}": one connection per host and port, put its devices on that bus` });
     else endpoints.set(ep, b.id);

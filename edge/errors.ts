@@ -20,6 +20,10 @@ export const EdgeErrors = {
   MQTT_PUBLISH: 'CS_EDGE_MQTT_PUBLISH',
   /** start() called twice, or pollNow() before start(). */
   STATE: 'CS_EDGE_STATE',
+  /** The outbox database cannot be opened or written: readings are not accepted. */
+  OUTBOX: 'CS_EDGE_OUTBOX',
+  /** The persisted mode file is unreadable. */
+  MODE_STORE: 'CS_EDGE_MODE_STORE',
   /** A command was rejected: unknown type, expired, invalid arguments. */
   CMD_REJECTED: 'CS_EDGE_CMD_REJECTED',
 } as const;

@@ -14,7 +14,7 @@ import { loadProfiles } from '../../devices/profile.ts';
 import { loadDistrict } from '../../devices/district.ts';
 import { buildSimulator, type Simulator } from '../../devices/simulator.ts';
 import { buildEdge, type Edge } from '../../edge/edge.ts';
-import { edgeConfigFromDistrict, loadEdgeConfig, type EdgeConfig } from '../../edge/config.ts';
+import { edgeConfigFromDistrict, loadEdgeConfig, type EdgeConfigInput } from '../../edge/config.ts';
 import { createTcpTransport } from '../../edge/transport.ts';
 import { EdgeErrors } from '../../edge/errors.ts';
 import { silentLogger } from '../../lib/log.ts';
@@ -112,11 +112,11 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-function config(url: string, buses: EdgeConfig['buses'], devices: EdgeConfig['devices'], pollMs = 60_000): EdgeConfig {
+function config(url: string, buses: EdgeConfigInput['buses'], devices: EdgeConfigInput['devices'], pollMs = 60_000): EdgeConfigInput {
   return { gateway: GW, mqtt: { url, username: GW, password: 'secret' }, pollMs, buses, devices };
 }
 
-function startEdge(cfg: EdgeConfig, dataDir: string, now: () => number = () => NOW): Edge {
+function startEdge(cfg: EdgeConfigInput, dataDir: string, now: () => number = () => NOW): Edge {
   const edge = buildEdge({ config: cfg, profiles, dataDir, now, reconnectMs: 100 });
   cleanups.push(() => edge.stop());
   return edge;
@@ -163,7 +163,7 @@ describe('edge gateway', () => {
     expect(s.buses['bus-a'].ok).toBeGreaterThanOrEqual(all.length);
   });
 
-  it('continues seq after a stop and restart, and after a crash, never reusing a number', async () => {
+  it('continues seq after a stop and restart, and after a crash, never reusing a number and replaying what was not acknowledged', async () => {
     const broker = await startBroker();
     const sim = await startSim([{ id: 'WL-1', profile: 'water-level', unitId: 1 }]);
     const sub = await subscriber(broker.url, [topics.up(GW, '+')]);
@@ -197,11 +197,18 @@ describe('edge gateway', () => {
     const third = startEdge(cfg, crashDir);
     await third.start();
     await third.pollNow();
-    const run3 = (await seqsUpTo(third.stats().seq)).slice(run1.length + run2.length);
+    const all3 = readings(await sub.until((m) => readings(m).some((r) => r.seq === third.stats().seq))).slice(run1.length + run2.length);
+    // The crashed run's outbox held readings not yet acknowledged at the crash: they come again, as history.
+    const replayed = all3.filter((r) => r.seq <= Math.max(...run1));
+    for (const r of replayed) {
+      expect(run1).toContain(r.seq);
+      expect(r.historical).toBe(true);
+    }
+    const run3 = all3.filter((r) => r.seq > Math.max(...run1)).map((r) => r.seq);
     expect(run3.length).toBeGreaterThanOrEqual(1);
     // After a crash, numbering resumes above everything the crashed run could have handed out.
-    expect(Math.min(...run3)).toBeGreaterThan(Math.max(...run1));
-    for (const seqs of [run1, run2, run3]) for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
+    expect(Math.min(...run3)).toBeGreaterThan(Math.max(...run2));
+    for (const seqs of [run1, run2, all3.map((r) => r.seq)]) for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
   });
 
   it('keeps publishing the readings of one bus while the other bus is dead, and reopens a bus that comes back', async () => {
@@ -228,6 +235,7 @@ describe('edge gateway', () => {
     await edge.pollNow();
 
     const count = (m: Message[], dev: string) => readings(m).filter((r) => r.device === dev).length;
+    expect(await edge.drained()).toBe(true);
     const seen = await sub.until((m) => readings(m).some((r) => r.seq === edge.stats().seq));
     expect(count(seen, 'WL-A')).toBeGreaterThanOrEqual(3);
     expect(count(seen, 'WL-B')).toBeGreaterThanOrEqual(1);
@@ -321,11 +329,13 @@ describe('edge gateway', () => {
       { id: 'WL-1', profile: 'water-level', bus: 'bus-a', unitId: 1 },
     ]), tempDir());
     await edge.start();
-    // pollNow resolves when its readings are acknowledged, which needs a broker.
-    const polled = edge.pollNow();
+    // pollNow resolves when its readings are in the outbox; they are published once a broker is there.
+    await edge.pollNow();
+    expect(edge.stats().outbox.depth).toBeGreaterThanOrEqual(1);
     const broker = await startBroker(mqttPort);
-    await polled;
-    expect(broker.published).toContain(topics.up(GW, 'WL-1'));
+    expect(await edge.drained()).toBe(true);
+    // Aedes acknowledges a publish before it emits it (DESIGN.md section 12): wait for the emit.
+    while (!broker.published.includes(topics.up(GW, 'WL-1'))) await new Promise((r) => setTimeout(r, 10));
     expect(edge.stats().published).toBeGreaterThanOrEqual(1);
     // The birth follows once the command subscription is in place.
     const sub = await subscriber(broker.url, [topics.state(GW)]);
@@ -395,7 +405,19 @@ devices:
   it('loads a config and applies defaults', () => {
     const cfg = loadEdgeConfig(write(good), profiles);
     expect(cfg.pollMs).toBe(1000);
-    expect(cfg.buses[0]).toEqual({ id: 'bus-a', host: '127.0.0.1', port: 1502, timeoutMs: 1000 });
+    expect(cfg.buses[0]).toEqual({ id: 'bus-a', type: 'tcp', host: '127.0.0.1', port: 1502, timeoutMs: 1000 });
+    expect(cfg.outbox).toEqual({ kind: 'sqlite', maxEntries: 500_000, dropPolicy: 'drop-oldest', sync: 'full', inflight: 64 });
+    expect(cfg.reporting.mode).toBe('poll');
+  });
+
+  it('loads serial and serial-server buses, and names a serial bus without a path or a TCP bus without a port', () => {
+    const cfg = loadEdgeConfig(write(good.replace('  - { id: bus-a, port: 1502 }', `  - { id: bus-a, type: rtu, path: /dev/ttyUSB0, baudRate: 19200, parity: even, interRequestDelayMs: 3 }
+  - { id: bus-b, type: rtu-over-tcp, host: 10.0.0.9, port: 4001 }`)), profiles);
+    expect(cfg.buses[0]).toMatchObject({ type: 'rtu', path: '/dev/ttyUSB0', baudRate: 19200, parity: 'even', timeoutMs: 1000 });
+    expect(cfg.buses[1]).toMatchObject({ type: 'rtu-over-tcp', host: '10.0.0.9', port: 4001 });
+    const file = write(good.replace('  - { id: bus-a, port: 1502 }', '  - { id: bus-a, type: rtu }\n  - { id: bus-b, type: tcp }'));
+    expect(() => loadEdgeConfig(file, profiles)).toThrow(/buses\[0\]\.path: is required for an rtu bus[\s\S]*buses\[1\]\.port: is required for a tcp bus/);
+    expect(() => loadEdgeConfig(write(good.replace('  - { id: bus-a, port: 1502 }', '  - { id: bus-a, type: rtu, path: /dev/x, parity: mark }')), profiles)).toThrow(/buses\[0\]\.parity/);
   });
 
   it('names the file and the key of a bad value', () => {

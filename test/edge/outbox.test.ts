@@ -1,12 +1,25 @@
-import { describe, expect, it } from 'vitest';
-import { createMemoryOutbox, type Outbox } from '../../edge/outbox.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemoryOutbox, openSqliteOutbox, type Outbox, type OutboxLimits } from '../../edge/outbox.ts';
 
 /**
- * The contract every outbox implementation runs (after aedes-persistence abstract.js):
- * the durable outbox of a later issue adds itself to the list below.
+ * The contract every outbox implementation runs (after aedes-persistence abstract.js).
  */
-const implementations: [string, () => Promise<Outbox>][] = [
-  ['memory', async () => createMemoryOutbox()],
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'cs-outbox-'));
+  dirs.push(d);
+  return d;
+}
+
+const implementations: [string, (limits?: OutboxLimits) => Promise<Outbox>][] = [
+  ['memory', async (limits) => createMemoryOutbox(limits)],
+  ['sqlite', async (limits) => openSqliteOutbox({ dataDir: tempDir(), ...limits })],
 ];
 
 const entry = (seq: number) => ({ seq, topic: `cs/v1/gw/up/d${seq}`, payload: JSON.stringify({ seq }) });
@@ -15,11 +28,12 @@ for (const [name, make] of implementations) {
   describe(`outbox contract: ${name}`, () => {
     it('keeps appended entries until they are acknowledged', async () => {
       const box = await make();
-      await box.append(entry(1));
+      expect(await box.append(entry(1))).toBe(true);
       await box.append(entry(2));
       expect(box.size()).toBe(2);
       await box.ack(1);
       expect(await box.pending()).toEqual([entry(2)]);
+      expect(box.stats()).toMatchObject({ depth: 1, appended: 2, acked: 1, dropped: 0, oldestSeq: 2 });
       await box.close();
     });
 
@@ -29,6 +43,7 @@ for (const [name, make] of implementations) {
       await box.ack(9);
       expect((await box.pending()).map((e) => e.seq)).toEqual([3, 4, 5]);
       expect((await box.pending(2)).map((e) => e.seq)).toEqual([3, 4]);
+      expect((await box.pending(10, 3)).map((e) => e.seq)).toEqual([4, 5]);
       await box.close();
     });
 
@@ -42,5 +57,49 @@ for (const [name, make] of implementations) {
       expect(await box.pending()).toEqual([]);
       await box.close();
     });
+
+    it('drops the oldest entries when full under drop-oldest, and counts them', async () => {
+      const box = await make({ maxEntries: 3, dropPolicy: 'drop-oldest' });
+      for (let seq = 1; seq <= 5; seq++) expect(await box.append(entry(seq))).toBe(true);
+      expect((await box.pending()).map((e) => e.seq)).toEqual([3, 4, 5]);
+      expect(box.stats()).toMatchObject({ depth: 3, dropped: 2 });
+      await box.close();
+    });
+
+    it('refuses new entries when full under drop-newest, keeps the backlog intact and counts the refusals', async () => {
+      const box = await make({ maxEntries: 3, dropPolicy: 'drop-newest' });
+      const stored = [];
+      for (let seq = 1; seq <= 5; seq++) stored.push(await box.append(entry(seq)));
+      expect(stored).toEqual([true, true, true, false, false]);
+      expect((await box.pending()).map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(box.stats()).toMatchObject({ depth: 3, dropped: 2 });
+      // Room again once the broker acknowledged something.
+      await box.ack(1);
+      expect(await box.append(entry(6))).toBe(true);
+      await box.close();
+    });
+
+    it('appends many entries of one turn together and resolves each', async () => {
+      const box = await make();
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => box.append(entry(i + 1))));
+      expect(results.every(Boolean)).toBe(true);
+      expect(box.size()).toBe(200);
+      expect((await box.pending(1000)).map((e) => e.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+      await box.close();
+    });
   });
 }
+
+describe('sqlite outbox', () => {
+  it('keeps unacknowledged entries across a reopen, in order', async () => {
+    const dataDir = tempDir();
+    const a = openSqliteOutbox({ dataDir });
+    for (let seq = 1; seq <= 5; seq++) await a.append(entry(seq));
+    await a.ack(2);
+    await a.close();
+    const b = openSqliteOutbox({ dataDir });
+    expect(b.size()).toBe(4);
+    expect((await b.pending()).map((e) => e.seq)).toEqual([1, 3, 4, 5]);
+    await b.close();
+  });
+});

@@ -52,3 +52,17 @@ describe('planReads', () => {
     expect(fb.map((b) => [b.address, b.count])).toEqual([[0, 124], [124, 2]]);
   });
 });
+
+describe('planReads with maxGap', () => {
+  it('reads through gaps up to maxGap to save requests, never past 125 registers', () => {
+    const points = [point('a', 0), point('b', 3), point('c', 10), point('d', 200)];
+    expect(planReads(profileOf(points)).map((b) => [b.address, b.count])).toEqual([[0, 1], [3, 1], [10, 1], [200, 1]]);
+    const merged = planReads(profileOf(points), { maxGap: 6 });
+    expect(merged.map((b) => [b.address, b.count])).toEqual([[0, 11], [200, 1]]);
+    expect(merged[0].points.map((p) => [p.point.key, p.offset])).toEqual([['a', 0], ['b', 3], ['c', 10]]);
+    const far = Array.from({ length: 20 }, (_, i) => point(`p${i}`, i * 10));
+    const blocks = planReads(profileOf(far), { maxGap: 9 });
+    expect(blocks.every((b) => b.count <= MAX_REGISTERS_PER_READ)).toBe(true);
+    expect(blocks.map((b) => [b.address, b.count])).toEqual([[0, 121], [130, 61]]);
+  });
+});
