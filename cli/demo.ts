@@ -28,6 +28,8 @@ export interface DemoOptions {
   scenarios?: boolean;
   /** Overrides every device's poll interval (tests use short ones). */
   pollMs?: number;
+  /** How often each edge publishes its health (default 5 s). */
+  healthMs?: number;
   /** Poll interval the gateways switch to in emergency mode (default 250 ms). */
   fastPollMs?: number;
   /** Let CAP alerts with status Exercise switch the mode (drills). */
@@ -138,7 +140,7 @@ export function buildDemo(opts: DemoOptions): Demo {
     chmodSync(tokensFile, 0o600);
 
     for (const gw of district.gateways) {
-      const config = edgeConfigFromDistrict(districtForCloud, gw.id, { url: mqttUrl, username: gw.id, password: passwords.get(gw.id)! }, busPorts);
+      const config = { ...edgeConfigFromDistrict(districtForCloud, gw.id, { url: mqttUrl, username: gw.id, password: passwords.get(gw.id)! }, busPorts), healthMs: opts.healthMs ?? 5000 };
       const edge = buildEdge({ config, profiles, dataDir: join(dataDir, 'edge', gw.id), logger: log.child({ svc: 'edge', gateway: gw.id }), now: opts.now });
       await edge.start();
       stops.push(() => edge.stop());

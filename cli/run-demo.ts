@@ -18,6 +18,7 @@ export async function runDemo(o: { dataDir: string; districtFile?: string; httpP
   say(`MQTT broker   ${at.mqtt}${at.mqtt.endsWith(':1883') ? '' : '  (1883 was taken; another broker holds it)'}`);
   say(`Cloud API     ${at.http}/api   OpenAPI docs ${at.http}/docs   health ${at.http}/healthz`);
   for (const [bus, addr] of Object.entries(at.buses)) say(`Modbus bus    ${bus} on ${addr}`);
+  say(`Dashboard     ${at.http}/#token=${demo.tokens.operator}   (open in a browser: the sensor map and open cases)`);
   say(`API tokens    ${at.tokensFile} (admin, operator, commander, verifier, crew:UNIT)`);
   say(`try: curl -H "Authorization: Bearer $(node -p "require('${at.tokensFile}').operator")" ${at.http}/api/cases`);
   say(`a scripted breach (XZ-WL-001, Fenghuang Road underpass) floods within about 15 s; or make one yourself:`);

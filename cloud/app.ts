@@ -29,6 +29,8 @@ import { buildEmergency, type Emergency } from './emergency/service.ts';
 import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
+import { EdgeHealthSchema, type EdgeHealth } from '../edge/health.ts';
+import { dashboard } from './web/plugin.ts';
 
 export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
@@ -141,6 +143,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ svc: 'case-clock' }),
   });
   const gatewayStates = new Map<string, GatewayState>();
+  // The newest edge health per gateway (bus and slave counters, outbox depth), shown by the device API.
+  const gatewayHealth = new Map<string, { at: number; health: EdgeHealth }>();
   const inFlight = new Set<Promise<unknown>>();
 
   const ingest = (gateway: string, topic: string, payload: Buffer): Promise<IngestResult> => {
@@ -163,6 +167,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       if (state?.online) emergency?.fanout.onOnline(gateway);
     },
     onAck: (gateway, ack) => emergency?.fanout.onAck(gateway, ack),
+    onHealth: (gateway, body) => {
+      const r = check(EdgeHealthSchema, body);
+      if (!r.ok) return logger.warn({ gateway, problems: r.problems }, 'edge health invalid; ignored');
+      gatewayHealth.set(gateway, { at: now(), health: r.value });
+    },
   }) : undefined;
   const streamConsumer = source.kind === 'redis-stream' ? createStreamConsumer({
     options: source,
@@ -190,7 +199,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   app.addSchema(S.ErrorReply);
   installAuth(app, tokenStore);
   registerRoutes(app, {
-    database, district: opts.district, profiles: opts.profiles, now, gatewayStates,
+    database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
     routing,
   });
@@ -198,6 +207,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
     knownUnits: new Set(opts.district.units.map((u) => u.id)),
   });
+  // The operator dashboard at / (issue #2): public page and assets, data through the API with a token.
+  await app.register(dashboard, { profiles: opts.profiles });
 
   if (!opts.mode && opts.emergency !== false) {
     const cfg = opts.emergency ?? {};

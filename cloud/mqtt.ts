@@ -36,6 +36,8 @@ export interface SubscriberDeps {
   onState(gateway: string, state: GatewayState | undefined): void;
   /** Command acknowledgements (`cs/v1/{gw}/cmd/ack`), parsed JSON; subscribed only when given. */
   onAck?(gateway: string, ack: Record<string, unknown>): void;
+  /** Edge health (`cs/v1/{gw}/health`), parsed JSON; subscribed only when given. */
+  onHealth?(gateway: string, health: unknown): void;
   logger: Logger;
 }
 
@@ -57,6 +59,14 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
     if (t.kind === 'up') {
       const ok = await deps.onReading(t.gateway, topic, payload);
       if (!ok) throw new Error(`reading on ${topic} not stored; left unacknowledged`);
+      return;
+    }
+    if (t.kind === 'health') {
+      try {
+        deps.onHealth?.(t.gateway, JSON.parse(payload.toString('utf8')));
+      } catch {
+        log.warn({ gateway: t.gateway }, 'edge health is not JSON');
+      }
       return;
     }
     if (t.kind === 'cmd-ack') {
@@ -126,6 +136,7 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
       c.on('connect', () => log.info('mqtt reconnected'));
       const subs: Record<string, { qos: 1 }> = { [topics.allState]: { qos: 1 } };
       if (deps.onAck) subs[topics.allCmdAck] = { qos: 1 };
+      if (deps.onHealth) subs[topics.allHealth] = { qos: 1 };
       if (deps.options.readings !== false) {
         if (deps.options.gateways) for (const gw of deps.options.gateways) subs[`${topics.namespace(gw)}up/+`] = { qos: 1 };
         else subs[topics.allUp] = { qos: 1 };

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import { CsError } from '../../lib/errors.ts';
+import type { EdgeHealth } from '../../edge/health.ts';
 import type { GatewayState } from '../../lib/messages.ts';
 import { gatewayOf, type District, type Device as DistrictDevice } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
@@ -20,6 +21,8 @@ export interface RouteDeps {
   profiles: Map<string, Profile>;
   now: () => number;
   gatewayStates: ReadonlyMap<string, GatewayState>;
+  /** The newest edge health per gateway, with the time it arrived. */
+  gatewayHealth?: ReadonlyMap<string, { at: number; health: EdgeHealth }>;
   mqttStatus(): 'connected' | 'disconnected' | 'disabled';
   routing?: Routing;
 }
@@ -49,6 +52,22 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
 
   // ---- devices -------------------------------------------------------------------------------
 
+  /** The gateway's last health report as it concerns one device: its slave's counters and breaker. */
+  function healthOf(gateway: string, device: string): S.Device['health'] {
+    const h = deps.gatewayHealth?.get(gateway);
+    if (!h) return null;
+    const slave = Object.values(h.health.buses).flatMap((b) => b.slaves).find((s) => s.device === device);
+    return {
+      reportedAt: iso(h.at),
+      gatewayMode: h.health.mode,
+      outboxDepth: h.health.outbox.depth,
+      slave: slave ? {
+        breaker: slave.breaker, ok: slave.ok, timeout: slave.timeout, crc: slave.crc, exception: slave.exception,
+        wrongUnit: slave.wrongUnit, truncated: slave.truncated, consecutiveFaults: slave.consecutiveFaults, lastFault: slave.lastFault ?? null,
+      } : null,
+    };
+  }
+
   function deviceJson(d: DistrictDevice, state: Selectable<DeviceStateTable> | undefined, openCases: number): S.Device {
     const profile = profiles.get(d.profile)!;
     const gateway = gatewayOf(district, d);
@@ -72,6 +91,7 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
       gateway,
       status,
       lastSeen: state ? iso(state.last_seen) : null,
+      health: healthOf(gateway, d.id),
       latest: state ? { seq: Number(state.last_seq), ts: iso(state.last_ts), values: JSON.parse(state.last_values), quality: state.last_quality } : null,
       openCases,
     };

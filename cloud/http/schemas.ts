@@ -151,6 +151,18 @@ export const Device = Type.Object({
     quality: Type.String(),
   })),
   openCases: Type.Integer(),
+  /** From the edge's last health report (cs/v1/{gw}/health); null before one arrived. */
+  health: Nullable(Type.Object({
+    reportedAt: Iso('when the cloud received the report'),
+    gatewayMode: Type.String({ description: 'normal or fast (emergency) polling' }),
+    outboxDepth: Type.Integer({ description: 'readings on the gateway not yet acknowledged by the broker' }),
+    slave: Nullable(Type.Object({
+      breaker: Type.String({ description: 'closed, open (backed off) or half-open (probing)' }),
+      ok: Type.Integer(), timeout: Type.Integer(), crc: Type.Integer(), exception: Type.Integer(),
+      wrongUnit: Type.Integer(), truncated: Type.Integer(), consecutiveFaults: Type.Integer(),
+      lastFault: Nullable(Type.String()),
+    })),
+  })),
 });
 export type Device = Static<typeof Device>;
 

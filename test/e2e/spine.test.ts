@@ -33,7 +33,7 @@ async function cases(d: Demo, query = ''): Promise<CaseJson[]> {
 describe('sensors to cases, end to end', () => {
   it('a water level set above its threshold through a real Modbus write opens exactly one case within two poll intervals, and a higher one updates it', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-e2e-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: POLL_MS });
+    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: POLL_MS, healthMs: 500 });
     await demo.start();
     const d = demo;
 
@@ -70,6 +70,15 @@ describe('sensors to cases, end to end', () => {
     const res = await d.cloud.app.inject({ url: '/api/devices/XZ-WL-002/readings?limit=5', headers: { authorization: `Bearer ${d.tokens.operator}` } });
     expect(res.statusCode).toBe(200);
     expect(JSON.stringify(res.json())).toContain('0.97');
+
+    // The edge's health reaches the device API: the slave's breaker and counters, the outbox depth.
+    const health = await eventually(async () => {
+      const r = await d.cloud.app.inject({ url: '/api/devices/XZ-WL-002', headers: { authorization: `Bearer ${d.tokens.operator}` } });
+      const h = (r.json() as { health: { gatewayMode: string; outboxDepth: number; slave: { breaker: string; ok: number } | null } | null }).health;
+      return h?.slave && h.slave.ok > 0 ? h : undefined;
+    }, 10_000);
+    expect(health).toMatchObject({ gatewayMode: 'normal', slave: { breaker: 'closed' } });
+    expect(health.outboxDepth).toBeGreaterThanOrEqual(0);
 
     // The demo wrote a token for each role and each unit's crew.
     const tokens = JSON.parse(readFileSync(join(dir, 'demo-tokens.json'), 'utf8'));
