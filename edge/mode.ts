@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { CsError } from '../lib/errors.ts';
@@ -45,15 +46,5 @@ export function readMode(dataDir: string, now: number): EdgeMode {
 }
 
 export function writeMode(dataDir: string, mode: EdgeMode): void {
-  mkdirSync(dataDir, { recursive: true });
-  const file = join(dataDir, MODE_FILE);
-  const tmp = `${file}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, JSON.stringify(mode) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeFileAtomic(join(dataDir, MODE_FILE), JSON.stringify(mode) + '\n');
 }

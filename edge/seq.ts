@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { join } from 'node:path';
 import { CsError } from '../lib/errors.ts';
 import { EdgeErrors } from './errors.ts';
@@ -93,15 +94,7 @@ function read(file: string): SeqFile | undefined {
   return o as SeqFile;
 }
 
-/** Write to a temporary file, fsync, rename: the file is always either the old or the new content. */
+/** Always either the old or the new content (lib/atomic-file.ts). */
 function write(file: string, v: SeqFile): void {
-  const tmp = `${file}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, JSON.stringify(v) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(v) + '\n');
 }

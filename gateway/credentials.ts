@@ -12,11 +12,12 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
+  readFileSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
 import { ID_PATTERN, isValidId } from '../lib/topics.ts';
@@ -349,28 +350,11 @@ function readIfExists(file: string): string | undefined {
   }
 }
 
-/** Writes `file` through a temp file in the same directory, fsynced, mode 0600, then renamed over it. */
+/** Writes `file` atomically (lib/atomic-file.ts), mode 0600 in a 0700 directory. */
 function writeAtomic(file: string, body: string): void {
-  const dir = dirname(file);
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, body);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    try {
-      const dfd = openSync(dir, 'r');
-      try { fsyncSync(dfd); } finally { closeSync(dfd); }
-    } catch {
-      // Directory fsync is best effort (not supported everywhere).
-    }
+    writeFileAtomic(file, body, { mode: 0o600, dirMode: 0o700 });
   } catch (err) {
-    rmSync(tmp, { force: true });
     throw new CsError(GatewayErrors.CREDENTIALS_WRITE, `cannot write credentials file ${file}: ${(err as Error).message}`, { file });
   }
 }
