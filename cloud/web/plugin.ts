@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Profile } from '../../devices/profile.ts';
 
@@ -27,6 +28,14 @@ interface Asset {
   /** Short content hash: the page links `?v=HASH`, which may be cached for good. */
   version: string;
 }
+
+/** `GET /web/points.json`: what the page needs to label readings (documents the OpenAPI entry). */
+export const PointCatalogue = Type.Object({
+  profiles: Type.Record(Type.String(), Type.Object({
+    kind: Type.String(),
+    points: Type.Array(Type.Object({ key: Type.String(), name: Type.String(), unit: Type.String() })),
+  })),
+});
 
 const ASSETS = [
   { file: 'dashboard.js', url: '/web/dashboard.js', type: 'text/javascript; charset=utf-8' },
@@ -80,6 +89,6 @@ export async function dashboard(app: FastifyInstance, opts: DashboardOptions): P
     });
   }
   app.get('/web/points.json', {
-    schema: { summary: 'Point names and units per device profile, for the dashboard', tags: ['dashboard'] },
+    schema: { summary: 'Point names and units per device profile, for the dashboard', tags: ['dashboard'], response: { 200: PointCatalogue } },
   }, (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').header('cache-control', 'private, no-cache').send(points));
 }

@@ -459,7 +459,8 @@ function createApp() {
     for (const [id, m] of st.markers) {
       const d = st.devices.get(id);
       if (!d) continue;
-      const hasCase = withCase.has(id) || d.openCases > 0;
+      // From the cases this token may see (a crew sees its unit's), kept live by the event stream.
+      const hasCase = withCase.has(id);
       m.g.setAttribute('class', `device st-${d.status}${hasCase ? ' has-case' : ''}${st.selected === id ? ' selected' : ''}`);
       m.g.setAttribute('aria-label', `${d.name} (${d.id}), ${STATUS_LABEL[d.status] ?? d.status}${hasCase ? ', 有案件 open case' : ''}`);
       const values = d.latest ? Object.entries(d.latest.values).map(([k, v]) => {
@@ -562,11 +563,12 @@ function createApp() {
     $('cases').replaceChildren(...list.map((c) => {
       const cd = countdown(c, now);
       const dev = st.devices.get(c.device);
-      return h('li', { class: `case sev-${c.severity}${cd.overdue ? ' overdue' : ''}${c.emergency ? ' emergency' : ''}`, 'data-case': c.id, 'data-device': c.device },
+      return h('li', { class: `case sev-${c.severity}${cd.overdue ? ' overdue' : ''}${c.emergencyPeriod != null ? ' emergency' : ''}`, 'data-case': c.id, 'data-device': c.device },
         h('div', { class: 'case-top' },
           h('span', { class: 'countdown', 'data-deadline': c.deadline, 'data-state': c.state }, cd.text),
           h('span', { class: `badge sev sev-${c.severity}` }, SEVERITY_LABEL[c.severity] ?? c.severity),
-          c.emergency ? h('span', { class: 'badge emg' }, '应急 emergency') : null),
+          c.class === 'urgent' ? h('span', { class: 'badge urgent', title: '12 小时内处置 due within 12 h' }, '紧急 urgent') : null,
+          c.emergencyPeriod !== null && c.emergencyPeriod !== undefined ? h('span', { class: 'badge emg', title: `应急期 emergency period ${c.emergencyPeriod}` }, '应急 emergency') : null),
         h('div', { class: 'case-title' }, c.title || c.hazard),
         h('div', { class: 'case-meta' },
           h('span', {}, `${c.id}`), ' · ', h('span', { class: 'hazard' }, c.hazards?.length > 1 ? c.hazards.join(' + ') : c.hazard), ' · ',
@@ -608,14 +610,16 @@ function createApp() {
     const gw = e.gateways ?? {};
     const acked = gw.acknowledged?.length ?? 0;
     const missing = gw.missing ?? [];
-    el.replaceChildren(
+    // The mode's who, when and why once someone (or a warning) switched it; the gateways' answers.
+    el.replaceChildren();
+    fill(el, {}, [
       h('strong', {}, emergency ? `应急状态 Emergency mode: ${e.level} 级响应 level ${e.level}` : '应急状态 Emergency mode: 常态 normal'),
       e.since ? h('span', {}, ` · 自 since ${cityTime(e.since)}`) : null,
-      e.reason ? h('span', {}, ` · ${e.reason}`) : null,
-      e.actor ? h('span', { class: 'actor' }, ` · ${e.actor}`) : null,
+      e.since && e.reason ? h('span', {}, ` · ${e.reason}`) : null,
+      e.since && e.actor ? h('span', { class: 'actor' }, ` (${e.actor})`) : null,
       gw.id ? h('span', { class: 'gateways' }, ` · 网关确认 gateways acknowledged ${acked}/${acked + missing.length}`,
         missing.length ? h('span', { class: 'missing' }, ` · 未确认 missing: ${missing.map((m) => `${m.gateway}${m.online ? '' : ' (离线 offline)'}`).join(', ')}`) : null) : null,
-    );
+    ]);
   }
 
   // -- wiring ---------------------------------------------------------------------------------------
