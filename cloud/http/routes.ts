@@ -7,6 +7,7 @@ import type { GatewayState } from '../../lib/messages.ts';
 import { gatewayOf, type District, type Device as DistrictDevice } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
 import { CloudErrors } from '../errors.ts';
+import { principalOf, scopeUnit } from './auth.ts';
 import { iso } from '../cases.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { Database } from '../db/database.ts';
@@ -97,9 +98,11 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
     };
   }
 
-  async function openCaseCounts(device?: string): Promise<Map<string, number>> {
+  /** Open cases per device; a crew token counts only its own unit's (others' cases stay hidden). */
+  async function openCaseCounts(unit: string | undefined, device?: string): Promise<Map<string, number>> {
     let q = db.selectFrom('cases').select(['device', sql<number>`count(*)`.as('n')]).where(OPEN_CASE_PREDICATE).groupBy('device');
     if (device) q = q.where('device', '=', device);
+    if (unit !== undefined) q = q.where('unit', '=', unit);
     return new Map((await q.execute()).map((r) => [r.device, Number(r.n)]));
   }
 
@@ -111,8 +114,8 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
 
   app.get('/api/devices', {
     schema: { summary: 'Every registered device with its latest values, status and open cases', tags: ['devices'], response: { 200: S.DeviceList, ...S.authErrors } },
-  }, async () => {
-    const [states, counts] = await Promise.all([db.selectFrom('device_state').selectAll().execute(), openCaseCounts()]);
+  }, async (req) => {
+    const [states, counts] = await Promise.all([db.selectFrom('device_state').selectAll().execute(), openCaseCounts(scopeUnit(principalOf(req)))]);
     const byDevice = new Map(states.map((s) => [s.device, s]));
     return { items: district.devices.map((d) => deviceJson(d, byDevice.get(d.id), counts.get(d.id) ?? 0)) };
   });
@@ -123,7 +126,7 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
     const d = deviceOr404(req.params.id);
     const [state, counts] = await Promise.all([
       db.selectFrom('device_state').selectAll().where('device', '=', d.id).executeTakeFirst(),
-      openCaseCounts(d.id),
+      openCaseCounts(scopeUnit(principalOf(req)), d.id),
     ]);
     return deviceJson(d, state, counts.get(d.id) ?? 0);
   });

@@ -188,6 +188,15 @@ describe.each(BACKENDS)('REST API on $backend', ({ backend, skip }: { backend: B
       expect(other.statusCode).toBe(404);
       expect(other.json().code).toBe('CS_CLOUD_CASE_NOT_FOUND');
       expect((await get(`/api/cases/${theirs[0].id}`, tok.operator)).statusCode).toBe(200);
+
+      // Regression: the device list counted every unit's open cases, revealing them to a crew.
+      const gasDevice = (await get(`/api/cases/${theirs[0].id}`, tok.operator)).json().device as string;
+      const asOperator = (await get(`/api/devices/${gasDevice}`, tok.operator)).json();
+      const asDrainage = (await get(`/api/devices/${gasDevice}`, tok.drainage)).json();
+      expect(asOperator.openCases).toBeGreaterThan(0);
+      expect(asDrainage.openCases).toBe(0);
+      const listed = (await get('/api/devices', tok.drainage)).json().items as Array<{ id: string; openCases: number }>;
+      expect(listed.find((d) => d.id === gasDevice)!.openCases).toBe(0);
     });
 
     it('lists units with their open and overdue case counts', async () => {
