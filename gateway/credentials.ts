@@ -163,8 +163,10 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
       const actual = await scryptAsync(secret, record.scrypt);
       ok = actual.length === expected.length && timingSafeEqual(actual, expected);
     }
-    // The record may have been rotated or revoked while scrypt ran: judge the current one.
-    if (!ok || this.users.get(username) !== record || record.revokedAt) return undefined;
+    // The record may have been rotated or revoked while scrypt ran: judge the current one. Compare
+    // its content, not its identity: a reload() of the unchanged file replaces every record object.
+    const current = this.users.get(username);
+    if (!ok || !current || current.scrypt.hash !== record.scrypt.hash || current.revokedAt) return undefined;
     this.verified.set(username, mac);
     return toIdentity(record);
   }

@@ -67,6 +67,14 @@ describe('CredentialStore', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
+  it('accepts a password checked while the unchanged file is reloaded (regression: a fresh credential was refused for its first second)', async () => {
+    const store = openCredentialStore(dir);
+    const { password } = store.create('gw1', 'gateway');
+    const pending = store.verify('gw1', password);
+    store.reload(); // what the gateway's file watcher does right after an admin-API create
+    expect(await pending).toMatchObject({ username: 'gw1' });
+  });
+
   it('keeps credentials across a reopen of the file', async () => {
     const { password } = openCredentialStore(dir).create('gw1', 'gateway');
     const again = openCredentialStore(dir);
