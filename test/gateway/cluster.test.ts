@@ -93,11 +93,12 @@ describe.skipIf(!available)('two gateway processes on one Redis', () => {
     const sessionPresent = await new Promise<boolean>((resolve, reject) => {
       again.once('connect', (ack) => resolve(ack.sessionPresent));
       again.once('error', reject);
+      again.once('close', () => reject(new Error('connection closed before CONNACK')));
     });
     expect(sessionPresent).toBe(true);
     await eventually(() => got.messages.filter((m) => m.payload.startsWith('queued-')).length === 5);
     expect(got.messages.filter((m) => m.payload.startsWith('queued-')).map((m) => m.payload))
       .toEqual(['queued-1', 'queued-2', 'queued-3', 'queued-4', 'queued-5']);
     await again.endAsync();
-  });
+  }, 60_000); // its waits (Redis propagation, disconnect) add up past 30 s on a loaded 2-core machine
 });
