@@ -1,64 +1,28 @@
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProfiles } from '../../devices/profile.ts';
-import { loadDistrict } from '../../devices/district.ts';
 import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
+import { district, freshDatabase, pgAvailable, profiles } from './fixtures.ts';
 
 /**
- * The same migrations and case upsert on PostgreSQL. Runs when a server answers at
- * CS_TEST_PG_URL (default: the machine's trust-auth PostgreSQL on loopback); skipped otherwise.
+ * PostgreSQL specifics beyond the suites that run on both backends: many readings interleaved
+ * across two instances, a gap-free history, bigint timestamps parsed back to numbers.
+ * Skipped with a visible note (fixtures.ts) when no server answers at CS_TEST_PG_URL.
  */
-const ADMIN_URL = process.env.CS_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const profiles = loadProfiles();
-const district = loadDistrict(join(ROOT, 'devices/district/xiangzhou.yaml'), profiles);
-
-async function reachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 1000 });
-  try {
-    await c.connect();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
-const available = await reachable();
-
-describe.skipIf(!available)('PostgreSQL', () => {
-  const name = `cs_test_${randomBytes(4).toString('hex')}`;
+describe.skipIf(!pgAvailable)('PostgreSQL', () => {
   let url: string;
+  let drop: () => Promise<void>;
   const clouds: Cloud[] = [];
 
   beforeAll(async () => {
-    const admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    const u = new URL(ADMIN_URL);
-    u.pathname = `/${name}`;
-    url = u.toString();
+    const fresh = await freshDatabase('postgres');
+    url = (fresh.db as { url: string }).url;
+    drop = fresh.drop;
   });
 
   afterAll(async () => {
     for (const c of clouds) await c.stop();
-    const admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    // Every pool was closed above; wait until the server has let their sessions go.
-    for (let i = 0; i < 200; i++) {
-      const r = await admin.query('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
-      if (r.rows[0].n === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    await admin.query(`drop database if exists ${name}`);
-    await admin.end();
+    await drop?.();
   });
 
   it('migrates, stores readings idempotently and keeps one open case across two concurrent instances', async () => {
