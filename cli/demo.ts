@@ -11,6 +11,7 @@ import { openCredentialStore } from '../gateway/credentials.ts';
 import { buildEdge, type Edge } from '../edge/edge.ts';
 import { edgeConfigFromDistrict } from '../edge/config.ts';
 import { buildCloud, type Cloud } from '../cloud/app.ts';
+import { StopStack } from '../lib/lifecycle.ts';
 import { preferPort } from './listen.ts';
 import { storeBeforePuback } from '../gateway/handoff.ts';
 
@@ -71,9 +72,20 @@ export function buildDemo(opts: DemoOptions): Demo {
   const simulators = new Map<string, Simulator>();
   const edges = new Map<string, Edge>();
   const tokens: Record<string, string> = {};
-  const stops: (() => Promise<void>)[] = [];
+  // Stopped in reverse order of start: edges first, then cloud, simulators, broker.
+  const stops = new StopStack(log, 'demo');
 
   async function start(): Promise<DemoAddresses> {
+    // A start that fails half-way stops what it had started (ports, sockets, databases).
+    try {
+      return await startParts();
+    } catch (err) {
+      await stops.stopAll();
+      throw err;
+    }
+  }
+
+  async function startParts(): Promise<DemoAddresses> {
     mkdirSync(dataDir, { recursive: true });
     profiles = loadProfiles();
     district = loadDistrict(opts.districtFile ?? DEMO_DISTRICT, profiles);
@@ -159,14 +171,7 @@ export function buildDemo(opts: DemoOptions): Demo {
   }
 
   async function stop(): Promise<void> {
-    // Reverse order of start: edges first, then cloud, simulators, broker.
-    for (const s of stops.splice(0).reverse()) {
-      try {
-        await s();
-      } catch (err) {
-        log.warn({ err }, 'demo: a part failed to stop');
-      }
-    }
+    await stops.stopAll();
   }
 
   return {

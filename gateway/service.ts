@@ -10,6 +10,7 @@
  * start() brings them up in dependency order and stop() closes all of them in reverse,
  * including the Redis connections Aedes' own close() leaves open (DESIGN.md 12).
  */
+import { StopStack } from '../lib/lifecycle.ts';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -63,7 +64,8 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
   const log = opts.logger;
   const brokerId = opts.brokerId ?? randomUUID();
   const metrics = createGatewayMetrics({ defaultMetrics: true });
-  const stops: (() => Promise<void>)[] = [];
+  // Stopped in reverse order: HTTP, broker (clients closed, Wills handled), stream, Redis state.
+  const stops = new StopStack(log, 'gateway');
   let cluster: ClusterBackend | undefined;
   let appender: StreamAppender | undefined;
   let admin: FastifyInstance | undefined;
@@ -145,14 +147,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
   }
 
   async function stop(): Promise<void> {
-    // Reverse order: HTTP, broker (clients closed, Wills handled), stream, Redis state.
-    for (const f of stops.splice(0).reverse()) {
-      try {
-        await f();
-      } catch (err) {
-        log.warn({ err }, 'gateway: a part failed to stop');
-      }
-    }
+    await stops.stopAll();
   }
 
   return { start, stop, gateway, metrics };
