@@ -220,6 +220,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       isOnline: (gw) => gatewayStates.get(gw)?.online === true,
       publish: async (topic, payload) => subscriber?.publish(topic, payload),
       now, logger: logger.child({ svc: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
+      lockRow: database.kind === 'postgres',
     });
     await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db as never, district: opts.district, profiles: opts.profiles, now }));
   }

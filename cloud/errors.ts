@@ -1,9 +1,10 @@
-import { CsError } from '../lib/errors.ts';
 
 /**
  * Error codes of cloud/: stable, greppable, answered by the REST API as
  * `{ statusCode, code, error, message }`. `CloudErrorStatus` gives each code its HTTP status.
  */
+import { EmergencyErrors } from './emergency/errors.ts';
+
 export const CloudErrors = {
   /** No `Authorization: Bearer TOKEN` header. */
   AUTH_MISSING: 'CS_CLOUD_AUTH_MISSING',
@@ -69,11 +70,9 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_RULES_INVALID: 500,
 };
 
-/** HTTP status of a code; unknown codes of other packages count as client errors. */
-export function statusOf(code: string): number {
-  return (CloudErrorStatus as Record<string, number>)[code] ?? 400;
-}
+const EMERGENCY_STATUS: Record<string, number> = Object.fromEntries(Object.values(EmergencyErrors).map((e) => [e.code, e.status]));
 
-export function cloudError(code: CloudErrorCode, message: string, details?: Record<string, unknown>): CsError {
-  return new CsError(code, message, details);
+/** HTTP status of a code (this registry, then emergency mode's); unknown codes of other packages count as client errors. */
+export function statusOf(code: string): number {
+  return (CloudErrorStatus as Record<string, number>)[code] ?? EMERGENCY_STATUS[code] ?? 400;
 }

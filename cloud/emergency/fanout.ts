@@ -81,6 +81,12 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
   function schedule(): void {
     clearInterval(timer);
     timer = setInterval(() => {
+      // Every gateway has acknowledged: nothing left to retry until the next command.
+      if (unacked === 0) {
+        clearInterval(timer);
+        timer = undefined;
+        return;
+      }
       // Retry only gateways that are online; an offline one is sent to when its birth arrives.
       for (const gw of pending()) {
         const t = targets.get(gw)!;

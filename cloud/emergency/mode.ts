@@ -50,7 +50,13 @@ type Writer = <T>(fn: (trx: Kysely<any>) => Promise<T>) => Promise<T>;
 export interface ModeStore extends EventEmitter {
   /** The current state, read from the database. */
   load(): Promise<ModeState>;
-  /** Switches (or re-levels) the mode in one transaction; returns the new state. */
+  /**
+   * Decides and applies a switch in one transaction that holds the state row, so concurrent
+   * switches on several workers serialise: `decide` sees the current state (and may write more in
+   * the same transaction) and returns the request, or undefined to change nothing.
+   */
+  transact(decide: (trx: Kysely<any>, before: ModeState) => Promise<SwitchRequest | undefined>): Promise<{ before: ModeState; after: ModeState; changed: boolean } | undefined>;
+  /** `transact` with a fixed request. */
   apply(req: SwitchRequest): Promise<{ before: ModeState; after: ModeState; changed: boolean }>;
   log(limit?: number): Promise<ModeLogEntry[]>;
 }
@@ -63,17 +69,28 @@ function rowToState(r: Record<string, any> | undefined): ModeState {
   };
 }
 
-export function createModeStore(deps: { db: Kysely<any>; write: Writer; now: () => number }): ModeStore {
+const stateRow = (s: ModeState) => ({
+  mode: s.mode, level: s.level, since: s.since, actor: s.actor, reason: s.reason, source: s.source,
+  alerts_json: JSON.stringify(s.alerts), epoch: s.epoch,
+});
+
+export function createModeStore(deps: { db: Kysely<any>; write: Writer; now: () => number; /** PostgreSQL: lock the row (SQLite writes are serialised already). */ lockRow?: boolean }): ModeStore {
   const events = new EventEmitter();
 
   async function load(): Promise<ModeState> {
     return rowToState(await deps.db.selectFrom('emergency_state').selectAll().where('id', '=', 1).executeTakeFirst());
   }
 
-  async function apply(req: SwitchRequest) {
-    if (req.mode === 'emergency' && !req.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'emergency mode needs a level (IV, III, II or I)');
+  async function transact(decide: (trx: Kysely<any>, before: ModeState) => Promise<SwitchRequest | undefined>) {
     const result = await deps.write(async (trx) => {
-      const before = rowToState(await trx.selectFrom('emergency_state').selectAll().where('id', '=', 1).executeTakeFirst());
+      // The row exists from the first switch on; SELECT ... FOR UPDATE then serialises workers.
+      await trx.insertInto('emergency_state').values({ id: 1, ...stateRow(INITIAL_STATE) }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      let q = trx.selectFrom('emergency_state').selectAll().where('id', '=', 1);
+      if (deps.lockRow) q = q.forUpdate();
+      const before = rowToState(await q.executeTakeFirst());
+      const req = await decide(trx, before);
+      if (!req) return undefined;
+      if (req.mode === 'emergency' && !req.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'emergency mode needs a level (IV, III, II or I)');
       const level = req.mode === 'emergency' ? req.level! : null;
       const alerts = req.alerts ?? (req.mode === 'normal' ? [] : before.alerts);
       const changed = before.mode !== req.mode || before.level !== level;
@@ -81,9 +98,7 @@ export function createModeStore(deps: { db: Kysely<any>; write: Writer; now: () 
       const after: ModeState = changed
         ? { mode: req.mode, level, since: at, actor: req.actor, reason: req.reason, source: req.source, alerts, epoch: before.epoch + 1 }
         : { ...before, alerts };
-      const row = { mode: after.mode, level: after.level, since: after.since, actor: after.actor, reason: after.reason, source: after.source, alerts_json: JSON.stringify(after.alerts), epoch: after.epoch };
-      await trx.insertInto('emergency_state').values({ id: 1, ...row })
-        .onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
+      await trx.updateTable('emergency_state').set(stateRow(after)).where('id', '=', 1).execute();
       const last = await trx.selectFrom('emergency_log').select((eb) => eb.fn.max('seq').as('m')).executeTakeFirst();
       await trx.insertInto('emergency_log').values({
         seq: Number(last?.m ?? 0) + 1, epoch: after.epoch, at,
@@ -92,8 +107,12 @@ export function createModeStore(deps: { db: Kysely<any>; write: Writer; now: () 
       }).execute();
       return { before, after, changed };
     });
-    if (result.changed) events.emit('changed', result.after, result.before);
+    if (result?.changed) events.emit('changed', result.after, result.before);
     return result;
+  }
+
+  async function apply(req: SwitchRequest) {
+    return (await transact(async () => req))!;
   }
 
   async function log(limit = 100): Promise<ModeLogEntry[]> {
@@ -104,5 +123,5 @@ export function createModeStore(deps: { db: Kysely<any>; write: Writer; now: () 
     }));
   }
 
-  return Object.assign(events, { load, apply, log });
+  return Object.assign(events, { load, transact, apply, log });
 }

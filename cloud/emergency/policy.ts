@@ -9,7 +9,7 @@ import type { CapAlert, CapInfo } from './cap.ts';
 
 export const LEVELS = ['IV', 'III', 'II', 'I'] as const;
 export type Level = (typeof LEVELS)[number];
-const LevelOrNull = Type.Union([Type.Literal('IV'), Type.Literal('III'), Type.Literal('II'), Type.Literal('I'), Type.Null()]);
+const LevelOrNull = Type.Union([...LEVELS.map((l) => Type.Literal(l)), Type.Null()]);
 
 export const WarningPolicy = Type.Object({
   /** Geocode prefixes (GB/T 2260 administrative codes) and area names that concern this city. */

@@ -1,40 +1,39 @@
-import { STATUS_CODES } from 'node:http';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sql, type Kysely } from 'kysely';
+import { CsError } from '../../lib/errors.ts';
 import type { District } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
 import { principalOf } from '../http/auth.ts';
+import * as S from '../http/schemas.ts';
+import { iso } from '../cases.ts';
+import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
+import { CloudErrors } from '../errors.ts';
 import { CapError, MAX_CAP_BYTES } from './cap.ts';
 import { EmergencyErrors } from './errors.ts';
+import { LEVELS } from './policy.ts';
 import type { Emergency } from './service.ts';
 
 /**
  * The command centre's routes: the mode (read, switch), the warning endpoint (CAP 1.2 XML) and the
- * situation board. Errors use the cloud's `{ statusCode, code, error, message }` shape.
+ * situation board. Errors go through the cloud's central handler (`{ statusCode, code, error, message }`).
  */
 
-const Level = Type.Union([Type.Literal('IV'), Type.Literal('III'), Type.Literal('II'), Type.Literal('I')]);
 const SwitchBody = Type.Object({
   mode: Type.Union([Type.Literal('emergency'), Type.Literal('normal')]),
-  level: Type.Optional(Level),
+  level: Type.Optional(Type.Union(LEVELS.map((l) => Type.Literal(l)))),
   reason: Type.String({ minLength: 3, maxLength: 500 }),
 }, { additionalProperties: false });
 
-const ErrorReply = Type.Object({ statusCode: Type.Integer(), code: Type.String(), error: Type.String(), message: Type.String() });
+/** The board lists at most this many cases per list; its counts cover every case. */
+const BOARD_LIMIT = 500;
 
-function fail(reply: FastifyReply, statusCode: number, code: string, message: string) {
-  return reply.code(statusCode).send({ statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message });
-}
-
-function requireRole(req: FastifyRequest, reply: FastifyReply, roles: string[]): boolean {
+function requireRole(req: FastifyRequest, roles: string[]): void {
   const p = principalOf(req);
-  if (roles.includes(p.role)) return true;
-  void fail(reply, 403, 'CS_CLOUD_FORBIDDEN', `role ${p.role} may not do this (needs ${roles.join(' or ')})`);
-  return false;
+  if (!roles.includes(p.role)) throw new CsError(CloudErrors.FORBIDDEN, `role ${p.role} may not do this (needs ${roles.join(' or ')})`);
 }
 
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString());
+const isoOrNull = (ms: number | null) => (ms ? iso(ms) : null);
 
 export interface EmergencyRouteDeps {
   emergency: Emergency;
@@ -45,7 +44,16 @@ export interface EmergencyRouteDeps {
 }
 
 export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRouteDeps): Promise<void> {
-  const { emergency, db, district, profiles, now } = deps;
+  const { emergency, db, district, now } = deps;
+  const districtOf = new Map(district.devices.map((d) => [d.id, d.componentCode.slice(0, 6)]));
+  // Water-level sensors and their waterlogging tiers: static config, listed once.
+  const tierChecks = district.devices.flatMap((d) => {
+    const profile = deps.profiles.get(d.profile);
+    if (profile?.kind !== 'water-level') return [];
+    return profile.thresholds
+      .filter((t) => t.op === '>' && typeof t.value === 'number' && t.hazard === 'waterlogging')
+      .map((t) => ({ device: d.id, tier: t.id, point: t.point, limit: t.value as number }));
+  });
 
   // CAP arrives as XML; keep the raw text for the parser (which bounds and validates it).
   app.addContentTypeParser(['application/cap+xml', 'application/xml', 'text/xml'], { parseAs: 'string', bodyLimit: MAX_CAP_BYTES }, (_req, body, done) => done(null, body));
@@ -55,7 +63,7 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   }, async () => {
     const s = emergency.status();
     return {
-      mode: s.state.mode, level: s.state.level, since: iso(s.state.since || null), actor: s.state.actor, reason: s.state.reason,
+      mode: s.state.mode, level: s.state.level, since: isoOrNull(s.state.since), actor: s.state.actor, reason: s.state.reason,
       source: s.state.source, alerts: s.state.alerts, epoch: s.state.epoch, unitsOnDuty: s.unitsOnDuty,
       gateways: s.gateways,
       log: (await emergency.store.log(50)).map((e) => ({ ...e, at: iso(e.at) })),
@@ -63,12 +71,12 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   });
 
   app.post('/api/emergency', {
-    schema: { summary: 'Switch emergency mode (commander, admin)', tags: ['emergency'], body: SwitchBody, security: [{ bearer: [] }], response: { 403: ErrorReply } },
-  }, async (req, reply) => {
-    if (!requireRole(req, reply, ['commander', 'admin'])) return reply;
-    const body = req.body as { mode: 'emergency' | 'normal'; level?: 'IV' | 'III' | 'II' | 'I'; reason: string };
-    if (body.mode === 'emergency' && !body.level) return fail(reply, 400, EmergencyErrors.MODE_INVALID.code, 'body field "level" is required to enter emergency mode (IV, III, II or I)');
-    if (body.mode === 'normal' && body.level) return fail(reply, 400, EmergencyErrors.MODE_INVALID.code, 'body field "level" applies to emergency mode only');
+    schema: { summary: 'Switch emergency mode (commander, admin)', tags: ['emergency'], body: SwitchBody, security: [{ bearer: [] }], response: { 403: S.ErrorReply } },
+  }, async (req) => {
+    requireRole(req, ['commander', 'admin']);
+    const body = req.body as { mode: 'emergency' | 'normal'; level?: (typeof LEVELS)[number]; reason: string };
+    if (body.mode === 'emergency' && !body.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'body field "level" is required to enter emergency mode (IV, III, II or I)');
+    if (body.mode === 'normal' && body.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'body field "level" applies to emergency mode only');
     const p = principalOf(req);
     const state = await emergency.switchMode({ mode: body.mode, level: body.level, actor: `token:${p.tokenId}`, role: p.role, reason: body.reason });
     return { mode: state.mode, level: state.level, since: iso(state.since), epoch: state.epoch, reason: state.reason };
@@ -80,67 +88,59 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
       consumes: ['application/cap+xml', 'application/xml', 'text/xml'],
     },
   }, async (req, reply) => {
-    if (!requireRole(req, reply, ['commander', 'admin'])) return reply;
-    if (typeof req.body !== 'string') return fail(reply, 415, 'CS_CAP_CONTENT_TYPE', 'send the CAP document as application/cap+xml (or application/xml)');
-    try {
-      const p = principalOf(req);
-      const r = await emergency.receiveWarning(req.body, `token:${p.tokenId}`);
-      req.log.info({ cap: r.identifier, msgType: r.msgType, decision: r.decision, duplicate: r.duplicate }, 'warning received');
-      return reply.code(r.duplicate ? 200 : 202).send({
-        identifier: r.identifier, sender: r.sender, msgType: r.msgType, status: r.status, duplicate: r.duplicate, decision: r.decision,
-        mode: { mode: r.state.mode, level: r.state.level, epoch: r.state.epoch },
-      });
-    } catch (err) {
-      if (err instanceof CapError) {
-        req.log.warn({ code: err.code, reason: err.message }, 'warning refused');
-        return fail(reply, err.statusCode, err.code, err.message);
-      }
+    requireRole(req, ['commander', 'admin']);
+    if (typeof req.body !== 'string') throw new CsError(EmergencyErrors.CAP_CONTENT_TYPE.code, 'send the CAP document as application/cap+xml (or application/xml)');
+    const p = principalOf(req);
+    const r = await emergency.receiveWarning(req.body, `token:${p.tokenId}`).catch((err) => {
+      // A refused warning is answered 4xx by the central handler and logged here with its reason.
+      if (err instanceof CapError) req.log.warn({ code: err.code, reason: err.message }, 'warning refused');
       throw err;
-    }
+    });
+    req.log.info({ cap: r.identifier, msgType: r.msgType, decision: r.decision, duplicate: r.duplicate }, 'warning received');
+    return reply.code(r.duplicate ? 200 : 202).send({
+      identifier: r.identifier, sender: r.sender, msgType: r.msgType, status: r.status, duplicate: r.duplicate, decision: r.decision,
+      mode: { mode: r.state.mode, level: r.state.level, epoch: r.state.epoch },
+    });
   });
 
   app.get('/api/situation', {
     schema: { summary: 'The command centre board: open emergency cases by deadline, overdue, counts by district and unit, gateways, water tiers', tags: ['emergency'], security: [{ bearer: [] }] },
-  }, async (req, reply) => {
-    if (!requireRole(req, reply, ['commander', 'admin', 'operator', 'verifier'])) return reply;
+  }, async (req) => {
+    requireRole(req, ['commander', 'admin', 'operator', 'verifier']);
     const t = now();
-    const open = await db.selectFrom('cases').selectAll()
-      .where(sql<boolean>`state not in ('closed', 'void')`)
-      .where('emergency', '=', 1)
-      .orderBy('deadline_at', 'asc').limit(500).execute();
-    const devices = new Map(district.devices.map((d) => [d.id, d]));
-    const districtOf = (device: string) => devices.get(device)?.componentCode.slice(0, 6) ?? 'unknown';
-    const count = (key: (c: Record<string, any>) => string) => open.reduce<Record<string, number>>((acc, c) => { acc[key(c)] = (acc[key(c)] ?? 0) + 1; return acc; }, {});
+    const openEmergency = () => db.selectFrom('cases').where(OPEN_CASE_PREDICATE).where('emergency', '=', 1);
+    const [open, overdue, byDistrict, byUnit, states] = await Promise.all([
+      openEmergency().selectAll().orderBy('deadline_at', 'asc').limit(BOARD_LIMIT).execute(),
+      openEmergency().selectAll().where('deadline_at', '<', t).orderBy('deadline_at', 'asc').limit(BOARD_LIMIT).execute(),
+      // County code: the first 6 digits of the component code (GB/T 30428.2).
+      openEmergency().select([sql<string>`substr(component_code, 1, 6)`.as('k'), sql<number>`count(*)`.as('n')]).groupBy(sql`substr(component_code, 1, 6)`).execute(),
+      openEmergency().select(['unit as k', sql<number>`count(*)`.as('n')]).groupBy('unit').execute(),
+      db.selectFrom('device_state').select(['device', 'last_values']).execute(),
+    ]);
+    const counts = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, Number(r.n)]));
     const asCase = (c: Record<string, any>) => ({
       id: c.id, device: c.device, hazard: c.hazard, severity: c.severity, state: c.state, unit: c.unit,
-      deadline: iso(c.deadline_at), overdueByMs: t > Number(c.deadline_at) ? t - Number(c.deadline_at) : 0, district: districtOf(c.device),
+      deadline: iso(c.deadline_at), overdueByMs: Math.max(0, t - Number(c.deadline_at)), district: districtOf.get(c.device) ?? 'unknown',
     });
     const status = emergency.status();
 
-    // Water-level sensors against their tiers (the profile's thresholds on the level point).
-    const states = await db.selectFrom('device_state').selectAll().execute();
     const latest = new Map(states.map((s) => [s.device, JSON.parse(s.last_values) as Record<string, unknown>]));
-    const tiers: Record<string, string[]> = {};
-    for (const d of district.devices) {
-      const profile = profiles.get(d.profile);
-      if (profile?.kind !== 'water-level') continue;
-      for (const th of profile.thresholds.filter((x) => x.op === '>' && typeof x.value === 'number' && x.hazard === 'waterlogging')) {
-        const v = latest.get(d.id)?.[th.point];
-        if (typeof v === 'number' && v > (th.value as number)) (tiers[th.id] ??= []).push(d.id);
-        else tiers[th.id] ??= [];
-      }
+    const waterTiers: Record<string, string[]> = {};
+    for (const c of tierChecks) {
+      const v = latest.get(c.device)?.[c.point];
+      (waterTiers[c.tier] ??= []);
+      if (typeof v === 'number' && v > c.limit) waterTiers[c.tier].push(c.device);
     }
     return {
-      mode: { mode: status.state.mode, level: status.state.level, since: iso(status.state.since || null), reason: status.state.reason },
+      mode: { mode: status.state.mode, level: status.state.level, since: isoOrNull(status.state.since), reason: status.state.reason },
       at: iso(t),
       openEmergencyCases: open.map(asCase),
-      overdue: open.filter((c) => Number(c.deadline_at) < t).map(asCase),
-      countsByDistrict: count((c) => districtOf(c.device)),
-      countsByUnit: count((c) => c.unit),
+      overdue: overdue.map(asCase),
+      countsByDistrict: counts(byDistrict),
+      countsByUnit: counts(byUnit),
       gateways: { acknowledged: status.gateways.acknowledged, missing: status.gateways.missing, lastAckAfterMs: status.gateways.lastAckAfterMs },
       unitsOnDuty: status.unitsOnDuty ? district.units.map((u) => ({ id: u.id, name: u.name, dutyContact: u.dutyContact ?? null })) : [],
-      waterTiers: tiers,
+      waterTiers,
     };
   });
-
 }
