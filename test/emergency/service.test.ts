@@ -46,7 +46,7 @@ describe('emergency mode', () => {
     const e = buildEmergency({
       db: db.db as never, write: db.write as never, policy, gateways: () => gateways, isOnline: (g) => online.has(g),
       publish: async (topic, payload) => { await cloudClient.publishAsync(topic, payload, { qos: 1 }); },
-      now: Date.now, logger: silentLogger(), fast: { pollMs: 250 }, retryMs: 200,
+      now: Date.now, logger: silentLogger(), fast: { pollMs: 250 }, retryMs: 200, syncMs: 50,
     });
     await e.start();
     return e;
@@ -126,6 +126,22 @@ describe('emergency mode', () => {
     expect(emergency.state()).toMatchObject({ mode: 'emergency', level: 'I', reason: 'red signal' });
     await eventually(() => a.modes.length === 2);
     expect(a.modes).toEqual(['fast', 'fast']);
+  });
+
+  it('lets a second cloud worker on the same database follow a switch made by the first', async () => {
+    emergency = await build();
+    const other = await build();
+    try {
+      expect(other.state().mode).toBe('normal');
+      await emergency.switchMode({ mode: 'emergency', level: 'II', actor: 'cmd', role: 'commander', reason: 'orange signal' });
+      await eventually(() => other.current()?.mode === 'emergency');
+      expect(other.state()).toMatchObject({ level: 'II', epoch: 1 });
+      // A warning on the other worker sees the switch: it raises the manual level, not a stale normal state.
+      const w = await other.receiveWarning(fixture('update-red'), 'feed');
+      expect(w.state).toMatchObject({ level: 'I', source: 'manual', epoch: 2 });
+    } finally {
+      await other.stop();
+    }
   });
 
   it('enters on a CAP warning, ignores its repeat, follows an Update and leaves on the Cancel', async () => {
