@@ -1,4 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_MAX_PACKET_SIZE } from '../gateway/gateway.ts';
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from '../gateway/cluster.ts';
+import { DEFAULT_STREAM_MAXLEN } from '../gateway/stream.ts';
 
 /**
  * Config files of the services started by the command line (YAML, validated; a bad file
@@ -9,7 +12,7 @@ export const GatewayServiceConfig = Type.Object({
   mqtt: Type.Object({
     host: Type.String({ default: '0.0.0.0' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883 }),
-    maxPacketSizeBytes: Type.Integer({ minimum: 1024, default: 262144 }),
+    maxPacketSizeBytes: Type.Integer({ minimum: 1024, default: DEFAULT_MAX_PACKET_SIZE }),
   }, { additionalProperties: false, default: {} }),
   /** A TLS listener beside the plain one; paths relative to the config file. */
   tls: Type.Optional(Type.Object({
@@ -33,12 +36,12 @@ export const GatewayServiceConfig = Type.Object({
   /** Shared sessions and routing on Redis, for several broker processes serving one city. */
   redis: Type.Optional(Type.Object({
     url: Type.String({ pattern: '^redis://' }),
-    keyPrefix: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'cs:' }),
+    keyPrefix: Type.String({ pattern: KEY_PREFIX_PATTERN, default: DEFAULT_KEY_PREFIX }),
   }, { additionalProperties: false })),
   /** Readings appended to a Redis Stream (key = redis.keyPrefix + key) before their PUBACK. */
   stream: Type.Optional(Type.Object({
     key: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'readings' }),
-    maxLen: Type.Integer({ minimum: 0, default: 1000000 }),
+    maxLen: Type.Integer({ minimum: 0, default: DEFAULT_STREAM_MAXLEN }),
   }, { additionalProperties: false })),
   /** /metrics, /healthz and the credentials admin API (admin token from CS_GATEWAY_ADMIN_TOKEN). */
   http: Type.Optional(Type.Object({
@@ -53,8 +56,6 @@ export type GatewayServiceConfig = Static<typeof GatewayServiceConfig>;
 export const CloudServiceConfig = Type.Object({
   /** The device registry: devices, buses, gateways and units. */
   district: Type.String({ minLength: 1 }),
-  /** Extra profile directory; the built-in profiles are always loaded. */
-  profiles: Type.Optional(Type.String()),
   http: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),

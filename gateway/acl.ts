@@ -8,7 +8,7 @@
  *
  * Pure functions, no I/O: the broker (gateway.ts) calls them from its Aedes hooks.
  */
-import { TOPIC_ROOT, isValidId } from '../lib/topics.ts';
+import { TOPIC_ROOT, isValidId, topics } from '../lib/topics.ts';
 import type { Identity } from './credentials.ts';
 
 export interface AclRules {
@@ -30,15 +30,14 @@ export function rulesFor(identity: Identity): AclRules {
   if (identity.role === 'gateway') {
     const gw = identity.gateway;
     if (!gw || !isValidId(gw) || gw === 'events') return { publish: [], subscribe: [] };
-    const ns = `${TOPIC_ROOT}/${gw}`;
     return {
-      publish: [`${ns}/state`, `${ns}/up/+`, `${ns}/alarm/+`, `${ns}/health`, `${ns}/cmd/ack`],
-      subscribe: [`${ns}/cmd`],
+      publish: [topics.state(gw), topics.up(gw, '+'), topics.alarm(gw, '+'), topics.health(gw), topics.cmdAck(gw)],
+      subscribe: [topics.cmd(gw)],
     };
   }
   if (identity.role === 'service') {
     return {
-      publish: [`${TOPIC_ROOT}/+/cmd`, `${TOPIC_ROOT}/events/#`],
+      publish: [topics.cmd('+'), topics.events('#')],
       subscribe: [`${TOPIC_ROOT}/#`],
     };
   }

@@ -539,15 +539,17 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     const srv = createServer({ noDelay: true }, onConnection);
     server = srv;
     const tlsOpts = opts.tls;
-    const tsrv = tlsOpts ? createTlsServer({
-      cert: tlsOpts.cert, key: tlsOpts.key, ...(tlsOpts.ca ? { ca: tlsOpts.ca } : {}),
-      requestCert: (tlsOpts.clientCerts ?? 'none') !== 'none',
-      rejectUnauthorized: tlsOpts.clientCerts === 'required',
-      minVersion: 'TLSv1.2',
-      handshakeTimeout: 10_000,
-    }, onSecureConnection) : undefined;
-    tlsServer = tsrv;
+    let tsrv: ReturnType<typeof createTlsServer> | undefined;
     try {
+      // Inside the try: a certificate or key that is not valid PEM throws here, and the broker must close.
+      tsrv = tlsOpts ? createTlsServer({
+        cert: tlsOpts.cert, key: tlsOpts.key, ...(tlsOpts.ca ? { ca: tlsOpts.ca } : {}),
+        requestCert: (tlsOpts.clientCerts ?? 'none') !== 'none',
+        rejectUnauthorized: tlsOpts.clientCerts === 'required',
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: 10_000,
+      }, onSecureConnection) : undefined;
+      tlsServer = tsrv;
       await listen(srv, wantedPort, host);
       if (tsrv) {
         tsrv.on('connection', onTlsTcpConnection);

@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { buildAdminApp } from './admin.ts';
-import { buildClusterBackend, DEFAULT_KEY_PREFIX, type ClusterBackend } from './cluster.ts';
+import { buildClusterBackend, type ClusterBackend } from './cluster.ts';
 import type { CredentialStore } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import { buildGateway, type Gateway, type GatewayLimits, type GatewayTlsOptions } from './gateway.ts';
@@ -71,8 +71,9 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
   let admin: FastifyInstance | undefined;
 
   if (s.stream && !s.redis) throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, 'stream needs redis: set redis.url');
+  // Read the TLS files before any Redis connection opens: a missing file then leaves nothing open.
   if (s.redis) cluster = buildClusterBackend({ url: s.redis.url, keyPrefix: s.redis.keyPrefix }, log.child({ svc: 'redis' }));
-  const streamKey = s.stream && s.redis ? `${s.redis.keyPrefix ?? DEFAULT_KEY_PREFIX}${s.stream.key}` : undefined;
+  const streamKey = s.stream && s.redis ? `${s.redis.keyPrefix}${s.stream.key}` : undefined;
   if (streamKey) {
     appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ svc: 'stream' }) });
   }

@@ -38,6 +38,8 @@ export const DEFAULT_STREAM_MAXLEN = 1_000_000;
 export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender {
   const now = opts.now ?? Date.now;
   const maxLen = opts.maxLen ?? DEFAULT_STREAM_MAXLEN;
+  // XADD's approximate trim (~): cheap, keeps at least maxLen entries.
+  const trim = maxLen > 0 ? ['MAXLEN', '~', String(maxLen)] : [];
   let redis: Redis | undefined;
 
   return {
@@ -57,7 +59,6 @@ export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender
       const t = parseTopic(topic);
       if (!t || t.kind !== 'up') return false;
       if (!redis) throw new Error('stream appender not started');
-      const trim = maxLen > 0 ? ['MAXLEN', '~', String(maxLen)] : [];
       await redis.xadd(opts.key, ...(trim as []), '*', 'gw', t.gateway, 'topic', topic, 'payload', payload, 'broker', opts.brokerId, 'at', String(now()));
       return true;
     },
