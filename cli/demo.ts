@@ -12,6 +12,7 @@ import { buildEdge, type Edge } from '../edge/edge.ts';
 import { edgeConfigFromDistrict } from '../edge/config.ts';
 import { buildCloud, type Cloud } from '../cloud/app.ts';
 import { StopStack } from '../lib/lifecycle.ts';
+import { CsError } from '../lib/errors.ts';
 import { preferPort } from './listen.ts';
 import { storeBeforePuback } from '../gateway/handoff.ts';
 
@@ -95,7 +96,10 @@ export function buildDemo(opts: DemoOptions): Demo {
     const passwords = new Map<string, string>();
     for (const user of [CLOUD_USER, ...district.gateways.map((g) => g.id)]) {
       const role = user === CLOUD_USER ? 'service' : 'gateway';
-      const existing = creds.list().find((i) => i.username === user && !i.revokedAt);
+      const existing = creds.get(user);
+      if (existing?.revokedAt) {
+        throw new CsError('CS_CLI_DEMO_REVOKED', `the demo's credential "${user}" was revoked in ${dataDir}/credentials.json: run the demo with a fresh --data-dir`);
+      }
       passwords.set(user, existing ? creds.rotate(user).password : creds.create(user, role).password);
     }
 

@@ -79,7 +79,7 @@ export async function runTyphoonDrill(o: { dataDir: string; print: (s: string) =
     const write = async (device: string, key: string, value: string) => {
       const d = demo.district.devices.find((x) => x.id === device)!;
       const port = demo.simulators.get(d.bus)!.port;
-      const profile = [...demo.profiles.values()].find((p) => p.id === d.profile)!;
+      const profile = demo.profiles.get(d.profile)!;
       await writePoint({ host: '127.0.0.1', port, unitId: d.unitId, profile, key, value });
     };
     const levels = demo.district.devices.filter((d) => d.profile === 'water-level').map((d) => d.id);

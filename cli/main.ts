@@ -7,6 +7,7 @@ import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { GatewayServiceConfig, CloudServiceConfig, DemoConfig } from './config.ts';
 import { DEMO_DISTRICT } from './demo.ts';
+import { runUntilSignal } from './wait.ts';
 
 /** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
 
@@ -24,19 +25,6 @@ const configOption = (required: boolean) => {
   return required ? o.makeOptionMandatory() : o;
 };
 
-/** Runs a long-lived service until SIGINT/SIGTERM, then stops it cleanly. */
-async function runUntilSignal(stop: () => Promise<void>): Promise<void> {
-  await new Promise<void>((resolveSignal) => {
-    const onSignal = () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolveSignal();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
-  await stop();
-}
 
 function relativeTo(file: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dirname(file), p);
@@ -171,9 +159,7 @@ export function buildProgram(): Command {
       const profiles = loadProfiles();
       const district = loadDistrict(relativeTo(o.config, cfg.district), profiles);
       const logger = createLogger({ name: 'cloud' });
-      const db = cfg.database.kind === 'postgres'
-        ? { kind: 'postgres' as const, url: requireUrl(o.config, cfg.database.url) }
-        : { kind: 'sqlite' as const, file: resolve(o.dataDir, cfg.database.file) };
+      const db = databaseOf(cfg, o.config, o.dataDir);
       const e = cfg.emergency;
       const cloud = await buildCloud({
         db, district, profiles, mqtt: cfg.mqtt, logger,
@@ -290,11 +276,9 @@ export function buildProgram(): Command {
       if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew token needs --unit UNIT');
       if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew tokens only');
       const { createTokenInDatabase } = await import('../cloud/tokens.ts');
-      let db: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string } = { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') };
-      if (o.config) {
-        const cfg = loadConfig(o.config, CloudServiceConfig);
-        db = cfg.database.kind === 'postgres' ? { kind: 'postgres', url: requireUrl(o.config, cfg.database.url) } : { kind: 'sqlite', file: resolve(o.dataDir, cfg.database.file) };
-      }
+      const db = o.config
+        ? databaseOf(loadConfig(o.config, CloudServiceConfig), o.config, o.dataDir)
+        : { kind: 'sqlite' as const, file: resolve(o.dataDir, 'citysteward.db') };
       console.log(await createTokenInDatabase(db, o.role, o.unit));
     });
 
@@ -320,6 +304,13 @@ async function gatewayAdmin(base: string, method: string, path: string, body?: u
   const json = await res.json().catch(() => ({})) as { code?: string; message?: string };
   if (!res.ok) throw new CsError(json.code ?? 'CS_CLI_ADMIN_FAILED', `gateway admin API answered ${res.status}: ${json.message ?? res.statusText}`);
   return json;
+}
+
+/** The cloud's database from its config: a PostgreSQL URL, or an SQLite file in the data directory. */
+function databaseOf(cfg: CloudServiceConfig, file: string, dataDir: string): { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string } {
+  return cfg.database.kind === 'postgres'
+    ? { kind: 'postgres', url: requireUrl(file, cfg.database.url) }
+    : { kind: 'sqlite', file: resolve(dataDir, cfg.database.file) };
 }
 
 function requireUrl(file: string, url: string | undefined): string {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { createLogger } from '../lib/log.ts';
 import { buildDemo } from './demo.ts';
+import { runUntilSignal } from './wait.ts';
 
 const shanghai = (iso: string) => new Date(iso).toLocaleString('sv-SE', { timeZone: 'Asia/Shanghai' }).slice(0, 16);
 
@@ -43,12 +44,9 @@ export async function runDemo(o: { dataDir: string; districtFile?: string; httpP
     }
   }, 1000);
 
-  await new Promise<void>((r) => {
-    const done = () => { process.off('SIGINT', done); process.off('SIGTERM', done); r(); };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
+  await runUntilSignal(async () => {
+    clearInterval(watch);
+    say('stopping');
+    await demo.stop();
   });
-  clearInterval(watch);
-  say('stopping');
-  await demo.stop();
 }

@@ -11,3 +11,17 @@ export async function eventuallyTrue(cond: () => Promise<boolean> | boolean, tim
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Runs a long-lived service until SIGINT/SIGTERM, then stops it cleanly. */
+export async function runUntilSignal(stop: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolveSignal) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolveSignal();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await stop();
+}

@@ -44,8 +44,11 @@ export function pointerToKey(pointer: string): string {
 export function check<T extends TSchema>(
   schema: T,
   value: unknown,
+  opts: { owned?: boolean } = {},
 ): { ok: true; value: Static<T> } | { ok: false; problems: SchemaProblem[] } {
-  const withDefaults = Value.Default(schema, structuredClone(value));
+  // Defaults are filled in place: a value the caller still holds is copied first; one it just
+  // parsed and hands over (`owned`, e.g. from JSON.parse on the message path) is not.
+  const withDefaults = Value.Default(schema, opts.owned ? value : structuredClone(value));
   const c = checker(schema);
   if (c.Check(withDefaults)) return { ok: true, value: withDefaults as Static<T> };
   const problems: SchemaProblem[] = [];
