@@ -168,7 +168,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     },
     onAck: (gateway, ack) => emergency?.fanout.onAck(gateway, ack),
     onHealth: (gateway, body) => {
-      const r = check(EdgeHealthSchema, body);
+      const r = check(EdgeHealthSchema, body, { owned: true });
       if (!r.ok) return logger.warn({ gateway, problems: r.problems }, 'edge health invalid; ignored');
       gatewayHealth.set(gateway, { at: now(), health: r.value });
     },

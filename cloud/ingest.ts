@@ -99,7 +99,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   }
 
   function validate(body: unknown): Reading {
-    const r = check(Reading, body);
+    const r = check(Reading, body, { owned: true });
     if (!r.ok) {
       throw new Rejection('invalid', `reading invalid: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`, { problems: r.problems });
     }

@@ -87,7 +87,7 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
         log.warn({ gateway: t.gateway }, 'gateway state is not JSON');
         return;
       }
-      const r = check(GatewayState, body);
+      const r = check(GatewayState, body, { owned: true });
       if (!r.ok) {
         log.warn({ gateway: t.gateway, problems: r.problems }, 'gateway state invalid');
         return;

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import { loadConfig, ConfigError } from '../lib/config.ts';
 import { CsError } from '../lib/errors.ts';
 import { DeviceErrors } from './errors.ts';
@@ -12,18 +12,21 @@ import { DeviceErrors } from './errors.ts';
  * how it scales, and the default thresholds the cloud evaluates.
  */
 
-export const DataType = Type.Union(
-  (['int16', 'uint16', 'int32', 'uint32', 'float32', 'float64', 'bits', 'string'] as const).map((t) => Type.Literal(t)),
-);
-export type DataType = 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64' | 'bits' | 'string';
+/** A closed vocabulary as one list: the schema and the type both come from it. */
+function oneOf<const T extends string>(values: readonly T[], opts: { default?: T } = {}): TUnion<TLiteral<T>[]> {
+  return Type.Union(values.map((v) => Type.Literal(v)), opts) as TUnion<TLiteral<T>[]>;
+}
+
+export const DATA_TYPES = ['int16', 'uint16', 'int32', 'uint32', 'float32', 'float64', 'bits', 'string'] as const;
+export type DataType = (typeof DATA_TYPES)[number];
 
 /** Byte order of a value as letters A (most significant byte) .. D; 64-bit types extend it per word pair. */
-export const ByteOrder = Type.Union((['ABCD', 'DCBA', 'BADC', 'CDAB'] as const).map((t) => Type.Literal(t)));
-export type ByteOrder = 'ABCD' | 'DCBA' | 'BADC' | 'CDAB';
+export const BYTE_ORDERS = ['ABCD', 'DCBA', 'BADC', 'CDAB'] as const;
+export type ByteOrder = (typeof BYTE_ORDERS)[number];
 
 /** Modbus tables: holding registers (FC3/6/16), input registers (FC4), coils (FC1/5/15), discrete inputs (FC2). */
-export const Table = Type.Union((['holding', 'input', 'coil', 'discrete'] as const).map((t) => Type.Literal(t)));
-export type Table = 'holding' | 'input' | 'coil' | 'discrete';
+export const TABLES = ['holding', 'input', 'coil', 'discrete'] as const;
+export type Table = (typeof TABLES)[number];
 
 export const PointKey = Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' });
 
@@ -43,11 +46,11 @@ export type SimBehaviour = Static<typeof SimBehaviour>;
 export const Point = Type.Object({
   key: PointKey,
   name: Type.String(),
-  table: Type.Union((['holding', 'input', 'coil', 'discrete'] as const).map((t) => Type.Literal(t)), { default: 'holding' }),
+  table: oneOf(TABLES, { default: 'holding' }),
   /** Register (or coil) address as the vendor's manual writes it; see `addressBase`. */
   address: Type.Integer({ minimum: 0, maximum: 65535 }),
-  type: Type.Union((['int16', 'uint16', 'int32', 'uint32', 'float32', 'float64', 'bits', 'string'] as const).map((t) => Type.Literal(t)), { default: 'uint16' }),
-  order: Type.Optional(Type.Union((['ABCD', 'DCBA', 'BADC', 'CDAB'] as const).map((t) => Type.Literal(t)))),
+  type: oneOf(DATA_TYPES, { default: 'uint16' }),
+  order: Type.Optional(oneOf(BYTE_ORDERS)),
   /** For `bits`: which bit of the 16-bit register (0 = least significant). */
   bit: Type.Optional(Type.Integer({ minimum: 0, maximum: 15 })),
   /** For `string`: length in registers (two ASCII characters each). */
@@ -69,21 +72,21 @@ export const Threshold = Type.Object({
   value: Type.Union([Type.Number(), Type.Boolean()]),
   /** The hazard it raises; one open case per device and hazard. */
   hazard: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' }),
-  severity: Type.Union((['info', 'minor', 'major', 'critical'] as const).map((t) => Type.Literal(t))),
+  severity: oneOf(['info', 'minor', 'major', 'critical'] as const),
   /** Case class: `urgent` hazards are capped at 12 hours; `device-health` goes to the maintainer. */
-  class: Type.Union((['urgent', 'routine', 'device-health'] as const).map((t) => Type.Literal(t))),
+  class: oneOf(['urgent', 'routine', 'device-health'] as const),
 }, { additionalProperties: false });
 export type Threshold = Static<typeof Threshold>;
 
 export const Profile = Type.Object({
   id: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' }),
-  kind: Type.Union((['manhole-cover', 'pipeline', 'water-level'] as const).map((t) => Type.Literal(t))),
+  kind: oneOf(['manhole-cover', 'pipeline', 'water-level'] as const),
   name: Type.String(),
   vendor: Type.Optional(Type.String()),
   /** 0 when the manual counts registers from 0 (protocol addresses), 1 when from 1. */
   addressBase: Type.Union([Type.Literal(0), Type.Literal(1)], { default: 0 }),
   /** Default byte order of multi-register values. */
-  order: Type.Union((['ABCD', 'DCBA', 'BADC', 'CDAB'] as const).map((t) => Type.Literal(t)), { default: 'ABCD' }),
+  order: oneOf(BYTE_ORDERS, { default: 'ABCD' }),
   /** Default poll interval. */
   pollMs: Type.Integer({ minimum: 100, default: 1000 }),
   points: Type.Array(Point, { minItems: 1 }),

@@ -47,7 +47,7 @@ export function createCommandRouter(opts: CommandRouterOptions): CommandRouter {
         log.warn({ err: (err as Error).message }, 'command ignored: payload is not JSON');
         return undefined;
       }
-      const result = check(Command, raw);
+      const result = check(Command, raw, { owned: true });
       if (!result.ok) {
         const id = (raw as { id?: unknown } | null)?.id;
         const why = result.problems.map((p) => `${p.key}: ${p.message}`).join('; ');

@@ -41,7 +41,7 @@ export interface OutboxStats {
 export interface Outbox {
   /** Stores an entry before it is published; true once stored, false when `drop-newest` refused it. */
   append(entry: OutboxEntry): Promise<boolean>;
-  /** Removes an entry once the broker acknowledged it; unknown seqs are ignored. */
+  /** Removes an entry once the broker acknowledged it (resolves when the removal is committed); unknown seqs are ignored. */
   ack(seq: number): Promise<void>;
   /** Entries not yet acknowledged with seq above `afterSeq`, oldest first, at most `limit`. */
   pending(limit?: number, afterSeq?: number): Promise<OutboxEntry[]>;
@@ -151,7 +151,7 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   };
   let depth = stmts.count.get() as number;
   const counters = { appended: 0, acked: 0, dropped: 0 };
-  type Op = { kind: 'append'; entry: OutboxEntry; done: (stored: boolean) => void; fail: (e: Error) => void } | { kind: 'ack'; seq: number };
+  type Op = { kind: 'append'; entry: OutboxEntry; done: (stored: boolean) => void; fail: (e: Error) => void } | { kind: 'ack'; seq: number; done: () => void };
   let batch: Op[] = [];
   let scheduled: NodeJS.Immediate | undefined;
   let closed = false;
@@ -203,9 +203,12 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       depth = stmts.count.get() as number;
       const e = new CsError(EdgeErrors.OUTBOX, `outbox write failed: ${(err as Error).message}`, { file });
       for (const a of appends) a.fail(e);
+      // An ack that failed to commit leaves its entry for a later resend; the cloud stores it once.
+      for (const o of ops) if (o.kind === 'ack') o.done();
       return;
     }
     appends.forEach((a, i) => a.done(results[i]));
+    for (const o of ops) if (o.kind === 'ack') o.done();
   }
 
   function schedule(): void {
@@ -224,10 +227,13 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         schedule();
       });
     },
-    async ack(seq) {
-      if (closed) return;
-      batch.push({ kind: 'ack', seq });
-      schedule();
+    ack(seq) {
+      if (closed) return Promise.resolve();
+      // Resolves once committed, with the other acks and appends of this turn (one fsync for all).
+      return new Promise<void>((done) => {
+        batch.push({ kind: 'ack', seq, done });
+        schedule();
+      });
     },
     async pending(limit = 1_000_000, afterSeq = -1) {
       assertOpen();

@@ -1,7 +1,7 @@
 import type { Logger } from '../lib/log.ts';
 import { CsError } from '../lib/errors.ts';
 import { decodePoint, encodePoint, type EngValue } from '../devices/codec.ts';
-import { getPoint, protocolAddress, registerCount, type Profile } from '../devices/profile.ts';
+import { getPoint, protocolAddress, type Profile } from '../devices/profile.ts';
 import type { BusTransport } from './transport.ts';
 import type { ReadBlock } from './plan.ts';
 import { EdgeErrors } from './errors.ts';
@@ -228,8 +228,8 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
     clearTimeout(st.timer);
     st.dueAt = Date.now() + delay;
     st.timer = setTimeout(() => {
-      // Fixed rate: the next poll is due one interval after this one was due.
-      arm(st, st.interval);
+      // Fixed rate: the next poll is due one interval after this one was due (lateness does not add up).
+      arm(st, Math.max(0, st.dueAt + st.interval - Date.now()));
       void pollState(st);
     }, delay);
   }
@@ -252,16 +252,22 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
     if (!point.writable) throw new CsError(EdgeErrors.CMD_REJECTED, `point ${key} of ${deviceId} is not writable (profile ${profile.id})`, { device: deviceId, point: key });
     if (point.table === 'input' || point.table === 'discrete') throw new CsError(EdgeErrors.CMD_REJECTED, `point ${key} is in the read-only ${point.table} table`);
     const address = protocolAddress(profile, point);
-    if (point.table === 'coil') {
-      await transport.request(unitId, { kind: 'write-coil', address, value: encodePoint(point, value, profile.order) as boolean });
-      return;
-    }
-    // A bit inside a register: read the register and keep its other bits (read-modify-write).
-    const current = point.type === 'bits' ? ((await transport.read(unitId, 'holding', address, 1)) as number[])[0] : 0;
-    const regs = encodePoint(point, value, profile.order, current) as number[];
-    // The same codec encodes the write as decodes the read: byte and word order both ways (thingsboard-gateway #342).
-    if (regs.length === 1 && registerCount(point) === 1) await transport.request(unitId, { kind: 'write-register', address, value: regs[0] });
-    else await transport.request(unitId, { kind: 'write-registers', address, values: regs });
+    const p = point;
+    // One unit on the bus queue: a read-modify-write of a bit must not interleave with another write.
+    const task = tail.then(async () => {
+      if (p.table === 'coil') {
+        await transport.request(unitId, { kind: 'write-coil', address, value: encodePoint(p, value, profile.order) as boolean });
+        return;
+      }
+      // A bit inside a register: read the register and keep its other bits (read-modify-write).
+      const current = p.type === 'bits' ? ((await transport.read(unitId, 'holding', address, 1)) as number[])[0] : 0;
+      const regs = encodePoint(p, value, profile.order, current) as number[];
+      // The same codec encodes the write as decodes the read: byte and word order both ways (thingsboard-gateway #342).
+      if (regs.length === 1) await transport.request(unitId, { kind: 'write-register', address, value: regs[0] });
+      else await transport.request(unitId, { kind: 'write-registers', address, values: regs });
+    });
+    tail = task.catch(() => undefined);
+    await task;
   }
 
   return {

@@ -381,7 +381,3 @@ export function createBusTransport(opts: TransportOptions): BusTransport {
   };
 }
 
-/** A Modbus TCP bus (kept for callers of the first edge issue). */
-export function createTcpTransport(opts: TransportOptions): BusTransport {
-  return createBusTransport({ ...opts, bus: { ...opts.bus, type: 'tcp' } });
-}

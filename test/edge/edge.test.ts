@@ -15,7 +15,7 @@ import { loadDistrict } from '../../devices/district.ts';
 import { buildSimulator, type Simulator } from '../../devices/simulator.ts';
 import { buildEdge, type Edge } from '../../edge/edge.ts';
 import { edgeConfigFromDistrict, loadEdgeConfig, type EdgeConfigInput } from '../../edge/config.ts';
-import { createTcpTransport } from '../../edge/transport.ts';
+import { createBusTransport } from '../../edge/transport.ts';
 import { EdgeErrors } from '../../edge/errors.ts';
 import { silentLogger } from '../../lib/log.ts';
 
@@ -377,7 +377,7 @@ describe('Modbus bus transport', () => {
     await new Promise<void>((resolve) => server.on('initialized', () => resolve()));
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const port = (server as unknown as { _server: Server })._server.address() as { port: number };
-    const transport = createTcpTransport({ bus: { id: 'bus-q', host: '127.0.0.1', port: port.port, timeoutMs: 1000 }, logger: silentLogger() });
+    const transport = createBusTransport({ bus: { id: 'bus-q', type: 'tcp', host: '127.0.0.1', port: port.port, timeoutMs: 1000 }, logger: silentLogger() });
     cleanups.push(() => transport.close());
 
     const results = await Promise.all([0, 10, 20, 30, 40].map((a) => transport.read(1, 'holding', a, 2)));
