@@ -1,0 +1,47 @@
+import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
+
+/**
+ * The project's small vocabularies, each defined once (docs/domain.md): import the list, the
+ * type and the TypeBox schema from here; never spell the literals again elsewhere.
+ */
+
+function literals<T extends string>(values: readonly T[], opts: Record<string, unknown> = {}): TUnion<TLiteral<T>[]> {
+  return Type.Union(values.map((v) => Type.Literal(v)), opts);
+}
+
+/** Alarm and case severity, least to most severe. */
+export const SEVERITIES = ['info', 'minor', 'major', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export const SeverityT = literals(SEVERITIES);
+export const severityRank = (s: Severity): number => SEVERITIES.indexOf(s);
+
+/**
+ * Case class: `urgent` hazards run on continuous hours and are capped at URGENT_CAP_HOURS;
+ * `routine` on the work calendar; `device-health` goes to the maintainer and keeps its normal
+ * period in emergency mode (docs/domain.md, the categories table).
+ */
+export const CASE_CLASSES = ['urgent', 'routine', 'device-health'] as const;
+export type CaseClass = (typeof CASE_CLASSES)[number];
+export const CaseClassT = literals(CASE_CLASSES);
+/** Lower is more pressing. */
+export const classRank = (c: CaseClass): number => CASE_CLASSES.indexOf(c);
+
+/** The city's mode (docs/domain.md, emergency mode). */
+export const CITY_MODES = ['normal', 'emergency'] as const;
+export type CityMode = (typeof CITY_MODES)[number];
+export const CityModeT = literals(CITY_MODES);
+
+/** An edge gateway's poll mode; the cloud puts every gateway in `fast` in emergency mode. */
+export const POLL_MODES = ['normal', 'fast'] as const;
+export type PollMode = (typeof POLL_MODES)[number];
+export const PollModeT = literals(POLL_MODES);
+
+/** Poll interval the gateways switch to in emergency mode unless configured otherwise. */
+export const DEFAULT_FAST_POLL_MS = 250;
+
+/** No urgent case may be due later than this after registration (the Zhuhai rule). */
+export const URGENT_CAP_HOURS = 12;
+/** In emergency mode every hazard case (not device health) is due within this. */
+export const EMERGENCY_CAP_HOURS = 12;
+
+export type { Static };
