@@ -1,5 +1,5 @@
 /**
- * Breach to case latency (DESIGN.md section 9): from a Modbus register write at the simulator to
+ * Breach to case latency (docs/targets.md#targets): from a Modbus register write at the simulator to
  * the `case.opened` event arriving on the cloud's live stream (`GET /api/events`, server-sent
  * events), through the whole chain of the demo: Modbus TCP simulator -> edge gateway polling ->
  * MQTT broker with auth and ACLs -> cloud ingest, rules, case, event. Meanwhile a background load

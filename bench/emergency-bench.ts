@@ -1,5 +1,5 @@
 /**
- * Emergency switch (DESIGN 4 and 9): from a CAP warning to every connected gateway's
+ * Emergency switch (docs/domain.md#emergency-mode, docs/targets.md#targets): from a CAP warning to every connected gateway's
  * acknowledgement of fast polling, beside a bare command-and-acknowledgement round trip to the
  * same clients through the same broker, so the emergency service's own cost shows.
  *
@@ -22,7 +22,7 @@ import type { EmergencyWorkerJob } from './emergency-worker.ts';
 import { SERVICE, account, gatewayName } from './identities.ts';
 import { Worker, all } from './ipc.ts';
 
-/** Clients per simulated-gateway process (one Node process holds ~20k files here, DESIGN 12). */
+/** Clients per simulated-gateway process (one Node process holds ~20k files here, docs/architecture.md#platform-notes). */
 export const CLIENTS_PER_PROCESS = 2_000;
 
 /**

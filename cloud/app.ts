@@ -58,7 +58,7 @@ export interface CloudOptions {
   mqtt?: MqttOptions;
   logger?: Logger;
   now?: () => number;
-  /** Case categories by hazard; DEFAULT_CATEGORIES (DESIGN.md section 3) when omitted. */
+  /** Case categories by hazard; DEFAULT_CATEGORIES (docs/domain.md#the-case) when omitted. */
   categories?: Categories;
   /** Rules per device kind with per-device overrides; `defaultRuleSet(profiles)` when omitted. */
   rules?: RuleSet;

@@ -5,7 +5,7 @@ import { CsError } from '../lib/errors.ts';
 import { CloudErrors } from './errors.ts';
 
 /**
- * The work calendar and time limits (DESIGN.md section 2): limits are written in continuous
+ * The work calendar and time limits (docs/domain.md#glossary): limits are written in continuous
  * minutes/hours (紧急工作时), working hours (工作时) or working days (工作日) and turned into absolute
  * instants. Working time runs only inside `workingHours` on working days: weekdays minus public
  * holidays, plus the adjusted working weekend days (调休). Asia/Shanghai is UTC+8 without DST, so a

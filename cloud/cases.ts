@@ -45,7 +45,7 @@ export interface CaseChange {
   joined?: boolean;
 }
 
-/** Workflow settings (DESIGN.md section 3). */
+/** Workflow settings (docs/domain.md#the-case). */
 export interface WorkflowPolicy {
   /** Verification needs the asset's readings back in range for at least this long. */
   verifyClearMs: number;
@@ -424,7 +424,7 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
 }
 
 /**
- * Sensor-verified closure (DESIGN.md section 3): refused while an alarm of the case's hazards is
+ * Sensor-verified closure (docs/domain.md#the-case): refused while an alarm of the case's hazards is
  * active at the asset, or cleared for less than the window.
  */
 async function checkSensorClear(trx: Kysely<DB>, row: CaseRow, at: number, policy: WorkflowPolicy): Promise<void> {

@@ -2,7 +2,7 @@ import type { Device } from '../devices/district.ts';
 import { createCalendar, type Calendar, type TimeLimit } from './calendar.ts';
 
 /**
- * Case categories as data (DESIGN.md section 3): per hazard a title, the usual class, the time
+ * Case categories as data (docs/domain.md#the-case): per hazard a title, the usual class, the time
  * limit (continuous minutes/hours, working hours or working days on the work calendar), optional
  * sub-deadlines (milestones), the merge group (related hazards at one asset join one case) and who
  * handles it. Deadlines are stored as absolute instants.
@@ -45,7 +45,7 @@ const h = (amount: number): TimeLimit => ({ amount, unit: 'hours' });
 const min = (amount: number): TimeLimit => ({ amount, unit: 'minutes' });
 const workDays = (amount: number): TimeLimit => ({ amount, unit: 'workDays' });
 
-/** DESIGN.md section 3's table: a Tianjin manhole rule, a Sichuan county's time limits, the 12-hour cap. */
+/** docs/domain.md#the-case's table: a Tianjin manhole rule, a Sichuan county's time limits, the 12-hour cap. */
 export const DEFAULT_CATEGORIES: Categories = {
   'cover-open': {
     title: 'Manhole cover open or displaced (井盖缺失/移位)', class: 'urgent', limit: h(6), group: 'manhole', unit: 'owner',
@@ -106,7 +106,7 @@ export function limitHours(category: Category, cls: CaseClass): number {
 
 export interface ScheduleOptions {
   calendar?: Calendar;
-  /** Emergency mode (DESIGN.md section 4): every hazard case due within 12 hours. */
+  /** Emergency mode (docs/domain.md#emergency-mode): every hazard case due within 12 hours. */
   emergency?: boolean;
 }
 

@@ -3,7 +3,7 @@ import type { Device, District } from '../devices/district.ts';
 import { responsibleUnit, type CaseClass, type Category } from './categories.ts';
 
 /**
- * Routing as data (DESIGN.md section 3): the first rule that matches a case's hazard, class,
+ * Routing as data (docs/domain.md#the-case): the first rule that matches a case's hazard, class,
  * device kind and grid cell names the responsible unit; when none matches, the asset's owner
  * (or, for sensor health, its maintainer) is responsible. Units have members and a duty leader,
  * the second rung of the escalation ladder.

@@ -4,7 +4,7 @@ import type { Profile } from '../devices/profile.ts';
 import { classRank, severityRank, type CaseClass, type Severity } from './categories.ts';
 
 /**
- * Rules as data (DESIGN.md sections 3 and 6). A rule set holds rules per device kind (profile id)
+ * Rules as data (docs/domain.md, the case and sensors). A rule set holds rules per device kind (profile id)
  * and per-device overrides (by rule id). Rule kinds:
  * - `threshold`: a value past a limit (`>`, `<`, `==` for flags), with `hysteresis` (an active
  *   rule clears only once the value is back past the limit by this much), `holdMs` (minimum
@@ -144,7 +144,7 @@ const POINT_DEFAULTS: Record<string, { hysteresis?: number; holdMs?: number; ran
   pressure_mpa: { hysteresis: 0.02, range: [0, 2.5] },
 };
 
-/** Emergency limits (DESIGN.md section 4: lower water-level tiers during a typhoon). */
+/** Emergency limits (docs/domain.md#emergency-mode: lower water-level tiers during a typhoon). */
 const EMERGENCY_VALUES: Record<string, number> = { 'level-tier1': 0.6, 'level-tier2': 0.75, 'level-tier3': 0.9 };
 
 /**

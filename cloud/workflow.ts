@@ -1,7 +1,7 @@
 import type { Role } from './tokens.ts';
 
 /**
- * The case workflow of GB/T 30428.8 as an explicit state machine (DESIGN.md section 3):
+ * The case workflow of GB/T 30428.8 as an explicit state machine (docs/domain.md#the-case):
  * registered (立案) -> dispatched (派遣) -> accepted -> handled (处置, reported back 反馈) ->
  * closed (核查 passed, 结案); a failed verification sends it back (rework 返工 -> dispatched).
  * Extension (延期) keeps the state and sets a new deadline; deferral (缓办) suspends the case until

@@ -11,7 +11,7 @@ import { initialValue } from './scenario.ts';
  * A Modbus RTU line simulator with fault injection: several slaves on one RS-485 line, served on a
  * serial port (one end of a `socat` pseudo-terminal pair) or on a TCP port (RTU over TCP, as a
  * serial server forwards it). Each slave can be told to misbehave the ways field devices do
- * (DESIGN.md section 10): stay dead, answer late, answer with a bad CRC, answer as another unit id,
+ * (docs/targets.md#reliability-and-security-figures): stay dead, answer late, answer with a bad CRC, answer as another unit id,
  * answer a Modbus exception, or stop mid-frame.
  *
  * Requests are framed by their function code (Modbus over Serial Line 2.5.1) and checked by CRC;

@@ -5,7 +5,7 @@ import type { DeviceReading } from './poller.ts';
 /**
  * Edge-local rules: the profile's `urgent` thresholds, evaluated at the edge on every poll so that an
  * alarm is published at once, not after the next report. A breach must hold for `debounceMs` before
- * it raises (DESIGN.md section 6: ignore a tilt held less than about 2 s, passing vehicles); an
+ * it raises (docs/domain.md#sensors: ignore a tilt held less than about 2 s, passing vehicles); an
  * alarm raised is cleared once the condition no longer holds. Pure: the caller passes the clock.
  */
 export interface EdgeAlarm {

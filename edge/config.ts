@@ -8,7 +8,7 @@ import { EdgeErrors } from './errors.ts';
 
 /**
  * The config of one edge gateway: who it is on the broker, and which Modbus buses and devices it polls.
- * A bus is one Modbus link: a TCP endpoint (one connection per host and port, DESIGN.md section 7),
+ * A bus is one Modbus link: a TCP endpoint (one connection per host and port, docs/architecture.md#modbus-and-its-physical-limits),
  * a serial port, or a serial server's TCP port, serving several unit ids. A device's poll interval is
  * its own `pollMs`, else the gateway's `pollMs`. Every addition has a default, so configs of the first
  * edge issue load unchanged. Documented in README.md "Edge gateway".

@@ -24,7 +24,7 @@ import { createBusTransport, type BusTransport } from './transport.ts';
  *
  * - one transport (one link) per bus, one request at a time on it, buses in parallel; per-slave
  *   circuit breakers (poller.ts);
- * - outbox first (DESIGN.md section 8): a reading gets the next per-gateway `seq` (seq.ts), is
+ * - outbox first (docs/targets.md#lessons-from-the-systems-we-mean-to-beat): a reading gets the next per-gateway `seq` (seq.ts), is
  *   committed to the outbox (outbox.ts, SQLite by default), and only then published, QoS 1, by the
  *   pump below, at most `outbox.inflight` awaiting PUBACK; the PUBACK deletes it. After an outage or
  *   a restart the pump replays what is left in seq order;

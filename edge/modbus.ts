@@ -4,7 +4,7 @@ import { EdgeErrors } from './errors.ts';
 
 /**
  * Modbus protocol data units and the two framings the edge speaks, written out rather than taken
- * from modbus-serial so that every fault is told apart (DESIGN.md section 10): modbus-serial's RTU
+ * from modbus-serial so that every fault is told apart (docs/targets.md#reliability-and-security-figures): modbus-serial's RTU
  * port skips a reply from another unit (a wrong unit id becomes a timeout), keeps stale bytes
  * across requests and cannot tell a truncated frame from silence.
  *

@@ -9,7 +9,7 @@ import { EdgeErrors } from './errors.ts';
 /**
  * The gateway's operating mode, kept in `${dataDir}/mode.json` so that it survives a restart:
  * a gateway told to poll fast for a typhoon must not fall back to normal because its power
- * blinked (DESIGN.md section 4). Written like seq.json: temporary file, fsync, rename.
+ * blinked (docs/domain.md#emergency-mode). Written like seq.json: temporary file, fsync, rename.
  */
 export const EdgeMode = Type.Object({
   mode: Type.Union([Type.Literal('normal'), Type.Literal('fast')]),

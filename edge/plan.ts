@@ -5,7 +5,7 @@ import { protocolAddress, registerCount, type Point, type Profile, type Table } 
  * Points of one table whose registers touch or overlap are merged into one block, up to the
  * protocol's limit per request (125 registers, 2000 coils or discrete inputs). Points separated by at
  * most `maxGap` unused registers are merged too, reading the gap: fewer requests per pass bring a pass
- * nearer the wire-time limit (DESIGN.md section 7), since each request costs a turnaround and the
+ * nearer the wire-time limit (docs/architecture.md#modbus-and-its-physical-limits), since each request costs a turnaround and the
  * device's reply time. The default 0 never reads a gap: many devices answer exception 2 for
  * unmapped registers, so a gap is something to allow per device once its map is known.
  */

@@ -11,7 +11,7 @@ import { FAULT_KINDS, ModbusFault, type FaultKind } from './modbus.ts';
  * The poll loop of one bus: each device on its own interval, one device at a time on the bus
  * (and one request at a time, by the transport), buses independent of each other.
  *
- * Per-slave health and a circuit breaker (DESIGN.md section 7: mandatory): every fault is counted
+ * Per-slave health and a circuit breaker (docs/architecture.md#modbus-and-its-physical-limits: mandatory): every fault is counted
  * under its own name; `failures` consecutive faults open the slave's breaker, and while it is open
  * the slave is skipped without touching the bus, so a dead slave costs its neighbours nothing
  * (thingsboard-gateway #474, node-red-contrib-modbus #288, telegraf #11782). When the backoff has

@@ -2,7 +2,7 @@ import type { EngValue } from '../devices/codec.ts';
 import type { DeviceReading } from './poller.ts';
 
 /**
- * Report by exception (DESIGN.md section 6): a reading is published when a numeric point moved at
+ * Report by exception (docs/domain.md#sensors): a reading is published when a numeric point moved at
  * least its deadband since it was last reported, a flag or text changed, a point appeared or went,
  * the quality changed, it was asked for (`forced`), or the device's heartbeat is due. In `poll`
  * mode every reading is published. Pure: the caller passes the clock.

@@ -10,7 +10,7 @@ import {
 } from './modbus.ts';
 
 /**
- * A bus: one Modbus link that carries strictly one request at a time (DESIGN.md section 7;
+ * A bus: one Modbus link that carries strictly one request at a time (docs/architecture.md#modbus-and-its-physical-limits;
  * modbus-serial #361 and #264). Three kinds:
  * - `tcp`: Modbus TCP (MBAP) to one host and port, one connection, several unit ids behind it;
  * - `rtu`: Modbus RTU on a serial port (RS-485), baud, parity and stop bits per bus;

@@ -1,5 +1,5 @@
 /**
- * Shared state for several broker processes serving one city (DESIGN.md 8 and 12):
+ * Shared state for several broker processes serving one city (docs/targets.md#lessons-from-the-systems-we-mean-to-beat and docs/architecture.md#platform-notes):
  * aedes-persistence-redis (sessions, subscriptions, queued QoS 1 messages, retained
  * messages, Wills) AND mqemitter-redis (routing between brokers) on one Redis. Either
  * alone is not enough (moscajs/aedes #531).

@@ -8,7 +8,7 @@
  * - Client ids are scoped to the username (`{username}:{client id}` inside the broker),
  *   so one identity can neither take over nor wipe another identity's session.
  * - PUBLISH / Will: ACL (acl.ts); a refused publish closes the connection (MQTT-3.3.5-2).
- *   The optional onPublishAuthorized hook runs before the PUBACK (see DESIGN.md 12).
+ *   The optional onPublishAuthorized hook runs before the PUBACK (see docs/architecture.md#platform-notes).
  * - SUBSCRIBE: ACL; a refused filter gets 0x80 in the SUBACK.
  * - Delivery: a message reaches a client only on a topic its ACL lets it subscribe to.
  * - Revoking a credential closes its live connections, also when the revocation is

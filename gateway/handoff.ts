@@ -1,7 +1,7 @@
 /**
  * The single-process hand-off (the demo: broker and cloud in one process): the broker's
  * pre-PUBACK hook stores each reading through the cloud before acknowledging it, so a
- * PUBACK means "stored" (DESIGN.md 12: authorizePublish is the one hook before the PUBACK).
+ * PUBACK means "stored" (docs/architecture.md#platform-notes: authorizePublish is the one hook before the PUBACK).
  * A reading the cloud rejects for good (bad payload) is acknowledged, since resending cannot
  * fix it; one the cloud failed to store is refused: no PUBACK, the connection is closed and
  * the edge resends it from its outbox.

@@ -8,7 +8,7 @@
  * - `tls`, `limits`, `allowAnonymous`: passed to the broker (gateway.ts).
  *
  * start() brings them up in dependency order and stop() closes all of them in reverse,
- * including the Redis connections Aedes' own close() leaves open (DESIGN.md 12).
+ * including the Redis connections Aedes' own close() leaves open (docs/architecture.md#platform-notes).
  */
 import { StopStack } from '../lib/lifecycle.ts';
 import { readFileSync } from 'node:fs';

@@ -3,7 +3,7 @@
  * (moscajs/aedes #228), so each broker appends the readings its own clients publish to
  * one Redis Stream, and cloud workers consume it through a consumer group
  * (cloud/stream.ts). The append runs in the broker's onPublishAuthorized hook, which
- * completes before the PUBACK (DESIGN.md 12): a reading is acknowledged to its gateway
+ * completes before the PUBACK (docs/architecture.md#platform-notes): a reading is acknowledged to its gateway
  * only once Redis holds it. When Redis refuses it, the publish is refused, the
  * connection is closed and the edge resends it from its outbox.
  *

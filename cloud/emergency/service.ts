@@ -9,7 +9,7 @@ import { createCommandFanout, type CommandFanout, type FanoutStatus, type ModeCo
 import { EmergencyErrors } from './errors.ts';
 
 /**
- * Emergency mode, all effects at once (DESIGN section 4): the audited state, every gateway told to
+ * Emergency mode, all effects at once (docs/domain.md#emergency-mode): the audited state, every gateway told to
  * poll fast (acknowledgements tracked and retried), open emergency-class cases tightened to the
  * 12-hour cap, units on duty. Leaving restores every gateway's normal mode; cases keep their flag.
  */

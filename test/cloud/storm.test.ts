@@ -13,7 +13,7 @@ import { deleteKeys, REDIS_URL, redisAvailable, uniquePrefix } from '../gateway/
 import { freshDatabase, pgAvailable, profiles, reading, syntheticDistrict } from './fixtures.ts';
 
 /**
- * A breach storm (DESIGN.md section 3: "a breach storm must never create duplicates, even with
+ * A breach storm (docs/domain.md#the-case: "a breach storm must never create duplicates, even with
  * several cloud workers"): 1,000 breaches a second across 500 assets for 10 seconds, published
  * QoS 1 by 10 gateways through a real broker into two cloud workers sharing one PostgreSQL
  * database. With Redis, through the Redis Stream hand-off: the broker appends each reading to

@@ -13,7 +13,7 @@ import { runCli, type Running } from '../helpers/process.ts';
 import { recordingBroker, until, type RecordingBroker } from './helpers.ts';
 
 /**
- * Nothing accepted is lost, nothing is stored twice (DESIGN.md section 10): the broker goes away
+ * Nothing accepted is lost, nothing is stored twice (docs/targets.md#reliability-and-security-figures): the broker goes away
  * under steady polling, and the edge process is killed with SIGKILL while readings wait for it.
  */
 

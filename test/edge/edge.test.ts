@@ -334,7 +334,7 @@ describe('edge gateway', () => {
     expect(edge.stats().outbox.depth).toBeGreaterThanOrEqual(1);
     const broker = await startBroker(mqttPort);
     expect(await edge.drained()).toBe(true);
-    // Aedes acknowledges a publish before it emits it (DESIGN.md section 12): wait for the emit.
+    // Aedes acknowledges a publish before it emits it (docs/architecture.md#platform-notes): wait for the emit.
     while (!broker.published.includes(topics.up(GW, 'WL-1'))) await new Promise((r) => setTimeout(r, 10));
     expect(edge.stats().published).toBeGreaterThanOrEqual(1);
     // The birth follows once the command subscription is in place.

@@ -6,7 +6,7 @@ import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 
 /**
- * The dashboard in a real browser (Debian's chromium driven by playwright-core, DESIGN.md 12)
+ * The dashboard in a real browser (Debian's chromium driven by playwright-core, docs/architecture.md#platform-notes)
  * against a real demo on loopback: the operator opens the printed link and sees the sensors and
  * a case opening. Skips, saying why, without playwright-core or /usr/bin/chromium.
  * CS_WEB_SCREENSHOT=FILE keeps a screenshot of the board for a person to look at.
