@@ -1,0 +1,165 @@
+/**
+ * CONNECT: a pipeline of named steps run from Aedes' authenticate hook.
+ *
+ * - username and password required (CONNACK 4 when missing), checked against the
+ *   credential store (CONNACK 5 for unknown, wrong or revoked: indistinguishable);
+ * - a verified client certificate's subject CN names the identity (mutual TLS);
+ * - a Will outside the identity's publish ACL is refused (CONNACK 5);
+ * - client ids are scoped to the username (`{username}:{client id}` inside the broker),
+ *   so one identity can neither take over nor wipe another identity's session.
+ * Every refusal is logged with username, client id and remote address, never the password.
+ */
+import type { AuthenticateError, Client, ConnectPacket, PublishPacket } from 'aedes';
+import { CsError } from '../../lib/errors.ts';
+import { checkPublish } from '../acl.ts';
+import type { Identity } from '../credentials.ts';
+import { GatewayErrors } from '../errors.ts';
+import type { GatewayContext } from '../context.ts';
+import { tokenBucket, type TokenBucket } from '../limits.ts';
+import { ANONYMOUS, CONNACK } from '../types.ts';
+import { runSteps, type Step } from './steps.ts';
+
+interface ConnectAttempt {
+  client: Client;
+  clientId: string;
+  username: string | undefined;
+  password: Buffer | undefined;
+  remote: string;
+  will: PublishPacket | undefined;
+  /** Subject CN of a verified client certificate (mutual TLS). */
+  certName: string | undefined;
+  identity?: Identity;
+}
+
+export interface ConnectHandlers {
+  preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void;
+  authenticate(
+    client: Client,
+    username: Readonly<string | undefined>,
+    password: Readonly<Buffer | undefined>,
+    done: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void;
+  /** Records the subject CN of a TLS client's verified certificate (listeners.ts). */
+  certNames: WeakMap<Client, string>;
+  /** The publish rate bucket of a connected client (publish.ts). */
+  publishBuckets: WeakMap<Client, TokenBucket>;
+}
+
+export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
+  const { store, log, metrics, limits, opts } = ctx;
+  /** The Will of a CONNECT, kept by preConnect for authenticate (which does not get the packet). */
+  const wills = new WeakMap<Client, PublishPacket>();
+  const certNames = new WeakMap<Client, string>();
+  const publishBuckets = new WeakMap<Client, TokenBucket>();
+
+  const steps: Step<ConnectAttempt>[] = [requireCredentials, verifyCredential, checkWill, scopeClientId, bindIdentity];
+
+  function requireCredentials(a: ConnectAttempt): void {
+    if (a.certName !== undefined) return; // the certificate names the identity
+    if (!a.username && (a.password === undefined || a.password.length === 0) && opts.allowAnonymous) return;
+    if (!a.username || a.password === undefined || a.password.length === 0) {
+      throw refusal(CONNACK.BAD_USERNAME_OR_PASSWORD, GatewayErrors.AUTH_MISSING, 'username and password required');
+    }
+  }
+
+  async function verifyCredential(a: ConnectAttempt): Promise<void> {
+    if (a.certName !== undefined) {
+      if (a.username && a.username !== a.certName) {
+        throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.CERT_MISMATCH, 'username differs from the certificate subject', { certName: a.certName });
+      }
+      const identity = store.get(a.certName);
+      if (!identity || identity.revokedAt) {
+        throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'certificate subject is not a live credential', { certName: a.certName });
+      }
+      a.identity = identity;
+      return;
+    }
+    if (!a.username && opts.allowAnonymous) {
+      a.identity = ANONYMOUS;
+      return;
+    }
+    a.identity = await store.verify(a.username!, a.password!);
+    if (!a.identity) throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'unknown username, wrong password or revoked credential');
+  }
+
+  function checkWill(a: ConnectAttempt): void {
+    if (!a.will) return;
+    const d = checkPublish(a.identity, a.will.topic);
+    if (!d.allowed) {
+      ctx.deny('will');
+      throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.WILL_DENIED, `will refused: ${d.reason}`, { willTopic: a.will.topic });
+    }
+  }
+
+  /** Sessions live per identity: `{username}:{client id}` (a username never holds `:`). */
+  function scopeClientId(a: ConnectAttempt): void {
+    (a.client as { id: string }).id = `${a.identity!.username}:${a.clientId}`;
+  }
+
+  function bindIdentity(a: ConnectAttempt): void {
+    if (a.identity !== ANONYMOUS && store.get(a.identity!.username)?.revokedAt) {
+      throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'credential revoked during authentication');
+    }
+    ctx.identities.set(a.client, a.identity!);
+    // Gone while the password was checked: Aedes drops the attempt; keep it out of the live set.
+    if (a.client.closed || a.client.conn.destroyed) return;
+    ctx.live.add(a.client);
+    metrics?.connections.inc();
+    metrics?.connectionsTotal.inc();
+    a.client.conn.once('close', () => {
+      if (ctx.live.delete(a.client)) metrics?.connections.dec();
+    });
+    if (limits.publishesPerSecond) {
+      publishBuckets.set(a.client, tokenBucket({ ratePerSecond: limits.publishesPerSecond, burst: limits.publishBurst, now: ctx.now }));
+    }
+  }
+
+  function preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void {
+    if (packet.will) wills.set(client, packet.will as PublishPacket);
+    done(null, true);
+  }
+
+  function authenticate(
+    client: Client,
+    username: Readonly<string | undefined>,
+    password: Readonly<Buffer | undefined>,
+    done: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void {
+    const attempt: ConnectAttempt = {
+      client,
+      clientId: client.id,
+      username: typeof username === 'string' ? username : undefined,
+      password: password === undefined || password === null ? undefined : Buffer.from(password),
+      remote: ctx.remotes.get(client) ?? 'unknown',
+      will: wills.get(client),
+      certName: certNames.get(client),
+    };
+    wills.delete(client);
+    runSteps(steps, attempt, (err) => {
+      if (!err) {
+        log.info({ username: attempt.username, clientId: attempt.clientId, remote: attempt.remote, role: attempt.identity!.role }, 'mqtt client authenticated');
+        done(null, true);
+        return;
+      }
+      ctx.counters.authFailures++;
+      metrics?.authFailures.inc({ code: err instanceof CsError ? err.code : 'internal' });
+      if (!(err instanceof CsError)) {
+        log.error({ err, username: attempt.username, remote: attempt.remote }, 'mqtt authentication failed unexpectedly');
+        done(Object.assign(new Error('server unavailable'), { returnCode: CONNACK.SERVER_UNAVAILABLE }) as AuthenticateError, false);
+        return;
+      }
+      const refused = err as CsError & AuthenticateError;
+      log.warn({
+        username: attempt.username ?? null, clientId: attempt.clientId, remote: attempt.remote,
+        code: refused.code, returnCode: refused.returnCode, reason: refused.message, ...refused.details,
+      }, 'mqtt connection refused');
+      done(refused, false);
+    });
+  }
+
+  return { preConnect, authenticate, certNames, publishBuckets };
+}
+
+function refusal(returnCode: number, code: string, message: string, details?: Record<string, unknown>): CsError & AuthenticateError {
+  return Object.assign(new CsError(code, message, details), { returnCode }) as CsError & AuthenticateError;
+}
