@@ -5,7 +5,7 @@ import { Reading } from '../lib/messages.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { gatewayOf, type Device, type District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
-import { evaluate, type Breach, type RuleEngine } from './rules.ts';
+import type { Breach, RuleEngine } from './rules.ts';
 import { applyBreach, clearAlarm, iso, linkAlarm, raiseAlarm, type CaseChange, type CaseEnv } from './cases.ts';
 import type { Database } from './db/database.ts';
 import type { EventBus, EventInput } from './events.ts';
@@ -143,14 +143,15 @@ export function createIngestor(deps: IngestDeps): Ingestor {
       })).execute();
 
       // A reading the sensor itself marks bad is kept but not judged. A replayed (historical)
-      // reading is judged statelessly: it must not move hold times, hysteresis or alarms.
+      // reading is judged by the same rules (overrides, disabled and range rules included), but
+      // statelessly: it must not move hold times, hysteresis or alarms, and opens no case.
       const emergency = deps.mode.emergency();
       let breaches: Breach[] = [];
       let raised: Breach[] = [];
       let cleared: string[] = [];
       if (reading.quality !== 'bad') {
         if (reading.historical) {
-          breaches = evaluate(reading.values, reg.profile.thresholds);
+          breaches = deps.engine.judge(reading.device, reg.profile.id, reading.values, emergency);
         } else {
           ({ breaches, raised, cleared } = deps.engine.evaluate(reading.device, reg.profile.id, reading.values, ts, emergency));
         }

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { loadProfiles, type Threshold } from '../../devices/profile.ts';
-import { breaches, createRuleEngine, defaultRuleSet, evaluate } from '../../cloud/rules.ts';
+import { breaches, createRuleEngine, defaultRuleSet, judgeValues, rulesFor, type PointValue } from '../../cloud/rules.ts';
 import { categoryFor, deadlineFor, DEFAULT_CATEGORIES, responsibleUnit } from '../../cloud/categories.ts';
 import { caseId } from '../../cloud/cases.ts';
 
 const profiles = loadProfiles();
-const manhole = profiles.get('manhole-cover')!.thresholds;
-const level = profiles.get('water-level')!.thresholds;
-const pipeline = profiles.get('pipeline')!.thresholds;
+const defaults = defaultRuleSet(profiles);
+const [manhole, level, pipeline] = ['manhole-cover', 'water-level', 'pipeline'];
+/** The stateless judgement of one reading by a kind's default rules (as a replayed reading is judged). */
+const evaluate = (values: Record<string, PointValue>, kind: string) => judgeValues(rulesFor(defaults, kind, 'D-1'), values, false);
 const HOUR = 3_600_000;
 
 describe('rules', () => {

@@ -1,0 +1,204 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { CaseClassT, SeverityT } from '../lib/vocabulary.ts';
+import type { SchemaProblem } from '../lib/schema.ts';
+import type { Profile } from './profile.ts';
+
+/**
+ * The rule set as data, shared by the cloud (cloud/rules.ts, the stateful engine) and the edge
+ * (edge/alarms.ts, the local alarms): one schema, one set of defaults, so both judge a value alike
+ * (docs/domain.md#sensors, docs/domain.md#emergency-mode). Rules per device kind (profile id), overrides per device.
+ * Rule kinds:
+ * - `threshold`: a value past a limit (`>`, `<`, `==` for flags), with `hysteresis` (an active
+ *   rule clears only once the value is back past the limit by this much), `holdMs` (minimum
+ *   duration: ignore a breach held shorter, e.g. a tilt from a passing vehicle) and
+ *   `emergencyValue` (the limit used in emergency mode);
+ * - `rate`: rise faster than `risePerHour` (least-squares slope over `windowMs`, at least `minSpanMs` of data);
+ * - `range`: a value outside what the sensor can measure is implausible (a device-health hazard,
+ *   and the value is not judged by the point's other rules);
+ * - `silence`: no reading for `afterPolls` expected intervals (checked by the cloud's scheduler).
+ * Each rule names its hazard (the case category), severity and class.
+ */
+
+export type PointValue = number | boolean | string;
+
+const RuleId = Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' });
+const Hazard = Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' });
+const Common = { id: RuleId, hazard: Hazard, severity: SeverityT, class: CaseClassT };
+export const ThresholdOp = Type.Union([Type.Literal('>'), Type.Literal('<'), Type.Literal('==')]);
+export type ThresholdOp = Static<typeof ThresholdOp>;
+
+export const ThresholdRule = Type.Object({
+  ...Common,
+  kind: Type.Literal('threshold'),
+  point: Type.String(),
+  op: ThresholdOp,
+  value: Type.Union([Type.Number(), Type.Boolean()]),
+  hysteresis: Type.Optional(Type.Number({ minimum: 0 })),
+  holdMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  emergencyValue: Type.Optional(Type.Union([Type.Number(), Type.Boolean()])),
+}, { additionalProperties: false });
+export const RateRule = Type.Object({
+  ...Common,
+  kind: Type.Literal('rate'),
+  point: Type.String(),
+  risePerHour: Type.Number({ exclusiveMinimum: 0 }),
+  windowMs: Type.Integer({ minimum: 1000 }),
+  minSpanMs: Type.Integer({ minimum: 0 }),
+}, { additionalProperties: false });
+export const RangeRule = Type.Object({
+  ...Common,
+  kind: Type.Literal('range'),
+  point: Type.String(),
+  min: Type.Number(),
+  max: Type.Number(),
+}, { additionalProperties: false });
+export const SilenceRule = Type.Object({
+  ...Common,
+  kind: Type.Literal('silence'),
+  afterPolls: Type.Number({ exclusiveMinimum: 0 }),
+}, { additionalProperties: false });
+export const Rule = Type.Union([ThresholdRule, RateRule, RangeRule, SilenceRule]);
+export type ThresholdRule = Static<typeof ThresholdRule>;
+export type RateRule = Static<typeof RateRule>;
+export type RangeRule = Static<typeof RangeRule>;
+export type SilenceRule = Static<typeof SilenceRule>;
+export type Rule = Static<typeof Rule>;
+
+/** A per-device override: the rule id and the fields that differ (or `disabled: true`). */
+export const RuleOverride = Type.Object({ id: RuleId, disabled: Type.Optional(Type.Boolean()) }, { additionalProperties: true });
+export type RuleOverride = Static<typeof RuleOverride> & Partial<Rule>;
+
+export const RuleSet = Type.Object({
+  /** Rules per device kind (profile id). */
+  kinds: Type.Record(Type.String(), Type.Array(Rule)),
+  /** Overrides per device id. */
+  devices: Type.Record(Type.String(), Type.Array(RuleOverride), { default: {} }),
+}, { additionalProperties: false });
+export type RuleSet = { kinds: Record<string, Rule[]>; devices: Record<string, RuleOverride[]> };
+
+// ---- judging one value -------------------------------------------------------------------------
+
+/** Does one value breach one limit? Numbers compare with `>`/`<`; `==` compares exactly (flags). */
+export function breaches(t: { op: ThresholdOp; value: number | boolean }, value: PointValue | undefined): boolean {
+  if (value === undefined) return false;
+  switch (t.op) {
+    case '>': return typeof value === 'number' && typeof t.value === 'number' && value > t.value;
+    case '<': return typeof value === 'number' && typeof t.value === 'number' && value < t.value;
+    case '==': return value === t.value || (typeof t.value === 'boolean' && typeof value === 'number' && (value !== 0) === t.value);
+  }
+}
+
+/** Is an active threshold rule clear at this value: back past its limit by its hysteresis? */
+export function clears(r: Pick<ThresholdRule, 'op' | 'hysteresis'>, limit: number | boolean, value: PointValue): boolean {
+  const hy = r.hysteresis ?? 0;
+  if (r.op === '>') return typeof value === 'number' && typeof limit === 'number' && value <= limit - hy;
+  if (r.op === '<') return typeof value === 'number' && typeof limit === 'number' && value >= limit + hy;
+  return !breaches({ op: '==', value: limit }, value);
+}
+
+/** The limit in force: `emergencyValue` in emergency mode (the edge: fast mode) when the rule has one. */
+export function limitOf(r: ThresholdRule, emergency: boolean): number | boolean {
+  return emergency && r.emergencyValue !== undefined ? r.emergencyValue : r.value;
+}
+
+/** Is the value one the sensor cannot report (outside a range rule)? */
+export function implausible(r: RangeRule, v: PointValue): boolean {
+  return typeof v !== 'number' || !Number.isFinite(v) || v < r.min || v > r.max;
+}
+
+/** Points whose value in `values` a range rule of `rules` calls implausible. */
+export function implausiblePoints(rules: readonly Rule[], values: Record<string, PointValue>): Set<string> {
+  const out = new Set<string>();
+  for (const r of rules) if (r.kind === 'range' && values[r.point] !== undefined && implausible(r, values[r.point])) out.add(r.point);
+  return out;
+}
+
+// ---- defaults ----------------------------------------------------------------------------------
+
+/** Per point: hysteresis, minimum duration, what the sensor can physically report (implausible outside). */
+const POINT_DEFAULTS: Record<string, { hysteresis?: number; holdMs?: number; range?: [number, number] }> = {
+  level_m: { hysteresis: 0.05, range: [-0.5, 10] },
+  tilt_deg: { hysteresis: 2, holdMs: 2000, range: [0, 180] },
+  water_depth_m: { hysteresis: 0.05, range: [0, 5] },
+  gas_ch4_ppm: { hysteresis: 500, range: [0, 50_000] },
+  gas_h2s_ppm: { hysteresis: 1, range: [0, 1000] },
+  battery_pct: { hysteresis: 5, range: [0, 100] },
+  pressure_mpa: { hysteresis: 0.02, range: [0, 2.5] },
+};
+
+/** Emergency limits (docs/domain.md#emergency-mode: lower water-level tiers during a typhoon). */
+const EMERGENCY_VALUES: Record<string, number> = { 'level-tier1': 0.6, 'level-tier2': 0.75, 'level-tier3': 0.9 };
+
+/**
+ * The default rule set: each profile's thresholds with hysteresis, hold time and emergency limits,
+ * a range rule per known point (implausible values), rise faster than 10 cm/h for water levels,
+ * and silence for three poll intervals. The cloud and the edge both start from it.
+ */
+export function defaultRuleSet(profiles: Map<string, Profile>): RuleSet {
+  const kinds: Record<string, Rule[]> = {};
+  for (const p of profiles.values()) {
+    const rules: Rule[] = [];
+    for (const t of p.thresholds) {
+      const d = POINT_DEFAULTS[t.point] ?? {};
+      const r: ThresholdRule = { kind: 'threshold', id: t.id, point: t.point, op: t.op, value: t.value, hazard: t.hazard, severity: t.severity, class: t.class };
+      if (d.hysteresis !== undefined && t.op !== '==') r.hysteresis = d.hysteresis;
+      if (d.holdMs !== undefined) r.holdMs = d.holdMs;
+      if (EMERGENCY_VALUES[t.id] !== undefined) r.emergencyValue = EMERGENCY_VALUES[t.id];
+      rules.push(r);
+    }
+    for (const pt of p.points) {
+      const range = POINT_DEFAULTS[pt.key]?.range;
+      if (range) rules.push({ kind: 'range', id: `${pt.key.replace(/_/g, '-')}-range`, point: pt.key, min: range[0], max: range[1], hazard: 'implausible', severity: 'minor', class: 'device-health' });
+    }
+    if (p.points.some((pt) => pt.key === 'level_m')) {
+      rules.push({ kind: 'rate', id: 'level-rise', point: 'level_m', risePerHour: 0.1, windowMs: 15 * 60_000, minSpanMs: 5 * 60_000, hazard: 'waterlogging', severity: 'minor', class: 'routine' });
+    }
+    rules.push({ kind: 'silence', id: 'no-data', afterPolls: 3, hazard: 'offline', severity: 'minor', class: 'device-health' });
+    kinds[p.id] = rules;
+  }
+  return { kinds, devices: {} };
+}
+
+/** The rules of one device: its kind's rules with the device's overrides applied (disabled ones left out). */
+export function rulesFor(set: RuleSet, kind: string, device: string): Rule[] {
+  const base = set.kinds[kind] ?? [];
+  const overrides = new Map((set.devices[device] ?? []).map((o) => [o.id, o]));
+  const out: Rule[] = [];
+  for (const r of base) {
+    const o = overrides.get(r.id);
+    if (!o) { out.push(r); continue; }
+    if (o.disabled) continue;
+    const { disabled: _d, ...rest } = o;
+    out.push({ ...r, ...rest } as Rule);
+  }
+  return out;
+}
+
+/**
+ * What the schema cannot check: every kind is a known profile, every point a point of that
+ * profile, and every override names a rule of some kind (ids are shared across kinds).
+ */
+export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, at = 'rules'): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  const ids = new Set<string>();
+  for (const [kind, rules] of Object.entries(set.kinds)) {
+    const profile = profiles.get(kind);
+    if (!profile) {
+      problems.push({ key: `${at}.kinds.${kind}`, message: `unknown device kind "${kind}" (profiles: ${[...profiles.keys()].join(', ')})` });
+      continue;
+    }
+    const points = new Set(profile.points.map((p) => p.key));
+    rules.forEach((r, i) => {
+      ids.add(r.id);
+      if (r.kind !== 'silence' && !points.has(r.point)) {
+        problems.push({ key: `${at}.kinds.${kind}[${i}].point`, message: `profile "${kind}" has no point "${r.point}"` });
+      }
+    });
+  }
+  for (const [device, overrides] of Object.entries(set.devices)) {
+    overrides.forEach((o, i) => {
+      if (!ids.has(o.id)) problems.push({ key: `${at}.devices.${device}[${i}].id`, message: `no rule "${o.id}" in any kind` });
+    });
+  }
+  return problems.slice(0, 10);
+}
