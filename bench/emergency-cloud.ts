@@ -156,7 +156,7 @@ export async function startCloud(url: string, gateways: string[], timeoutMs = 60
     const c = client;
     const database = db;
     emergency = buildEmergency({
-      db: database.db as never, write: database.write as never, policy: policy.value,
+      db: database.db, write: database.write, policy: policy.value,
       gateways: () => gateways, isOnline: (g) => online.has(g),
       publish: async (topic, payload) => { fanoutSends++; await c.publishAsync(topic, payload, { qos: 1 }); },
       now: Date.now, logger: silentLogger(), fast: { pollMs: FAST_POLL_MS },

@@ -81,7 +81,7 @@ export interface CloudOptions {
 export interface EmergencyConfig {
   /** How CAP warnings map to the mode (WarningPolicy; defaults: Zhuhai, typhoon signals). */
   policy?: Partial<WarningPolicy>;
-  /** What gateways switch to: poll and heartbeat intervals (default poll 200 ms). */
+  /** What gateways switch to: poll and heartbeat intervals (default poll DEFAULT_FAST_POLL_MS). */
   fast?: { pollMs: number; heartbeatMs?: number };
   /** Retry period of unacknowledged mode commands (default 3 s). */
   retryMs?: number;
@@ -215,14 +215,14 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     const policy = check(WarningPolicy, cfg.policy ?? {});
     if (!policy.ok) throw new CsError(CloudErrors.RULES_INVALID, `emergency policy invalid: ${policy.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
     emergency = buildEmergency({
-      db: database.db as never, write: database.write as never, policy: policy.value,
+      db: database.db, write: database.write, policy: policy.value, events, cases: env,
       gateways: () => opts.district.gateways.map((g) => g.id),
       isOnline: (gw) => gatewayStates.get(gw)?.online === true,
       publish: async (topic, payload) => subscriber?.publish(topic, payload),
       now, logger: logger.child({ svc: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
       lockRow: database.kind === 'postgres',
     });
-    await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db as never, district: opts.district, profiles: opts.profiles, now }));
+    await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district: opts.district, profiles: opts.profiles, now }));
   }
 
   let migrated: Promise<void> | undefined;

@@ -7,7 +7,9 @@
 
 export type CsEventType =
   | 'case.opened' | 'case.updated' | 'case.reopened' | 'case.transition' | 'case.reminder' | 'case.escalated'
-  | 'alarm.raised' | 'alarm.cleared' | 'alarm.acknowledged';
+  | 'alarm.raised' | 'alarm.cleared' | 'alarm.acknowledged'
+  /** The warning holding emergency mode expired with no Update or Cancel (cloud/emergency/expiry.ts). */
+  | 'emergency.warning-expired';
 
 export interface CsEvent {
   /** Per-worker sequence number (the SSE id). */

@@ -124,6 +124,46 @@ export interface ApiTokensTable {
   revoked_at: number | null;
 }
 
+/** Emergency mode (migration 0003, cloud/emergency/migration.ts): the one state row. */
+export interface EmergencyStateTable {
+  id: number;
+  mode: string;
+  level: string | null;
+  since: number;
+  actor: string;
+  reason: string;
+  source: string;
+  /** JSON array of the CAP alert identifiers that hold the mode. */
+  alerts_json: string;
+  epoch: number;
+}
+
+/** Append-only audit of every switch (and hold) of the mode. */
+export interface EmergencyLogTable {
+  seq: number;
+  epoch: number;
+  at: number;
+  action: string;
+  mode: string;
+  level: string | null;
+  actor: string;
+  role: string;
+  reason: string;
+  alert_id: string | null;
+}
+
+/** CAP alerts received, one per sender and identifier (CAP 1.2 section 3.2.1). */
+export interface CapAlertsTable {
+  sender: string;
+  identifier: string;
+  sent: number;
+  status: string;
+  msg_type: string;
+  /** The policy's decision as JSON text (with the warning's expiry when it entered the mode). */
+  decision: string;
+  received_at: number;
+}
+
 export interface DB {
   readings: ReadingsTable;
   device_state: DeviceStateTable;
@@ -132,4 +172,7 @@ export interface DB {
   case_counters: CaseCountersTable;
   api_tokens: ApiTokensTable;
   alarms: AlarmsTable;
+  emergency_state: EmergencyStateTable;
+  emergency_log: EmergencyLogTable;
+  cap_alerts: CapAlertsTable;
 }

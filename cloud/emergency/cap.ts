@@ -9,6 +9,10 @@ import { EmergencyErrors } from './errors.ts';
 
 export const CAP_NS = 'urn:oasis:names:tc:emergency:cap:1.2';
 export const MAX_CAP_BYTES = 512 * 1024;
+/** A CAP 1.2 document is at most 5 elements deep (alert/info/area/geocode/value); room for extensions. */
+export const MAX_CAP_DEPTH = 16;
+/** Longest element name accepted (CAP 1.2's longest is `responseType`, 12). */
+export const MAX_CAP_NAME = 64;
 
 const STATUS = ['Actual', 'Exercise', 'System', 'Test', 'Draft'] as const;
 const MSG_TYPE = ['Alert', 'Update', 'Cancel', 'Ack', 'Error'] as const;
@@ -58,6 +62,19 @@ export class CapError extends CsError {
   }
 }
 
+// Names that reach JavaScript object internals; no CAP element is called so.
+const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype', ...Object.getOwnPropertyNames(Object.prototype)]);
+
+/** Every element name passes here (the parser's transformTagName hook) before it becomes a key. */
+function checkName(name: string): string {
+  const local = name.split(':').pop()!;
+  if (RESERVED_NAMES.has(local)) throw new CapError(EmergencyErrors.CAP_ELEMENT_NAME, `element <${name.slice(0, MAX_CAP_NAME)}> is not a CAP 1.2 element and is refused`);
+  if (name.length > MAX_CAP_NAME) throw new CapError(EmergencyErrors.CAP_ELEMENT_NAME, `an element name is ${name.length} characters long (at most ${MAX_CAP_NAME})`);
+  return name;
+}
+
+// The parser's own bounds: nesting depth (maxNestedTags) and element names (transformTagName).
+const bounded = { maxNestedTags: MAX_CAP_DEPTH, transformTagName: checkName } as const;
 const parser = new XMLParser({
   ignoreAttributes: false,
   removeNSPrefix: true,
@@ -66,8 +83,21 @@ const parser = new XMLParser({
   parseTagValue: false,
   trimValues: true,
   isArray: (name) => ['info', 'area', 'parameter', 'eventCode', 'geocode', 'category', 'resource'].includes(name),
+  ...bounded,
 });
-const nsParser = new XMLParser({ ignoreAttributes: false, removeNSPrefix: false, processEntities: false, parseTagValue: false });
+const nsParser = new XMLParser({ ignoreAttributes: false, removeNSPrefix: false, processEntities: false, parseTagValue: false, ...bounded });
+
+/** Parses with the bounds above; whatever the parser throws is a 4xx naming the problem, never a 500. */
+function parseBounded(p: XMLParser, s: string): Node {
+  try {
+    return p.parse(s) as Node;
+  } catch (err) {
+    if (err instanceof CapError) throw err;
+    const message = (err as Error)?.message ?? String(err);
+    if (/nested/i.test(message)) throw new CapError(EmergencyErrors.CAP_TOO_DEEP, `elements are nested deeper than ${MAX_CAP_DEPTH} levels (a CAP 1.2 document needs 5)`);
+    throw new CapError(EmergencyErrors.CAP_INVALID, `not a CAP document: ${message}`);
+  }
+}
 
 type Node = Record<string, unknown>;
 
@@ -116,7 +146,7 @@ export function parseCap(xml: string | Buffer): CapAlert {
     throw new CapError(EmergencyErrors.CAP_NOT_XML, `not well-formed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
   }
   // The root must be <alert> in the CAP 1.2 namespace, default or prefixed (CAP 1.2 section 3.3.1).
-  const raw = nsParser.parse(s) as Node;
+  const raw = parseBounded(nsParser, s);
   const rootKey = Object.keys(raw).find((k) => k !== '?xml');
   const local = rootKey?.split(':').pop();
   if (!rootKey || local !== 'alert') throw new CapError(EmergencyErrors.CAP_NAMESPACE, `root element is <${rootKey ?? 'none'}>, not a CAP <alert>`);
@@ -124,7 +154,7 @@ export function parseCap(xml: string | Buffer): CapAlert {
   const ns = (raw[rootKey] as Node)[prefix ? `@_xmlns:${prefix}` : '@_xmlns'];
   if (ns !== CAP_NS) throw new CapError(EmergencyErrors.CAP_NAMESPACE, `alert namespace is ${ns ? `"${String(ns)}"` : 'missing'}, expected ${CAP_NS}`);
 
-  const a = (parser.parse(s) as Node).alert as Node;
+  const a = parseBounded(parser, s).alert as Node;
   const where = 'alert';
   const alert: CapAlert = {
     identifier: text(a, 'identifier', where)!,
@@ -140,6 +170,23 @@ export function parseCap(xml: string | Buffer): CapAlert {
     throw new CapError(EmergencyErrors.CAP_INVALID, `alert.references is required for msgType ${alert.msgType} (CAP 1.2 section 3.2.1)`);
   }
   return alert;
+}
+
+/**
+ * Whether a parsed alert may still act (CAP 1.2 section 3.2.2 `expires`, 3.2.1 `sent`): refused
+ * when every info block has expired (an Alert or Update with nothing left in force), or when it
+ * was sent further in the future than `skewMs` (a wrong clock or a forged date).
+ */
+export function checkTimeliness(alert: CapAlert, now: number, skewMs: number): void {
+  const sent = Date.parse(alert.sent);
+  if (sent > now + skewMs) {
+    throw new CapError(EmergencyErrors.CAP_SENT_IN_FUTURE, `alert.sent ${alert.sent} is ${Math.round((sent - now) / 1000)} s in the future (clock skew allowed: ${Math.round(skewMs / 1000)} s)`);
+  }
+  if (alert.msgType !== 'Alert' && alert.msgType !== 'Update') return;
+  const expiries = alert.info.map((i) => (i.expires ? Date.parse(i.expires) : Infinity));
+  if (expiries.length > 0 && expiries.every((e) => e <= now)) {
+    throw new CapError(EmergencyErrors.CAP_EXPIRED, `every info block of alert ${alert.identifier} has expired (latest expires ${new Date(Math.max(...expiries)).toISOString()}); nothing is in force`);
+  }
 }
 
 function parseReferences(v: string | undefined): CapReference[] {

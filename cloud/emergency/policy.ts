@@ -29,12 +29,16 @@ export const WarningPolicy = Type.Object({
   /** CAP status Test and Exercise are ignored unless accepted here (drills). */
   acceptTest: Type.Boolean({ default: false }),
   acceptExercise: Type.Boolean({ default: false }),
+  /** How far in the future an alert's `sent` may lie (sender clock skew) before it is refused. */
+  clockSkewMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 300_000 }),
+  /** How often the warnings holding the mode are checked for expiry. */
+  expiryCheckMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 30_000 }),
 }, { additionalProperties: false });
 export type WarningPolicy = Static<typeof WarningPolicy>;
 
 export type Decision =
   | { action: 'ignore'; reason: string }
-  | { action: 'enter'; level: Level; signal?: string; event: string; headline?: string }
+  | { action: 'enter'; level: Level; signal?: string; event: string; headline?: string; /** The deciding info block's `expires`. */ expires?: string }
   | { action: 'cancel'; references: string[] };
 
 const COLOURS: Record<string, keyof WarningPolicy['signals']> = {
@@ -88,5 +92,5 @@ export function decide(alert: CapAlert, p: WarningPolicy): Decision {
     if (alert.msgType === 'Update') return { action: 'cancel', references: alert.references.map((r) => r.identifier) };
     return { action: 'ignore', reason: 'no info block names a configured event at an emergency level for this city' };
   }
-  return { action: 'enter', level: best.level, signal: best.signal, event: best.info.event, headline: best.info.headline };
+  return { action: 'enter', level: best.level, signal: best.signal, event: best.info.event, headline: best.info.headline, expires: best.info.expires };
 }

@@ -8,6 +8,7 @@ import { principalOf } from '../http/auth.ts';
 import * as S from '../http/schemas.ts';
 import { iso } from '../cases.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
+import type { DB } from '../db/schema.ts';
 import { CloudErrors } from '../errors.ts';
 import { CapError, MAX_CAP_BYTES } from './cap.ts';
 import { EmergencyErrors } from './errors.ts';
@@ -37,7 +38,7 @@ const isoOrNull = (ms: number | null) => (ms ? iso(ms) : null);
 
 export interface EmergencyRouteDeps {
   emergency: Emergency;
-  db: Kysely<any>;
+  db: Kysely<DB>;
   district: District;
   profiles: Map<string, Profile>;
   now: () => number;
@@ -109,13 +110,14 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
     requireRole(req, ['commander', 'admin', 'operator', 'verifier']);
     const t = now();
     const openEmergency = () => db.selectFrom('cases').where(OPEN_CASE_PREDICATE).where('emergency', '=', 1);
-    const [open, overdue, byDistrict, byUnit, states] = await Promise.all([
+    const [open, overdue, byDistrict, byUnit, states, expired] = await Promise.all([
       openEmergency().selectAll().orderBy('deadline_at', 'asc').limit(BOARD_LIMIT).execute(),
       openEmergency().selectAll().where('deadline_at', '<', t).orderBy('deadline_at', 'asc').limit(BOARD_LIMIT).execute(),
       // County code: the first 6 digits of the component code (GB/T 30428.2).
       openEmergency().select([sql<string>`substr(component_code, 1, 6)`.as('k'), sql<number>`count(*)`.as('n')]).groupBy(sql`substr(component_code, 1, 6)`).execute(),
       openEmergency().select(['unit as k', sql<number>`count(*)`.as('n')]).groupBy('unit').execute(),
       db.selectFrom('device_state').select(['device', 'last_values']).execute(),
+      emergency.expired(),
     ]);
     const counts = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, Number(r.n)]));
     const asCase = (c: Record<string, any>) => ({
@@ -141,6 +143,8 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
       gateways: { acknowledged: status.gateways.acknowledged, missing: status.gateways.missing, lastAckAfterMs: status.gateways.lastAckAfterMs },
       unitsOnDuty: status.unitsOnDuty ? district.units.map((u) => ({ id: u.id, name: u.name, dutyContact: u.dutyContact ?? null })) : [],
       waterTiers,
+      // Lines for the commander: a warning holding the mode expired (the mode stays; a human decides).
+      notices: expired.map((w) => ({ kind: 'warning-expired', identifier: w.identifier, sender: w.sender, at: iso(w.expiredAt), message: w.message })),
     };
   });
 }

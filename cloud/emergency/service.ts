@@ -1,22 +1,29 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from '../../lib/log.ts';
 import { CsError } from '../../lib/errors.ts';
-import { parseCap, type CapAlert } from './cap.ts';
+import { DEFAULT_FAST_POLL_MS, EMERGENCY_CAP_HOURS } from '../../lib/vocabulary.ts';
+import { createCalendar } from '../calendar.ts';
+import { DEFAULT_CATEGORIES } from '../categories.ts';
+import type { DB } from '../db/schema.ts';
+import type { EventBus } from '../events.ts';
+import { checkTimeliness, parseCap, type CapAlert } from './cap.ts';
 import { decide, levelRank, type Decision, type Level, type WarningPolicy } from './policy.ts';
-import { createModeStore, type ModeState, type ModeStore, type SwitchRequest } from './mode.ts';
-import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
+import { createModeStore, type ModeState, type ModeStore, type SwitchRequest, type WithinSwitch } from './mode.ts';
 import { createCommandFanout, type CommandFanout, type FanoutStatus, type ModeCommand } from './fanout.ts';
 import { EmergencyErrors } from './errors.ts';
+import { tightenOpenCases, type TightenEnv, type TightenedCase } from './tighten.ts';
+import { expiredWarnings, expiryMessage, type ExpiredWarning } from './expiry.ts';
 
 /**
- * Emergency mode, all effects at once (docs/domain.md#emergency-mode): the audited state, every gateway told to
- * poll fast (acknowledgements tracked and retried), open emergency-class cases tightened to the
- * 12-hour cap, units on duty. Leaving restores every gateway's normal mode; cases keep their flag.
+ * Emergency mode, all effects at once (docs/domain.md#emergency-mode): the audited state, every
+ * gateway told to poll fast (acknowledgements tracked and retried), open hazard cases tightened to
+ * the 12-hour cap with a history row each, units on duty. Leaving restores every gateway's normal
+ * mode; cases keep their flag. A warning in force that expires is reported, never acted on alone.
  */
 
 export interface EmergencyOptions {
-  db: Kysely<any>;
-  write: <T>(fn: (trx: Kysely<any>) => Promise<T>) => Promise<T>;
+  db: Kysely<DB>;
+  write: <T>(fn: (trx: Kysely<DB>) => Promise<T>) => Promise<T>;
   policy: WarningPolicy;
   gateways: () => string[];
   isOnline: (gateway: string) => boolean;
@@ -28,6 +35,10 @@ export interface EmergencyOptions {
   retryMs?: number;
   /** Hours within which every emergency case must be handled (Zhuhai: 12). */
   capHours?: number;
+  /** Case categories and work calendar, for the sub-deadlines of tightened cases (defaults: the cloud's). */
+  cases?: Omit<TightenEnv, 'capHours'>;
+  /** The cloud's event bus: tightened cases (`case.updated`) and expired warnings are emitted on it. */
+  events?: EventBus;
   /** Pull in the deadlines of open cases when the mode starts. */
   tightenOpenCases?: boolean;
   /** PostgreSQL: lock the mode row while switching (several workers). */
@@ -57,49 +68,75 @@ export interface Emergency {
   switchMode(req: { mode: 'normal' | 'emergency'; level?: Level; actor: string; role: string; reason: string }): Promise<ModeState>;
   receiveWarning(xml: string | Buffer, actor: string): Promise<WarningResult>;
   status(): { state: ModeState; gateways: FanoutStatus; unitsOnDuty: boolean };
+  /** Warnings holding the mode whose `expires` has passed (for the situation board). */
+  expired(): Promise<(ExpiredWarning & { message: string })[]>;
+  /** Reports newly expired warnings once (audit log and event); run on a timer, callable by tests. */
+  checkExpiry(): Promise<ExpiredWarning[]>;
 }
 
 export function buildEmergency(o: EmergencyOptions): Emergency {
-  const capHours = o.capHours ?? 12;
-  const fast = o.fast ?? { pollMs: 200 };
+  const capHours = o.capHours ?? EMERGENCY_CAP_HOURS;
+  const fast = o.fast ?? { pollMs: DEFAULT_FAST_POLL_MS };
+  const caseEnv: TightenEnv = { categories: o.cases?.categories ?? DEFAULT_CATEGORIES, calendar: o.cases?.calendar ?? createCalendar(), capHours };
   const store = createModeStore({ db: o.db, write: o.write, now: o.now, lockRow: o.lockRow });
   const fanout = createCommandFanout({ publish: o.publish, gateways: o.gateways, isOnline: o.isOnline, now: o.now, logger: o.logger, retryMs: o.retryMs });
   let current: ModeState | undefined;
   let sync: NodeJS.Timeout | undefined;
+  let expiryTimer: NodeJS.Timeout | undefined;
 
   const commandFor = (s: ModeState): ModeCommand => (s.mode === 'emergency'
     ? { type: 'set-mode', mode: 'fast', pollMs: fast.pollMs, heartbeatMs: fast.heartbeatMs }
     : { type: 'set-mode', mode: 'normal' });
 
-  async function tighten(s: ModeState): Promise<number> {
-    if (!o.tightenOpenCases) return 0;
-    const cap = s.since + capHours * 3600_000;
-    // Open hazard cases (not device health) become emergency cases due within the cap.
-    const r = await o.write((trx) => trx.updateTable('cases')
-      // CASE rather than least()/min(): the one spelling SQLite and PostgreSQL share.
-      .set({ emergency: 1, emergency_epoch: s.epoch, deadline_at: sql`case when deadline_at > ${cap} then ${cap} else deadline_at end` })
-      .where(OPEN_CASE_PREDICATE)
-      .where('class', '!=', 'device-health')
-      .executeTakeFirst());
-    return Number(r.numUpdatedRows ?? 0);
+  /** Entering emergency from normal tightens open cases in the switch's own transaction. */
+  function tightenWithin(tightened: TightenedCase[]): WithinSwitch | undefined {
+    if (!o.tightenOpenCases) return undefined;
+    return async (trx, after, before) => {
+      if (after.mode !== 'emergency' || before.mode === 'emergency') return;
+      tightened.push(...await tightenOpenCases(trx, after, caseEnv));
+    };
   }
 
-  async function effects(after: ModeState, before: ModeState): Promise<void> {
+  async function effects(after: ModeState, before: ModeState, tightened: TightenedCase[]): Promise<void> {
     o.logger.warn({ mode: after.mode, level: after.level, actor: after.actor, reason: after.reason, epoch: after.epoch, from: before.mode }, 'emergency mode switched');
-    await fanout.begin(`mode-${after.epoch}`, commandFor(after));
-    if (after.mode === 'emergency' && before.mode !== 'emergency') {
-      const n = await tighten(after).catch((err) => { o.logger.error({ err }, 'tightening open cases failed'); return 0; });
-      o.logger.info({ cases: n }, 'open cases tightened to the emergency cap');
+    if (tightened.length) o.logger.info({ cases: tightened.length, epoch: after.epoch }, 'open cases tightened to the emergency cap');
+    // Events after the commit (cloud/events.ts): one per case changed, as for any other change.
+    const at = new Date(after.since).toISOString();
+    for (const c of tightened) {
+      o.events?.emit({
+        type: 'case.updated', at, caseId: c.id, unit: c.unit, device: c.device, hazard: c.hazard, state: c.state,
+        data: { reason: 'emergency', epoch: after.epoch, deadline: new Date(c.deadline.to).toISOString(), previousDeadline: new Date(c.deadline.from).toISOString() },
+      });
     }
+    await fanout.begin(`mode-${after.epoch}`, commandFor(after));
   }
 
   /** Applies what `decide` asks in one transaction (with the state row held); effects follow on this worker. */
   async function transact(decide: Parameters<ModeStore['transact']>[0]): Promise<ModeState> {
-    const r = await store.transact(decide);
+    const tightened: TightenedCase[] = [];
+    const r = await store.transact(decide, tightenWithin(tightened));
     if (!r) return current ?? await store.load();
     current = r.after;
-    if (r.changed) await effects(r.after, r.before);
+    if (r.changed) await effects(r.after, r.before, tightened);
     return r.after;
+  }
+
+  async function checkExpiry(): Promise<ExpiredWarning[]> {
+    const s = current;
+    if (!s) return [];
+    const reported: ExpiredWarning[] = [];
+    for (const w of await expiredWarnings(o.db, s, o.now())) {
+      const message = expiryMessage(w, s);
+      // Once per period and alert, across workers and restarts: the audit log holds the mark.
+      if (!await store.note({ epoch: s.epoch, action: 'warning-expired', actor: 'system', role: 'system', reason: message, alertId: w.identifier })) continue;
+      o.logger.warn({ cap: w.identifier, expiredAt: new Date(w.expiredAt).toISOString(), epoch: s.epoch, level: s.level }, 'warning in force expired; mode held for the commander');
+      o.events?.emit({
+        type: 'emergency.warning-expired', at: new Date(o.now()).toISOString(),
+        data: { identifier: w.identifier, sender: w.sender, event: w.event, expiredAt: new Date(w.expiredAt).toISOString(), epoch: s.epoch, mode: s.mode, level: s.level, message },
+      });
+      reported.push(w);
+    }
+    return reported;
   }
 
   /** What a warning asks of the mode, given the state it finds. */
@@ -137,10 +174,16 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
         store.load().then((s) => { if (current && s.epoch !== current.epoch) current = s; }, (err) => o.logger.warn({ err }, 'emergency mode re-read failed'));
       }, o.syncMs ?? 2000);
       sync.unref?.();
+      expiryTimer = setInterval(() => {
+        checkExpiry().catch((err) => o.logger.warn({ err }, 'warning expiry check failed'));
+      }, o.policy.expiryCheckMs);
+      expiryTimer.unref?.();
     },
     async stop() {
       clearInterval(sync);
+      clearInterval(expiryTimer);
       sync = undefined;
+      expiryTimer = undefined;
       fanout.stop();
     },
     current: () => current,
@@ -153,6 +196,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
     },
     async receiveWarning(xml, actor) {
       const alert = parseCap(xml);
+      checkTimeliness(alert, o.now(), o.policy.clockSkewMs);
       const decision = decide(alert, o.policy);
       const base = { identifier: alert.identifier, sender: alert.sender, msgType: alert.msgType, status: alert.status, decision };
       let duplicate = false;
@@ -172,5 +216,10 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
     status() {
       return { state: this.state(), gateways: fanout.status(), unitsOnDuty: this.state().mode === 'emergency' };
     },
+    async expired() {
+      const s = this.state();
+      return (await expiredWarnings(o.db, s, o.now())).map((w) => ({ ...w, message: expiryMessage(w, s) }));
+    },
+    checkExpiry,
   };
 }

@@ -6,6 +6,11 @@ import { gatewayOf } from '../../devices/district.ts';
 import { BACKENDS, district, freshDatabase, profiles } from '../cloud/fixtures.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/cap/${name}.xml`, import.meta.url), 'utf8');
+/** The orange warning with another identifier, `sent` and info `expires`. */
+const orange = (o: { id: string; sent: number; expires?: number }) => fixture('orange-typhoon')
+  .replace(/<identifier>[^<]+</, `<identifier>${o.id}<`)
+  .replace(/<sent>[^<]+</, `<sent>${new Date(o.sent).toISOString().replace(/\.\d+Z$/, '+00:00')}<`)
+  .replace('<headline>', o.expires === undefined ? '<headline>' : `<expires>${new Date(o.expires).toISOString().replace(/\.\d+Z$/, '+00:00')}</expires><headline>`);
 const HOUR = 3600_000;
 // Monday 2026-09-14 10:00 in Zhuhai (UTC+8).
 const T0 = Date.parse('2026-09-14T02:00:00Z');
@@ -30,6 +35,7 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     const r = await cloud.ingest(gw, topics.up(gw, device), Buffer.from(JSON.stringify({ seq: ++seq, ts: new Date(t).toISOString(), device, values, quality: 'good', historical: false })));
     expect(r.status, JSON.stringify(r)).toBe('stored');
   };
+  const post = (xml: string) => cloud.app.inject({ method: 'POST', url: '/api/warnings', headers: { ...as('commander'), 'content-type': 'application/cap+xml' }, payload: xml });
   const caseOf = async (device: string) => ((await cloud.app.inject({ url: `/api/cases?device=${device}`, headers: as('operator') })).json() as { items: Record<string, any>[] }).items;
 
   beforeEach(async (ctx) => {
@@ -54,6 +60,8 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     expect((await cap('orange-typhoon')).json()).toMatchObject({ duplicate: true });
     expect((await cap('update-red')).json()).toMatchObject({ mode: { mode: 'emergency', level: 'I' } });
     expect((await cap('test-status')).json()).toMatchObject({ decision: { action: 'ignore' }, mode: { level: 'I' } });
+    // The cancel was sent the next morning; it arrives then.
+    t = Date.parse('2026-09-15T02:00:00Z');
     expect((await cap('cancel')).json()).toMatchObject({ decision: { action: 'cancel' }, mode: { mode: 'normal' } });
 
     const bad = { 'not-xml': [400, 'CS_CAP_NOT_XML'], 'wrong-namespace': [422, 'CS_CAP_NAMESPACE'], 'invalid-missing-identifier': [422, 'CS_CAP_INVALID'], doctype: [400, 'CS_CAP_DOCTYPE'] } as const;
@@ -141,5 +149,90 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     expect(board.gateways.missing.map((g: { gateway: string }) => g.gateway).sort()).toEqual(['gw-xz-gongbei', 'gw-xz-jida']);
     expect(board.unitsOnDuty.length).toBe(district.units.length);
     expect((await cloud.app.inject({ url: '/api/situation', headers: as('crew') })).statusCode).toBe(403);
+  });
+
+  it('entering emergency mode rewrote open cases\' deadlines and left no history: each tightened case now has a system row naming the period, recomputed milestones and a case.updated event; device health is untouched', async () => {
+    // Tier 1 waterlogging is routine (1 working day, no sub-deadlines); the low battery is device health.
+    await reading('XZ-WL-002', { level_m: 0.75, battery_pct: 10 });
+    const before = await caseOf('XZ-WL-002');
+    const water = before.find((c) => c.hazard === 'waterlogging')!;
+    const battery = before.find((c) => c.hazard === 'low-battery')!;
+    expect(water).toMatchObject({ class: 'routine', milestones: [], emergency: false });
+    const events: { type: string; caseId?: string; data?: Record<string, unknown> }[] = [];
+    const unsubscribe = cloud.events.subscribe((e) => events.push(e));
+
+    t += 2 * HOUR;
+    const on = await cloud.app.inject({ method: 'POST', url: '/api/emergency', headers: as('commander'), payload: { mode: 'emergency', level: 'II', reason: 'orange signal' } });
+    expect(on.statusCode).toBe(200);
+    unsubscribe();
+    const detail = (await cloud.app.inject({ url: `/api/cases/${water.id}`, headers: as('operator') })).json();
+    expect(detail).toMatchObject({ emergency: true, emergencyPeriod: 1, deadline: new Date(t + 12 * HOUR).toISOString() });
+    // Sub-deadlines counted from the switch, as the deadline is: on site within 1 hour.
+    expect(detail.milestones).toEqual([{ name: 'on-site', due: new Date(t + HOUR).toISOString() }]);
+    const row = detail.history.at(-1);
+    expect(row).toMatchObject({ action: 'emergency', role: 'system', at: new Date(t).toISOString(), reason: expect.stringContaining('period 1') });
+    expect(row.details).toMatchObject({ epoch: 1, level: 'II', deadline: { from: water.deadline, to: new Date(t + 12 * HOUR).toISOString() } });
+    expect(events).toContainEqual(expect.objectContaining({ type: 'case.updated', caseId: water.id, data: expect.objectContaining({ reason: 'emergency', epoch: 1 }) }));
+
+    const health = (await cloud.app.inject({ url: `/api/cases/${battery.id}`, headers: as('operator') })).json();
+    expect(health).toMatchObject({ emergency: false, emergencyPeriod: null, deadline: battery.deadline });
+    expect(health.history.map((h: { action: string }) => h.action)).not.toContain('emergency');
+    expect(events.filter((e) => e.caseId === battery.id)).toEqual([]);
+  });
+
+  it('an expired warning switched the city into emergency mode: one whose every info block expired, or sent far in the future, is refused 422 with its own code', async () => {
+    // Posted today, expired two months earlier.
+    const stale = await post(orange({ id: 'STALE-1', sent: T0 - 62 * 24 * HOUR, expires: T0 - 60 * 24 * HOUR }));
+    expect(stale.statusCode).toBe(422);
+    expect(stale.json()).toMatchObject({ statusCode: 422, code: 'CS_CAP_EXPIRED', message: expect.stringContaining('STALE-1') });
+    const ahead = await post(orange({ id: 'AHEAD-1', sent: T0 + HOUR }));
+    expect(ahead.statusCode).toBe(422);
+    expect(ahead.json()).toMatchObject({ code: 'CS_CAP_SENT_IN_FUTURE' });
+    // Within the default 5 minutes of skew, and still in force: accepted.
+    const fresh = await post(orange({ id: 'FRESH-1', sent: T0 + 4 * 60_000, expires: T0 + 6 * HOUR }));
+    expect(fresh.statusCode).toBe(202);
+    expect(fresh.json()).toMatchObject({ mode: { mode: 'emergency', level: 'II' } });
+    // The refused ones were never recorded: the same documents later are judged afresh, not as duplicates.
+    expect((await post(orange({ id: 'STALE-1', sent: T0 - 62 * 24 * HOUR, expires: T0 - 60 * 24 * HOUR }))).statusCode).toBe(422);
+  });
+
+  it('the warning in force expired and the commander was not told: the board shows a line and one event is emitted; the mode stays for a human to end', async () => {
+    expect((await post(orange({ id: 'TY-EXP-1', sent: T0, expires: T0 + 3 * HOUR }))).statusCode).toBe(202);
+    let board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    expect(board.notices).toEqual([]);
+    const events: { type: string; data?: Record<string, unknown> }[] = [];
+    const unsubscribe = cloud.events.subscribe((e) => events.push(e));
+    try {
+      t = T0 + 3 * HOUR + 1000;
+      expect(await cloud.emergency!.checkExpiry()).toHaveLength(1);
+      expect(await cloud.emergency!.checkExpiry()).toEqual([]);
+    } finally {
+      unsubscribe();
+    }
+    expect(events).toEqual([expect.objectContaining({ type: 'emergency.warning-expired', data: expect.objectContaining({ identifier: 'TY-EXP-1', level: 'II' }) })]);
+    board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    expect(board.mode).toMatchObject({ mode: 'emergency', level: 'II' });
+    expect(board.notices).toEqual([expect.objectContaining({ kind: 'warning-expired', identifier: 'TY-EXP-1', at: new Date(T0 + 3 * HOUR).toISOString(), message: expect.stringContaining('until a commander ends it') })]);
+    const status = (await cloud.app.inject({ url: '/api/emergency', headers: as('commander') })).json();
+    expect(status.log[0]).toMatchObject({ action: 'warning-expired', actor: 'system', alertId: 'TY-EXP-1' });
+    // An Update replaces it in force: the line goes.
+    const update = orange({ id: 'TY-EXP-2', sent: t, expires: t + 6 * HOUR }).replace('<msgType>Alert</msgType>', `<msgType>Update</msgType><references>zhuhai.weather@gd.cma.example,TY-EXP-1,${new Date(T0).toISOString()}</references>`);
+    expect((await post(update)).statusCode).toBe(202);
+    board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    expect(board.notices).toEqual([]);
+  });
+
+  it('a CAP document nested 100 deep or holding a <__proto__> element answered 500; now 422 with a specific code', async () => {
+    const base = fixture('orange-typhoon');
+    const deep = base.replace('<scope>Public</scope>', `<scope>Public</scope>${'<n>'.repeat(100)}x${'</n>'.repeat(100)}`);
+    const proto = base.replace('<scope>Public</scope>', '<scope>Public</scope><__proto__><polluted>yes</polluted></__proto__>');
+    const ctor = base.replace('<scope>Public</scope>', '<scope>Public</scope><constructor>x</constructor>');
+    for (const [xml, code] of [[deep, 'CS_CAP_TOO_DEEP'], [proto, 'CS_CAP_ELEMENT_NAME'], [ctor, 'CS_CAP_ELEMENT_NAME']] as const) {
+      const r = await post(xml);
+      expect(r.statusCode, code).toBe(422);
+      expect(r.json()).toMatchObject({ statusCode: 422, code, error: 'Unprocessable Entity', message: expect.any(String) });
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await cloud.app.inject({ url: '/api/emergency', headers: as('commander') })).json()).toMatchObject({ mode: 'normal' });
   });
 });

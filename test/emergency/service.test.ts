@@ -44,7 +44,7 @@ describe('emergency mode', () => {
 
   async function build(): Promise<Emergency> {
     const e = buildEmergency({
-      db: db.db as never, write: db.write as never, policy, gateways: () => gateways, isOnline: (g) => online.has(g),
+      db: db.db, write: db.write, policy, gateways: () => gateways, isOnline: (g) => online.has(g),
       publish: async (topic, payload) => { await cloudClient.publishAsync(topic, payload, { qos: 1 }); },
       now: Date.now, logger: silentLogger(), fast: { pollMs: 250 }, retryMs: 200, syncMs: 50,
     });
