@@ -8,11 +8,11 @@ import type { DB } from '../db/schema.ts';
 import type { ModeState } from './mode.ts';
 
 /**
- * Entering emergency mode pulls every open hazard case (not device health, docs/domain.md#the-case,
- * emergency mode) in to the cap counted from the switch, stamps the period on it and recomputes
- * its sub-deadlines: kept ones are clamped to the new deadline, and a case that had none (routine
- * in normal mode) gets its category's, counted from the switch as its deadline is. Each case
- * changed gets one history row (docs/domain.md#the-case: every change is in the history).
+ * Entering emergency mode pulls every open hazard case (not device health: docs/domain.md#the-case,
+ * the categories table) in to the cap counted from the switch, stamps the period on it and
+ * recomputes its sub-deadlines: kept ones are clamped to the new deadline, and a case that had none
+ * (routine in normal mode) gets its category's, counted from the switch as its deadline is. Each
+ * case changed gets one history row (docs/domain.md#the-case: every change is in the history).
  */
 
 const HOUR = 3_600_000;
