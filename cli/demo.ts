@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../lib/log.ts';
@@ -15,9 +15,12 @@ import { StopStack } from '../lib/lifecycle.ts';
 import { CsError } from '../lib/errors.ts';
 import { preferPort } from './listen.ts';
 import { storeBeforePuback } from '../gateway/handoff.ts';
+import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 
 export const DEMO_DISTRICT = fileURLToPath(new URL('../devices/district/xiangzhou.yaml', import.meta.url));
 export const CLOUD_USER = 'cloud';
+/** The demo's read-only MQTT identity (role observer: subscribe to cs/v1/#, publish nothing). */
+export const OBSERVER_USER = 'observer';
 
 export interface DemoOptions {
   dataDir: string;
@@ -32,7 +35,7 @@ export interface DemoOptions {
   pollMs?: number;
   /** How often each edge publishes its health (default 5 s). */
   healthMs?: number;
-  /** Poll interval the gateways switch to in emergency mode (default 250 ms). */
+  /** Poll interval the gateways switch to in emergency mode (default DEFAULT_FAST_POLL_MS). */
   fastPollMs?: number;
   /** Let CAP alerts with status Exercise switch the mode (drills). */
   acceptExerciseWarnings?: boolean;
@@ -45,6 +48,10 @@ export interface DemoAddresses {
   http: string;
   buses: Record<string, string>;
   tokensFile: string;
+  /** `{ url, username, password }` of the read-only MQTT identity, for mosquitto_sub or MQTT Explorer. */
+  observerFile: string;
+  /** Tokens of the previous run of this data directory that this start revoked. */
+  revokedTokens: number;
 }
 
 export interface Demo {
@@ -94,8 +101,8 @@ export function buildDemo(opts: DemoOptions): Demo {
     // Credentials: the demo owns its store and issues fresh passwords at every start.
     const creds = openCredentialStore(dataDir);
     const passwords = new Map<string, string>();
-    for (const user of [CLOUD_USER, ...district.gateways.map((g) => g.id)]) {
-      const role = user === CLOUD_USER ? 'service' : 'gateway';
+    for (const user of [CLOUD_USER, OBSERVER_USER, ...district.gateways.map((g) => g.id)]) {
+      const role = user === CLOUD_USER ? 'service' : user === OBSERVER_USER ? 'observer' : 'gateway';
       const existing = creds.get(user);
       if (existing?.revokedAt) {
         throw new CsError('CS_CLI_DEMO_REVOKED', `the demo's credential "${user}" was revoked in ${dataDir}/credentials.json: run the demo with a fresh --data-dir`);
@@ -140,7 +147,7 @@ export function buildDemo(opts: DemoOptions): Demo {
       logger: log.child({ svc: 'cloud' }),
       now: opts.now,
       emergency: {
-        fast: { pollMs: opts.fastPollMs ?? 250 },
+        fast: { pollMs: opts.fastPollMs ?? DEFAULT_FAST_POLL_MS },
         retryMs: 2000,
         policy: opts.acceptExerciseWarnings ? { acceptExercise: true } : undefined,
       },
@@ -149,11 +156,17 @@ export function buildDemo(opts: DemoOptions): Demo {
     stops.push(() => cloud.stop());
     const httpAddr = await cloud.app.listen({ host: '127.0.0.1', port: await preferPort(opts.httpPort ?? 8080) });
 
+    // A restarted demo revokes the tokens its previous run printed, so that only the current ones work.
+    const tokensFile = join(dataDir, 'demo-tokens.json');
+    let revokedTokens = 0;
+    for (const old of previousTokens(tokensFile)) if (await cloud.tokens.revokeToken(old)) revokedTokens++;
     for (const role of ['admin', 'operator', 'commander', 'verifier'] as const) tokens[role] = await cloud.tokens.create(role);
     for (const unit of district.units) tokens[`crew:${unit.id}`] = await cloud.tokens.create('crew', unit.id);
-    const tokensFile = join(dataDir, 'demo-tokens.json');
     writeFileSync(tokensFile, JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
     chmodSync(tokensFile, 0o600);
+    const observerFile = join(dataDir, 'demo-mqtt-observer.json');
+    writeFileSync(observerFile, JSON.stringify({ url: mqttUrl, username: OBSERVER_USER, password: passwords.get(OBSERVER_USER)! }, null, 2) + '\n', { mode: 0o600 });
+    chmodSync(observerFile, 0o600);
 
     for (const gw of district.gateways) {
       const config = { ...edgeConfigFromDistrict(districtForCloud, gw.id, { url: mqttUrl, username: gw.id, password: passwords.get(gw.id)! }, busPorts), healthMs: opts.healthMs ?? 5000 };
@@ -168,6 +181,8 @@ export function buildDemo(opts: DemoOptions): Demo {
       http: httpAddr,
       buses: Object.fromEntries([...busPorts].map(([id, port]) => [id, `127.0.0.1:${port}`])),
       tokensFile,
+      observerFile,
+      revokedTokens,
     };
     // Where the command line finds the running demo (`citysteward emergency status`, `sim set`).
     writeFileSync(join(dataDir, 'demo.json'), JSON.stringify(addresses, null, 2) + '\n');
@@ -189,6 +204,16 @@ export function buildDemo(opts: DemoOptions): Demo {
     get profiles() { return profiles; },
     tokens,
   };
+}
+
+/** The tokens a previous run wrote (none when the file is absent or unreadable). */
+function previousTokens(file: string): string[] {
+  try {
+    const old = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return Object.values(old).filter((t): t is string => typeof t === 'string');
+  } catch {
+    return [];
+  }
 }
 
 function withPollMs(d: District, pollMs: number): District {

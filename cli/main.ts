@@ -6,6 +6,7 @@ import { createLogger } from '../lib/log.ts';
 import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { GatewayServiceConfig, CloudServiceConfig, DemoConfig } from './config.ts';
+import { CREDENTIAL_ROLES } from '../gateway/credentials.ts';
 import { DEMO_DISTRICT } from './demo.ts';
 import { runUntilSignal } from './wait.ts';
 
@@ -106,7 +107,7 @@ export function buildProgram(): Command {
   const cred = program.command('credential').description('provision MQTT credentials (stored hashed in DATA_DIR/credentials.json, or on a running gateway with --admin-url)');
   cred.command('create <username>')
     .description('create a credential and print its password once')
-    .addOption(new Option('--role <role>', 'gateway (its own namespace) or service (the cloud)').choices(['gateway', 'service']).default('gateway'))
+    .addOption(new Option('--role <role>', 'gateway (its own namespace), service (the cloud) or observer (read-only cs/v1/#)').choices([...CREDENTIAL_ROLES]).default('gateway'))
     .addOption(dataDirOption())
     .addOption(adminUrlOption())
     .action(async (username, o) => {

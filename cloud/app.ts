@@ -97,7 +97,11 @@ export interface Cloud {
   stop(): Promise<void>;
   ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
   stats(): IngestStats;
-  tokens: { create(role: Role, unit?: string): Promise<string> };
+  tokens: {
+    create(role: Role, unit?: string): Promise<string>;
+    /** Revokes a token given in clear (the demo revokes its previous run's); false when unknown or already revoked. */
+    revokeToken(token: string): Promise<boolean>;
+  };
   /** Case and alarm events of this worker (also on SSE `/api/events` and MQTT `cs/v1/events/...`). */
   events: EventBus;
   /** The case clock (reminders, escalation, no data); undefined when turned off. */
@@ -113,7 +117,7 @@ export interface Cloud {
 export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const now = opts.now ?? Date.now;
   const logger = opts.logger ?? silentLogger();
-  const database = openDatabase(opts.db, logger.child({ svc: 'db' }));
+  const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
   const tokenStore = createTokenStore(database, now, new Set(opts.district.units.map((u) => u.id)));
   const routing = opts.routing ?? DEFAULT_ROUTING;
   const routingProblems = checkRouting(routing, opts.district);
@@ -136,11 +140,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   };
   const ingestor = createIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ svc: 'ingest' }),
+    now, logger: logger.child({ mod: 'ingest' }),
   });
   const escalator = opts.escalation === false ? undefined : buildEscalator({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ svc: 'case-clock' }),
+    policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ mod: 'case-clock' }),
   });
   const gatewayStates = new Map<string, GatewayState>();
   // The newest edge health per gateway (bus and slave counters, outbox depth), shown by the device API.
@@ -157,7 +161,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const source = opts.source ?? { kind: 'mqtt' };
   const subscriber = opts.mqtt ? createSubscriber({
     options: source.kind === 'mqtt' ? opts.mqtt : { ...opts.mqtt, readings: false },
-    logger: logger.child({ svc: 'mqtt' }),
+    logger: logger.child({ mod: 'mqtt' }),
     // Rejected payloads are acknowledged (redelivery would not make them valid); failures are not.
     onReading: async (gateway, topic, payload) => (await ingest(gateway, topic, payload)).status !== 'failed',
     onState: (gateway, state) => {
@@ -175,7 +179,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   }) : undefined;
   const streamConsumer = source.kind === 'redis-stream' ? createStreamConsumer({
     options: source,
-    logger: logger.child({ svc: 'stream' }),
+    logger: logger.child({ mod: 'stream' }),
     // As over MQTT: rejected readings are acknowledged, failed ones stay pending for redelivery.
     handle: async (e) => (await ingest(e.gateway, e.topic, e.payload)).status !== 'failed',
   }) : undefined;
@@ -183,10 +187,10 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 
   const app = Fastify({
-    loggerInstance: logger.child({ svc: 'http' }),
+    loggerInstance: logger.child({ mod: 'http' }),
     bodyLimit: 256 * 1024,
   }) as unknown as FastifyInstance;
-  installErrorHandling(app, logger.child({ svc: 'http' }));
+  installErrorHandling(app, logger.child({ mod: 'http' }));
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -219,7 +223,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       gateways: () => opts.district.gateways.map((g) => g.id),
       isOnline: (gw) => gatewayStates.get(gw)?.online === true,
       publish: async (topic, payload) => subscriber?.publish(topic, payload),
-      now, logger: logger.child({ svc: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
+      now, logger: logger.child({ mod: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
       lockRow: database.kind === 'postgres',
     });
     await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district: opts.district, profiles: opts.profiles, now }));
@@ -264,6 +268,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       async create(role, unit) {
         await ready();
         return (await tokenStore.create(role, unit)).token;
+      },
+      async revokeToken(token) {
+        await ready();
+        const p = await tokenStore.verify(token);
+        return p ? tokenStore.revoke(p.tokenId) : false;
       },
     },
     events,

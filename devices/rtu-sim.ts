@@ -119,7 +119,7 @@ function requestLength(buf: Buffer): number | undefined {
 }
 
 export function buildRtuSim(opts: RtuSimOptions): RtuSim {
-  const log = (opts.logger ?? silentLogger()).child({ svc: 'rtu-sim' });
+  const log = (opts.logger ?? silentLogger()).child({ mod: 'rtu-sim' });
   const replyDelayMs = opts.replyDelayMs ?? 2;
   const slowDelayMs = opts.slowDelayMs ?? 600;
   const exceptionCode = opts.exceptionCode ?? 4;

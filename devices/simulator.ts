@@ -176,7 +176,7 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
   const seed = opts.seed ?? 1;
   const unknownUnit = opts.unknownUnit ?? 'exception';
   const writes = opts.writes ?? 'any';
-  const log = (opts.logger ?? silentLogger()).child({ svc: 'modbus-sim' });
+  const log = (opts.logger ?? silentLogger()).child({ mod: 'modbus-sim' });
 
   if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)) {
     throw configError('port', `must be an integer 0..65535, got ${opts.port}`);

@@ -41,6 +41,10 @@ export function rulesFor(identity: Identity): AclRules {
       subscribe: [`${TOPIC_ROOT}/#`],
     };
   }
+  if (identity.role === 'observer') {
+    // Read-only: watch the traffic, publish nothing.
+    return { publish: [], subscribe: [`${TOPIC_ROOT}/#`] };
+  }
   if (identity.role === 'anonymous') {
     // Development switch only (allowAnonymous): the whole cs/v1 tree, still never $-topics.
     return { publish: [`${TOPIC_ROOT}/#`], subscribe: [`${TOPIC_ROOT}/#`] };

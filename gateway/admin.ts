@@ -20,7 +20,7 @@ import { Type } from '@sinclair/typebox';
 import { CsError } from '../lib/errors.ts';
 import { ID_PATTERN } from '../lib/topics.ts';
 import type { Logger } from '../lib/log.ts';
-import type { CredentialStore, Role } from './credentials.ts';
+import { CREDENTIAL_ROLES, type CredentialStore, type Role } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
@@ -107,7 +107,7 @@ export async function buildAdminApp(opts: AdminOptions): Promise<FastifyInstance
       const store = opts.credentials;
       admin.get('/admin/credentials', { schema: { response: { 200: Type.Array(IdentityReply) } } }, async () => store.list());
       admin.post('/admin/credentials', {
-        schema: { body: Type.Object({ username: Username, role: Type.Union([Type.Literal('gateway'), Type.Literal('service')]) }, { additionalProperties: false }) },
+        schema: { body: Type.Object({ username: Username, role: Type.Union(CREDENTIAL_ROLES.map((r) => Type.Literal(r))) }, { additionalProperties: false }) },
       }, async (req, reply) => {
         const body = req.body as { username: string; role: Role };
         const { identity, password } = store.create(body.username, body.role);

@@ -23,7 +23,12 @@ import { check } from '../lib/schema.ts';
 import { ID_PATTERN, isValidId } from '../lib/topics.ts';
 import { GatewayErrors } from './errors.ts';
 
-export type Role = 'gateway' | 'service';
+/**
+ * Credential roles: `gateway` writes its own namespace, `service` (the cloud) reads everything and
+ * writes commands and events, `observer` only reads `cs/v1/#` (an operator's mosquitto_sub or MQTT Explorer).
+ */
+export const CREDENTIAL_ROLES = ['gateway', 'service', 'observer'] as const;
+export type Role = (typeof CREDENTIAL_ROLES)[number];
 
 export interface Identity {
   username: string;
@@ -55,7 +60,7 @@ const ScryptHash = Type.Object({
 
 const UserRecord = Type.Object({
   username: Type.String({ pattern: ID_PATTERN }),
-  role: Type.Union([Type.Literal('gateway'), Type.Literal('service')]),
+  role: Type.Union(CREDENTIAL_ROLES.map((r) => Type.Literal(r))),
   gateway: Type.Optional(Type.String({ pattern: ID_PATTERN })),
   createdAt: Type.String({ format: 'date-time' }),
   rotatedAt: Type.Optional(Type.String({ format: 'date-time' })),
@@ -123,8 +128,8 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
         `invalid username ${JSON.stringify(username)}: must match ${ID_PATTERN} and not be a reserved name (${[...RESERVED].join(', ')})`,
         { username });
     }
-    if (role !== 'gateway' && role !== 'service') {
-      throw new CsError(GatewayErrors.ROLE_INVALID, `invalid role ${JSON.stringify(role)}: must be gateway or service`, { role });
+    if (!(CREDENTIAL_ROLES as readonly string[]).includes(role)) {
+      throw new CsError(GatewayErrors.ROLE_INVALID, `invalid role ${JSON.stringify(role)}: must be one of ${CREDENTIAL_ROLES.join(', ')}`, { role });
     }
     if (this.users.has(username)) {
       throw new CsError(GatewayErrors.USER_EXISTS, `username ${username} already exists`, { username });
@@ -263,7 +268,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
       if (u.role === 'gateway' && u.gateway !== u.username) {
         throw corrupt(file, `users[${i}].gateway: must equal the username for role gateway`);
       }
-      if (u.role === 'service' && u.gateway !== undefined) throw corrupt(file, `users[${i}].gateway: not allowed for role service`);
+      if (u.role !== 'gateway' && u.gateway !== undefined) throw corrupt(file, `users[${i}].gateway: not allowed for role ${u.role}`);
       if (Buffer.from(u.scrypt.salt, 'base64').length < 16) throw corrupt(file, `users[${i}].scrypt.salt: shorter than 16 bytes`);
       if (Buffer.from(u.scrypt.hash, 'base64').length !== u.scrypt.keylen) {
         throw corrupt(file, `users[${i}].scrypt.hash: length differs from keylen`);

@@ -72,10 +72,10 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
 
   if (s.stream && !s.redis) throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, 'stream needs redis: set redis.url');
   // Read the TLS files before any Redis connection opens: a missing file then leaves nothing open.
-  if (s.redis) cluster = buildClusterBackend({ url: s.redis.url, keyPrefix: s.redis.keyPrefix }, log.child({ svc: 'redis' }));
+  if (s.redis) cluster = buildClusterBackend({ url: s.redis.url, keyPrefix: s.redis.keyPrefix }, log.child({ mod: 'redis' }));
   const streamKey = s.stream && s.redis ? `${s.redis.keyPrefix}${s.stream.key}` : undefined;
   if (streamKey) {
-    appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ svc: 'stream' }) });
+    appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ mod: 'stream' }) });
   }
 
   const tls: GatewayTlsOptions | undefined = s.tls ? {
@@ -127,7 +127,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
       let http: string | undefined;
       if (s.http) {
         admin = await buildAdminApp({
-          credentials: opts.credentials, metrics, adminToken: opts.adminToken, logger: log.child({ svc: 'admin' }),
+          credentials: opts.credentials, metrics, adminToken: opts.adminToken, logger: log.child({ mod: 'admin' }),
           connections: () => gateway.stats().connections,
         });
         stops.push(() => admin!.close());

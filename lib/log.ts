@@ -1,4 +1,5 @@
-import pino, { type Logger, type LoggerOptions } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -8,13 +9,41 @@ export const REDACT = [
   'authorization', '*.authorization', 'req.headers.authorization', 'headers.authorization',
 ];
 
+/**
+ * Binding keys, one meaning each, so that no line carries a key twice (pino concatenates child
+ * bindings): `name` is the process (cloud, gateway, edge, sim, demo), `svc` a service inside the
+ * demo's single process, `mod` a module inside a service, and `gateway`, `device`, `caseId` the ids.
+ */
+export type LogFormat = 'json' | 'pretty';
+
+/**
+ * Human-readable lines when the console is a terminal, JSON lines otherwise (pino-pretty, pino's
+ * own way); `CS_LOG_FORMAT=json|pretty` decides explicitly.
+ */
+export function logFormat(env: NodeJS.ProcessEnv = process.env, isTTY = Boolean(process.stdout.isTTY)): LogFormat {
+  const f = env.CS_LOG_FORMAT;
+  if (f === 'json' || f === 'pretty') return f;
+  return isTTY ? 'pretty' : 'json';
+}
+
+/** A pino-pretty stream written synchronously, so that the last lines before an exit are not lost. */
+export function prettyStream(destination: NodeJS.WritableStream | number = 1, colorize = Boolean(process.stdout.isTTY)): DestinationStream {
+  return pretty({
+    destination, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,svc,mod,gateway,device',
+    messageFormat: '{if name}{name}{end}{if svc}/{svc}{end}{if mod}/{mod}{end}{if gateway} [{gateway}]{end}{if device} {device}{end}: {msg}',
+    hideObject: false,
+  });
+}
+
 /** One pino logger per process; services take a child bound to their name. */
-export function createLogger(opts: LoggerOptions = {}): Logger {
-  return pino({
+export function createLogger(opts: LoggerOptions = {}, format: LogFormat = logFormat(), destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     level: process.env.CS_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT, censor: '[redacted]' },
     ...opts,
-  });
+  };
+  if (destination) return pino(options, destination);
+  return format === 'pretty' ? pino(options, prettyStream()) : pino(options);
 }
 
 /** A logger that writes nothing: the default for factories built in tests. */

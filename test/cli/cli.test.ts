@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { runCli, runCliOnce, type Running } from '../helpers/process.ts';
+import { duplicateKeys } from '../helpers/json-keys.ts';
 
 const dirs: string[] = [];
 const procs: Running[] = [];
@@ -61,7 +63,7 @@ describe('citysteward command line', () => {
 
   it('npm start: the demo opens a case from its scripted breach within 60 s and writes its tokens', async () => {
     const dir = tmp();
-    const demo = runCli(['demo', '--data-dir', dir, '--http-port', '0', '--mqtt-port', '0']);
+    const demo = runCli(['demo', '--data-dir', dir, '--http-port', '0', '--mqtt-port', '0'], { CS_LOG_LEVEL: 'info' });
     procs.push(demo);
     const [, http] = await demo.waitFor(/Cloud API\s+(http:\/\/[^\s]+)\/api/, 30_000);
     const [line] = await demo.waitFor(/CASE \S+ opened: waterlogging .* at XZ-WL-001[^\n]*/, 60_000);
@@ -70,7 +72,7 @@ describe('citysteward command line', () => {
     expect(Object.keys(tokens)).toEqual(expect.arrayContaining(['admin', 'operator', 'commander', 'verifier', 'crew:xz-drainage']));
     const res = await fetch(`${http}/api/cases`, { headers: { authorization: `Bearer ${tokens.operator}` } });
     expect(res.status).toBe(200);
-    const body = await res.json() as { items: { device: string; hazard: string; severity: string; unit: string; deadline: string }[] };
+    const body = await res.json() as { items: { id: string; device: string; hazard: string; severity: string; unit: string; deadline: string }[] };
     const c = body.items.find((x) => x.device === 'XZ-WL-001');
     expect(c).toMatchObject({ hazard: 'waterlogging', unit: 'xz-drainage' });
     expect(['major', 'critical']).toContain(c!.severity);
@@ -80,5 +82,41 @@ describe('citysteward command line', () => {
     const set = await runCliOnce(['sim', 'set', 'XZ-WL-003', 'level_m=0.9', '--data-dir', dir]);
     expect(set.code, set.output).toBe(0);
     await demo.waitFor(/CASE \S+ opened: waterlogging \(major\) at XZ-WL-003/, 20_000);
-  }, 120_000);
+
+    // Not a terminal: every console line is one JSON record, and no record carries a key twice
+    // (fault: the demo bound `svc` and each service bound `svc` again, e.g. "svc":"cloud","svc":"http").
+    const lines = demo.output().split('\n').filter((l) => l.trim());
+    for (const l of lines) {
+      expect(() => JSON.parse(l), l).not.toThrow();
+      expect(duplicateKeys(l), l).toEqual([]);
+    }
+    expect(lines.some((l) => (JSON.parse(l) as { svc?: string }).svc === 'cloud')).toBe(true);
+
+    // The read-only MQTT identity the demo printed watches the traffic with a standard client.
+    const [, sub] = await demo.waitFor(/watch MQTT\s+(mosquitto_sub [^"]+)"/, 1_000);
+    const observer = JSON.parse(readFileSync(join(dir, 'demo-mqtt-observer.json'), 'utf8')) as { url: string; username: string; password: string };
+    expect(sub).toContain(`-u ${observer.username}`);
+    const u = new URL(observer.url);
+    const got = await new Promise<string>((resolve, reject) => {
+      const p = spawn('mosquitto_sub', ['-h', u.hostname, '-p', u.port, '-u', observer.username, '-P', observer.password, '-t', 'cs/v1/+/up/#', '-C', '1', '-W', '20', '-v']);
+      let out = '';
+      p.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+      p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`mosquitto_sub exited ${code}: ${out}`))));
+    });
+    expect(got).toMatch(/^cs\/v1\/gw-xz-\S+\/up\/XZ-\S+ \{/);
+
+    // A restart revokes the previous run's tokens and prints only what changed.
+    await demo.stop();
+    const again = runCli(['demo', '--data-dir', dir, '--http-port', '0', '--mqtt-port', '0']);
+    procs.push(again);
+    const [, http2] = await again.waitFor(/Cloud API\s+(http:\/\/[^\s]+)\/api/, 30_000);
+    await again.waitFor(/the previous run's 9 tokens are revoked/, 5_000);
+    await again.waitFor(/\d+ cases from earlier runs/, 10_000);
+    const fresh = JSON.parse(readFileSync(join(dir, 'demo-tokens.json'), 'utf8')) as Record<string, string>;
+    expect((await fetch(`${http2}/api/cases`, { headers: { authorization: `Bearer ${tokens.admin}` } })).status).toBe(401);
+    expect((await fetch(`${http2}/api/cases`, { headers: { authorization: `Bearer ${fresh.admin}` } })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2_000));
+    // Fault: the console reprinted every earlier case as "opened" after a restart.
+    expect(again.output()).not.toContain(`CASE ${c!.id} opened`);
+  }, 180_000);
 });

@@ -97,6 +97,14 @@ describe('ACL', () => {
     expect(canReceive(cloud, '$SYS/broker/heartbeat')).toBe(false);
   });
 
+  it('lets an observer (the demo\'s read-only identity) subscribe to the whole tree and publish nothing', () => {
+    const observer = { username: 'observer', role: 'observer' as const, createdAt: '2026-01-01T00:00:00Z' };
+    expect(canSubscribe(observer, 'cs/v1/#')).toBe(true);
+    expect(canReceive(observer, 'cs/v1/gw1/up/x')).toBe(true);
+    expect(canSubscribe(observer, '$SYS/#')).toBe(false);
+    for (const t of ['cs/v1/gw1/up/x', 'cs/v1/gw1/cmd', 'cs/v1/events/case/opened', 'cs/v1/gw1/state']) expect(canPublish(observer, t)).toBe(false);
+  });
+
   it('gives a gateway identity without a valid gateway id no rules at all', () => {
     expect(rulesFor({ ...gw1, gateway: undefined })).toEqual({ publish: [], subscribe: [] });
     expect(rulesFor({ ...gw1, gateway: 'events' })).toEqual({ publish: [], subscribe: [] });
