@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only mqtt|connections|emergency] [-- --quick]`
+ * `npm run bench [-- --only mqtt|connections|emergency|breach|edge] [-- --quick]`
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
  * throughput and latency, then memory per idle connection; then the emergency switch beside a
  * bare command round trip (emergency-bench.ts). A full run rewrites bench/RESULTS.md;
@@ -11,13 +11,14 @@ import { MOSQUITTO_TUNING, startMosquitto, startOurs, type Broker } from './brok
 import { runConnections } from './conn-bench.ts';
 import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResult } from './emergency-bench.ts';
 import { breachBench, writeBreachSection } from './breach-bench.ts';
+import { edgeBench, writeEdgeSection } from './edge-bench.ts';
 import { GATEWAY_COUNT } from './identities.ts';
 import { mqttCases, runMqttCase } from './mqtt-bench.ts';
 import { EMERGENCY_HEADING, connSection, emergencySection, machine, mqttSection } from './report.ts';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
-if (args.only !== undefined && args.only !== 'mqtt' && args.only !== 'connections' && args.only !== 'emergency' && args.only !== 'breach') {
-  console.error('usage: npm run bench -- [--only mqtt|connections|emergency] [--quick]');
+if (args.only !== undefined && args.only !== 'mqtt' && args.only !== 'connections' && args.only !== 'emergency' && args.only !== 'breach' && args.only !== 'edge') {
+  console.error('usage: npm run bench -- [--only mqtt|connections|emergency|breach|edge] [--quick]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -99,9 +100,13 @@ const mqtt = only('mqtt') ? await mqttBench() : [];
 const conns = only('connections') ? [await connectionBench()] : [];
 const emergency = only('emergency') ? [await emergencyBench()] : [];
 const breach = only('breach') ? [await breachBench(quick, log)] : []; // breach-bench.ts: breach to case on the live stream
+const edge = only('edge') ? [await edgeBench(quick, log)] : []; // edge-bench.ts: RTU pass vs wire time, points per core, footprint
 log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-if (!quick && args.only === 'breach') {
+if (!quick && args.only === 'edge') {
+  writeEdgeSection(edge[0]!);
+  log('wrote the edge section of bench/RESULTS.md');
+} else if (!quick && args.only === 'breach') {
   writeBreachSection(breach[0]!);
   log('wrote the breach-to-case section of bench/RESULTS.md');
 } else if (!quick && args.only === 'emergency') {
@@ -146,6 +151,7 @@ if (!quick && args.only === 'breach') {
     'Mosquitto and never uses the one on port 1883.', '',
     ...emergency,
     ...breach,
+    ...edge,
   ].join('\n'));
   log('wrote bench/RESULTS.md');
 }

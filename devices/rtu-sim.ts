@@ -17,7 +17,8 @@ import { initialValue } from './scenario.ts';
  * Requests are framed by their function code (Modbus over Serial Line 2.5.1) and checked by CRC;
  * a request for a unit id not on the line gets no answer, as on a real bus. Registers are encoded
  * with the shared codec, so what the edge decodes is what `set()` put there.
- * A pty ignores baud and parity; `baudRate` delays each reply by its wire time (11 bits a character).
+ * A pty ignores baud and parity; `baudRate` delays each reply by its wire time (11 bits a character)
+ * and the silence that ends the request (the master keeps the silence before its next request).
  */
 
 export type RtuFault = 'none' | 'dead' | 'slow' | 'crc' | 'wrong-unit' | 'exception' | 'truncated';
@@ -43,7 +44,7 @@ export interface RtuSimOptions {
   slowDelayMs?: number;
   /** Exception code of an `exception` slave; default 4 (server device failure). */
   exceptionCode?: number;
-  /** When set, each reply is also delayed by the request's and its own wire time at this baud. */
+  /** When set, each reply is also delayed by the request's and its own wire time at this baud, plus the request's end-of-frame silence. */
   baudRate?: number;
   logger?: Logger;
 }
@@ -218,8 +219,10 @@ export function buildRtuSim(opts: RtuSimOptions): RtuSim {
     let reply = withCrc(body);
     if (s.fault === 'crc') reply.writeUInt16LE(reply.readUInt16LE(reply.length - 2) ^ 0xffff, reply.length - 2);
     if (s.fault === 'truncated') reply = reply.subarray(0, Math.max(3, Math.floor(reply.length / 2)));
-    // The request's and the reply's time on the wire (a pty delivers both at once).
-    const wire = opts.baudRate ? ((frame.length + reply.length) * 11 * 1000) / opts.baudRate : 0;
+    // The request's and the reply's time on the wire (a pty delivers both at once), and the
+    // 3.5-character silence that ends the request before the slave may act on it (2.5.1.1).
+    const baud = opts.baudRate;
+    const wire = baud ? ((frame.length + reply.length) * 11 * 1000) / baud + (baud > 19200 ? 1.75 : (3.5 * 11 * 1000) / baud) : 0;
     later((s.fault === 'slow' ? slowDelayMs : replyDelayMs) + wire, () => send(reply));
     body = Buffer.alloc(0);
   }
