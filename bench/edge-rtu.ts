@@ -126,7 +126,7 @@ export async function runRtu(baud: number, passes: { healthy: number; dead: numb
       await mbpollPass(edgeEnd, baud, registers, RTU_SLAVES); // warm-up (page cache, the line)
       for (let i = 0; i < passes.mbpoll; i++) mbpoll.healthy.push(await mbpollPass(edgeEnd, baud, registers, RTU_SLAVES));
       sim.setFault(DEAD_UNIT, 'dead');
-      for (let i = 0; i < Math.min(2, passes.mbpoll); i++) mbpoll.dead.push(await mbpollPass(edgeEnd, baud, registers, RTU_SLAVES));
+      mbpoll.dead.push(await mbpollPass(edgeEnd, baud, registers, RTU_SLAVES));
     }
     const live = Array.from({ length: RTU_SLAVES - 1 }, () => profile);
     return {
