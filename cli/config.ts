@@ -56,6 +56,8 @@ export type GatewayServiceConfig = Static<typeof GatewayServiceConfig>;
 export const CloudServiceConfig = Type.Object({
   /** The device registry: devices, buses, gateways and units. */
   district: Type.String({ minLength: 1 }),
+  /** A directory of the user's own device profiles (relative to this file); `--profiles` overrides it. */
+  profiles: Type.Optional(Type.String({ minLength: 1 })),
   http: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
@@ -96,6 +98,8 @@ export type CloudServiceConfig = Static<typeof CloudServiceConfig>;
 
 export const DemoConfig = Type.Object({
   district: Type.Optional(Type.String()),
+  /** A directory of the user's own device profiles (relative to this file); `--profiles` overrides it. */
+  profiles: Type.Optional(Type.String({ minLength: 1 })),
   httpPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   mqttPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
 }, { additionalProperties: false });

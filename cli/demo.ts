@@ -31,6 +31,8 @@ export interface DemoOptions {
   httpPort?: number;
   /** Play the district's scripted scenarios (slow rise, sudden breach); on by default. */
   scenarios?: boolean;
+  /** A directory of the user's own device profiles, beside (and shadowing) the built-in ones. */
+  profilesDir?: string;
   /** Overrides every device's poll interval (tests use short ones). */
   pollMs?: number;
   /** How often each edge publishes its health (default 5 s). */
@@ -95,7 +97,7 @@ export function buildDemo(opts: DemoOptions): Demo {
 
   async function startParts(): Promise<DemoAddresses> {
     mkdirSync(dataDir, { recursive: true });
-    profiles = loadProfiles();
+    profiles = loadProfiles({ userDir: opts.profilesDir, logger: log });
     district = loadDistrict(opts.districtFile ?? DEMO_DISTRICT, profiles);
 
     // Credentials: the demo owns its store and issues fresh passwords at every start.

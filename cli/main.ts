@@ -2,7 +2,7 @@ import { resolve, dirname, isAbsolute } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CsError } from '../lib/errors.ts';
 import { ConfigError, loadConfig, parseConfig } from '../lib/config.ts';
-import { createLogger } from '../lib/log.ts';
+import { createLogger, type Logger } from '../lib/log.ts';
 import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { GatewayServiceConfig, CloudServiceConfig, DemoConfig } from './config.ts';
@@ -21,6 +21,12 @@ function port(value: string): number {
 }
 
 const dataDirOption = () => new Option('--data-dir <dir>', 'directory for databases, credentials and state').default(DEFAULT_DATA_DIR);
+const profilesOption = () => new Option('--profiles <dir>', "a directory of your own device profiles (YAML), loaded beside the built-in ones; a file with a built-in's id replaces it");
+/** The profiles of a command: built-ins and the user directory (`--profiles`, else the config file's `profiles` key). */
+function profilesFor(o: { profiles?: string }, cfg: { profiles?: string } | undefined, file: string | undefined, logger: Logger) {
+  const userDir = o.profiles ? resolve(o.profiles) : cfg?.profiles ? (file ? relativeTo(file, cfg.profiles) : resolve(cfg.profiles)) : undefined;
+  return loadProfiles({ userDir, logger });
+}
 const configOption = (required: boolean) => {
   const o = new Option('--config <file>', 'YAML config file');
   return required ? o.makeOptionMandatory() : o;
@@ -46,12 +52,14 @@ export function buildProgram(): Command {
     .option('--http-port <port>', 'HTTP port of the cloud (8080 where free; 0 = any free port)', port)
     .option('--mqtt-port <port>', 'MQTT port of the broker (1883 where free; 0 = any free port)', port)
     .option('--district <file>', 'district file (devices, buses, units)')
+    .addOption(profilesOption())
     .action(async (o) => {
       const { runDemo } = await import('./run-demo.ts');
-      const cfg = o.config ? loadConfig(o.config, DemoConfig) : {};
+      const cfg: DemoConfig = o.config ? loadConfig(o.config, DemoConfig) : {};
       await runDemo({
         dataDir: o.dataDir,
         districtFile: o.district ?? (cfg.district && o.config ? relativeTo(o.config, cfg.district) : undefined),
+        profilesDir: o.profiles ? resolve(o.profiles) : cfg.profiles && o.config ? relativeTo(o.config, cfg.profiles) : undefined,
         httpPort: o.httpPort ?? cfg.httpPort,
         mqttPort: o.mqttPort ?? cfg.mqttPort,
       });
@@ -154,12 +162,13 @@ export function buildProgram(): Command {
     .addOption(configOption(true))
     .addOption(dataDirOption())
     .option('--http-port <port>', 'HTTP port (default from config, 8080; 0 = any free port)', port)
+    .addOption(profilesOption())
     .action(async (o) => {
       const cfg = loadConfig(o.config, CloudServiceConfig);
       const { buildCloud } = await import('../cloud/app.ts');
-      const profiles = loadProfiles();
-      const district = loadDistrict(relativeTo(o.config, cfg.district), profiles);
       const logger = createLogger({ name: 'cloud' });
+      const profiles = profilesFor(o, cfg, o.config, logger);
+      const district = loadDistrict(relativeTo(o.config, cfg.district), profiles);
       const db = databaseOf(cfg, o.config, o.dataDir);
       const e = cfg.emergency;
       const cloud = await buildCloud({
@@ -183,12 +192,15 @@ export function buildProgram(): Command {
     .description('run an edge gateway: poll Modbus devices and publish readings over MQTT')
     .addOption(configOption(true))
     .addOption(dataDirOption())
+    .addOption(profilesOption())
     .action(async (o) => {
-      const { loadEdgeConfig } = await import('../edge/config.ts');
+      const { loadEdgeConfig, EdgeConfig } = await import('../edge/config.ts');
       const { buildEdge } = await import('../edge/edge.ts');
-      const profiles = loadProfiles();
+      const logger = createLogger({ name: 'edge' });
+      // The file's own `profiles` key names the directory its devices' profiles come from.
+      const profiles = profilesFor(o, loadConfig(o.config, EdgeConfig), o.config, logger);
       const config = loadEdgeConfig(o.config, profiles);
-      const edge = buildEdge({ config, profiles, dataDir: resolve(o.dataDir), logger: createLogger({ name: 'edge' }).child({ gateway: config.gateway }) });
+      const edge = buildEdge({ config, profiles, dataDir: resolve(o.dataDir), logger: logger.child({ gateway: config.gateway }) });
       await edge.start();
       console.log(`edge ${config.gateway}: polling ${config.devices.length} devices on ${config.buses.length} buses, publishing to ${config.mqtt.url}`);
       await runUntilSignal(() => edge.stop());

@@ -8,13 +8,13 @@ const shanghai = (iso: string) => new Date(iso).toLocaleString('sv-SE', { timeZo
 interface CaseSummary { id: string; device: string; hazard: string; severity: string; unit: string; deadline: string; state: string; breachCount: number; title?: string }
 
 /** `citysteward demo`: starts the demo, tells the operator where to look, reports cases as they open. */
-export async function runDemo(o: { dataDir: string; districtFile?: string; httpPort?: number; mqttPort?: number }): Promise<void> {
+export async function runDemo(o: { dataDir: string; districtFile?: string; profilesDir?: string; httpPort?: number; mqttPort?: number }): Promise<void> {
   // One console: on a terminal the demo's own lines are plain text and the services' logs pretty;
   // otherwise everything is JSON lines (the demo's lines as `info` records with `event: "demo"`).
   const format = logFormat();
   const root = createLogger({ name: 'demo', level: 'info' }, format);
   const logger = root.child({}, { level: process.env.CS_LOG_LEVEL ?? 'warn' });
-  const demo = buildDemo({ dataDir: resolve(o.dataDir), districtFile: o.districtFile, httpPort: o.httpPort, mqttPort: o.mqttPort, logger });
+  const demo = buildDemo({ dataDir: resolve(o.dataDir), districtFile: o.districtFile, profilesDir: o.profilesDir, httpPort: o.httpPort, mqttPort: o.mqttPort, logger });
   const started = Date.now();
   const at = await demo.start();
   const d = demo.district;

@@ -2,7 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadConfig } from '../lib/config.ts';
 import { ID_PATTERN } from '../lib/topics.ts';
 import { DeviceErrors } from './errors.ts';
-import type { Profile } from './profile.ts';
+import { profileRefProblem, unknownPointProblem, type Profile } from './profile.ts';
+import { scenarioPoint } from './scenario.ts';
 
 /**
  * A district: the device registry shared by the simulators, the edge gateways and the cloud.
@@ -89,7 +90,22 @@ export function loadDistrict(file: string, profiles: Map<string, Profile>): Dist
     const at = `devices[${i}]`;
     if (ids.has(dev.id)) problems.push({ key: `${at}.id`, message: `duplicate device id "${dev.id}"` });
     ids.add(dev.id);
-    if (!profiles.has(dev.profile)) problems.push({ key: `${at}.profile`, message: `unknown profile "${dev.profile}" (known: ${[...profiles.keys()].join(', ')})` });
+    const bad = profileRefProblem(profiles, dev.profile);
+    if (bad) problems.push({ key: `${at}.profile`, message: bad });
+    const profile = profiles.get(dev.profile);
+    if (profile && dev.scenario) {
+      // The scenario names a point of the profile (or drives its first threshold's); check it now, not at run time.
+      const missing = dev.scenario.point !== undefined ? unknownPointProblem(profile, `${at}.scenario.point`, dev.scenario.point) : undefined;
+      if (missing) problems.push(missing);
+      else {
+        try {
+          scenarioPoint(profile, dev.scenario, `${at}.scenario`);
+        } catch (err) {
+          const key = ((err as { details?: { key?: string } }).details?.key) ?? `${at}.scenario`;
+          problems.push({ key, message: (err as Error).message.replace(`${key}: `, '') });
+        }
+      }
+    }
     for (const k of ['ownerUnit', 'maintainerUnit'] as const) {
       if (!units.has(dev[k])) problems.push({ key: `${at}.${k}`, message: `unknown unit "${dev[k]}"` });
     }

@@ -1,9 +1,8 @@
-import { readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Type, type Static, type TLiteral, type TUnion } from '@sinclair/typebox';
 import { loadConfig, ConfigError } from '../lib/config.ts';
 import { CsError } from '../lib/errors.ts';
+import type { SchemaProblem } from '../lib/schema.ts';
+import { CaseClassT, SeverityT } from '../lib/vocabulary.ts';
 import { DeviceErrors } from './errors.ts';
 
 /**
@@ -47,8 +46,11 @@ export const Point = Type.Object({
   key: PointKey,
   name: Type.String(),
   table: oneOf(TABLES, { default: 'holding' }),
-  /** Register (or coil) address as the vendor's manual writes it; see `addressBase`. */
-  address: Type.Integer({ minimum: 0, maximum: 65535 }),
+  /**
+   * Register (or coil) address as the vendor's manual writes it; see `addressBase`. Every register of
+   * the point must fall in the 16-bit protocol address space (Modbus Application Protocol 4.4: 0..65535).
+   */
+  address: Type.Integer({ minimum: 0, maximum: 65536 }),
   type: oneOf(DATA_TYPES, { default: 'uint16' }),
   order: Type.Optional(oneOf(BYTE_ORDERS)),
   /** For `bits`: which bit of the 16-bit register (0 = least significant). */
@@ -72,15 +74,24 @@ export const Threshold = Type.Object({
   value: Type.Union([Type.Number(), Type.Boolean()]),
   /** The hazard it raises; one open case per device and hazard. */
   hazard: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' }),
-  severity: oneOf(['info', 'minor', 'major', 'critical'] as const),
+  severity: SeverityT,
   /** Case class: `urgent` hazards are capped at 12 hours; `device-health` goes to the maintainer. */
-  class: oneOf(['urgent', 'routine', 'device-health'] as const),
+  class: CaseClassT,
 }, { additionalProperties: false });
 export type Threshold = Static<typeof Threshold>;
 
+/**
+ * Kinds the built-in profiles describe (docs/domain.md, the categories table). `kind` is open: any
+ * other kind matching KIND_PATTERN is accepted (a rain gauge, a water-quality transmitter); the cloud
+ * carries it to routing rules (`kind`) and the web page.
+ */
+export const KNOWN_KINDS = ['manhole-cover', 'pipeline', 'water-level'] as const;
+export const KIND_PATTERN = '^[a-z][a-z0-9-]{0,63}$';
+
 export const Profile = Type.Object({
   id: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' }),
-  kind: oneOf(['manhole-cover', 'pipeline', 'water-level'] as const),
+  /** What the device is (lower-case words joined by `-`); see KNOWN_KINDS. */
+  kind: Type.String({ pattern: KIND_PATTERN }),
   name: Type.String(),
   vendor: Type.Optional(Type.String()),
   /** 0 when the manual counts registers from 0 (protocol addresses), 1 when from 1. */
@@ -110,22 +121,43 @@ export function protocolAddress(profile: Pick<Profile, 'addressBase'>, point: Pi
   return point.address - profile.addressBase;
 }
 
-/** Checks what the schema cannot: unique keys, bit and length where needed, no overlap, thresholds on real points. */
-function crossCheck(profile: Profile, file: string): void {
-  const problems: { key: string; message: string }[] = [];
+/** Last protocol address of a table (Modbus Application Protocol 4.4: addresses are 16-bit). */
+const LAST_ADDRESS = 0xffff;
+
+/**
+ * Checks what the schema cannot: unique keys, bit and length where needed, every register inside
+ * the 16-bit address space, no overlap, and every name of a point (thresholds) naming a real one.
+ */
+export function profileProblems(profile: Profile): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
   const keys = new Set<string>();
   const used = new Map<string, string>();
   profile.points.forEach((p, i) => {
     const at = `points[${i}]`;
+    const flagTable = p.table === 'coil' || p.table === 'discrete';
     if (keys.has(p.key)) problems.push({ key: `${at}.key`, message: `duplicate point key "${p.key}"` });
     keys.add(p.key);
-    if (p.type === 'bits' && p.bit === undefined && p.table !== 'coil' && p.table !== 'discrete') problems.push({ key: `${at}.bit`, message: 'is required for type bits' });
+    if (p.type === 'bits' && p.bit === undefined && !flagTable) problems.push({ key: `${at}.bit`, message: 'is required for type bits' });
+    if (p.bit !== undefined && (p.type !== 'bits' || flagTable)) problems.push({ key: `${at}.bit`, message: 'applies to type bits in a holding or input register only' });
     if (p.type === 'string' && p.length === undefined) problems.push({ key: `${at}.length`, message: 'is required for type string' });
-    if (p.address < profile.addressBase) problems.push({ key: `${at}.address`, message: `is below addressBase ${profile.addressBase}` });
-    if ((p.table === 'coil' || p.table === 'discrete') && p.type !== 'bits') problems.push({ key: `${at}.type`, message: `must be bits for table ${p.table}` });
+    if (flagTable && p.type !== 'bits') problems.push({ key: `${at}.type`, message: `must be bits for table ${p.table}` });
+    if (p.scale === 0) problems.push({ key: `${at}.scale`, message: 'must not be 0 (a write could not be encoded)' });
+    if (p.sim?.min !== undefined && p.sim.max !== undefined && p.sim.min > p.sim.max) {
+      problems.push({ key: `${at}.sim.min`, message: `is above sim.max (${p.sim.min} > ${p.sim.max})` });
+    }
     const n = registerCount(p);
+    const first = p.address - profile.addressBase;
+    if (first < 0) {
+      problems.push({ key: `${at}.address`, message: `is below addressBase ${profile.addressBase}` });
+      return;
+    }
+    if (first + n - 1 > LAST_ADDRESS) {
+      const what = n > 1 ? `its ${n} registers end at protocol address ${first + n - 1}` : `protocol address ${first}`;
+      problems.push({ key: `${at}.address`, message: `${what}, beyond the 16-bit address space (last ${LAST_ADDRESS + profile.addressBase} with addressBase ${profile.addressBase})` });
+      return;
+    }
     for (let r = 0; r < n; r++) {
-      const slot = `${p.table}:${p.address + r}${p.type === 'bits' && p.table !== 'coil' && p.table !== 'discrete' ? `.${p.bit}` : ''}`;
+      const slot = `${p.table}:${p.address + r}${p.type === 'bits' && !flagTable ? `.${p.bit}` : ''}`;
       const other = used.get(slot);
       if (other) problems.push({ key: `${at}.address`, message: `overlaps point "${other}"` });
       used.set(slot, p.key);
@@ -134,26 +166,23 @@ function crossCheck(profile: Profile, file: string): void {
   profile.thresholds.forEach((t, i) => {
     if (!keys.has(t.point)) problems.push({ key: `thresholds[${i}].point`, message: `names no point of this profile ("${t.point}")` });
   });
-  if (problems.length) throw new ConfigError(DeviceErrors.PROFILE_INVALID, file, problems);
+  return problems;
 }
 
 export function loadProfile(file: string): Profile {
   const profile = loadConfig(file, Profile);
-  crossCheck(profile, file);
+  const problems = profileProblems(profile);
+  if (problems.length) throw new ConfigError(DeviceErrors.PROFILE_INVALID, file, problems);
   return profile;
 }
 
-export const BUILTIN_PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'profiles');
-
-/** Loads every `*.yaml` profile of a directory (the built-in ones by default), keyed by id. */
-export function loadProfiles(dir = BUILTIN_PROFILE_DIR): Map<string, Profile> {
-  const out = new Map<string, Profile>();
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.yaml') || n.endsWith('.yml')).sort()) {
-    const p = loadProfile(join(dir, f));
-    out.set(p.id, p);
-  }
-  return out;
+/** Where a name of a point outside a profile (a deadband, a scenario) names none of its points. */
+export function unknownPointProblem(profile: Profile, key: string, point: string): SchemaProblem | undefined {
+  if (profile.points.some((p) => p.key === point)) return undefined;
+  return { key, message: `profile ${profile.id} has no point "${point}" (points: ${profile.points.map((p) => p.key).join(', ')})` };
 }
+
+export { BUILTIN_PROFILE_DIR, loadProfiles, profileRefProblem, ProfileSet } from './profile-set.ts';
 
 export function getPoint(profile: Profile, key: string): Point {
   const p = profile.points.find((x) => x.key === key);

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from '../lib/config.ts';
 import { check, type SchemaProblem } from '../lib/schema.ts';
 import { ID_PATTERN } from '../lib/topics.ts';
 import type { District } from '../devices/district.ts';
-import type { Profile } from '../devices/profile.ts';
+import { profileRefProblem, unknownPointProblem, type Profile } from '../devices/profile.ts';
 import { EdgeErrors } from './errors.ts';
 
 /**
@@ -112,6 +112,8 @@ export const EdgeAlarms = Type.Object({
 export const EdgeConfig = Type.Object({
   gateway: Id,
   mqtt: EdgeMqtt,
+  /** A directory of the user's own device profiles (relative to this file); `--profiles` overrides it. */
+  profiles: Type.Optional(Type.String({ minLength: 1 })),
   pollMs: Type.Integer({ minimum: 100, default: 1000 }),
   /** Largest run of unused registers the planner reads through to merge two reads (0: never). */
   maxGap: Type.Integer({ minimum: 0, maximum: 124, default: 0 }),
@@ -159,8 +161,13 @@ export function crossCheckEdgeConfig(cfg: EdgeConfig, profiles: Map<string, Prof
     const at = `devices[${i}]`;
     if (ids.has(d.id)) problems.push({ key: `${at}.id`, message: `duplicate device id "${d.id}"` });
     ids.add(d.id);
-    if (!profiles.has(d.profile)) {
-      problems.push({ key: `${at}.profile`, message: `unknown profile "${d.profile}" (known: ${[...profiles.keys()].join(', ') || 'none'})` });
+    const bad = profileRefProblem(profiles, d.profile);
+    if (bad) problems.push({ key: `${at}.profile`, message: bad });
+    const profile = profiles.get(d.profile);
+    // A deadband names a point of the device's profile; a misspelt one would never apply.
+    if (profile) for (const k of Object.keys(d.deadbands ?? {})) {
+      const missing = unknownPointProblem(profile, `${at}.deadbands.${k}`, k);
+      if (missing) problems.push(missing);
     }
     if (!buses.has(d.bus)) {
       problems.push({ key: `${at}.bus`, message: `unknown bus "${d.bus}" (buses: ${[...buses.keys()].join(', ')})` });
