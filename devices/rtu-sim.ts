@@ -2,10 +2,11 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { SerialPort } from 'serialport';
 import { CsError } from '../lib/errors.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
-import { decodePoint, encodePoint, type EngValue } from './codec.ts';
+import type { EngValue } from './codec.ts';
+import type { Scenario } from './district.ts';
 import { DeviceErrors } from './errors.ts';
-import { getPoint, protocolAddress, registerCount, type Point, type Profile } from './profile.ts';
-import { initialValue } from './scenario.ts';
+import type { Profile } from './profile.ts';
+import { buildSimDevice, checkDeviceSpec, type SimDevice } from './sim-device.ts';
 
 /**
  * A Modbus RTU line simulator with fault injection: several slaves on one RS-485 line, served on a
@@ -15,8 +16,10 @@ import { initialValue } from './scenario.ts';
  * answer a Modbus exception, or stop mid-frame.
  *
  * Requests are framed by their function code (Modbus over Serial Line 2.5.1) and checked by CRC;
- * a request for a unit id not on the line gets no answer, as on a real bus. Registers are encoded
- * with the shared codec, so what the edge decodes is what `set()` put there.
+ * a request for a unit id not on the line gets no answer, as on a real bus. Each slave is a simulated
+ * device (sim-device.ts, as in the TCP simulator): its points follow their `sim` behaviour and its
+ * scenario, a point written by a master or `set()` is held, and what the edge decodes is what the
+ * shared codec encoded.
  * A pty ignores baud and parity; `baudRate` delays each reply by its wire time (11 bits a character)
  * and the silence that ends the request (the master keeps the silence before its next request).
  */
@@ -29,6 +32,8 @@ export interface RtuSlaveSpec {
   /** Used for string points' initial value and in logs. */
   id?: string;
   fault?: RtuFault;
+  /** A scripted behaviour of one point (the district's `scenario`). */
+  scenario?: Scenario;
 }
 
 export interface RtuSimOptions {
@@ -47,6 +52,11 @@ export interface RtuSimOptions {
   /** When set, each reply is also delayed by the request's and its own wire time at this baud, plus the request's end-of-frame silence. */
   baudRate?: number;
   logger?: Logger;
+  now?: () => number;
+  /** How often behaviours update, on the `now` clock; default 250 ms. */
+  tickMs?: number;
+  /** Seed of the noise (each slave draws from its own stream). Default 1. */
+  seed?: number;
 }
 
 export interface RtuSim {
@@ -60,12 +70,10 @@ export interface RtuSim {
   requests(unitId: number): number;
 }
 
-type Image = { holding: number[]; input: number[]; coil: boolean[]; discrete: boolean[] };
-
 interface Slave {
   spec: RtuSlaveSpec;
+  dev: SimDevice;
   fault: RtuFault;
-  image: Image;
   requests: number;
 }
 
@@ -85,31 +93,6 @@ function withCrc(body: Buffer): Buffer {
   return b;
 }
 
-function buildImage(spec: RtuSlaveSpec): Image {
-  const image: Image = { holding: [], input: [], coil: [], discrete: [] };
-  const { profile } = spec;
-  for (const p of profile.points) {
-    const addr = protocolAddress(profile, p);
-    const n = registerCount(p);
-    for (let a = addr; a < addr + n; a++) {
-      if (p.table === 'coil' || p.table === 'discrete') while (image[p.table].length <= a) image[p.table].push(false);
-      else while (image[p.table].length <= a) image[p.table].push(0);
-    }
-  }
-  for (const p of profile.points) write(image, profile, p, initialValue(p, spec.id ?? `unit-${spec.unitId}`));
-  return image;
-}
-
-function write(image: Image, profile: Profile, p: Point, value: EngValue): void {
-  const addr = protocolAddress(profile, p);
-  if (p.table === 'coil' || p.table === 'discrete') {
-    image[p.table][addr] = encodePoint(p, value, profile.order) as boolean;
-    return;
-  }
-  const regs = encodePoint(p, value, profile.order, image[p.table][addr]) as number[];
-  regs.forEach((w, i) => { image[p.table as 'holding' | 'input'][addr + i] = w; });
-}
-
 /** Length of a request frame from its first bytes, or undefined while unknown. */
 function requestLength(buf: Buffer): number | undefined {
   if (buf.length < 2) return undefined;
@@ -125,16 +108,24 @@ export function buildRtuSim(opts: RtuSimOptions): RtuSim {
   const slowDelayMs = opts.slowDelayMs ?? 600;
   const exceptionCode = opts.exceptionCode ?? 4;
   if (!opts.path && opts.tcpPort === undefined) throw new CsError(DeviceErrors.SIM_CONFIG_INVALID, 'rtu simulator needs a serial path or a tcpPort');
+  const now = opts.now ?? Date.now;
   const slaves = new Map<number, Slave>();
-  for (const spec of opts.slaves) {
-    if (slaves.has(spec.unitId)) throw new CsError(DeviceErrors.SIM_CONFIG_INVALID, `unit id ${spec.unitId} twice on one line`);
-    slaves.set(spec.unitId, { spec, fault: spec.fault ?? 'none', image: buildImage(spec), requests: 0 });
-  }
+  const ids = new Set<string>();
+  const units = new Map<number, string>();
+  opts.slaves.forEach((spec, i) => {
+    const at = `slaves[${i}]`;
+    if (slaves.has(spec?.unitId)) throw new CsError(DeviceErrors.SIM_CONFIG_INVALID, `unit id ${spec.unitId} twice on one line`);
+    const s = { ...spec, id: spec?.id ?? `unit-${spec?.unitId}` };
+    checkDeviceSpec(s, at, ids, units);
+    const dev = buildSimDevice(s, { at, seed: opts.seed ?? 1, tickMs: opts.tickMs ?? 250, now, log });
+    slaves.set(spec.unitId, { spec, dev, fault: spec.fault ?? 'none', requests: 0 });
+  });
   let serial: SerialPort | undefined;
   let server: Server | undefined;
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let boundPort = opts.tcpPort ?? 0;
+  let everStarted = false;
 
   function slave(unitId: number): Slave {
     const s = slaves.get(unitId);
@@ -146,11 +137,18 @@ export function buildRtuSim(opts: RtuSimOptions): RtuSim {
   function serve(s: Slave, pdu: Buffer): Buffer | number {
     const fc = pdu[0];
     const addr = pdu.readUInt16BE(1);
-    const img = s.image;
+    const { dev } = s;
+    const img = dev.image;
+    dev.evaluate();
+    // 6.5, 6.6, 6.11, 6.12: a register or coil that no point maps answers exception 2.
+    const unmapped = (table: 'holding' | 'coils', n: number) => {
+      for (let a = addr; a < addr + n; a++) if (!dev.writable(table, a, false)) return true;
+      return false;
+    };
     switch (fc) {
       case 1: case 2: {
         const qty = pdu.readUInt16BE(3);
-        const bits = fc === 1 ? img.coil : img.discrete;
+        const bits = fc === 1 ? img.coils : img.discrete;
         if (qty < 1 || qty > 2000) return 3;
         if (addr + qty > bits.length) return 2;
         const out = Buffer.alloc(2 + Math.ceil(qty / 8));
@@ -169,25 +167,31 @@ export function buildRtuSim(opts: RtuSimOptions): RtuSim {
         return out;
       }
       case 5: {
-        if (addr >= img.coil.length) return 2;
-        img.coil[addr] = pdu.readUInt16BE(3) === 0xff00;
+        if (unmapped('coils', 1)) return 2;
+        img.coils[addr] = pdu.readUInt16BE(3) === 0xff00;
+        dev.hold('coils', addr, 1);
         return Buffer.from(pdu.subarray(0, 5));
       }
       case 6: {
-        if (addr >= img.holding.length) return 2;
+        if (unmapped('holding', 1)) return 2;
         img.holding[addr] = pdu.readUInt16BE(3);
+        dev.hold('holding', addr, 1);
         return Buffer.from(pdu.subarray(0, 5));
       }
       case 15: {
         const qty = pdu.readUInt16BE(3);
-        if (addr + qty > img.coil.length) return 2;
-        for (let i = 0; i < qty; i++) img.coil[addr + i] = ((pdu[6 + (i >> 3)] >> (i & 7)) & 1) === 1;
+        if (qty < 1 || qty > 0x7b0) return 3;
+        if (unmapped('coils', qty)) return 2;
+        for (let i = 0; i < qty; i++) img.coils[addr + i] = ((pdu[6 + (i >> 3)] >> (i & 7)) & 1) === 1;
+        dev.hold('coils', addr, qty);
         return Buffer.from(pdu.subarray(0, 5));
       }
       case 16: {
         const qty = pdu.readUInt16BE(3);
-        if (addr + qty > img.holding.length) return 2;
+        if (qty < 1 || qty > 123) return 3;
+        if (unmapped('holding', qty)) return 2;
         for (let i = 0; i < qty; i++) img.holding[addr + i] = pdu.readUInt16BE(6 + i * 2);
+        dev.hold('holding', addr, qty);
         return Buffer.from(pdu.subarray(0, 5));
       }
       default:
@@ -252,6 +256,9 @@ export function buildRtuSim(opts: RtuSimOptions): RtuSim {
     get port() { return boundPort; },
     async start() {
       for (const s of slaves.values()) s.requests = 0;
+      // The scenario clock runs from the first start; a restart models the line coming back.
+      if (!everStarted) for (const s of slaves.values()) s.dev.restart(now());
+      everStarted = true;
       if (opts.path) {
         const port = new SerialPort({ path: opts.path, baudRate: opts.baudRate ?? 9600, autoOpen: false, lock: false });
         await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
@@ -293,15 +300,10 @@ export function buildRtuSim(opts: RtuSimOptions): RtuSim {
       slave(unitId).fault = fault;
     },
     set(unitId, key, value) {
-      const s = slave(unitId);
-      write(s.image, s.spec.profile, getPoint(s.spec.profile, key), value);
+      slave(unitId).dev.set(key, value);
     },
     value(unitId, key) {
-      const s = slave(unitId);
-      const p = getPoint(s.spec.profile, key);
-      const addr = protocolAddress(s.spec.profile, p);
-      const data = p.table === 'coil' || p.table === 'discrete' ? [s.image[p.table][addr]] : s.image[p.table].slice(addr, addr + registerCount(p));
-      return decodePoint(p, data, s.spec.profile.order);
+      return slave(unitId).dev.value(key);
     },
     requests: (unitId) => slave(unitId).requests,
   };

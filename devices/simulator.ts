@@ -2,25 +2,22 @@ import { ServerTCP, type IServiceVector } from 'modbus-serial';
 import type { AddressInfo } from 'node:net';
 import { CsError } from '../lib/errors.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
-import { decodePoint, encodePoint, type EngValue } from './codec.ts';
-import type { Scenario } from './district.ts';
+import type { EngValue } from './codec.ts';
 import { DeviceErrors } from './errors.ts';
-import { getPoint, protocolAddress, registerCount, type Point, type Profile } from './profile.ts';
-import { behaviourValue, initialValue, mulberry32, scenarioPoint, seedFor, type Rng } from './scenario.ts';
+import { buildSimDevice, checkDeviceSpec, simConfigError as configError, type SimDevice, type SimDeviceSpec } from './sim-device.ts';
 
 /**
  * A Modbus TCP slave simulator for one bus: one endpoint answering several unit ids, as a
  * serial-to-TCP gateway in front of an RS-485 line does (Modbus Messaging on TCP/IP
  * Implementation Guide 4.4.1.3: the unit identifier addresses the device behind a gateway).
  *
- * Each device holds a register image built from its profile with the shared codec. Point values
- * follow the profile's `sim` behaviour and the device's scenario, evaluated on the injected clock
- * in steps of `tickMs`, lazily when the image is read (by a master, `value()` or `registers()`), so
- * a test that moves `now` sees the new value on its next read without waiting for a timer.
- * A point written by a master or by `set()` is held: its behaviour stops.
+ * Each device is a register image (sim-device.ts) whose points follow their `sim` behaviour and the
+ * device's scenario on the injected clock, evaluated when the image is read (by a master, `value()`
+ * or `registers()`), so a test that moves `now` sees the new value on its next read without waiting
+ * for a timer. A point written by a master or by `set()` is held: its behaviour stops.
  */
 
-export interface SimDeviceSpec { id: string; profile: Profile; unitId: number; scenario?: Scenario }
+export type { SimDeviceSpec };
 
 export interface SimulatorOptions {
   host?: string;
@@ -78,96 +75,9 @@ class ExceptionError extends Error {
   }
 }
 
-type Image = { holding: number[]; input: number[]; coils: boolean[]; discrete: boolean[] };
-type ImageTable = keyof Image;
-
-const TABLE_OF: Record<Point['table'], ImageTable> = { holding: 'holding', input: 'input', coil: 'coils', discrete: 'discrete' };
-
-interface PointState {
-  point: Point;
-  table: ImageTable;
-  /** Protocol address of its first register or bit. */
-  addr: number;
-  count: number;
-  /** Moved by a sim behaviour or the device's scenario. */
-  driven: boolean;
-  /** Written by a master or set(): no longer driven. */
-  held: boolean;
-}
-
-interface DeviceState {
-  id: string;
-  unitId: number;
-  profile: Profile;
-  scenario?: Scenario;
-  scenarioKey?: string;
-  image: Image;
-  points: PointState[];
-  /** Per table and address, the points living there (several bits can share a register). */
-  owners: Record<ImageTable, Map<number, PointState[]>>;
-  rng: Rng;
-  /** The tick of the `now` clock the image was last evaluated for. */
-  lastTick?: number;
-}
-
 /** Modbus Application Protocol 6.3, 6.4, 6.12: most registers one request may read or write. */
 const MAX_READ_REGISTERS = 125;
 const MAX_WRITE_REGISTERS = 123;
-
-function configError(key: string, message: string): CsError {
-  return new CsError(DeviceErrors.SIM_CONFIG_INVALID, `simulator option ${key}: ${message}`, { key });
-}
-
-function buildDevice(spec: SimDeviceSpec, at: string, seed: number): DeviceState {
-  const { profile } = spec;
-  const scenarioKey = spec.scenario ? scenarioPoint(profile, spec.scenario, `${at}.scenario`).key : undefined;
-  const image: Image = { holding: [], input: [], coils: [], discrete: [] };
-  const owners: DeviceState['owners'] = { holding: new Map(), input: new Map(), coils: new Map(), discrete: new Map() };
-  const points = profile.points.map((point): PointState => ({
-    point,
-    table: TABLE_OF[point.table],
-    addr: protocolAddress(profile, point),
-    count: registerCount(point),
-    driven: point.sim !== undefined || point.key === scenarioKey,
-    held: false,
-  }));
-  // The image spans protocol addresses 0 up to the end of the last point of each table; gaps read 0.
-  for (const ps of points) {
-    for (let a = ps.addr; a < ps.addr + ps.count; a++) {
-      if (ps.table === 'coils' || ps.table === 'discrete') {
-        while (image[ps.table].length <= a) image[ps.table].push(false);
-      } else {
-        while (image[ps.table].length <= a) image[ps.table].push(0);
-      }
-      owners[ps.table].set(a, [...(owners[ps.table].get(a) ?? []), ps]);
-    }
-  }
-  const dev: DeviceState = {
-    id: spec.id, unitId: spec.unitId, profile, scenario: spec.scenario, scenarioKey, image, points, owners,
-    rng: mulberry32(seedFor(seed, spec.id)),
-  };
-  for (const ps of points) writeImage(dev, ps, initialValue(ps.point, spec.id));
-  return dev;
-}
-
-/** Encodes a value of a point into the image with the shared codec. */
-function writeImage(dev: DeviceState, ps: PointState, value: EngValue): void {
-  const order = dev.profile.order;
-  if (ps.table === 'coils' || ps.table === 'discrete') {
-    dev.image[ps.table][ps.addr] = encodePoint(ps.point, value, order) as boolean;
-    return;
-  }
-  const regs = dev.image[ps.table];
-  const out = encodePoint(ps.point, value, order, regs[ps.addr]) as number[];
-  out.forEach((w, i) => { regs[ps.addr + i] = w; });
-}
-
-function readImage(dev: DeviceState, ps: PointState): EngValue {
-  const data = ps.table === 'coils' || ps.table === 'discrete'
-    ? [dev.image[ps.table][ps.addr]]
-    : dev.image[ps.table].slice(ps.addr, ps.addr + ps.count);
-  return decodePoint(ps.point, data, dev.profile.order);
-}
 
 export function buildSimulator(opts: SimulatorOptions): Simulator {
   const host = opts.host ?? '127.0.0.1';
@@ -185,69 +95,35 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
   if (!Array.isArray(opts.devices)) throw configError('devices', 'must be a list of devices');
   if (unknownUnit !== 'exception' && unknownUnit !== 'silent') throw configError('unknownUnit', `must be exception or silent, got ${String(unknownUnit)}`);
 
-  const byId = new Map<string, DeviceState>();
-  const byUnit = new Map<number, DeviceState>();
+  const byId = new Map<string, SimDevice>();
+  const byUnit = new Map<number, SimDevice>();
+  const ids = new Set<string>();
+  const units = new Map<number, string>();
   opts.devices.forEach((spec, i) => {
     const at = `devices[${i}]`;
-    if (!spec || typeof spec.id !== 'string' || !spec.id) throw configError(`${at}.id`, 'is required');
-    if (!spec.profile || !Array.isArray(spec.profile.points)) throw configError(`${at}.profile`, `device ${spec.id} needs a loaded profile`);
-    // Modbus over Serial Line 2.2: 1..247 address individual devices; 0 is broadcast.
-    if (!Number.isInteger(spec.unitId) || spec.unitId < 1 || spec.unitId > 247) {
-      throw configError(`${at}.unitId`, `must be an integer 1..247, got ${spec.unitId}`);
-    }
-    if (byId.has(spec.id)) throw configError(`${at}.id`, `duplicate device id "${spec.id}"`);
-    const other = byUnit.get(spec.unitId);
-    if (other) throw configError(`${at}.unitId`, `unit id ${spec.unitId} is already used by ${other.id}`);
-    const dev = buildDevice(spec, at, seed);
+    checkDeviceSpec(spec, at, ids, units);
+    const dev = buildSimDevice(spec, { at, seed, tickMs, now, log });
     byId.set(dev.id, dev);
     byUnit.set(dev.unitId, dev);
   });
 
-  let startedAt = now();
   let everStarted = false;
   let server: ServerTCP | undefined;
   let boundPort = 0;
   let starting: Promise<{ host: string; port: number }> | undefined;
 
-  function device(id: string): DeviceState {
+  function device(id: string): SimDevice {
     const dev = byId.get(id);
     if (!dev) throw new CsError(DeviceErrors.SIM_DEVICE_UNKNOWN, `simulator has no device "${id}" (devices: ${[...byId.keys()].join(', ')})`);
     return dev;
-  }
-
-  /**
-   * Moves every driven, unheld point to its behaviour's value. Time runs on a grid of `tickMs`
-   * from the start: the image changes once per tick, whenever it is next looked at.
-   */
-  function evaluate(dev: DeviceState): void {
-    const tick = Math.floor((now() - startedAt) / tickMs);
-    if (dev.lastTick === tick) return;
-    dev.lastTick = tick;
-    const elapsedS = (tick * tickMs) / 1000;
-    for (const ps of dev.points) {
-      if (!ps.driven || ps.held) continue;
-      const scenario = ps.point.key === dev.scenarioKey ? dev.scenario : undefined;
-      try {
-        writeImage(dev, ps, behaviourValue(ps.point, scenario, elapsedS, dev.rng));
-      } catch (err) {
-        log.warn({ err, device: dev.id, point: ps.point.key }, 'simulated value does not encode; point left as it was');
-      }
-    }
-  }
-
-  function hold(dev: DeviceState, table: ImageTable, addr: number, count: number): string[] {
-    const held = new Set<PointState>();
-    for (let a = addr; a < addr + count; a++) for (const ps of dev.owners[table].get(a) ?? []) held.add(ps);
-    for (const ps of held) ps.held = true;
-    return [...held].map((ps) => ps.point.key);
   }
 
   /** Binds the TCP endpoint (ServerTCP listens in its constructor). */
   async function listen(): Promise<{ host: string; port: number }> {
     if (!everStarted) {
       // The scenario clock runs from the first start; a restart models a link coming back.
-      startedAt = now();
-      for (const dev of byId.values()) dev.lastTick = undefined;
+      const startedAt = now();
+      for (const dev of byId.values()) dev.restart(startedAt);
       everStarted = true;
     }
     const port = boundPort || opts.port || 0;
@@ -270,7 +146,7 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
     s.on('socketError', (err) => log.debug({ err }, 'simulator socket error'));
     s.on('error', (err) => log.warn({ err }, 'simulator response error'));
     server = s;
-    for (const dev of byId.values()) evaluate(dev);
+    for (const dev of byId.values()) dev.evaluate();
     log.info({ host, port: boundPort, devices: [...byId.values()].map((d) => `${d.id}@${d.unitId}`) }, 'modbus simulator listening');
     return { host, port: boundPort };
   }
@@ -278,7 +154,7 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
   // ---- the vector served by ServerTCP; callback style so that a request can go unanswered ----
 
   /** The device of a unit id, or answers for the missing one (0x0B, or silence) and returns undefined. */
-  function unit(unitId: number, fc: string, fail: (err: Error) => void): DeviceState | undefined {
+  function unit(unitId: number, fc: string, fail: (err: Error) => void): SimDevice | undefined {
     const dev = byUnit.get(unitId);
     if (dev) return dev;
     if (unknownUnit === 'silent') {
@@ -294,7 +170,7 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
     if (!dev) return;
     // 6.3 / 6.4: quantity 1..125 else exception 3; start + quantity beyond the map, exception 2.
     if (len < 1 || len > MAX_READ_REGISTERS) return cb(new ExceptionError(ModbusException.ILLEGAL_DATA_VALUE, `quantity ${len}`), []);
-    evaluate(dev);
+    dev.evaluate();
     const regs = dev.image[table];
     if (addr + len > regs.length) {
       return cb(new ExceptionError(ModbusException.ILLEGAL_DATA_ADDRESS, `${table} ${addr}+${len} beyond ${regs.length}`), []);
@@ -305,16 +181,11 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
   function readBit(table: 'coils' | 'discrete', addr: number, unitId: number, cb: (err: Error | null, v: boolean) => void): void {
     const dev = unit(unitId, table === 'coils' ? 'FC1' : 'FC2', (e) => cb(e, false));
     if (!dev) return;
-    evaluate(dev);
+    dev.evaluate();
     const bits = dev.image[table];
     // 6.1 / 6.2: start + quantity beyond the map, exception 2 (ServerTCP asks bit by bit).
     if (addr >= bits.length) return cb(new ExceptionError(ModbusException.ILLEGAL_DATA_ADDRESS, `${table} ${addr} beyond ${bits.length}`), false);
     cb(null, bits[addr]);
-  }
-
-  /** A register or coil a master may write belongs to a point (a writable one unless `writes` is `any`). */
-  function writableAt(dev: DeviceState, table: 'holding' | 'coils', addr: number): boolean {
-    return (dev.owners[table].get(addr) ?? []).some((ps) => writes === 'any' || ps.point.writable);
   }
 
   function writeRegisters(addr: number, values: number[], unitId: number, fc: 'FC6' | 'FC16', cb: (err: Error | null) => void): void {
@@ -325,14 +196,14 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
     }
     // 6.6 / 6.12: an address the device does not map, or maps read-only, answers exception 2.
     for (let a = addr; a < addr + values.length; a++) {
-      if (a >= dev.image.holding.length || !writableAt(dev, 'holding', a)) {
+      if (a >= dev.image.holding.length || !dev.writable('holding', a, writes === 'writable')) {
         log.info({ device: dev.id, fc, addr: a }, 'write to a read-only or unmapped register refused');
         return cb(new ExceptionError(ModbusException.ILLEGAL_DATA_ADDRESS, `holding ${a} is not writable`));
       }
     }
-    evaluate(dev);
+    dev.evaluate();
     values.forEach((v, i) => { dev.image.holding[addr + i] = v & 0xffff; });
-    const points = hold(dev, 'holding', addr, values.length);
+    const points = dev.hold('holding', addr, values.length);
     log.info({ device: dev.id, fc, addr, values, points }, 'registers written by a master');
     cb(null);
   }
@@ -340,13 +211,13 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
   function writeCoil(addr: number, value: boolean, unitId: number, cb: (err: Error | null) => void): void {
     const dev = unit(unitId, 'FC5', cb);
     if (!dev) return;
-    if (addr >= dev.image.coils.length || !writableAt(dev, 'coils', addr)) {
+    if (addr >= dev.image.coils.length || !dev.writable('coils', addr, writes === 'writable')) {
       log.info({ device: dev.id, fc: 'FC5', addr }, 'write to a read-only or unmapped coil refused');
       return cb(new ExceptionError(ModbusException.ILLEGAL_DATA_ADDRESS, `coil ${addr} is not writable`));
     }
-    evaluate(dev);
+    dev.evaluate();
     dev.image.coils[addr] = value;
-    const points = hold(dev, 'coils', addr, 1);
+    const points = dev.hold('coils', addr, 1);
     log.info({ device: dev.id, addr, value, points }, 'coil written by a master');
     cb(null);
   }
@@ -394,25 +265,17 @@ export function buildSimulator(opts: SimulatorOptions): Simulator {
       log.info({ port: boundPort }, 'modbus simulator stopped');
     },
     value(deviceId, key) {
-      const dev = device(deviceId);
-      const point = getPoint(dev.profile, key);
-      evaluate(dev);
-      return readImage(dev, dev.points.find((ps) => ps.point === point)!);
+      return device(deviceId).value(key);
     },
 
     set(deviceId, key, value) {
-      const dev = device(deviceId);
-      const point = getPoint(dev.profile, key);
-      const ps = dev.points.find((p) => p.point === point)!;
-      evaluate(dev);
-      writeImage(dev, ps, value);
-      ps.held = true;
-      log.info({ device: dev.id, point: key, value }, 'point set and held');
+      device(deviceId).set(key, value);
+      log.info({ device: deviceId, point: key, value }, 'point set and held');
     },
 
     registers(deviceId) {
       const dev = device(deviceId);
-      evaluate(dev);
+      dev.evaluate();
       return {
         holding: [...dev.image.holding], input: [...dev.image.input],
         coils: [...dev.image.coils], discrete: [...dev.image.discrete],
