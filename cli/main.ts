@@ -20,6 +20,12 @@ function port(value: string): number {
   return n;
 }
 
+function baud(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 300 || n > 921_600) throw new InvalidArgumentError('a baud rate is an integer 300..921600');
+  return n;
+}
+
 const dataDirOption = () => new Option('--data-dir <dir>', 'directory for databases, credentials and state').default(DEFAULT_DATA_DIR);
 const profilesOption = () => new Option('--profiles <dir>', "a directory of your own device profiles (YAML), loaded beside the built-in ones; a file with a built-in's id replaces it");
 /** The profiles of a command: built-ins and the user directory (`--profiles`, else the config file's `profiles` key). */
@@ -207,27 +213,37 @@ export function buildProgram(): Command {
     });
 
   const sim = program.command('sim')
-    .description('serve simulated devices of a district over Modbus TCP (one endpoint per bus)')
+    .description('serve simulated devices of a district: one Modbus TCP endpoint per bus, or a bus over Modbus RTU on a serial path (--rtu)')
     .addOption(configOption(false).default(DEMO_DISTRICT, 'the demo district'))
     .addOption(dataDirOption())
+    .addOption(profilesOption())
     .option('--bus <id...>', 'serve only these buses')
+    .option('--rtu <bus=path...>', 'serve bus BUS over Modbus RTU on the serial PATH instead of TCP, e.g. one end of `socat pty,raw,echo=0,link=/tmp/ttyS-sim pty,raw,echo=0,link=/tmp/ttyS-edge` (PATH alone when one bus is served)')
+    .option('--baud <rate>', 'baud rate of the RTU lines: replies are delayed by their wire time (a pty has none)', baud)
+    .addHelpText('after', '\nExample: serve bus-jida-a of the demo district over RTU and poll it with an edge whose bus is\n  { id: bus-jida-a, type: rtu, path: /tmp/ttyS-edge, baudRate: 9600 }:\n  socat pty,raw,echo=0,link=/tmp/ttyS-sim pty,raw,echo=0,link=/tmp/ttyS-edge &\n  citysteward sim --bus bus-jida-a --rtu bus-jida-a=/tmp/ttyS-sim --baud 9600')
     .action(async (o) => {
       const { runSimulators } = await import('./run-sim.ts');
-      await runSimulators({ districtFile: o.config, dataDir: resolve(o.dataDir), buses: o.bus, waitForSignal: runUntilSignal });
+      await runSimulators({
+        districtFile: o.config, dataDir: resolve(o.dataDir), profilesDir: o.profiles ? resolve(o.profiles) : undefined,
+        buses: o.bus, rtu: o.rtu, baudRate: o.baud, waitForSignal: runUntilSignal,
+      });
     });
   const setCmd = sim.command('set <device> <assignment>')
-    .description('change a simulated reading through a real Modbus write, e.g. `sim set XZ-WL-001 level_m=0.92`')
+    .description('change a simulated reading through a real Modbus write, e.g. `sim set XZ-WL-001 level_m=0.92` (buses served over TCP)')
     .addOption(configOption(false).default(DEMO_DISTRICT, 'the demo district'))
     .addOption(dataDirOption())
+    .addOption(profilesOption())
     .option('--host <host>', 'Modbus TCP host (default: from DATA_DIR/sim-endpoints.json or the district)')
     .option('--port <port>', 'Modbus TCP port (default: from DATA_DIR/sim-endpoints.json or the district)', port)
     .action(async (device, assignment, o) => {
       const { simSet } = await import('./run-sim.ts');
-      // Options of `sim` itself (--config, --data-dir) may be given before `set`.
+      // Options of `sim` itself (--config, --data-dir, --profiles) may be given before `set`.
       const pick = (key: string) => (sim.getOptionValueSource(key) === 'cli' && setCmd.getOptionValueSource(key) !== 'cli' ? sim.opts()[key] : o[key]);
+      const profiles = pick('profiles') as string | undefined;
       const r = await simSet({
         districtFile: pick('config'),
         dataDir: resolve(pick('dataDir')),
+        profilesDir: profiles ? resolve(profiles) : undefined,
         device,
         assignment,
         host: o.host,

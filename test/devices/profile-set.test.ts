@@ -187,3 +187,21 @@ points:
     expect(err.problems[0].message).toContain('its 8 registers end at protocol address 65537');
   });
 });
+
+describe('the command line', () => {
+  it("`citysteward edge` takes the profile directory from its config's `profiles` key and refuses a device on a bad profile naming file, key and problem", async () => {
+    const { runCliOnce } = await import('../helpers/process.ts');
+    const file = write(join(userDir, 'rain.yaml'), RAIN_GAUGE.replace('type: uint16', 'type: uint24'));
+    const cfg = write(join(dir, 'edge.yaml'), `
+gateway: gw-one
+profiles: ./profiles
+mqtt: { url: "mqtt://127.0.0.1:1", username: gw-one, password: x }
+buses: [{ id: bus-a, port: 502 }]
+devices: [{ id: D-1, profile: rain-gauge, bus: bus-a, unitId: 1 }]
+`);
+    const r = await runCliOnce(['edge', '--config', cfg, '--data-dir', join(dir, 'data')]);
+    expect(r.code).toBe(2);
+    expect(r.output).toContain('devices[0].profile');
+    expect(r.output).toContain(`profile "rain-gauge" is invalid (${file}: points[0].type:`);
+  }, 30_000);
+});
