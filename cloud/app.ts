@@ -22,7 +22,9 @@ import { CloudErrors } from './errors.ts';
 import { registerCaseRoutes } from './http/case-routes.ts';
 import { createTokenStore, type Role } from './tokens.ts';
 import { installAuth } from './http/auth.ts';
-import { installErrorHandling } from './http/errors.ts';
+import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors.ts';
+import { installFiniteCheck } from './http/finite.ts';
+import { createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from './http/limits.ts';
 import { registerRoutes } from './http/routes.ts';
 import * as S from './http/schemas.ts';
 import { buildEmergency, type Emergency } from './emergency/service.ts';
@@ -35,6 +37,7 @@ import { dashboard } from './web/plugin.ts';
 export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
 export type { IngestResult, IngestStats } from './ingest.ts';
+export type { HttpLimits, ConnectionStats } from './http/limits.ts';
 export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
 
 /**
@@ -76,6 +79,8 @@ export interface CloudOptions {
   mode?: ModeProvider;
   /** Emergency mode (typhoon): the warning policy, the gateways' fast mode, tightening; `false` turns it off. */
   emergency?: EmergencyConfig | false;
+  /** HTTP timeouts and connection caps (README "Limits"); `defaultHttpLimits()` for what is omitted. */
+  http?: Partial<HttpLimits>;
 }
 
 export interface EmergencyConfig {
@@ -108,6 +113,8 @@ export interface Cloud {
   escalator?: Escalator;
   /** Emergency mode (undefined when turned off or when `mode` was given). */
   emergency?: Emergency;
+  /** Connections open on the HTTP server and those shed by the caps. */
+  connections(): ConnectionStats;
 }
 
 /**
@@ -186,11 +193,18 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   // Events for integrations: cs/v1/events/{case|alarm}/{action}, published by the service identity.
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 
+  const httpLog = logger.child({ mod: 'http' });
+  const limits: HttpLimits = { ...defaultHttpLimits(), ...opts.http };
   const app = Fastify({
-    loggerInstance: logger.child({ mod: 'http' }),
+    loggerInstance: httpLog,
     bodyLimit: 256 * 1024,
+    ...serverOptions(limits),
+    frameworkErrors,
+    clientErrorHandler: clientErrorHandler(httpLog),
   }) as unknown as FastifyInstance;
-  installErrorHandling(app, logger.child({ mod: 'http' }));
+  const connections = guardConnections(app.server, limits, httpLog, now);
+  installErrorHandling(app, httpLog);
+  installFiniteCheck(app);
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -209,7 +223,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   });
   registerCaseRoutes(app, {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
-    knownUnits: new Set(opts.district.units.map((u) => u.id)),
+    knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   });
   // The operator dashboard at / (issue #2): public page and assets, data through the API with a token.
   await app.register(dashboard, { profiles: opts.profiles });
@@ -278,5 +292,6 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     events,
     escalator,
     emergency,
+    connections,
   };
 }

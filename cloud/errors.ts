@@ -21,8 +21,22 @@ export const CloudErrors = {
   /** Also answered for a case of another unit asked by a crew token (existence is not revealed). */
   CASE_NOT_FOUND: 'CS_CLOUD_CASE_NOT_FOUND',
   ROUTE_NOT_FOUND: 'CS_CLOUD_ROUTE_NOT_FOUND',
-  /** Other 4xx raised by Fastify itself (bad content type, body too large...). */
+  /** Other 4xx raised by Fastify or Node itself (a malformed HTTP request...). */
   BAD_REQUEST: 'CS_CLOUD_BAD_REQUEST',
+  /** A path that is not valid URL encoding (`%ZZ`) or a path parameter over the length limit. */
+  BAD_URL: 'CS_CLOUD_BAD_URL',
+  /** A JSON body that does not parse, is empty, or holds a `__proto__` / `constructor.prototype` key. */
+  BAD_JSON: 'CS_CLOUD_BAD_JSON',
+  /** A body whose size does not match its Content-Length. */
+  BAD_CONTENT_LENGTH: 'CS_CLOUD_BAD_CONTENT_LENGTH',
+  BODY_TOO_LARGE: 'CS_CLOUD_BODY_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'CS_CLOUD_UNSUPPORTED_MEDIA_TYPE',
+  /** Request headers over Node's size limit. */
+  HEADERS_TOO_LARGE: 'CS_CLOUD_HEADERS_TOO_LARGE',
+  /** A request not received in full within the request timeout. */
+  REQUEST_TIMEOUT: 'CS_CLOUD_REQUEST_TIMEOUT',
+  /** More live event streams (`GET /api/events`) on one token than the cap allows. */
+  TOO_MANY_STREAMS: 'CS_CLOUD_TOO_MANY_STREAMS',
   INTERNAL: 'CS_CLOUD_INTERNAL',
   /** Token creation with a bad role/unit combination. */
   TOKEN_INVALID: 'CS_CLOUD_TOKEN_INVALID',
@@ -55,6 +69,14 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_CASE_NOT_FOUND: 404,
   CS_CLOUD_ROUTE_NOT_FOUND: 404,
   CS_CLOUD_BAD_REQUEST: 400,
+  CS_CLOUD_BAD_URL: 400,
+  CS_CLOUD_BAD_JSON: 400,
+  CS_CLOUD_BAD_CONTENT_LENGTH: 400,
+  CS_CLOUD_BODY_TOO_LARGE: 413,
+  CS_CLOUD_UNSUPPORTED_MEDIA_TYPE: 415,
+  CS_CLOUD_HEADERS_TOO_LARGE: 431,
+  CS_CLOUD_REQUEST_TIMEOUT: 408,
+  CS_CLOUD_TOO_MANY_STREAMS: 429,
   CS_CLOUD_INTERNAL: 500,
   CS_CLOUD_TOKEN_INVALID: 400,
   CS_CLOUD_DB_UNAVAILABLE: 503,

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { sql, type Kysely } from 'kysely';
 import { CsError } from '../../lib/errors.ts';
 import type { District } from '../../devices/district.ts';
@@ -9,7 +9,6 @@ import * as S from '../http/schemas.ts';
 import { iso } from '../cases.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { DB } from '../db/schema.ts';
-import { CloudErrors } from '../errors.ts';
 import { CapError, MAX_CAP_BYTES } from './cap.ts';
 import { EmergencyErrors } from './errors.ts';
 import { LEVELS } from './policy.ts';
@@ -28,11 +27,6 @@ const SwitchBody = Type.Object({
 
 /** The board lists at most this many cases per list; its counts cover every case. */
 const BOARD_LIMIT = 500;
-
-function requireRole(req: FastifyRequest, roles: string[]): void {
-  const p = principalOf(req);
-  if (!roles.includes(p.role)) throw new CsError(CloudErrors.FORBIDDEN, `role ${p.role} may not do this (needs ${roles.join(' or ')})`);
-}
 
 const isoOrNull = (ms: number | null) => (ms ? iso(ms) : null);
 
@@ -72,9 +66,9 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   });
 
   app.post('/api/emergency', {
+    config: { roles: ['commander', 'admin'] },
     schema: { summary: 'Switch emergency mode (commander, admin)', tags: ['emergency'], body: SwitchBody, security: [{ bearer: [] }], response: { 403: S.ErrorReply } },
   }, async (req) => {
-    requireRole(req, ['commander', 'admin']);
     const body = req.body as { mode: 'emergency' | 'normal'; level?: (typeof LEVELS)[number]; reason: string };
     if (body.mode === 'emergency' && !body.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'body field "level" is required to enter emergency mode (IV, III, II or I)');
     if (body.mode === 'normal' && body.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'body field "level" applies to emergency mode only');
@@ -84,12 +78,12 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   });
 
   app.post('/api/warnings', {
+    config: { roles: ['commander', 'admin'] },
     schema: {
       summary: 'Receive a CAP 1.2 warning (XML body; idempotent on sender and identifier)', tags: ['emergency'], security: [{ bearer: [] }],
       consumes: ['application/cap+xml', 'application/xml', 'text/xml'],
     },
   }, async (req, reply) => {
-    requireRole(req, ['commander', 'admin']);
     if (typeof req.body !== 'string') throw new CsError(EmergencyErrors.CAP_CONTENT_TYPE.code, 'send the CAP document as application/cap+xml (or application/xml)');
     const p = principalOf(req);
     const r = await emergency.receiveWarning(req.body, `token:${p.tokenId}`).catch((err) => {
@@ -105,9 +99,9 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   });
 
   app.get('/api/situation', {
+    config: { roles: ['commander', 'admin', 'operator', 'verifier'] },
     schema: { summary: 'The command centre board: open emergency cases by deadline, overdue, counts by district and unit, gateways, water tiers', tags: ['emergency'], security: [{ bearer: [] }] },
   }, async (req) => {
-    requireRole(req, ['commander', 'admin', 'operator', 'verifier']);
     const t = now();
     const openEmergency = () => db.selectFrom('cases').where(OPEN_CASE_PREDICATE).where('emergency', '=', 1);
     const [open, overdue, byDistrict, byUnit, states, expired] = await Promise.all([

@@ -14,6 +14,7 @@ import type { WorkCalendar } from '../calendar.ts';
 import { ACTION_ROLES, CASE_ACTIONS, legalActions, RUNNING_STATES, type CaseAction, type CaseState } from '../workflow.ts';
 import { principalOf, scopeUnit } from './auth.ts';
 import * as S from './schemas.ts';
+import type { StreamLimiter } from './limits.ts';
 
 export interface CaseRouteDeps {
   database: Database;
@@ -24,6 +25,8 @@ export interface CaseRouteDeps {
   ruleSet: RuleSet;
   calendar: WorkCalendar;
   knownUnits: ReadonlySet<string>;
+  /** Live event streams per token (429 at the cap); unbounded when omitted. */
+  streams?: StreamLimiter;
 }
 
 const ACTION_SUMMARY: Record<CaseAction, string> = {
@@ -112,6 +115,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
         tags: ['case actions'], params: S.IdParams, body: S.ActionBody,
         response: { 200: S.CaseDetail, 404: S.ErrorReply, 409: S.ErrorReply, ...S.authErrors },
       },
+      config: { roles: ACTION_ROLES[action] },
       // The body is optional: no body is an empty one.
       preValidation: async (req) => { req.body ??= {}; },
     }, async (req) => {
@@ -149,10 +153,10 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   });
 
   app.post('/api/alarms/:id/ack', {
+    config: { roles: ['operator', 'commander', 'admin', 'crew'] },
     schema: { summary: 'Acknowledge an alarm (operator, commander, admin, or the crew of the asset\'s unit)', tags: ['alarms'], params: S.IdParams, response: { 200: S.Alarm, 404: S.ErrorReply, ...S.authErrors } },
   }, async (req) => {
     const p = principalOf(req);
-    if (p.role === 'verifier') throw new CsError(CloudErrors.FORBIDDEN, 'role verifier may not acknowledge alarms');
     const at = now();
     const row = await database.write(async (trx) => {
       const a = await trx.selectFrom('alarms').selectAll().where('id', '=', req.params.id).executeTakeFirst();
@@ -204,11 +208,13 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   app.get('/api/events', {
     schema: {
       summary: 'Live case and alarm events as server-sent events (text/event-stream); a crew token gets its unit\'s events only',
-      tags: ['events'], response: { ...S.authErrors },
+      tags: ['events'], response: { 429: S.ErrorReply, ...S.authErrors },
     },
   }, (req, reply) => {
     const p = principalOf(req);
     const scope = scopeUnit(p);
+    const release = deps.streams ? deps.streams.acquire(p.tokenId) : () => undefined;
+    if (!release) throw new CsError(CloudErrors.TOO_MANY_STREAMS, 'too many live event streams on this token; close one first');
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -222,6 +228,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     heartbeat.unref();
     const done = () => {
+      release();
       clearInterval(heartbeat);
       unsubscribe();
       streams.delete(res);
