@@ -119,7 +119,8 @@ export interface Cloud {
 
 /**
  * The cloud: Fastify app (REST API, OpenAPI at /docs), ingest pipeline, MQTT subscriber and
- * database. Building it opens the database and registers routes; `start` does the rest.
+ * database. Building it stores the parts and registers routes, opening nothing; `start` opens and
+ * migrates the database, then connects MQTT or the stream and starts the timers; `stop` closes all.
  */
 export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const now = opts.now ?? Date.now;

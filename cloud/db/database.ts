@@ -57,23 +57,36 @@ export function openDatabase(opts: DbOptions, logger: Logger = silentLogger()): 
 }
 
 function openSqlite(file: string): Database {
-  let raw: SqliteDatabase;
-  try {
-    raw = new Sqlite(file);
-    raw.pragma('journal_mode = WAL');
-    raw.pragma('busy_timeout = 5000');
-    raw.pragma('synchronous = NORMAL');
-    raw.pragma('foreign_keys = ON');
-  } catch (err) {
-    throw new CsError(CloudErrors.DB_UNAVAILABLE, `cannot open SQLite database ${file}: ${(err as Error).message}`, { file });
-  }
-  const key = realpathSync(file);
-  lockFor(key).users++;
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: raw }) });
+  // Nothing is opened here: the file is opened by the first query (the cloud's start() migrates),
+  // so a factory that only builds never holds a file handle (docs/architecture.md#processes-and-deployments).
+  let raw: SqliteDatabase | undefined;
+  let key = file;
+  const open = (): SqliteDatabase => {
+    if (raw) return raw;
+    try {
+      const r = new Sqlite(file);
+      r.pragma('journal_mode = WAL');
+      r.pragma('busy_timeout = 5000');
+      r.pragma('synchronous = NORMAL');
+      r.pragma('foreign_keys = ON');
+      raw = r;
+    } catch (err) {
+      throw new CsError(CloudErrors.DB_UNAVAILABLE, `cannot open SQLite database ${file}: ${(err as Error).message}`, { file });
+    }
+    key = realpathSync(file);
+    lockFor(key).users++;
+    return raw;
+  };
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: async () => open() }) });
   let closed = false;
+  /** The writer lock is per real file; the file must be open to know it. */
+  const serialisedOpen = <T>(fn: () => Promise<T>): Promise<T> => {
+    open();
+    return serialised(key, fn);
+  };
 
   const write = <T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> =>
-    serialised(key, () => db.connection().execute(async (conn) => {
+    serialisedOpen(() => db.connection().execute(async (conn) => {
       await sql`begin immediate`.execute(conn);
       try {
         const out = await fn(conn);
@@ -89,7 +102,7 @@ function openSqlite(file: string): Database {
     kind: 'sqlite',
     db,
     write,
-    migrate: () => serialised(key, async () => {
+    migrate: () => serialisedOpen(async () => {
       // Another process may be migrating the same file: retry while it holds the lock.
       for (let attempt = 0; ; attempt++) {
         try {
@@ -104,6 +117,7 @@ function openSqlite(file: string): Database {
     close: async () => {
       if (closed) return;
       closed = true;
+      if (!raw) return void (await db.destroy());
       await serialised(key, () => db.destroy());
       const l = lockFor(key);
       if (--l.users <= 0) sqliteLocks.delete(key);
