@@ -22,6 +22,8 @@ export const GatewayErrors = {
   /** A chosen password shorter than MIN_PASSWORD_LENGTH. */
   PASSWORD_WEAK: 'CS_GW_PASSWORD_WEAK',
 
+  /** CONNECT with an empty client id and CleanSession 0, or an empty id in MQTT 3.1 (CONNACK 2, MQTT-3.1.3-8). */
+  CLIENT_ID_REJECTED: 'CS_GW_CLIENT_ID_REJECTED',
   /** CONNECT without username or password (CONNACK 4). */
   AUTH_MISSING: 'CS_GW_AUTH_MISSING',
   /** CONNECT with an unknown, wrong or revoked credential (CONNACK 5). */

@@ -1,6 +1,8 @@
 /**
  * CONNECT: a pipeline of named steps run from Aedes' authenticate hook.
  *
+ * - an empty client id asks for a session only with CleanSession 1 (MQTT-3.1.3-8; MQTT 3.1
+ *   allows no empty id at all): otherwise CONNACK 2, identifier rejected, as Mosquitto answers;
  * - username and password required (CONNACK 4 when missing), checked against the
  *   credential store (CONNACK 5 for unknown, wrong or revoked: indistinguishable);
  * - a verified client certificate's subject CN names the identity (mutual TLS);
@@ -21,7 +23,10 @@ import { runSteps, type Step } from './steps.ts';
 
 interface ConnectAttempt {
   client: Client;
+  /** The broker's id of the client (Aedes invents one for an empty client id). */
   clientId: string;
+  /** The CONNECT as sent: client id, CleanSession flag and protocol level. */
+  asked: { clientId: string; clean: boolean; protocolVersion: number } | undefined;
   username: string | undefined;
   password: Buffer | undefined;
   remote: string;
@@ -47,12 +52,22 @@ export interface ConnectHandlers {
 
 export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   const { store, log, metrics, limits, opts } = ctx;
-  /** The Will of a CONNECT, kept by preConnect for authenticate (which does not get the packet). */
-  const wills = new WeakMap<Client, PublishPacket>();
+  /** What authenticate needs of the CONNECT packet (it gets only username and password). */
+  const packets = new WeakMap<Client, ConnectPacket>();
   const certNames = new WeakMap<Client, string>();
   const publishBuckets = new WeakMap<Client, TokenBucket>();
 
-  const steps: Step<ConnectAttempt>[] = [requireCredentials, verifyCredential, checkWill, scopeClientId, bindIdentity];
+  const steps: Step<ConnectAttempt>[] = [requireClientId, requireCredentials, verifyCredential, checkWill, scopeClientId, bindIdentity];
+
+  /** MQTT-3.1.3-8: a zero-byte client id with CleanSession 0 is refused with 0x02 (before any password check). */
+  function requireClientId(a: ConnectAttempt): void {
+    const asked = a.asked;
+    if (!asked || asked.clientId.length > 0) return;
+    if (!asked.clean || asked.protocolVersion === 3) {
+      throw refusal(CONNACK.IDENTIFIER_REJECTED, GatewayErrors.CLIENT_ID_REJECTED,
+        asked.protocolVersion === 3 ? 'MQTT 3.1 needs a client id' : 'an empty client id needs CleanSession 1 (MQTT-3.1.3-8)');
+    }
+  }
 
   function requireCredentials(a: ConnectAttempt): void {
     if (a.certName !== undefined) return; // the certificate names the identity
@@ -115,7 +130,7 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   }
 
   function preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void {
-    if (packet.will) wills.set(client, packet.will as PublishPacket);
+    packets.set(client, packet);
     done(null, true);
   }
 
@@ -125,16 +140,18 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
     password: Readonly<Buffer | undefined>,
     done: (err: AuthenticateError | null, ok: boolean | null) => void,
   ): void {
+    const packet = packets.get(client);
+    packets.delete(client);
     const attempt: ConnectAttempt = {
       client,
       clientId: client.id,
+      asked: packet ? { clientId: packet.clientId ?? '', clean: packet.clean !== false, protocolVersion: packet.protocolVersion ?? 4 } : undefined,
       username: typeof username === 'string' ? username : undefined,
       password: password === undefined || password === null ? undefined : Buffer.from(password),
       remote: ctx.remotes.get(client) ?? 'unknown',
-      will: wills.get(client),
+      will: packet?.will as PublishPacket | undefined,
       certName: certNames.get(client),
     };
-    wills.delete(client);
     runSteps(steps, attempt, (err) => {
       if (!err) {
         log.info({ username: attempt.username, clientId: attempt.clientId, remote: attempt.remote, role: attempt.identity!.role }, 'mqtt client authenticated');

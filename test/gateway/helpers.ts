@@ -3,9 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
 
 export const REDIS_URL = process.env.CS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -139,14 +141,15 @@ export function packet(firstByte: number, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from([firstByte]), varint(body.length), body]);
 }
 
-export function connectPacket(clientId: string, username?: string, password?: string, keepalive = 60): Buffer {
-  let flags = 0x02; // clean session
+export function connectPacket(clientId: string, username?: string, password?: string, keepalive = 60,
+  { clean = true, level = 4 }: { clean?: boolean; level?: 3 | 4 } = {}): Buffer {
+  let flags = clean ? 0x02 : 0; // clean session
   if (username !== undefined) flags |= 0x80;
   if (password !== undefined) flags |= 0x40;
   const ka = Buffer.alloc(2);
   ka.writeUInt16BE(keepalive);
   return packet(0x10, Buffer.concat([
-    str('MQTT'), Buffer.from([4, flags]), ka, str(clientId),
+    str(level === 3 ? 'MQIsdp' : 'MQTT'), Buffer.from([level, flags]), ka, str(clientId),
     ...(username !== undefined ? [str(username)] : []), ...(password !== undefined ? [str(password)] : []),
   ]));
 }
@@ -161,4 +164,50 @@ export function publishPacket(topic: string, payload: Buffer | string, qos = 0, 
   const mid = Buffer.alloc(2);
   mid.writeUInt16BE(id);
   return packet(0x30 | (qos << 1), Buffer.concat([str(topic), ...(qos > 0 ? [mid] : []), Buffer.isBuffer(payload) ? payload : Buffer.from(payload)]));
+}
+
+// ---- a raw protocol client (mqtt-packet on a socket): what a library would not send ------
+
+export interface RawMqtt {
+  /** A packet, or raw bytes (what mqtt-packet refuses to generate). */
+  send(p: Packet | Buffer): void;
+  /** The next packet of this command from the broker (rejects when the socket closes first). */
+  next(cmd: Packet['cmd']): Promise<Packet>;
+  /** Resolves when the broker closes the connection. */
+  closed: Promise<void>;
+  destroy(): void;
+}
+
+export function rawMqtt(port: number, host = '127.0.0.1'): Promise<RawMqtt> {
+  const socket = netConnect({ port, host });
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const got: Packet[] = [];
+  const waiters: { cmd: string; resolve: (p: Packet) => void; reject: (e: Error) => void }[] = [];
+  let ended = false;
+  const closed = new Promise<void>((resolve) => socket.once('close', () => {
+    ended = true;
+    for (const w of waiters.splice(0)) w.reject(new Error(`connection closed before ${w.cmd}`));
+    resolve();
+  }));
+  socket.on('error', () => undefined);
+  socket.on('data', (b) => parser.parse(b));
+  parser.on('packet', (p: Packet) => {
+    const i = waiters.findIndex((w) => w.cmd === p.cmd);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(p);
+    else got.push(p);
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.once('connect', () => resolve({
+      send: (p) => socket.write(Buffer.isBuffer(p) ? p : mqttPacket.generate(p)),
+      next: (cmd) => {
+        const i = got.findIndex((p) => p.cmd === cmd);
+        if (i >= 0) return Promise.resolve(got.splice(i, 1)[0]);
+        if (ended) return Promise.reject(new Error(`connection closed before ${cmd}`));
+        return new Promise((res, rej) => waiters.push({ cmd, resolve: res, reject: rej }));
+      },
+      closed,
+      destroy: () => socket.destroy(),
+    }));
+  });
 }
