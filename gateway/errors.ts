@@ -41,7 +41,7 @@ export const GatewayErrors = {
   CERT_INVALID: 'CS_GW_CERT_INVALID',
   /** CONNECT whose username differs from its verified certificate's subject CN (CONNACK 5). */
   CERT_MISMATCH: 'CS_GW_CERT_MISMATCH',
-  /** TLS options that cannot work (client certificates without a CA). */
+  /** TLS options that cannot work (client certificates without a CA, a TLS file that cannot be read). */
   TLS_CONFIG: 'CS_GW_TLS_CONFIG',
   /** The admin API: missing or wrong bearer token. */
   ADMIN_UNAUTHORIZED: 'CS_GW_ADMIN_UNAUTHORIZED',

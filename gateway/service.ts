@@ -7,7 +7,8 @@
  * - `http`: /metrics, /healthz and the credentials admin API (admin.ts);
  * - `tls`, `limits`, `allowAnonymous`: passed to the broker (gateway.ts).
  *
- * start() brings them up in dependency order and stop() closes all of them in reverse,
+ * The factory opens nothing. start() reads the TLS files first (a missing one then leaves
+ * nothing open), then brings the rest up in dependency order; stop() closes all of them in reverse,
  * including the Redis connections Aedes' own close() leaves open (docs/architecture.md#platform-notes).
  */
 import { StopStack } from '../lib/lifecycle.ts';
@@ -55,6 +56,7 @@ export interface GatewayServiceAddresses {
 export interface GatewayService {
   start(): Promise<GatewayServiceAddresses>;
   stop(): Promise<void>;
+  /** The broker (after start()). */
   readonly gateway: Gateway;
   readonly metrics: GatewayMetrics;
 }
@@ -66,71 +68,54 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
   const metrics = createGatewayMetrics({ defaultMetrics: true });
   // Stopped in reverse order: HTTP, broker (clients closed, Wills handled), stream, Redis state.
   const stops = new StopStack(log, 'gateway');
-  let cluster: ClusterBackend | undefined;
-  let appender: StreamAppender | undefined;
-  let admin: FastifyInstance | undefined;
-
-  if (s.stream && !s.redis) throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, 'stream needs redis: set redis.url');
-  // Read the TLS files before any Redis connection opens: a missing file then leaves nothing open.
-  if (s.redis) cluster = buildClusterBackend({ url: s.redis.url, keyPrefix: s.redis.keyPrefix }, log.child({ mod: 'redis' }));
   const streamKey = s.stream && s.redis ? `${s.redis.keyPrefix}${s.stream.key}` : undefined;
-  if (streamKey) {
-    appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ mod: 'stream' }) });
-  }
+  let gateway: Gateway | undefined;
+  if (s.stream && !s.redis) throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, 'stream needs redis: set redis.url');
 
-  const tls: GatewayTlsOptions | undefined = s.tls ? {
-    host: s.tls.host, port: s.tls.port, cert: readFileSync(s.tls.cert), key: readFileSync(s.tls.key),
-    ...(s.tls.ca ? { ca: readFileSync(s.tls.ca) } : {}), clientCerts: s.tls.clientCerts,
-  } : undefined;
-
-  const gateway = buildGateway({
-    host: s.mqtt.host,
-    port: s.mqtt.port,
-    maxPacketSize: s.mqtt.maxPacketSizeBytes,
-    drainTimeout: s.limits.drainTimeoutMs,
-    limits: s.limits,
-    tls,
-    allowAnonymous: s.allowAnonymous,
-    credentials: opts.credentials,
-    logger: log,
-    metrics,
-    brokerId,
-    ...(cluster ? { cluster: { persistence: cluster.persistence, mq: cluster.mq } } : {}),
-    ...(appender ? {
-      onPublishAuthorized: async (_identity, topic, payload) => {
-        try {
-          if (await appender!.append(topic, payload)) metrics.streamAppends.inc();
-        } catch (err) {
-          metrics.streamErrors.inc();
-          throw err;
-        }
-      },
-    } : {}),
-  });
-
+  /** Every step that can fail on the configuration runs before the first connection opens. */
   async function start(): Promise<GatewayServiceAddresses> {
     try {
-      if (cluster) {
-        stops.push(() => cluster!.close());
-        await cluster.ready().catch((err: Error) => {
+      const tls = readTls(s.tls);
+      let cluster: ClusterBackend | undefined;
+      if (s.redis) {
+        const c = cluster = buildClusterBackend({ url: s.redis.url, keyPrefix: s.redis.keyPrefix }, log.child({ mod: 'redis' }));
+        stops.push(() => c.close());
+        await c.ready().catch((err: Error) => {
           throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, `cannot reach redis at ${s.redis!.url}: ${err.message}`);
         });
       }
-      if (appender) {
-        stops.push(() => appender!.stop());
-        await appender.start().catch((err: Error) => {
+      let appender: StreamAppender | undefined;
+      if (streamKey) {
+        const a = appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ mod: 'stream' }) });
+        stops.push(() => a.stop());
+        await a.start().catch((err: Error) => {
           throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, `cannot reach redis at ${s.redis!.url}: ${err.message}`);
         });
       }
-      const at = await gateway.start();
-      stops.push(() => gateway.stop());
+      const g = gateway = buildGateway({
+        host: s.mqtt.host,
+        port: s.mqtt.port,
+        maxPacketSize: s.mqtt.maxPacketSizeBytes,
+        drainTimeout: s.limits.drainTimeoutMs,
+        limits: s.limits,
+        tls,
+        allowAnonymous: s.allowAnonymous,
+        credentials: opts.credentials,
+        logger: log,
+        metrics,
+        brokerId,
+        ...(cluster ? { cluster: { persistence: cluster.persistence, mq: cluster.mq } } : {}),
+        ...(appender ? { onPublishAuthorized: appendBeforePuback(appender) } : {}),
+      });
+      const at = await g.start();
+      stops.push(() => g.stop());
       let http: string | undefined;
       if (s.http) {
-        admin = await buildAdminApp({
+        const admin: FastifyInstance = await buildAdminApp({
           credentials: opts.credentials, metrics, adminToken: opts.adminToken, logger: log.child({ mod: 'admin' }),
-          connections: () => gateway.stats().connections,
+          connections: () => g.stats().connections,
         });
-        stops.push(() => admin!.close());
+        stops.push(() => admin.close());
         http = await admin.listen({ host: s.http.host, port: s.http.port });
       }
       if (s.http && !opts.adminToken) log.info('gateway admin API off: no admin token (CS_GATEWAY_ADMIN_TOKEN)');
@@ -147,9 +132,44 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
     }
   }
 
+  function appendBeforePuback(appender: StreamAppender): (identity: unknown, topic: string, payload: Buffer) => Promise<void> {
+    return async (_identity, topic, payload) => {
+      try {
+        if (await appender.append(topic, payload)) metrics.streamAppends.inc();
+      } catch (err) {
+        metrics.streamErrors.inc();
+        throw err;
+      }
+    };
+  }
+
   async function stop(): Promise<void> {
     await stops.stopAll();
   }
 
-  return { start, stop, gateway, metrics };
+  return {
+    start,
+    stop,
+    get gateway(): Gateway {
+      if (!gateway) throw new CsError(GatewayErrors.NOT_STARTED, 'gateway service not started');
+      return gateway;
+    },
+    metrics,
+  };
+}
+
+/** Reads the TLS files; a missing or unreadable one is a configuration error naming the file. */
+function readTls(t: GatewayServiceSettings['tls']): GatewayTlsOptions | undefined {
+  if (!t) return undefined;
+  const read = (key: 'cert' | 'key' | 'ca', file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new CsError(GatewayErrors.TLS_CONFIG, `cannot read tls.${key} ${file}: ${(err as Error).message}`, { file });
+    }
+  };
+  return {
+    host: t.host, port: t.port, cert: read('cert', t.cert), key: read('key', t.key),
+    ...(t.ca ? { ca: read('ca', t.ca) } : {}), clientCerts: t.clientCerts,
+  };
 }

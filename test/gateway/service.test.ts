@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { MqttClient } from 'mqtt';
 import pino from 'pino';
@@ -6,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CredentialStore } from '../../gateway/credentials.ts';
 import { buildGatewayService, type GatewayService, type GatewayServiceSettings } from '../../gateway/service.ts';
 import { tokenBucket } from '../../gateway/limits.ts';
-import { closed, collector, connectMqtt } from './helpers.ts';
+import { closed, collector, connectMqtt, REDIS_URL, redisAvailable, uniquePrefix } from './helpers.ts';
 
 /** The gateway as a service: HTTP metrics and admin API, limits, the anonymous development switch. */
 
@@ -210,5 +213,40 @@ describe('anonymous development switch', () => {
     const lost = closed(anon);
     anon.publish('$SYS/x', 'y', { qos: 1 });
     await lost;
+  });
+});
+
+const redisOk = await redisAvailable();
+
+/** Sockets of this process connected to the test Redis (by the process's handles, as `ss` sees them). */
+function redisSocketsOfThisProcess(): number {
+  const port = new URL(REDIS_URL).port || '6379';
+  const out = execFileSync('ss', ['-Htnp', `( dport = :${port} )`], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes(`pid=${process.pid},`)).length;
+}
+
+describe.skipIf(!redisOk)('gateway service start-up order', () => {
+  it('a start with a missing TLS file and a Redis URL fails naming the file and leaves no Redis connection open', async () => {
+    const before = redisSocketsOfThisProcess();
+    const missing = join(tmpdir(), `cs-missing-${process.pid}`, 'server.crt');
+    let err: unknown;
+    try {
+      const svc = buildGatewayService({
+        settings: settings({
+          tls: { port: 0, cert: missing, key: missing, clientCerts: 'none' },
+          redis: { url: REDIS_URL, keyPrefix: uniquePrefix('tlsorder') },
+        }),
+        credentials: store, logger: pino({ level: 'silent' }),
+      });
+      services.push(svc);
+      await svc.start();
+    } catch (e) {
+      err = e;
+    }
+    // Time for any connection opened on the way to be established.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(redisSocketsOfThisProcess()).toBe(before);
+    expect(err).toMatchObject({ code: 'CS_GW_TLS_CONFIG' });
+    expect(String((err as Error).message)).toContain(missing);
   });
 });
