@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULT_MAX_PACKET_SIZE } from '../gateway/gateway.ts';
 import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from '../gateway/cluster.ts';
 import { DEFAULT_STREAM_MAXLEN } from '../gateway/stream.ts';
+import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 
 /**
  * Config files of the services started by the command line (YAML, validated; a bad file
@@ -87,7 +88,7 @@ export const CloudServiceConfig = Type.Object({
   }, { additionalProperties: false })),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
   emergency: Type.Optional(Type.Object({
-    fastPollMs: Type.Integer({ minimum: 100, default: 250 }),
+    fastPollMs: Type.Integer({ minimum: 100, default: DEFAULT_FAST_POLL_MS }),
     acceptTest: Type.Boolean({ default: false }),
     acceptExercise: Type.Boolean({ default: false }),
     geocodes: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{2,12}$' }))),
