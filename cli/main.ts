@@ -287,10 +287,13 @@ export function buildProgram(): Command {
     .description('play a scripted scenario over the demo district and print a report')
     .argument('<scenario>', 'typhoon')
     .addOption(dataDirOption().default('./data/drill'))
+    .option('--ack-bound-ms <ms>', 'fail when the last gateway acknowledges fast mode later than this after the warning (default 2000, docs/targets.md)')
     .action(async (scenario, o) => {
       if (scenario !== 'typhoon') throw new CsError('CS_CLI_USAGE', `unknown drill "${scenario}" (drills: typhoon)`);
+      const ackBoundMs = o.ackBoundMs === undefined ? undefined : Number(o.ackBoundMs);
+      if (ackBoundMs !== undefined && !(Number.isFinite(ackBoundMs) && ackBoundMs >= 0)) throw new CsError('CS_CLI_USAGE', `--ack-bound-ms must be a number of milliseconds >= 0, got "${o.ackBoundMs}"`);
       const { runTyphoonDrill } = await import('./drill.ts');
-      const report = await runTyphoonDrill({ dataDir: resolve(o.dataDir), print: (s) => console.log(s) });
+      const report = await runTyphoonDrill({ dataDir: resolve(o.dataDir), print: (s) => console.log(s), ackBoundMs });
       if (!report.ok) process.exitCode = 1;
     });
 
