@@ -10,6 +10,8 @@ export const DeviceErrors = {
   CODEC_RANGE: 'CS_DEV_CODEC_RANGE',
   CODEC_TYPE: 'CS_DEV_CODEC_TYPE',
   DISTRICT_INVALID: 'CS_DEV_DISTRICT_INVALID',
+  /** A rule set (devices/rules.ts) names an unknown kind, point or rule. */
+  RULES_INVALID: 'CS_DEV_RULES_INVALID',
   SIM_DEVICE_UNKNOWN: 'CS_DEV_SIM_DEVICE_UNKNOWN',
   SIM_WRITE_FAILED: 'CS_DEV_SIM_WRITE_FAILED',
   /** A simulator's options are unusable (duplicate device or unit id, bad scenario). */

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { ConfigError, loadConfig } from '../lib/config.ts';
 import { CaseClassT, SeverityT } from '../lib/vocabulary.ts';
 import type { SchemaProblem } from '../lib/schema.ts';
+import { DeviceErrors } from './errors.ts';
 import type { Profile } from './profile.ts';
 
 /**
@@ -178,27 +180,39 @@ export function rulesFor(set: RuleSet, kind: string, device: string): Rule[] {
  * What the schema cannot check: every kind is a known profile, every point a point of that
  * profile, and every override names a rule of some kind (ids are shared across kinds).
  */
-export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, at = 'rules'): SchemaProblem[] {
+export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, under = ''): SchemaProblem[] {
+  const at = under ? `${under}.` : '';
   const problems: SchemaProblem[] = [];
   const ids = new Set<string>();
   for (const [kind, rules] of Object.entries(set.kinds)) {
     const profile = profiles.get(kind);
     if (!profile) {
-      problems.push({ key: `${at}.kinds.${kind}`, message: `unknown device kind "${kind}" (profiles: ${[...profiles.keys()].join(', ')})` });
+      problems.push({ key: `${at}kinds.${kind}`, message: `unknown device kind "${kind}" (profiles: ${[...profiles.keys()].join(', ')})` });
       continue;
     }
     const points = new Set(profile.points.map((p) => p.key));
     rules.forEach((r, i) => {
       ids.add(r.id);
       if (r.kind !== 'silence' && !points.has(r.point)) {
-        problems.push({ key: `${at}.kinds.${kind}[${i}].point`, message: `profile "${kind}" has no point "${r.point}"` });
+        problems.push({ key: `${at}kinds.${kind}[${i}].point`, message: `profile "${kind}" has no point "${r.point}"` });
       }
     });
   }
   for (const [device, overrides] of Object.entries(set.devices)) {
     overrides.forEach((o, i) => {
-      if (!ids.has(o.id)) problems.push({ key: `${at}.devices.${device}[${i}].id`, message: `no rule "${o.id}" in any kind` });
+      if (!ids.has(o.id)) problems.push({ key: `${at}devices.${device}[${i}].id`, message: `no rule "${o.id}" in any kind` });
     });
   }
   return problems.slice(0, 10);
+}
+
+/**
+ * Reads a rule-set file (YAML or JSON): the one file a city points both the cloud (`rules` in its
+ * config) and every edge (`rules` in the edge config) at, so that both judge by the same rules.
+ */
+export function loadRuleSet(file: string, profiles: Map<string, Profile>): RuleSet {
+  const set = loadConfig(file, RuleSet) as RuleSet;
+  const problems = checkRuleSet(set, profiles);
+  if (problems.length) throw new ConfigError(DeviceErrors.RULES_INVALID, file, problems);
+  return set;
 }

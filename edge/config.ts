@@ -1,9 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../lib/config.ts';
 import { check, type SchemaProblem } from '../lib/schema.ts';
 import { ID_PATTERN } from '../lib/topics.ts';
 import type { District } from '../devices/district.ts';
 import { profileRefProblem, unknownPointProblem, type Profile } from '../devices/profile.ts';
+import { checkRuleSet, defaultRuleSet, loadRuleSet, RuleSet } from '../devices/rules.ts';
 import { EdgeErrors } from './errors.ts';
 
 /**
@@ -104,7 +106,7 @@ export const EdgeFastMode = Type.Object({
 }, { additionalProperties: false });
 
 export const EdgeAlarms = Type.Object({
-  /** A profile threshold of class `urgent` must hold this long before the edge raises an alarm (passing vehicles). */
+  /** An `urgent` threshold rule without its own `holdMs` must hold this long before the edge raises an alarm (passing vehicles). */
   debounceMs: Type.Integer({ minimum: 0, default: 2000 }),
   enabled: Type.Boolean({ default: true }),
 }, { additionalProperties: false });
@@ -122,6 +124,12 @@ export const EdgeConfig = Type.Object({
   outbox: Type.Object(EdgeOutbox.properties, { additionalProperties: false, default: {} }),
   fast: Type.Object(EdgeFastMode.properties, { additionalProperties: false, default: {} }),
   alarms: Type.Object(EdgeAlarms.properties, { additionalProperties: false, default: {} }),
+  /**
+   * The rule set of the edge's local alarms: a rule-set file (relative to this config file) or the
+   * rule set inline; the defaults of devices/rules.ts (the cloud's defaults too) when omitted.
+   * Point the cloud's `rules` at the same file (README.md "Rules").
+   */
+  rules: Type.Optional(Type.Union([Type.String({ minLength: 1 }), RuleSet])),
   /** Health on cs/v1/{gw}/health every healthMs (0: off). */
   healthMs: Type.Integer({ minimum: 0, default: 30_000 }),
   buses: Type.Array(EdgeBus, { minItems: 1 }),
@@ -155,6 +163,7 @@ export function crossCheckEdgeConfig(cfg: EdgeConfig, profiles: Map<string, Prof
     if (other) problems.push({ key: `buses[${i}].port`, message: `endpoint ${ep} is already bus "${other}": one connection per host and port, put its devices on that bus` });
     else endpoints.set(ep, b.id);
   });
+  if (cfg.rules !== undefined && typeof cfg.rules !== 'string') problems.push(...checkRuleSet(cfg.rules as RuleSet, profiles, 'rules'));
   const ids = new Set<string>();
   const slaves = new Map<string, string>();
   cfg.devices.forEach((d, i) => {
@@ -190,12 +199,24 @@ export function validateEdgeConfig(value: unknown, profiles: Map<string, Profile
   return result.value;
 }
 
-/** Reads a YAML edge config, validates it and checks that every profile and bus it names exists. */
+/**
+ * Reads a YAML edge config, validates it and checks that every profile and bus it names exists;
+ * a rule-set file it names is resolved against the config's directory and checked now.
+ */
 export function loadEdgeConfig(file: string, profiles: Map<string, Profile>): EdgeConfig {
   const cfg = loadConfig(file, EdgeConfig);
   const problems = crossCheckEdgeConfig(cfg, profiles);
   if (problems.length) throw new ConfigError(EdgeErrors.CONFIG_INVALID, file, problems);
+  if (typeof cfg.rules === 'string' && !isAbsolute(cfg.rules)) cfg.rules = resolve(dirname(resolve(file)), cfg.rules);
+  edgeRuleSet(cfg, profiles);
   return cfg;
+}
+
+/** The rule set the edge judges by: the file or inline set of `rules`, else the shared defaults. */
+export function edgeRuleSet(cfg: EdgeConfig, profiles: Map<string, Profile>): RuleSet {
+  if (cfg.rules === undefined) return defaultRuleSet(profiles);
+  if (typeof cfg.rules === 'string') return loadRuleSet(cfg.rules, profiles);
+  return cfg.rules as RuleSet;
 }
 
 /**

@@ -2,13 +2,13 @@ import { Type } from '@sinclair/typebox';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { CsError } from '../lib/errors.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
-import { PointValue, type CommandAck, type GatewayState, type Reading } from '../lib/messages.ts';
+import { PointValue, type CommandAck, type EdgeAlarm, type GatewayState, type Reading } from '../lib/messages.ts';
 import { check } from '../lib/schema.ts';
 import { topics } from '../lib/topics.ts';
 import type { Profile } from '../devices/profile.ts';
-import { createAlarmRules, type EdgeAlarm } from './alarms.ts';
+import { createAlarmRules, type AlarmRules, type LocalAlarm } from './alarms.ts';
 import { createCommandRouter, type CommandHandler, type CommandRouter } from './commands.ts';
-import { validateEdgeConfig, type EdgeConfig, type EdgeConfigInput } from './config.ts';
+import { edgeRuleSet, validateEdgeConfig, type EdgeConfig, type EdgeConfigInput } from './config.ts';
 import { EdgeErrors } from './errors.ts';
 import type { EdgeHealth } from './health.ts';
 import { readMode, writeMode, type EdgeMode } from './mode.ts';
@@ -128,7 +128,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
   const pollers = new Map<string, BusPoller>();
   const devices = new Map<string, PolledDevice & { cfg: EdgeConfig['devices'][number] }>();
   const reporter = createReporter();
-  let alarmRules = createAlarmRules(2000);
+  let alarmRules: AlarmRules | undefined;
   let healthTimer: NodeJS.Timeout | undefined;
   let modeTimer: NodeJS.Timeout | undefined;
 
@@ -243,11 +243,12 @@ export function buildEdge(opts: EdgeOptions): Edge {
   async function onReading(r: DeviceReading): Promise<void> {
     const dev = devices.get(r.device)!;
     const t = now();
-    const alarms: EdgeAlarm[] = config.alarms.enabled ? alarmRules.evaluate(dev.profile, r, t) : [];
+    // In fast (emergency) mode the rules' emergency limits apply, as in the cloud.
+    const alarms: LocalAlarm[] = config.alarms.enabled && alarmRules ? alarmRules.evaluate(r.device, dev.profile.id, r.values, t, mode.mode === 'fast') : [];
     for (const a of alarms) {
       counts.alarms += 1;
       log.warn({ device: a.device, rule: a.rule, active: a.active, value: a.value }, a.active ? 'edge alarm raised' : 'edge alarm cleared');
-      await accept(topics.alarm(gw, r.device), (n) => ({ seq: n, ts: iso(), ...a, historical: false }));
+      await accept(topics.alarm(gw, r.device), (n) => ({ seq: n, ts: iso(), ...a, historical: false } satisfies EdgeAlarm));
     }
     // An alarm always carries the reading that raised it.
     const report = reporter.decide(alarms.length ? { ...r, forced: true } : r, policyOf(dev.cfg), t);
@@ -412,7 +413,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
     if (state !== 'idle') throw new CsError(EdgeErrors.STATE, `edge ${gw} was already started`);
     // Defaults apply to configs built in code too (the demo, tests), not only to loaded files.
     config = validateEdgeConfig(opts.config, opts.profiles, `(edge ${gw} config)`);
-    alarmRules = createAlarmRules(config.alarms.debounceMs);
+    alarmRules = createAlarmRules({ rules: edgeRuleSet(config, opts.profiles), debounceMs: config.alarms.debounceMs });
     seq = openSeqStore(opts.dataDir);
     const limits = { maxEntries: config.outbox.maxEntries, dropPolicy: config.outbox.dropPolicy };
     outbox = opts.outbox ?? (config.outbox.kind === 'memory'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadProfiles } from '../../devices/profile.ts';
 import { createAlarmRules } from '../../edge/alarms.ts';
+import { defaultRuleSet } from '../../devices/rules.ts';
 import { createReporter, type ReportPolicy } from '../../edge/report.ts';
 import type { DeviceReading } from '../../edge/poller.ts';
 
@@ -33,27 +34,31 @@ describe('report by exception', () => {
 });
 
 describe('edge-local alarms', () => {
-  const manhole = profiles.get('manhole-cover')!;
+  const defaults = defaultRuleSet(profiles);
+  const alarmRules = (debounceMs: number) => {
+    const r = createAlarmRules({ rules: defaults, debounceMs });
+    return { evaluate: (reading: DeviceReading, now: number) => r.evaluate(reading.device, 'manhole-cover', reading.values, now, false) };
+  };
 
   it('raises a cover tilt only when it is held past the debounce, so a passing vehicle raises nothing', () => {
-    const rules = createAlarmRules(2000);
+    const rules = alarmRules(2000);
     // A wheel tips the cover for a second.
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 25 }), 0)).toEqual([]);
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 25 }), 1000)).toEqual([]);
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 0.5 }), 1500)).toEqual([]);
+    expect(rules.evaluate(reading({ tilt_deg: 25 }), 0)).toEqual([]);
+    expect(rules.evaluate(reading({ tilt_deg: 25 }), 1000)).toEqual([]);
+    expect(rules.evaluate(reading({ tilt_deg: 0.5 }), 1500)).toEqual([]);
     // Displaced and staying so.
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 30 }), 10_000)).toEqual([]);
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 30 }), 11_000)).toEqual([]);
-    const raised = rules.evaluate(manhole, reading({ tilt_deg: 31 }), 12_000);
+    expect(rules.evaluate(reading({ tilt_deg: 30 }), 10_000)).toEqual([]);
+    expect(rules.evaluate(reading({ tilt_deg: 30 }), 11_000)).toEqual([]);
+    const raised = rules.evaluate(reading({ tilt_deg: 31 }), 12_000);
     expect(raised).toEqual([expect.objectContaining({ rule: 'cover-tilted', hazard: 'cover-open', active: true, value: 31, since: new Date(10_000).toISOString() })]);
     // Raised once, not on every poll; cleared when the cover is back.
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 31 }), 13_000)).toEqual([]);
-    expect(rules.evaluate(manhole, reading({ tilt_deg: 0.4 }), 14_000)).toEqual([expect.objectContaining({ rule: 'cover-tilted', active: false })]);
+    expect(rules.evaluate(reading({ tilt_deg: 31 }), 13_000)).toEqual([]);
+    expect(rules.evaluate(reading({ tilt_deg: 0.4 }), 14_000)).toEqual([expect.objectContaining({ rule: 'cover-tilted', active: false })]);
   });
 
   it('leaves routine and device-health thresholds to the cloud', () => {
-    const rules = createAlarmRules(0);
-    expect(rules.evaluate(manhole, reading({ battery_pct: 5 }), 0)).toEqual([]);
-    expect(rules.evaluate(manhole, reading({ cover_open: true }), 0)).toEqual([expect.objectContaining({ rule: 'cover-open', severity: 'critical' })]);
+    const rules = alarmRules(0);
+    expect(rules.evaluate(reading({ battery_pct: 5 }), 0)).toEqual([]);
+    expect(rules.evaluate(reading({ cover_open: true }), 0)).toEqual([expect.objectContaining({ rule: 'cover-open', severity: 'critical' })]);
   });
 });
