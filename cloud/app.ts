@@ -11,7 +11,7 @@ import { createIngestor, type IngestResult, type IngestStats } from './ingest.ts
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
 import { createStreamConsumer, type StreamSourceOptions } from './stream.ts';
 import { createCalendar, DEFAULT_CALENDAR, type WorkCalendar } from './calendar.ts';
-import { DEFAULT_WORKFLOW, type CaseEnv, type WorkflowPolicy } from './cases.ts';
+import { DEFAULT_WORKFLOW, type CaseEnv, type WorkflowPolicy } from './cases/index.ts';
 import { buildEscalator, DEFAULT_ESCALATION, type EscalationPolicy, type Escalator } from './escalation.ts';
 import { createEventBus, eventTopic, type EventBus } from './events.ts';
 import { NORMAL_MODE, type ModeProvider } from './mode.ts';

@@ -1,4 +1,5 @@
 import type { Device } from '../devices/district.ts';
+import { EMERGENCY_CAP_HOURS, URGENT_CAP_HOURS, type CaseClass } from '../lib/vocabulary.ts';
 import { createCalendar, type Calendar, type TimeLimit } from './calendar.ts';
 
 /**
@@ -7,9 +8,6 @@ import { createCalendar, type Calendar, type TimeLimit } from './calendar.ts';
  * sub-deadlines (milestones), the merge group (related hazards at one asset join one case) and who
  * handles it. Deadlines are stored as absolute instants.
  */
-
-export type CaseClass = 'urgent' | 'routine' | 'device-health';
-export type Severity = 'info' | 'minor' | 'major' | 'critical';
 
 export interface Milestone {
   name: string;
@@ -36,16 +34,12 @@ export interface Category {
 
 export type Categories = Record<string, Category>;
 
-/** No urgent case may be due later than this after registration (the Zhuhai emergency rule). */
-export const URGENT_CAP_HOURS = 12;
-/** In emergency mode every hazard case (not device health) is capped at this. */
-export const EMERGENCY_CAP_HOURS = 12;
 const HOUR = 3_600_000;
 const h = (amount: number): TimeLimit => ({ amount, unit: 'hours' });
 const min = (amount: number): TimeLimit => ({ amount, unit: 'minutes' });
 const workDays = (amount: number): TimeLimit => ({ amount, unit: 'workDays' });
 
-/** docs/domain.md#the-case's table: a Tianjin manhole rule, a Sichuan county's time limits, the 12-hour cap. */
+/** docs/domain.md#the-case table: a Tianjin manhole rule, a Sichuan county's time limits, the 12-hour cap. */
 export const DEFAULT_CATEGORIES: Categories = {
   'cover-open': {
     title: 'Manhole cover open or displaced (井盖缺失/移位)', class: 'urgent', limit: h(6), group: 'manhole', unit: 'owner',
@@ -119,23 +113,29 @@ export interface Schedule {
 
 const defaultCalendar = createCalendar();
 
+/**
+ * Whether a case of this class falls under the 12-hour cap: urgent always, any hazard in emergency
+ * mode; device health never (it keeps its normal period, docs/domain.md#emergency-mode).
+ */
+export function underCap(cls: CaseClass, emergency: boolean): boolean {
+  return cls === 'urgent' || (emergency && cls !== 'device-health');
+}
+
 /** Cap in ms from registration, or Infinity. */
-function capFor(cls: CaseClass, emergency: boolean): number {
-  if (cls === 'device-health') return Infinity;
+export function capFor(cls: CaseClass, emergency: boolean): number {
   if (cls === 'urgent') return URGENT_CAP_HOURS * HOUR;
-  return emergency ? EMERGENCY_CAP_HOURS * HOUR : Infinity;
+  return underCap(cls, emergency) ? EMERGENCY_CAP_HOURS * HOUR : Infinity;
 }
 
 /** Absolute deadline and sub-deadlines of a case registered at `registeredAt`. */
 export function scheduleFor(category: Category, cls: CaseClass, registeredAt: number, opts: ScheduleOptions = {}): Schedule {
   const cal = opts.calendar ?? defaultCalendar;
-  const emergency = opts.emergency ?? false;
-  const cap = registeredAt + capFor(cls, emergency);
-  const deadline = Math.min(cal.due(registeredAt, limitFor(category, cls)), cap);
-  const milestones = cls === 'urgent' || emergency
+  const capped = underCap(cls, opts.emergency ?? false);
+  const deadline = Math.min(cal.due(registeredAt, limitFor(category, cls)), registeredAt + capFor(cls, opts.emergency ?? false));
+  const milestones = capped
     ? (category.milestones ?? []).map((m) => ({ name: m.name, due: Math.min(cal.due(registeredAt, m.limit), deadline) }))
     : [];
-  return { deadline, milestones, emergency: cls === 'urgent' || (emergency && cls !== 'device-health') };
+  return { deadline, milestones, emergency: capped };
 }
 
 /** Absolute deadline: registration + limit, and for urgent cases never later than registration + 12 h. */
@@ -146,15 +146,4 @@ export function deadlineFor(category: Category, cls: CaseClass, registeredAt: nu
 /** The default responsible unit: the device's owner, or its maintainer for device-health cases. */
 export function responsibleUnit(category: Category, cls: CaseClass, device: Pick<Device, 'ownerUnit' | 'maintainerUnit'>): string {
   return category.unit === 'maintainer' || cls === 'device-health' ? device.maintainerUnit : device.ownerUnit;
-}
-
-const SEVERITY_RANK: Record<Severity, number> = { info: 0, minor: 1, major: 2, critical: 3 };
-const CLASS_RANK: Record<CaseClass, number> = { 'device-health': 0, routine: 1, urgent: 2 };
-
-export function severityRank(s: string): number {
-  return SEVERITY_RANK[s as Severity] ?? -1;
-}
-
-export function classRank(c: string): number {
-  return CLASS_RANK[c as CaseClass] ?? -1;
 }

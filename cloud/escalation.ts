@@ -3,7 +3,7 @@ import type { Logger } from '../lib/log.ts';
 import { gatewayOf, type Device, type District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
 import type { Database } from './db/database.ts';
-import { applyBreach, appendHistory, clearAlarm, iso, raiseAlarm, SYSTEM_ACTOR, type CaseEnv } from './cases.ts';
+import { appendHistory, breachEvents, iso, recordBreach, recordClear, SYSTEM_ACTOR, type CaseEnv } from './cases/index.ts';
 import type { Breach, RuleEngine, SilenceRule } from './rules.ts';
 import type { EventBus } from './events.ts';
 import type { ModeProvider } from './mode.ts';
@@ -148,26 +148,21 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
   async function raiseOffline(device: Device, profile: Profile, rule: SilenceRule, silentFor: number, at: number): Promise<void> {
     const breach: Breach = { hazard: rule.hazard, severity: rule.severity, class: rule.class, thresholdId: rule.id, point: 'last_seen', value: Math.round(silentFor / 1000), limit: rule.afterPolls, op: 'silence' };
     const log = logger.child({ device: device.id });
-    const out = await database.write(async (trx) => {
-      const alarm = await raiseAlarm(trx, device.id, breach, at, null);
-      if (!alarm) return undefined;
-      const change = await applyBreach(trx, { device, kind: profile.kind, breach, env: deps.env, at, historical: false, emergency: deps.mode.emergency(), emergencyEpoch: deps.mode.epoch?.() ?? null, log });
-      if (change) await trx.updateTable('alarms').set({ case_id: change.caseId }).where('id', '=', alarm.id).execute();
-      return { alarm, change };
-    });
-    if (!out) return;
+    const emergency = deps.mode.emergency();
+    const out = await database.write((trx) => recordBreach(trx, {
+      device, kind: profile.kind, breach, env: deps.env, at, historical: false, emergency,
+      emergencyEpoch: emergency ? deps.mode.epoch?.() ?? null : null, raised: true, onlyIfRaised: true, log,
+    }));
+    if (!out.alarm) return;
     deps.engine.setAlarmed(device.id, rule.hazard, true);
     log.warn({ gateway: gatewayOf(deps.district, device), silentMs: silentFor }, 'device offline');
-    deps.events.emit({ type: 'alarm.raised', at: iso(at), alarmId: out.alarm.id, caseId: out.change?.caseId, device: device.id, hazard: rule.hazard, unit: device.maintainerUnit });
-    if (out.change) {
-      deps.events.emit({ type: out.change.action === 'opened' ? 'case.opened' : out.change.action === 'reopened' ? 'case.reopened' : 'case.updated', at: iso(at), caseId: out.change.caseId, unit: out.change.unit, device: device.id, hazard: rule.hazard, state: out.change.state, data: { severity: out.change.severity } });
-    }
+    for (const e of breachEvents(device, at, out.case ? [out.case] : [], [out.alarm])) deps.events.emit(e);
   }
 
   async function clearOffline(device: Device, at: number): Promise<void> {
-    const alarm = await database.write((trx) => clearAlarm(trx, device.id, 'offline', at));
+    const alarm = await database.write((trx) => recordClear(trx, device.id, 'offline', at));
     deps.engine.setAlarmed(device.id, 'offline', false);
-    if (alarm) deps.events.emit({ type: 'alarm.cleared', at: iso(at), alarmId: alarm.id, caseId: alarm.case_id ?? undefined, device: device.id, hazard: 'offline', unit: device.maintainerUnit });
+    if (alarm) for (const e of breachEvents(device, at, [], [alarm])) deps.events.emit(e);
   }
 
   async function tick(): Promise<void> {

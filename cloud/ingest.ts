@@ -6,9 +6,9 @@ import { parseTopic } from '../lib/topics.ts';
 import { gatewayOf, type Device, type District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
 import type { Breach, RuleEngine } from './rules.ts';
-import { applyBreach, clearAlarm, iso, linkAlarm, raiseAlarm, type CaseChange, type CaseEnv } from './cases.ts';
+import { breachEvents, recordBreach, recordClear, type AlarmChange, type CaseChange, type CaseEnv } from './cases/index.ts';
 import type { Database } from './db/database.ts';
-import type { EventBus, EventInput } from './events.ts';
+import type { EventBus } from './events.ts';
 import type { ModeProvider } from './mode.ts';
 
 /**
@@ -25,7 +25,7 @@ export type RejectReason =
   | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
   | 'device-mismatch' | 'unknown-device' | 'wrong-gateway';
 
-export interface AlarmChange { action: 'raised' | 'cleared'; alarmId: string; hazard: string; caseId: string | null; class: string }
+export type { AlarmChange } from './cases/index.ts';
 
 export type IngestResult =
   | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
@@ -159,23 +159,18 @@ export function createIngestor(deps: IngestDeps): Ingestor {
       try {
         const cases: CaseChange[] = [];
         const alarms: AlarmChange[] = [];
+        const emergencyEpoch = emergency ? deps.mode.epoch?.() ?? null : null;
         for (const breach of breaches) {
-          const change = await applyBreach(trx, {
+          const out = await recordBreach(trx, {
             device: reg.device, kind: reg.profile.kind, breach, env: deps.env, at, historical: reading.historical, emergency,
-            emergencyEpoch: emergency ? deps.mode.epoch?.() ?? null : null, log,
+            emergencyEpoch, raised: raised.includes(breach), log,
           });
-          if (change) cases.push(change);
-          if (raised.includes(breach)) {
-            const alarm = await raiseAlarm(trx, reading.device, breach, at, change?.caseId ?? null);
-            if (alarm) alarms.push({ action: 'raised', alarmId: alarm.id, hazard: breach.hazard, caseId: alarm.case_id, class: alarm.class });
-            else if (change) await linkAlarm(trx, reading.device, breach.hazard, change.caseId);
-          } else if (change && change.action !== 'updated') {
-            await linkAlarm(trx, reading.device, breach.hazard, change.caseId);
-          }
+          if (out.case) cases.push(out.case);
+          if (out.alarm) alarms.push(out.alarm);
         }
         for (const hazard of cleared) {
-          const alarm = await clearAlarm(trx, reading.device, hazard, at);
-          if (alarm) alarms.push({ action: 'cleared', alarmId: alarm.id, hazard, caseId: alarm.case_id, class: alarm.class });
+          const alarm = await recordClear(trx, reading.device, hazard, at);
+          if (alarm) alarms.push(alarm);
         }
         return { status: 'stored', gateway, seq: reading.seq, device: reading.device, cases, alarms } as const;
       } catch (err) {
@@ -188,18 +183,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   }
 
   function publish(reg: Registered, result: Extract<IngestResult, { status: 'stored' }>): void {
-    const at = iso(now());
-    for (const c of result.cases) {
-      const ev: EventInput = {
-        type: c.action === 'opened' ? 'case.opened' : c.action === 'reopened' ? 'case.reopened' : 'case.updated',
-        at, caseId: c.caseId, unit: c.unit, device: result.device, hazard: c.hazard, state: c.state,
-        data: { severity: c.severity, ...(c.joined ? { joined: true } : {}) },
-      };
-      deps.events.emit(ev);
-    }
-    for (const a of result.alarms) {
-      deps.events.emit({ type: a.action === 'raised' ? 'alarm.raised' : 'alarm.cleared', at, alarmId: a.alarmId, caseId: a.caseId ?? undefined, device: result.device, hazard: a.hazard, unit: a.class === 'device-health' ? reg.device.maintainerUnit : reg.device.ownerUnit });
-    }
+    for (const e of breachEvents(reg.device, now(), result.cases, result.alarms)) deps.events.emit(e);
   }
 
   // ---- pipeline ----------------------------------------------------------------------------

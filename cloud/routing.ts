@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Device, District } from '../devices/district.ts';
-import { responsibleUnit, type CaseClass, type Category } from './categories.ts';
+import { CaseClassT, type CaseClass } from '../lib/vocabulary.ts';
+import { responsibleUnit, type Category } from './categories.ts';
 
 /**
  * Routing as data (docs/domain.md#the-case): the first rule that matches a case's hazard, class,
@@ -12,7 +13,7 @@ import { responsibleUnit, type CaseClass, type Category } from './categories.ts'
 export const RoutingRule = Type.Object({
   /** Hazard (category) this rule applies to. */
   hazard: Type.Optional(Type.String()),
-  class: Type.Optional(Type.Union([Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('device-health')])),
+  class: Type.Optional(CaseClassT),
   /** Device kind (profile kind), e.g. `manhole-cover`. */
   kind: Type.Optional(Type.String()),
   /** Grid cell code or a prefix of it (a prefix routes a whole street office). */

@@ -35,7 +35,8 @@ function keepWorst(worst: Map<string, Breach>, b: Breach): void {
 function isWorse(a: Breach, b: Breach): boolean {
   const s = severityRank(a.severity) - severityRank(b.severity);
   if (s !== 0) return s > 0;
-  return classRank(a.class) > classRank(b.class);
+  // A lower class rank is more pressing (lib/vocabulary.ts).
+  return classRank(a.class) < classRank(b.class);
 }
 
 /**

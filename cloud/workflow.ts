@@ -62,3 +62,15 @@ export function illegalMessage(id: string, state: CaseState, action: CaseAction)
 
 /** States in which a case still runs against its deadline (reminders, escalation, overdue). */
 export const RUNNING_STATES: readonly CaseState[] = ['registered', 'dispatched', 'accepted'];
+
+/** States in which a case is over; every other state is open (the database's partial unique indexes repeat this). */
+export const FINAL_STATES: readonly CaseState[] = ['closed', 'void'];
+
+export function isRunning(state: string): boolean {
+  return (RUNNING_STATES as readonly string[]).includes(state);
+}
+
+/** Overdue: running past its deadline. */
+export function isOverdue(state: string, deadline: number, now: number): boolean {
+  return isRunning(state) && deadline < now;
+}

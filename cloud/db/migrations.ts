@@ -7,9 +7,10 @@ import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } fr
  * unique index whose predicate both engines accept. Never edit a released migration; add one.
  */
 
-/** States in which a case no longer counts as open. */
-export const FINAL_STATES = ['closed', 'void'] as const;
-/** The predicate of the partial unique index; ON CONFLICT targets must repeat it verbatim. */
+/**
+ * The predicate of the partial unique index: not in FINAL_STATES (cloud/workflow.ts), spelt out
+ * because released migrations never change; ON CONFLICT targets must repeat it verbatim.
+ */
 export const OPEN_CASE_PREDICATE = sql<boolean>`state not in ('closed', 'void')`;
 
 const m0001: Migration = {

@@ -6,7 +6,7 @@ import type { District } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
 import { principalOf } from '../http/auth.ts';
 import * as S from '../http/schemas.ts';
-import { iso } from '../cases.ts';
+import { iso } from '../cases/index.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { DB } from '../db/schema.ts';
 import { CapError, MAX_CAP_BYTES } from './cap.ts';

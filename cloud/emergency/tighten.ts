@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
-import { EMERGENCY_CAP_HOURS } from '../../lib/vocabulary.ts';
+import { EMERGENCY_CAP_HOURS, type CaseClass } from '../../lib/vocabulary.ts';
 import type { Calendar } from '../calendar.ts';
-import { appendHistory, SYSTEM_ACTOR } from '../cases.ts';
-import { categoryFor, type Categories, type CaseClass } from '../categories.ts';
+import { appendHistory, SYSTEM_ACTOR } from '../cases/index.ts';
+import { categoryFor, type Categories } from '../categories.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { DB } from '../db/schema.ts';
 import type { ModeState } from './mode.ts';

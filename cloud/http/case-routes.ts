@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { CsError } from '../../lib/errors.ts';
 import type { District } from '../../devices/district.ts';
 import { CloudErrors } from '../errors.ts';
-import { alarmToJson, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv } from '../cases.ts';
+import { alarmToJson, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
 import type { EventBus, CsEvent } from '../events.ts';
 import type { RuleSet } from '../rules.ts';

@@ -8,7 +8,7 @@ import { gatewayOf, type District, type Device as DistrictDevice } from '../../d
 import type { Profile } from '../../devices/profile.ts';
 import { CloudErrors } from '../errors.ts';
 import { principalOf, scopeUnit } from './auth.ts';
-import { iso } from '../cases.ts';
+import { iso } from '../cases/index.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { Database } from '../db/database.ts';
 import type { DeviceStateTable } from '../db/schema.ts';

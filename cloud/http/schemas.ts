@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PointValue } from '../../lib/messages.ts';
+import { CaseClassT, SeverityT } from '../../lib/vocabulary.ts';
 import { CASE_STATES } from '../workflow.ts';
 
 /** TypeBox schemas of the REST API: validation, types and the OpenAPI document from one source. */
@@ -35,8 +36,8 @@ export const Case = Type.Object({
   device: Type.String(),
   hazard: Type.String({ description: 'the hazard that opened the case' }),
   hazards: Type.Array(Type.String(), { description: 'every hazard joined in this case (related hazards at one asset merge)' }),
-  class: Type.Union([Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('device-health')]),
-  severity: Type.Union([Type.Literal('info'), Type.Literal('minor'), Type.Literal('major'), Type.Literal('critical')]),
+  class: CaseClassT,
+  severity: SeverityT,
   state: CaseState,
   unit: Type.String({ description: 'responsible unit' }),
   title: Type.String(),
@@ -121,7 +122,7 @@ export const CaseQuery = Type.Object({
   overdue: Type.Optional(Type.Boolean({ description: 'only running cases past their deadline' })),
   emergency: Type.Optional(Type.Boolean()),
   area: Type.Optional(Type.String({ maxLength: 32, description: 'grid cell code or prefix (e.g. 440402001)' })),
-  class: Type.Optional(Type.Union([Type.Literal('urgent'), Type.Literal('routine'), Type.Literal('device-health')])),
+  class: Type.Optional(CaseClassT),
   unit: Type.Optional(Type.String({ maxLength: 64 })),
   hazard: Type.Optional(Type.String({ maxLength: 64 })),
   device: Type.Optional(Type.String({ maxLength: 64 })),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadProfiles, type Threshold } from '../../devices/profile.ts';
 import { breaches, createRuleEngine, defaultRuleSet, judgeValues, rulesFor, type PointValue } from '../../cloud/rules.ts';
 import { categoryFor, deadlineFor, DEFAULT_CATEGORIES, responsibleUnit } from '../../cloud/categories.ts';
-import { caseId } from '../../cloud/cases.ts';
+import { caseId } from '../../cloud/cases/index.ts';
 
 const profiles = loadProfiles();
 const defaults = defaultRuleSet(profiles);

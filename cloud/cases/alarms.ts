@@ -1,0 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import type { Breach } from '../rules.ts';
+import type { AlarmRow } from './json.ts';
+
+/** Alarms: at most one active alarm per (device, hazard), raised and cleared by the rules, linked to a case. */
+
+export function newAlarmId(): string {
+  return `AL-${randomBytes(6).toString('hex')}`;
+}
+
+/** Raises the one active alarm of (device, hazard); undefined when it is already active. */
+export async function raiseAlarm(trx: Kysely<DB>, device: string, b: Breach, at: number, caseId: string | null): Promise<AlarmRow | undefined> {
+  return trx.insertInto('alarms').values({
+    id: newAlarmId(), device, hazard: b.hazard, rule_id: b.thresholdId, severity: b.severity, class: b.class,
+    point: b.point, value: JSON.stringify(b.value), raised_at: at, cleared_at: null, acked_at: null, acked_by: null, case_id: caseId,
+  }).onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst();
+}
+
+/** Links the active alarm of (device, hazard) to a case. */
+export async function linkAlarm(trx: Kysely<DB>, device: string, hazard: string, caseId: string): Promise<void> {
+  await trx.updateTable('alarms').set({ case_id: caseId }).where('device', '=', device).where('hazard', '=', hazard)
+    .where('cleared_at', 'is', null).where((eb) => eb.or([eb('case_id', 'is', null), eb('case_id', '<>', caseId)])).execute();
+}
+
+export async function clearAlarm(trx: Kysely<DB>, device: string, hazard: string, at: number): Promise<AlarmRow | undefined> {
+  return trx.updateTable('alarms').set({ cleared_at: at }).where('device', '=', device).where('hazard', '=', hazard)
+    .where('cleared_at', 'is', null).returningAll().executeTakeFirst();
+}

@@ -1,0 +1,16 @@
+/**
+ * Sensor cases (docs/domain.md#the-case), one file per concern: ids, history, the breach
+ * upsert, alarms, the breach orchestration, people's workflow actions and the JSON mapping.
+ */
+export { caseId, nextCaseId } from './ids.ts';
+export { appendHistory, SYSTEM_ACTOR, type HistoryInput, type HistoryRow } from './history.ts';
+export { DEFAULT_WORKFLOW, type BreachContext, type CaseChange, type CaseEnv, type WorkflowPolicy } from './policy.ts';
+export { applyBreach } from './breach.ts';
+export { clearAlarm, linkAlarm, newAlarmId, raiseAlarm } from './alarms.ts';
+export { breachEvents, recordBreach, recordClear, type AlarmChange, type BreachInput, type BreachOutcome } from './flow.ts';
+export { applyAction, visibleCase, type ActionBody, type ActionInput } from './actions.ts';
+export {
+  alarmToJson, caseToJson, historyToJson, iso, parseList,
+  type AlarmJson, type AlarmRow, type CaseJson, type CaseRow, type HistoryJson,
+} from './json.ts';
+export { CASE_STATES, type CaseAction, type CaseState } from '../workflow.ts';

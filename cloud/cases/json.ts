@@ -1,0 +1,83 @@
+import type { Selectable } from 'kysely';
+import type { CaseClass, Severity, Static } from '../../lib/vocabulary.ts';
+import type { AlarmsTable, CasesTable } from '../db/schema.ts';
+import type { Alarm, Case, HistoryEntry } from '../http/schemas.ts';
+import { isOverdue, type CaseState } from '../workflow.ts';
+import type { HistoryRow } from './history.ts';
+
+/** Database rows to the API's JSON (the shapes are the TypeBox schemas of cloud/http/schemas.ts). */
+
+export type CaseRow = Selectable<CasesTable>;
+export type AlarmRow = Selectable<AlarmsTable>;
+export type CaseJson = Static<typeof Case>;
+export type HistoryJson = Static<typeof HistoryEntry>;
+export type AlarmJson = Static<typeof Alarm>;
+
+export function iso(ms: number | string): string {
+  return new Date(Number(ms)).toISOString();
+}
+
+export function caseToJson(r: CaseRow, now?: number): CaseJson {
+  return {
+    id: r.id,
+    device: r.device,
+    hazard: r.hazard,
+    hazards: parseList(r.hazards ?? '[]'),
+    class: r.class as CaseClass,
+    severity: r.severity as Severity,
+    state: r.state as CaseState,
+    unit: r.unit,
+    title: r.title,
+    description: r.description,
+    openedAt: iso(r.opened_at),
+    updatedAt: iso(r.updated_at),
+    deadline: iso(r.deadline_at),
+    overdue: now !== undefined && isOverdue(r.state, Number(r.deadline_at), now),
+    milestones: (JSON.parse(r.milestones ?? '[]') as { name: string; due: number }[]).map((m) => ({ name: m.name, due: iso(m.due) })),
+    emergency: Number(r.emergency) === 1,
+    emergencyPeriod: r.emergency_epoch == null ? null : Number(r.emergency_epoch),
+    breachCount: Number(r.breach_count),
+    reworkCount: Number(r.rework_count ?? 0),
+    extensionCount: Number(r.extension_count ?? 0),
+    escalationLevel: Number(r.escalation_level ?? 0),
+    lastValue: parseJson(r.last_value),
+    location: { lat: Number(r.lat), lon: Number(r.lon), address: r.address },
+    grid: r.grid ?? null,
+    componentCode: r.component_code,
+  };
+}
+
+export function historyToJson(h: HistoryRow): HistoryJson {
+  return {
+    seq: Number(h.seq), at: iso(h.at), action: h.action, actor: h.actor, role: h.role, fromState: h.from_state, toState: h.to_state,
+    note: h.note, reason: h.reason ?? null, evidence: h.evidence ? (JSON.parse(h.evidence) as string[]) : [],
+    details: h.details ? (JSON.parse(h.details) as Record<string, unknown>) : null,
+  };
+}
+
+export function alarmToJson(a: AlarmRow): AlarmJson {
+  return {
+    id: a.id, device: a.device, hazard: a.hazard, rule: a.rule_id, severity: a.severity, class: a.class, point: a.point,
+    value: a.value === null ? null : parseJson(a.value), raisedAt: iso(a.raised_at), clearedAt: a.cleared_at === null ? null : iso(a.cleared_at),
+    acknowledgedAt: a.acked_at === null ? null : iso(a.acked_at), acknowledgedBy: a.acked_by, caseId: a.case_id,
+    active: a.cleared_at === null,
+  };
+}
+
+/** A JSON list column (hazards, milestones); anything else is an empty list. */
+export function parseList(text: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return Array.isArray(v) ? v.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+function parseJson(text: string): number | boolean | string | null {
+  try {
+    return JSON.parse(text) as number | boolean | string;
+  } catch {
+    return null;
+  }
+}

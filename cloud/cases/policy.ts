@@ -1,0 +1,58 @@
+import type { Logger } from '../../lib/log.ts';
+import type { Device } from '../../devices/district.ts';
+import type { Calendar } from '../calendar.ts';
+import type { Categories } from '../categories.ts';
+import type { Breach } from '../rules.ts';
+import type { Routing } from '../routing.ts';
+
+/** The settings and data that drive sensor cases, and what a breach changes (docs/domain.md#the-case). */
+
+const HOUR = 3_600_000;
+
+export interface WorkflowPolicy {
+  /** Verification needs the asset's readings back in range for at least this long. */
+  verifyClearMs: number;
+  /** The same hazard within this time after closing reopens the case as rework. */
+  reopenWithinMs: number;
+  /** Sensor cases are dispatched as they are registered; false leaves them registered for an operator to dispatch. */
+  autoDispatch: boolean;
+}
+
+export const DEFAULT_WORKFLOW: WorkflowPolicy = { verifyClearMs: 10 * 60_000, reopenWithinMs: 24 * HOUR, autoDispatch: true };
+
+/** What case code needs besides the transaction: the data that drives cases. */
+export interface CaseEnv {
+  categories: Categories;
+  calendar: Calendar;
+  routing: Routing;
+  workflow: WorkflowPolicy;
+}
+
+/** What one breach did to a case. */
+export interface CaseChange {
+  action: 'opened' | 'updated' | 'reopened';
+  caseId: string;
+  hazard: string;
+  severity: string;
+  unit: string;
+  state: string;
+  /** A related hazard joined this case with this breach. */
+  joined?: boolean;
+}
+
+export interface BreachContext {
+  device: Device;
+  /** Device kind (profile kind), for routing. */
+  kind: string;
+  breach: Breach;
+  env: CaseEnv;
+  /** Registration time (the cloud's clock). */
+  at: number;
+  /** A historical (replayed) reading may update an open case but never opens one. */
+  historical: boolean;
+  /** Emergency mode at the time of the breach. */
+  emergency: boolean;
+  /** The emergency period in force (mode epoch), kept on a case under the emergency cap for evaluation. */
+  emergencyEpoch?: number | null;
+  log: Logger;
+}
