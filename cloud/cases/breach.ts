@@ -94,11 +94,25 @@ async function updateOpenCase(trx: Kysely<DB>, ctx: BreachContext): Promise<Case
   if (Object.keys(raise).length) {
     await trx.updateTable('cases').set(raise).where('id', '=', row.id).execute();
   }
-  await appendHistory(trx, row.id, [{
-    at, action: 'update', ...SYSTEM_ACTOR, from_state: row.state, to_state: row.state, note: notes.join('; '),
-  }]);
-  ctx.log.debug({ caseId: row.id, hazard: breach.hazard, breachCount: row.breach_count }, 'case updated by repeat breach');
-  return { action: 'updated', caseId: row.id, hazard: breach.hazard, severity: raise.severity ?? row.severity, unit: row.unit, state: row.state, joined };
+  // History records changes, not samples: a breach that changes nothing writes at most one
+  // "still breaching" row per interval (docs/domain.md, case workflow).
+  const changed = notes.length > 1;
+  const recorded = changed || at - await lastHistoryAt(trx, row.id) >= env.workflow.stillBreachingEveryMs;
+  if (recorded) {
+    await appendHistory(trx, row.id, [{
+      at, action: changed ? 'update' : 'still-breaching', ...SYSTEM_ACTOR, from_state: row.state, to_state: row.state,
+      note: notes.join('; '), details: changed ? null : JSON.stringify({ breachCount: Number(row.breach_count) }),
+    }]);
+  }
+  ctx.log.debug({ caseId: row.id, hazard: breach.hazard, breachCount: row.breach_count, recorded }, 'case updated by repeat breach');
+  return {
+    action: 'updated', caseId: row.id, hazard: breach.hazard, severity: raise.severity ?? row.severity, unit: row.unit, state: row.state, joined, recorded,
+  };
+}
+
+async function lastHistoryAt(trx: Kysely<DB>, caseId: string): Promise<number> {
+  const r = await trx.selectFrom('case_history').select(sql<number | null>`max(at)`.as('t')).where('case_id', '=', caseId).executeTakeFirst();
+  return r?.t == null ? -Infinity : Number(r.t);
 }
 
 async function reopenRecurrence(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange | undefined> {
@@ -128,7 +142,7 @@ async function reopenRecurrence(trx: Kysely<DB>, ctx: BreachContext): Promise<Ca
     note: describeBreach(breach), details: JSON.stringify({ rework: true, deadline: new Date(s.deadline).toISOString() }),
   }]);
   ctx.log.child({ caseId: closed.id }).info({ hazard: breach.hazard }, 'case reopened by recurrence (rework)');
-  return { action: 'reopened', caseId: closed.id, hazard: breach.hazard, severity, unit: closed.unit, state: 'dispatched' };
+  return { action: 'reopened', caseId: closed.id, hazard: breach.hazard, severity, unit: closed.unit, state: 'dispatched', recorded: true };
 }
 
 async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange | undefined> {
@@ -185,5 +199,5 @@ async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange
     ...(dispatch ? [{ at, action: 'dispatch', ...SYSTEM_ACTOR, from_state: 'registered', to_state: 'dispatched', note: `auto-dispatched to ${unit}` }] : []),
   ]);
   ctx.log.child({ caseId: id }).info({ hazard: breach.hazard, unit, severity: breach.severity }, 'case opened');
-  return { action: 'opened', caseId: id, hazard: breach.hazard, severity: breach.severity, unit, state: dispatch ? 'dispatched' : 'registered' };
+  return { action: 'opened', caseId: id, hazard: breach.hazard, severity: breach.severity, unit, state: dispatch ? 'dispatched' : 'registered', recorded: true };
 }

@@ -54,7 +54,7 @@ export async function recordClear(trx: Kysely<DB>, device: string, hazard: strin
   return row ? { action: 'cleared', alarmId: row.id, hazard, caseId: row.case_id, class: row.class } : undefined;
 }
 
-/** The events of what breaches and clears changed: alarms first, then cases. */
+/** The events of what breaches and clears changed: alarms first, then the recorded case changes. */
 export function breachEvents(device: Device, at: number, cases: readonly CaseChange[], alarms: readonly AlarmChange[]): EventInput[] {
   const when = iso(at);
   const out: EventInput[] = [];
@@ -65,6 +65,8 @@ export function breachEvents(device: Device, at: number, cases: readonly CaseCha
     });
   }
   for (const c of cases) {
+    // A quiet counter update (a continuing breach that changed nothing) is no event, as it is no history row.
+    if (!c.recorded) continue;
     out.push({
       type: c.action === 'opened' ? 'case.opened' : c.action === 'reopened' ? 'case.reopened' : 'case.updated',
       at: when, caseId: c.caseId, unit: c.unit, device: device.id, hazard: c.hazard, state: c.state,

@@ -16,9 +16,17 @@ export interface WorkflowPolicy {
   reopenWithinMs: number;
   /** Sensor cases are dispatched as they are registered; false leaves them registered for an operator to dispatch. */
   autoDispatch: boolean;
+  /**
+   * A continuing breach that changes nothing (severity, hazards, deadline) updates the case's
+   * counters only; its history gets at most one "still breaching" row (and one `case.updated`
+   * event) per this interval.
+   */
+  stillBreachingEveryMs: number;
 }
 
-export const DEFAULT_WORKFLOW: WorkflowPolicy = { verifyClearMs: 10 * 60_000, reopenWithinMs: 24 * HOUR, autoDispatch: true };
+export const DEFAULT_WORKFLOW: WorkflowPolicy = {
+  verifyClearMs: 10 * 60_000, reopenWithinMs: 24 * HOUR, autoDispatch: true, stillBreachingEveryMs: 15 * 60_000,
+};
 
 /** What case code needs besides the transaction: the data that drives cases. */
 export interface CaseEnv {
@@ -38,6 +46,8 @@ export interface CaseChange {
   state: string;
   /** A related hazard joined this case with this breach. */
   joined?: boolean;
+  /** The change is in the case's history (and gets an event); false for a quiet counter update. */
+  recorded: boolean;
 }
 
 export interface BreachContext {

@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { CsError } from '../../lib/errors.ts';
 import type { District } from '../../devices/district.ts';
 import { CloudErrors } from '../errors.ts';
-import { alarmToJson, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv } from '../cases/index.ts';
+import { alarmToJson, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv, type CaseRow } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
 import type { EventBus, CsEvent } from '../events.ts';
 import type { RuleSet } from '../rules.ts';
@@ -78,18 +78,25 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     return { items: page.map((r) => caseToJson(r, at)), nextCursor: rows.length > limit && last ? encodeCursor(Number(last.opened_at), last.id) : null };
   });
 
-  async function detail(id: string, row: Awaited<ReturnType<typeof visibleCase>>) {
+  /** One case with one page of its history (oldest first), its alarms and the asset's recent readings. */
+  async function detail(row: CaseRow, page: { limit: number; cursor?: string } = { limit: DEFAULT_HISTORY_PAGE }) {
+    const id = row.id;
+    let hq = db.selectFrom('case_history').selectAll().where('case_id', '=', id);
+    if (page.cursor !== undefined) hq = hq.where('seq', '>', decodeHistoryCursor(page.cursor));
     const [history, alarms] = await Promise.all([
-      db.selectFrom('case_history').selectAll().where('case_id', '=', id).orderBy('seq').execute(),
+      hq.orderBy('seq').limit(page.limit + 1).execute(),
       db.selectFrom('alarms').selectAll().where('case_id', '=', id).orderBy('raised_at').execute(),
     ]);
+    const shown = history.slice(0, page.limit);
+    const last = shown[shown.length - 1];
     const since = alarms.length ? Math.min(...alarms.map((a) => Number(a.raised_at))) : Number(row.opened_at);
     // Readings since the alarm, by measurement time; a small margin before it shows the rise.
     const readings = await db.selectFrom('readings').select(['ts', 'values_json', 'quality']).where('device', '=', row.device)
       .where('ts', '>=', since - 60_000).orderBy('ts', 'asc').limit(500).execute();
     return {
       ...caseToJson(row, now()),
-      history: history.map(historyToJson),
+      history: shown.map(historyToJson),
+      historyNextCursor: history.length > page.limit && last ? encodeHistoryCursor(Number(last.seq)) : null,
       alarms: alarms.map(alarmToJson),
       allowedActions: legalActions(row.state as CaseState),
       readings: readings.map((r) => ({ ts: iso(r.ts), values: JSON.parse(r.values_json), quality: r.quality })),
@@ -98,13 +105,13 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
 
   app.get('/api/cases/:id', {
     schema: {
-      summary: 'One case with its history, alarms and the asset\'s readings since the alarm; a crew token gets 404 for another unit\'s case',
-      tags: ['cases'], params: S.IdParams, response: { 200: S.CaseDetail, 404: S.ErrorReply, ...S.authErrors },
+      summary: 'One case with its history (paged: `limit`, `cursor`), alarms and the asset\'s readings since the alarm; a crew token gets 404 for another unit\'s case',
+      tags: ['cases'], params: S.IdParams, querystring: S.CaseDetailQuery, response: { 200: S.CaseDetail, 404: S.ErrorReply, ...S.authErrors },
     },
   }, async (req) => {
     // 404, not 403, for another unit's case: a crew token learns nothing about cases not theirs.
     const row = await visibleCase(db, req.params.id, principalOf(req));
-    return detail(row.id, row);
+    return detail(row, req.query);
   });
 
   for (const action of CASE_ACTIONS) {
@@ -129,7 +136,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
         type: 'case.transition', at: iso(at), caseId: out.row.id, unit: out.row.unit, device: out.row.device, hazard: out.row.hazard,
         state: out.to, data: { action, from: out.from, to: out.to, role: principal.role },
       });
-      return detail(out.row.id, out.row);
+      return detail(out.row);
     });
   }
 
@@ -236,6 +243,21 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     res.on('close', done);
     req.raw.on('close', done);
   });
+}
+
+/** History entries on one page of a case's detail unless `limit` says otherwise. */
+const DEFAULT_HISTORY_PAGE = 100;
+
+function encodeHistoryCursor(seq: number): string {
+  return Buffer.from(JSON.stringify({ after: seq })).toString('base64url');
+}
+
+function decodeHistoryCursor(cursor: string): number {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
+    if (Number.isSafeInteger(v?.after)) return v.after as number;
+  } catch { /* answered below */ }
+  throw new CsError(CloudErrors.BAD_CURSOR, 'query parameter "cursor" is not a history cursor this API gave out');
 }
 
 function encodeCursor(openedAt: number, id: string): string {

@@ -98,11 +98,17 @@ export const AlarmQuery = Type.Object({
 }, { additionalProperties: false });
 
 export const CaseDetail = Type.Composite([Case, Type.Object({
-  history: Type.Array(HistoryEntry),
+  history: Type.Array(HistoryEntry, { description: 'the case\'s history, oldest first, one page (`limit`, `cursor`)' }),
+  historyNextCursor: Nullable(Type.String({ description: 'pass as `cursor` for the next page of the history' })),
   alarms: Type.Array(Alarm),
   allowedActions: Type.Array(Type.String(), { description: 'actions the case\'s state allows now' }),
   readings: Type.Array(Type.Object({ ts: Iso('measurement time'), values: Values, quality: Type.String() }), { description: 'the asset\'s readings since the first alarm, oldest first (at most 500)' }),
 })]);
+
+export const CaseDetailQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'history entries per page' }),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'the `historyNextCursor` of the previous page' })),
+}, { additionalProperties: false });
 
 export const ActionBody = Type.Object({
   reason: Type.Optional(Type.String({ maxLength: 2000, description: 'required for rework, extend, defer, void, reopen' })),

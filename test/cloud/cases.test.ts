@@ -91,5 +91,55 @@ describe.each(BACKENDS)('cases on $backend', ({ backend, skip }: { backend: Back
       const res = await get(cloud, `/api/cases/${opened!.caseId}`, await cloud.tokens.create('admin'));
       expect(res.json()).toMatchObject({ class: 'device-health', emergency: false, emergencyPeriod: null });
     });
+
+    it('a breach held for 100 samples writes a constant number of history rows and events, not one per sample', async () => {
+      const cloud = await newCloud();
+      const admin = await cloud.tokens.create('admin');
+      const first = await send(cloud, { level_m: 0.9, battery_pct: 90 });
+      // 100 more samples, 10 s apart (1,000 s): the same hazard, severity and deadline throughout.
+      for (let i = 1; i <= 100; i++) {
+        clock = T0 + i * 10_000;
+        await send(cloud, { level_m: 0.9 + (i % 3) * 0.01, battery_pct: 90 });
+      }
+      let c = await caseOf(cloud, first, admin);
+      expect(c).toMatchObject({ breachCount: 101, lastValue: 0.9 + (100 % 3) * 0.01, severity: 'major' });
+      // register, dispatch, and one "still breaching" row after the 15-minute interval.
+      expect(c.history.map((h) => h.action)).toEqual(['register', 'dispatch', 'still-breaching']);
+      expect(events.filter((e) => e.type === 'case.updated')).toHaveLength(1);
+      // A change is recorded at once: severity major -> critical.
+      clock += 10_000;
+      await send(cloud, { level_m: 0.97, battery_pct: 90 });
+      c = await caseOf(cloud, first, admin);
+      expect(c.history.map((h) => h.action)).toEqual(['register', 'dispatch', 'still-breaching', 'update']);
+      expect(c.history[3].note).toMatch(/severity major -> critical/);
+      expect(events.filter((e) => e.type === 'case.updated')).toHaveLength(2);
+    });
+
+    it('GET /api/cases/:id pages the history with limit and cursor instead of returning every row', async () => {
+      const cloud = await newCloud({ workflow: { stillBreachingEveryMs: 60_000 } });
+      const admin = await cloud.tokens.create('admin');
+      const first = await send(cloud, { level_m: 0.9, battery_pct: 90 });
+      for (let i = 1; i <= 5; i++) {
+        clock = T0 + i * 61_000;
+        await send(cloud, { level_m: 0.9, battery_pct: 90 });
+      }
+      const id = (first as { cases: { caseId: string }[] }).cases[0].caseId;
+      const all = (await get(cloud, `/api/cases/${id}`, admin)).json() as CaseBody;
+      expect(all.history.map((h) => h.action)).toEqual(['register', 'dispatch', ...Array(5).fill('still-breaching')]);
+      expect(all.historyNextCursor).toBeNull();
+      const p1 = (await get(cloud, `/api/cases/${id}?limit=3`, admin)).json() as CaseBody;
+      expect(p1.history.map((h) => h.seq)).toEqual([1, 2, 3]);
+      const p2 = (await get(cloud, `/api/cases/${id}?limit=3&cursor=${p1.historyNextCursor}`, admin)).json() as CaseBody;
+      expect(p2.history.map((h) => h.seq)).toEqual([4, 5, 6]);
+      const p3 = (await get(cloud, `/api/cases/${id}?limit=3&cursor=${p2.historyNextCursor}`, admin)).json() as CaseBody;
+      expect(p3.history.map((h) => h.seq)).toEqual([7]);
+      expect(p3.historyNextCursor).toBeNull();
+      const bad = await get(cloud, `/api/cases/${id}?cursor=nonsense`, admin);
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().code).toBe('CS_CLOUD_BAD_CURSOR');
+      expect((await get(cloud, `/api/cases/${id}?limit=0`, admin)).statusCode).toBe(400);
+      const doc = (await cloud.app.inject({ url: '/docs/json' })).json() as { paths: Record<string, { get?: { parameters?: { name: string }[] } }> };
+      expect(doc.paths['/api/cases/{id}'].get!.parameters!.map((p) => p.name)).toEqual(expect.arrayContaining(['limit', 'cursor']));
+    });
   });
 });
