@@ -7,7 +7,8 @@ import type { District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
 import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
 import { openDatabase, type DbOptions } from './db/database.ts';
-import { createIngestor, type IngestResult, type IngestStats } from './ingest.ts';
+import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } from './ingest.ts';
+import type { ReadingLimits } from './reading-check.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
 import { createStreamConsumer, type StreamSourceOptions } from './stream.ts';
 import { createCalendar, DEFAULT_CALENDAR, type WorkCalendar } from './calendar.ts';
@@ -31,7 +32,7 @@ import { buildEmergency, type Emergency } from './emergency/service.ts';
 import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
-import { EdgeHealthSchema, type EdgeHealth } from '../edge/health.ts';
+import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
 import { dashboard } from './web/plugin.ts';
 
 export type { Role } from './tokens.ts';
@@ -81,6 +82,10 @@ export interface CloudOptions {
   emergency?: EmergencyConfig | false;
   /** HTTP timeouts and connection caps (README "Limits"); `defaultHttpLimits()` for what is omitted. */
   http?: Partial<HttpLimits>;
+  /** Plausible reading time: `maxSkewMs` ahead (default 5 min), `maxAgeMs` behind (default 90 days). */
+  readings?: Partial<ReadingLimits>;
+  /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
+  warnLimit?: Partial<WarnLimit>;
 }
 
 export interface EmergencyConfig {
@@ -148,7 +153,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   };
   const ingestor = createIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ mod: 'ingest' }),
+    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, warnLimit: opts.warnLimit,
   });
   const escalator = opts.escalation === false ? undefined : buildEscalator({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
@@ -274,6 +279,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await streamConsumer?.stop();
       await subscriber?.stop();
       await Promise.allSettled([...inFlight]);
+      ingestor.close();
       await app.close();
       await database.close();
     },

@@ -10,11 +10,14 @@ import { breachEvents, recordBreach, recordClear, type AlarmChange, type CaseCha
 import type { Database } from './db/database.ts';
 import type { EventBus } from './events.ts';
 import type { ModeProvider } from './mode.ts';
+import { createRateLimiter } from '../lib/rate-limit.ts';
+import { checkTime, checkValues, DEFAULT_READING_LIMITS, readingHash, type ReadingLimits } from './reading-check.ts';
 
 /**
  * Ingest of one reading, as a short pipeline of named steps:
- * topic -> size -> JSON -> schema -> device -> store (idempotent on gateway+seq) -> evaluate -> cases.
- * A bad payload is counted by reason and logged, never thrown. The store, the rules and the
+ * topic -> size -> JSON -> schema -> device -> plausible (time, points) -> store (idempotent on
+ * gateway+stream+device+seq; the same key with another payload is a counted, logged conflict) -> evaluate -> cases.
+ * A bad payload is counted by reason and logged (rate-limited per gateway), never thrown. The store, the rules and the
  * cases run in ONE write transaction: a crash leaves either all or nothing, so a redelivered
  * reading is either a duplicate of a fully handled one or handled afresh.
  */
@@ -23,13 +26,16 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 export type RejectReason =
   | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
-  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway';
+  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway'
+  | 'ts-future' | 'ts-too-old' | 'unknown-point' | 'point-type';
 
 export type { AlarmChange } from './cases/index.ts';
 
 export type IngestResult =
   | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
   | { status: 'duplicate'; gateway: string; seq: number; device: string }
+  /** The key was stored before with another payload: the first is kept, this one counted and logged. */
+  | { status: 'conflict'; gateway: string; stream: string; seq: number; device: string; storedHash: string; hash: string }
   | { status: 'rejected'; reason: RejectReason; message: string }
   /** The database failed; the reading was not stored and should be redelivered (not acknowledged). */
   | { status: 'failed'; reason: 'store-failed'; message: string };
@@ -37,12 +43,20 @@ export type IngestResult =
 export interface IngestStats {
   stored: number;
   duplicates: number;
+  /** Readings whose key was stored with a different payload (kept the first; logged at warning). */
+  conflicts: number;
   rejected: Record<string, number>;
   /** Readings the database could not take (left unacknowledged for redelivery). */
   failed: number;
   casesOpened: number;
   casesUpdated: number;
+  /** Warning lines about rejected or conflicting readings left out by the per-gateway log limit. */
+  warningsSuppressed: number;
 }
+
+/** Warning lines about one gateway's bad readings: at most `max` per `windowMs`, then a count. */
+export interface WarnLimit { windowMs: number; max: number }
+export const DEFAULT_WARN_LIMIT: WarnLimit = { windowMs: 60_000, max: 20 };
 
 export interface IngestDeps {
   database: Database;
@@ -54,6 +68,10 @@ export interface IngestDeps {
   events: EventBus;
   now: () => number;
   logger: Logger;
+  /** Plausible time of a reading (DEFAULT_READING_LIMITS when omitted). */
+  limits?: Partial<ReadingLimits>;
+  /** Rate of warnings per gateway (DEFAULT_WARN_LIMIT when omitted). */
+  warnLimit?: Partial<WarnLimit>;
 }
 
 class Rejection {
@@ -65,8 +83,13 @@ interface Registered { device: Device; gateway: string; profile: Profile }
 export interface Ingestor {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
   stats(): IngestStats;
-  /** Seeds the rule engine with the alarms active in the database (call after migrating). */
+  /**
+   * Seeds the rule engine with the alarms active in the database and repairs a device whose
+   * latest reading lies in the future (stored before ts was checked); call after migrating.
+   */
   seed(): Promise<void>;
+  /** Logs what the warning limit still holds back. */
+  close(): void;
 }
 
 export function createIngestor(deps: IngestDeps): Ingestor {
@@ -75,7 +98,20 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   for (const device of deps.district.devices) {
     registry.set(device.id, { device, gateway: gatewayOf(deps.district, device), profile: deps.profiles.get(device.profile)! });
   }
-  const counters: IngestStats = { stored: 0, duplicates: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0 };
+  const counters: IngestStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0, warningsSuppressed: 0 };
+  const limits: ReadingLimits = { ...DEFAULT_READING_LIMITS, ...deps.limits };
+  const warnLimit: WarnLimit = { ...DEFAULT_WARN_LIMIT, ...deps.warnLimit };
+  const warnings = createRateLimiter({
+    ...warnLimit,
+    onSuppressed: (gateway, suppressed, windowMs) => {
+      logger.warn({ gateway, suppressed, windowMs }, `${suppressed} more warnings about gateway ${gateway}'s readings suppressed in ${windowMs / 1000} s`);
+    },
+  });
+  /** A warning about one gateway's readings, within its limit (counted when held back). */
+  function warn(gateway: string, log: Logger, obj: object, msg: string): void {
+    if (warnings.allow(gateway)) log.warn(obj, msg);
+    else counters.warningsSuppressed++;
+  }
 
   // ---- steps -------------------------------------------------------------------------------
 
@@ -118,16 +154,30 @@ export function createIngestor(deps: IngestDeps): Ingestor {
     return reg;
   }
 
-  async function storeAndEvaluate(gateway: string, reg: Registered, reading: Reading, log: Logger): Promise<IngestResult> {
+  function checkPlausible(reg: Registered, reading: Reading, ts: number): void {
+    const problem = checkTime(ts, reading.ts, now(), limits) ?? checkValues(reading.values, reg.profile);
+    if (problem) throw new Rejection(problem.reason, problem.message);
+  }
+
+  async function storeAndEvaluate(gateway: string, reg: Registered, reading: Reading, ts: number, log: Logger): Promise<IngestResult> {
     const at = now();
-    const ts = Date.parse(reading.ts);
+    const stream = reading.stream ?? '';
     const valuesJson = JSON.stringify(reading.values);
     return database.write(async (trx) => {
       const stored = await trx.insertInto('readings').values({
-        gateway, seq: reading.seq, device: reading.device, ts, received_at: at, values_json: valuesJson,
+        gateway, stream, seq: reading.seq, device: reading.device, ts, received_at: at, values_json: valuesJson,
         quality: reading.quality, historical: reading.historical ? 1 : 0,
-      }).onConflict((oc) => oc.columns(['gateway', 'seq']).doNothing()).returning('seq').executeTakeFirst();
-      if (!stored) return { status: 'duplicate', gateway, seq: reading.seq, device: reading.device } as const;
+      }).onConflict((oc) => oc.columns(['gateway', 'stream', 'device', 'seq']).doNothing()).returning('seq').executeTakeFirst();
+      if (!stored) {
+        // Redelivery is normal (at least once); the same key with other values is not.
+        const prior = await trx.selectFrom('readings').select(['ts', 'values_json', 'quality'])
+          .where('gateway', '=', gateway).where('stream', '=', stream).where('device', '=', reading.device).where('seq', '=', reading.seq)
+          .executeTakeFirstOrThrow();
+        const storedHash = readingHash({ device: reading.device, ts: Number(prior.ts), values: JSON.parse(prior.values_json), quality: prior.quality });
+        const hash = readingHash({ device: reading.device, ts, values: reading.values, quality: reading.quality });
+        if (storedHash !== hash) return { status: 'conflict', gateway, stream, seq: reading.seq, device: reading.device, storedHash, hash } as const;
+        return { status: 'duplicate', gateway, seq: reading.seq, device: reading.device } as const;
+      }
 
       // Latest values only move forward in measurement time (a replay does not overwrite them).
       await trx.insertInto('device_state').values({
@@ -196,10 +246,16 @@ export function createIngestor(deps: IngestDeps): Ingestor {
       checkSize(payload);
       const reading = validate(parseJson(payload));
       const reg = matchDevice(gateway, topicDevice, reading);
-      const result = await storeAndEvaluate(gateway, reg, reading, log);
+      const ts = Date.parse(reading.ts);
+      checkPlausible(reg, reading, ts);
+      const result = await storeAndEvaluate(gateway, reg, reading, ts, log);
       if (result.status === 'duplicate') {
         counters.duplicates++;
         log.debug({ seq: reading.seq }, 'duplicate reading ignored');
+      } else if (result.status === 'conflict') {
+        counters.conflicts++;
+        warn(gateway, log, { stream: result.stream, seq: result.seq, storedHash: result.storedHash, hash: result.hash },
+          `conflicting reading: (${gateway}, ${result.stream || "''"}, ${result.device}, ${result.seq}) was stored with other values; the first is kept`);
       } else if (result.status === 'stored') {
         counters.stored++;
         for (const c of result.cases) c.action === 'opened' ? counters.casesOpened++ : counters.casesUpdated++;
@@ -209,7 +265,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
     } catch (err) {
       if (err instanceof Rejection) {
         counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;
-        log.warn({ reason: err.reason, topic, ...err.details }, `reading rejected: ${err.message}`);
+        warn(gateway, log, { reason: err.reason, topic, ...err.details }, `reading rejected: ${err.message}`);
         return { status: 'rejected', reason: err.reason, message: err.message };
       }
       counters.failed++;
@@ -218,10 +274,34 @@ export function createIngestor(deps: IngestDeps): Ingestor {
     }
   }
 
+  /**
+   * A device whose latest reading lies beyond now + skew (stored before ts was checked) gets back
+   * its newest plausible reading as latest, or no latest at all when it has none.
+   */
+  async function repairFutureLatest(): Promise<void> {
+    const limit = now() + limits.maxSkewMs;
+    const poisoned = await database.db.selectFrom('device_state').select(['device', 'last_ts']).where('last_ts', '>', limit).execute();
+    for (const p of poisoned) {
+      await database.write(async (trx) => {
+        const best = await trx.selectFrom('readings').select(['seq', 'ts', 'values_json', 'quality'])
+          .where('device', '=', p.device).where('ts', '<=', limit).orderBy('ts', 'desc').orderBy('received_at', 'desc').limit(1).executeTakeFirst();
+        if (best) {
+          await trx.updateTable('device_state').set({ last_seq: best.seq, last_ts: best.ts, last_values: best.values_json, last_quality: best.quality })
+            .where('device', '=', p.device).execute();
+        } else {
+          await trx.deleteFrom('device_state').where('device', '=', p.device).execute();
+        }
+      });
+      logger.warn({ device: p.device, futureTs: new Date(Number(p.last_ts)).toISOString() }, 'latest reading lay in the future; repaired to the newest plausible one');
+    }
+  }
+
   return {
     ingest,
     stats: () => ({ ...counters, rejected: { ...counters.rejected } }),
+    close: () => warnings.close(),
     async seed() {
+      await repairFutureLatest();
       const active = await database.db.selectFrom('alarms').select(['device', 'hazard']).where('cleared_at', 'is', null).execute();
       for (const a of active) {
         const reg = registry.get(a.device);

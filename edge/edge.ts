@@ -248,7 +248,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
     for (const a of alarms) {
       counts.alarms += 1;
       log.warn({ device: a.device, rule: a.rule, active: a.active, value: a.value }, a.active ? 'edge alarm raised' : 'edge alarm cleared');
-      await accept(topics.alarm(gw, r.device), (n) => ({ seq: n, ts: iso(), ...a, historical: false } satisfies EdgeAlarm));
+      await accept(topics.alarm(gw, r.device), (n) => ({ seq: n, stream: seq!.stream, ts: iso(), ...a, historical: false } satisfies EdgeAlarm));
     }
     // An alarm always carries the reading that raised it.
     const report = reporter.decide(alarms.length ? { ...r, forced: true } : r, policyOf(dev.cfg), t);
@@ -257,7 +257,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
       return;
     }
     await accept(topics.up(gw, r.device), (n) => ({
-      seq: n, ts: iso(), device: r.device, values: r.values, quality: r.quality, historical: false,
+      seq: n, stream: seq!.stream, ts: iso(), device: r.device, values: r.values, quality: r.quality, historical: false,
     } satisfies Reading));
   }
 

@@ -5,13 +5,20 @@ import { SeverityT } from './vocabulary.ts';
 /** A point value as it travels: numbers, flags and short strings. */
 export const PointValue = Type.Union([Type.Number(), Type.Boolean(), Type.String({ maxLength: 256 })]);
 
+/** An edge's stream identity: made once when its sequence store is created (edge/seq.ts). */
+export const STREAM_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+
 /**
  * A reading, published QoS 1 on `cs/v1/{gateway}/up/{device}`.
- * `seq` increases per gateway and survives restarts: (gateway, seq) is the idempotency key.
+ * `seq` increases per gateway stream and survives restarts. `stream` names that stream (a new edge
+ * or a wiped data directory is a new stream, as Sparkplug's bdSeq names a session), so
+ * (gateway, stream, device, seq) is the cloud's idempotency key; a reading without `stream`
+ * belongs to the gateway's unnamed stream ''. `seq` is a safe integer (no 1e300, no 2^63).
  */
 export const Reading = Type.Object(
   {
-    seq: Type.Integer({ minimum: 0 }),
+    seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    stream: Type.Optional(Type.String({ pattern: STREAM_PATTERN })),
     ts: Type.String({ format: 'date-time' }),
     device: Type.String({ pattern: ID_PATTERN }),
     values: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), PointValue, { minProperties: 1, maxProperties: 64 }),
@@ -60,7 +67,9 @@ export type CommandAck = Static<typeof CommandAck>;
  */
 export const EdgeAlarm = Type.Object(
   {
-    seq: Type.Integer({ minimum: 0 }),
+    seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    /** The edge's stream, as in a reading. */
+    stream: Type.Optional(Type.String({ pattern: STREAM_PATTERN })),
     ts: Type.String({ format: 'date-time' }),
     device: Type.String({ pattern: ID_PATTERN }),
     rule: Type.String({ pattern: '^[a-z][a-z0-9-]{0,63}$' }),
@@ -79,3 +88,46 @@ export const EdgeAlarm = Type.Object(
   { additionalProperties: false },
 );
 export type EdgeAlarm = Static<typeof EdgeAlarm>;
+
+/**
+ * The edge's health message, published QoS 0 on `cs/v1/{gateway}/health` every `healthMs`
+ * (README.md "Edge gateway"): per bus its link and poll counters, per slave its fault counters
+ * and breaker, and the outbox. The cloud shows it in its device API.
+ */
+const Count = Type.Integer({ minimum: 0 });
+
+export const SlaveHealthSchema = Type.Object({
+  device: Type.String(),
+  unitId: Type.Integer(),
+  ok: Count, timeout: Count, crc: Count, exception: Count, wrongUnit: Count, truncated: Count, badFrame: Count,
+  /** Polls that failed because the bus link was down (not the slave's fault). */
+  busDown: Count,
+  /** Registers that did not decode. */
+  decode: Count,
+  /** Polls skipped while the breaker was open; probes tried. */
+  skipped: Count, probes: Count,
+  breaker: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half-open')]),
+  consecutiveFaults: Count,
+  backoffMs: Count,
+  nextProbe: Type.Optional(Type.String({ format: 'date-time' })),
+  lastFault: Type.Optional(Type.String()),
+});
+
+export const EdgeHealthSchema = Type.Object({
+  ts: Type.String({ format: 'date-time' }),
+  gateway: Type.String(),
+  mode: Type.Union([Type.Literal('normal'), Type.Literal('fast')]),
+  seq: Count,
+  published: Count,
+  suppressed: Count,
+  outbox: Type.Object({
+    depth: Count, appended: Count, acked: Count, dropped: Count, inflight: Count, oldestSeq: Type.Optional(Count),
+  }),
+  buses: Type.Record(Type.String(), Type.Object({
+    ok: Count,
+    errors: Count,
+    link: Type.Object({ opens: Count, openFailures: Count, drops: Count, requests: Count, late: Count, open: Type.Boolean() }),
+    slaves: Type.Array(SlaveHealthSchema),
+  })),
+});
+export type EdgeHealth = Static<typeof EdgeHealthSchema>;

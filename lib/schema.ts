@@ -4,10 +4,29 @@ import { Value } from '@sinclair/typebox/value';
 import { FormatRegistry } from '@sinclair/typebox';
 
 // TypeBox knows no string formats by itself; register the ones our schemas use (RFC 3339 5.6).
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
-if (!FormatRegistry.Has('date-time')) {
-  FormatRegistry.Set('date-time', (v) => DATE_TIME.test(v) && !Number.isNaN(Date.parse(v)));
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/i;
+
+/**
+ * A real instant in RFC 3339 5.6 form. Date.parse alone is not enough: it rolls 2026-02-30 over to
+ * March 2nd. Year 0000 is refused (RFC 3339 1: years 0000-9999 are representable, but no sensor
+ * reads in 1 BC); so are hours 24 and leap seconds (no JavaScript Date can hold 23:59:60).
+ */
+export function isDateTime(v: string): boolean {
+  const m = DATE_TIME.exec(v);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return false;
+  if (hour > 23 || minute > 59 || second > 59) return false;
+  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
+  return !Number.isNaN(Date.parse(v));
 }
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+FormatRegistry.Set('date-time', isDateTime);
 
 const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>();
 

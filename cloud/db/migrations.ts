@@ -166,11 +166,41 @@ const m0002: Migration = {
   },
 };
 
+/**
+ * 0004: the readings key names the edge's stream (issue #10): (gateway, stream, device, seq). A new
+ * edge box or a wiped data directory starts seq again under a new stream, so its readings are no
+ * longer dropped as duplicates of the old box's; device in the key keeps a reading of another device
+ * that reuses a seq. Rows stored before keep working under the unnamed stream ''. SQLite cannot
+ * change a primary key in place, so the table is rebuilt (the same statements on PostgreSQL).
+ */
+const m0004: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema.alterTable('readings').renameTo('readings_0001').execute();
+    await db.schema.createTable('readings')
+      .addColumn('gateway', 'text', (c) => c.notNull())
+      .addColumn('stream', 'text', (c) => c.notNull().defaultTo(''))
+      .addColumn('device', 'text', (c) => c.notNull())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('ts', 'bigint', (c) => c.notNull())
+      .addColumn('received_at', 'bigint', (c) => c.notNull())
+      .addColumn('values_json', 'text', (c) => c.notNull())
+      .addColumn('quality', 'text', (c) => c.notNull())
+      .addColumn('historical', 'integer', (c) => c.notNull().defaultTo(0))
+      .addPrimaryKeyConstraint('readings_stream_pk', ['gateway', 'stream', 'device', 'seq'])
+      .execute();
+    await sql`insert into readings (gateway, stream, device, seq, ts, received_at, values_json, quality, historical)
+      select gateway, '', device, seq, ts, received_at, values_json, quality, historical from readings_0001`.execute(db);
+    await db.schema.dropTable('readings_0001').execute();
+    await db.schema.createIndex('readings_device_ts').on('readings').columns(['device', 'ts']).execute();
+  },
+};
+
 /** In-code migrations, applied in name order. */
 export const migrations: Record<string, Migration> = {
   '0001_spine': m0001,
   '0002_workflow': m0002,
   '0003_emergency': emergencyMigration,
+  '0004_reading_streams': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {

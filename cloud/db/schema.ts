@@ -5,6 +5,8 @@
 
 export interface ReadingsTable {
   gateway: string;
+  /** The edge's stream identity ('' for edges that send none); the key is (gateway, stream, device, seq). */
+  stream: string;
   seq: number;
   device: string;
   /** Measurement time reported by the edge. */

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import { CsError } from '../../lib/errors.ts';
-import type { EdgeHealth } from '../../edge/health.ts';
+import type { EdgeHealth } from '../../lib/messages.ts';
 import type { GatewayState } from '../../lib/messages.ts';
 import { gatewayOf, type District, type Device as DistrictDevice } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';

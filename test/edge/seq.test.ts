@@ -48,4 +48,30 @@ describe('sequence store', () => {
     writeFileSync(join(dir, SEQ_FILE), '{"seqReserved": "many"}');
     expect(() => openSeqStore(dir)).toThrow(expect.objectContaining({ code: EdgeErrors.SEQ_STORE }));
   });
+
+  it('names its stream once: a reopened store keeps it, a new data directory gets a new one', () => {
+    const a = openSeqStore(dir);
+    expect(a.stream).toMatch(/^[0-9a-f]{16}$/);
+    a.close();
+    const b = openSeqStore(dir);
+    expect(b.stream).toBe(a.stream);
+    b.close();
+    const other = mkdtempSync(join(tmpdir(), 'cs-seq-'));
+    try {
+      const c = openSeqStore(other);
+      expect(c.stream).not.toBe(a.stream);
+      c.close();
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('gives a store written before streams existed a stream and keeps its position', () => {
+    writeFileSync(join(dir, SEQ_FILE), '{"seqReserved": 5000, "bdSeq": 3}');
+    const a = openSeqStore(dir);
+    expect(a.stream).toMatch(/^[0-9a-f]{16}$/);
+    expect(a.next()).toBe(5000);
+    a.close();
+    expect(JSON.parse(readFileSync(join(dir, SEQ_FILE), 'utf8'))).toMatchObject({ seqReserved: 5001, bdSeq: 3, stream: a.stream });
+  });
 });
