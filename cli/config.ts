@@ -86,6 +86,11 @@ export const CloudServiceConfig = Type.Object({
     /** This worker's name, unique and stable across restarts (e.g. the host name). */
     consumer: Type.String({ minLength: 1 }),
   }, { additionalProperties: false })),
+  /** Plausible reading time (README "Topics"): how far ahead of the cloud's clock, how far behind. */
+  readings: Type.Optional(Type.Object({
+    maxSkewMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxAgeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  }, { additionalProperties: false })),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
   emergency: Type.Optional(Type.Object({
     fastPollMs: Type.Integer({ minimum: 100, default: DEFAULT_FAST_POLL_MS }),

@@ -32,7 +32,8 @@ describe.each(BACKENDS)('REST API on $backend', ({ backend, skip }: { backend: B
       dbOpts = fresh.db;
       drop = fresh.drop;
       // The case clock off: this suite moves the injected clock by hand (escalation.test.ts covers it).
-      cloud = await buildCloud({ db: dbOpts, district, profiles, now: () => clock, escalation: false });
+      // Readings up to 9 minutes ahead of the held clock: a skew allowance to match (README "Topics").
+      cloud = await buildCloud({ db: dbOpts, district, profiles, now: () => clock, escalation: false, readings: { maxSkewMs: 10 * 60_000 } });
       await cloud.start();
       tok.operator = await cloud.tokens.create('operator');
       tok.drainage = await cloud.tokens.create('crew', 'xz-drainage');
