@@ -1,4 +1,6 @@
 import type { Logger } from '../lib/log.ts';
+import type { TSchema, Static } from '@sinclair/typebox';
+import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
 import { Command, type CommandAck } from '../lib/messages.ts';
 import { EdgeErrors } from './errors.ts';
@@ -9,6 +11,8 @@ import { EdgeErrors } from './errors.ts';
  * unknown type, an invalid or expired command or arguments a handler refuses (CMD_REJECTED), `failed`
  * when the handler threw anything else.
  * A payload that is not JSON, or has no id to acknowledge, is logged and ignored; nothing throws out.
+ * The handlers live beside this file, one per command type: cmd-report-now.ts, cmd-set-mode.ts,
+ * cmd-write-point.ts.
  */
 
 export type CommandHandler = (cmd: Command) => Promise<{ message?: string } | void>;
@@ -72,4 +76,11 @@ export function createCommandRouter(opts: CommandRouterOptions): CommandRouter {
       }
     },
   };
+}
+
+/** A command's arguments checked against `schema`; a mismatch is a CMD_REJECTED naming each key. */
+export function commandArgs<T extends TSchema>(schema: T, cmd: unknown): Static<T> {
+  const r = check(schema, cmd);
+  if (!r.ok) throw new CsError(EdgeErrors.CMD_REJECTED, `invalid arguments: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  return r.value;
 }

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../lib/config.ts';
 import { check, type SchemaProblem } from '../lib/schema.ts';
 import { ID_PATTERN } from '../lib/topics.ts';
+import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import type { District } from '../devices/district.ts';
 import { profileRefProblem, unknownPointProblem, type Profile } from '../devices/profile.ts';
 import { checkRuleSet, defaultRuleSet, loadRuleSet, RuleSet } from '../devices/rules.ts';
@@ -99,8 +100,8 @@ export const EdgeOutbox = Type.Object({
 }, { additionalProperties: false });
 
 export const EdgeFastMode = Type.Object({
-  /** Poll interval of every device in fast (emergency) mode, when set-mode gives none. */
-  pollMs: Type.Integer({ minimum: 100, default: 1000 }),
+  /** Poll interval of every device in fast (emergency) mode, when set-mode gives none (lib/vocabulary.ts). */
+  pollMs: Type.Integer({ minimum: 100, default: DEFAULT_FAST_POLL_MS }),
   /** Heartbeat in fast mode, when set-mode gives none. */
   heartbeatMs: Type.Integer({ minimum: 100, default: 5000 }),
 }, { additionalProperties: false });

@@ -1,41 +1,39 @@
-import { Type } from '@sinclair/typebox';
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import { CsError } from '../lib/errors.ts';
 import { silentLogger, type Logger } from '../lib/log.ts';
-import { PointValue, type CommandAck, type EdgeAlarm, type GatewayState, type Reading } from '../lib/messages.ts';
-import { check } from '../lib/schema.ts';
+import type { EdgeAlarm, Reading } from '../lib/messages.ts';
 import { topics } from '../lib/topics.ts';
+import type { PollMode } from '../lib/vocabulary.ts';
 import type { Profile } from '../devices/profile.ts';
 import { createAlarmRules, type AlarmRules, type LocalAlarm } from './alarms.ts';
-import { createCommandRouter, type CommandHandler, type CommandRouter } from './commands.ts';
+import { reportNowHandler } from './cmd-report-now.ts';
+import { setModeHandler } from './cmd-set-mode.ts';
+import { writePointHandler } from './cmd-write-point.ts';
+import { createCommandRouter, type CommandRouter } from './commands.ts';
 import { edgeRuleSet, validateEdgeConfig, type EdgeConfig, type EdgeConfigInput } from './config.ts';
 import { EdgeErrors } from './errors.ts';
 import type { EdgeHealth } from './health.ts';
 import { readMode, writeMode, type EdgeMode } from './mode.ts';
-import { createMemoryOutbox, openSqliteOutbox, type Outbox, type OutboxEntry, type OutboxStats } from './outbox.ts';
+import { createMemoryOutbox, openSqliteOutbox, type Outbox, type OutboxStats } from './outbox.ts';
 import { planReads } from './plan.ts';
 import { createBusPoller, type BusPoller, type DeviceReading, type PolledDevice } from './poller.ts';
+import { createOutboxPump } from './pump.ts';
 import { createReporter, type ReportPolicy } from './report.ts';
 import { openSeqStore, type SeqStore } from './seq.ts';
+import { openMqttSession, type MqttSession } from './session.ts';
 import { createBusTransport, type BusTransport } from './transport.ts';
 
 /**
- * The edge gateway: polls its Modbus buses and publishes readings to the broker.
+ * The edge gateway: polls its Modbus buses and publishes readings to the broker. This file assembles
+ * the parts:
  *
  * - one transport (one link) per bus, one request at a time on it, buses in parallel; per-slave
  *   circuit breakers (poller.ts);
- * - outbox first (docs/targets.md#lessons-from-the-systems-we-mean-to-beat): a reading gets the next per-gateway `seq` (seq.ts), is
- *   committed to the outbox (outbox.ts, SQLite by default), and only then published, QoS 1, by the
- *   pump below, at most `outbox.inflight` awaiting PUBACK; the PUBACK deletes it. After an outage or
- *   a restart the pump replays what is left in seq order;
- * - `historical`: a reading is published with `historical: false` only on the connection that was up
- *   when it was read. Everything read while no connection was up, or left in the outbox by an earlier
- *   run, is published with `historical: true`. (A reading already handed to MQTT when the link dropped
- *   is retransmitted by MQTT as it was, DUP set; the cloud keeps one copy per (gateway, seq).)
- * - a retained birth on `cs/v1/{gw}/state` at every connection, a retained Will with the same
- *   bdSeq, a clean offline state on stop();
- * - commands on `cs/v1/{gw}/cmd` (report-now, set-mode, write-point), acknowledged on
- *   `cs/v1/{gw}/cmd/ack`; the mode is persisted (mode.ts) and survives a restart;
+ * - outbox first (docs/architecture.md, the data path): a reading gets the next per-gateway `seq`
+ *   (seq.ts), is committed to the outbox (outbox.ts, SQLite by default), and only then published by
+ *   the pump (pump.ts), which also decides `historical`;
+ * - the MQTT session (session.ts): birth, Will, commands and their acknowledgements, offline state;
+ * - commands (commands.ts), one handler per type: report-now, set-mode, write-point (cmd-*.ts); the
+ *   mode is persisted (mode.ts) and survives a restart;
  * - health (bus, link and slave counters, outbox depth) on `cs/v1/{gw}/health` every `healthMs`.
  *
  * The factory stores its dependencies; start() creates and stop() releases every socket and timer.
@@ -71,7 +69,7 @@ export interface EdgeStats {
   /** Device polls per bus since start(). */
   buses: Record<string, { ok: number; errors: number }>;
   outbox: OutboxStats;
-  mode: EdgeMode['mode'];
+  mode: PollMode;
   /** Current poll interval per device. */
   pollMs: Record<string, number>;
 }
@@ -87,28 +85,6 @@ export interface Edge {
   health(): EdgeHealth;
 }
 
-/** How long stop() waits for outstanding PUBACKs and the offline state before it forces the client closed. */
-const STOP_FLUSH_MS = 2000;
-
-/** Arguments of the commands (the envelope is lib/messages.ts Command). */
-const SetModeArgs = Type.Object({
-  mode: Type.Union([Type.Literal('normal'), Type.Literal('fast')]),
-  pollMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
-  heartbeatMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
-  until: Type.Optional(Type.String({ format: 'date-time' })),
-});
-const WritePointArgs = Type.Object({
-  device: Type.String({ minLength: 1 }),
-  point: Type.String({ minLength: 1 }),
-  value: PointValue,
-});
-
-function args<T extends Parameters<typeof check>[0]>(schema: T, cmd: unknown) {
-  const r = check(schema, cmd);
-  if (!r.ok) throw new CsError(EdgeErrors.CMD_REJECTED, `invalid arguments: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
-  return r.value;
-}
-
 export function buildEdge(opts: EdgeOptions): Edge {
   const gw = opts.config.gateway;
   const now = opts.now ?? Date.now;
@@ -119,98 +95,24 @@ export function buildEdge(opts: EdgeOptions): Edge {
   let state: 'idle' | 'running' | 'stopped' = 'idle';
   let seq: SeqStore | undefined;
   let outbox: Outbox | undefined;
-  let client: MqttClient | undefined;
+  let session: MqttSession | undefined;
   let router: CommandRouter | undefined;
   let mode: EdgeMode = { mode: 'normal', since: new Date(now()).toISOString() };
-  let bdSeq = 0;
-  const counts = { published: 0, accepted: 0, suppressed: 0, alarms: 0 };
+  const counts = { accepted: 0, suppressed: 0, alarms: 0 };
   const transports = new Map<string, BusTransport>();
   const pollers = new Map<string, BusPoller>();
   const devices = new Map<string, PolledDevice & { cfg: EdgeConfig['devices'][number] }>();
   const reporter = createReporter();
+  const pump = createOutboxPump({ window: () => config.outbox.inflight, logger: log });
   let alarmRules: AlarmRules | undefined;
   let healthTimer: NodeJS.Timeout | undefined;
   let modeTimer: NodeJS.Timeout | undefined;
-
-  // ---- the pump: outbox → MQTT, at most `inflight` awaiting PUBACK ----
-  /** seq → connection epoch it was read on (only for readings read while connected). */
-  const liveEpoch = new Map<number, number>();
-  let epoch = 0;
-  const inflight = new Set<number>();
-  /** Highest seq handed to MQTT; the next pass reads the outbox after it. -1 rescans from the start. */
-  let cursor = -1;
-  let pumping = false;
-  let boxClosed = false;
   let refusing = false;
   /** The outbox's figures when stop() closed it. */
   let finalOutbox: OutboxStats = { depth: 0, appended: 0, acked: 0, dropped: 0 };
-  let pumpAgain = false;
-  const drainWaiters = new Set<() => void>();
+  let boxClosed = false;
 
   const iso = () => new Date(now()).toISOString();
-  const stateTopic = topics.state(gw);
-  const cmdTopic = topics.cmd(gw);
-
-  function willPayload(n: number): string {
-    return JSON.stringify({ online: false, bdSeq: n, ts: iso() } satisfies GatewayState);
-  }
-
-  function checkDrained(): void {
-    if (outbox && outbox.size() === 0 && inflight.size === 0) for (const w of drainWaiters) w();
-  }
-
-  function handOff(mq: MqttClient, entry: OutboxEntry): void {
-    const live = liveEpoch.get(entry.seq) === epoch;
-    liveEpoch.delete(entry.seq);
-    let payload = entry.payload;
-    if (!live) {
-      const body = JSON.parse(payload) as { historical?: boolean };
-      body.historical = true;
-      payload = JSON.stringify(body);
-    }
-    inflight.add(entry.seq);
-    cursor = Math.max(cursor, entry.seq);
-    // The callback is the PUBACK (QoS 1), also when MQTT resends the packet after a reconnect.
-    mq.publish(entry.topic, payload, { qos: 1 }, (err) => {
-      inflight.delete(entry.seq);
-      if (err) {
-        // Not acknowledged and no longer with MQTT (e.g. the client ended): a later pass resends it.
-        cursor = -1;
-        log.debug({ seq: entry.seq, err: err.message }, 'publish not acknowledged; kept in the outbox');
-        return;
-      }
-      counts.published += 1;
-      // Refill the window once the ack is committed: the next pending() then finds no batch to flush,
-      // so the acks of one turn share one commit instead of one fsync each.
-      void outbox?.ack(entry.seq).then(() => { checkDrained(); pump(); });
-    });
-  }
-
-  /** Hands pending entries to MQTT in seq order while connected and the window has room. */
-  function pump(): void {
-    if (pumping) { pumpAgain = true; return; }
-    const mq = client;
-    const box = outbox;
-    if (!mq || !box || boxClosed) return;
-    pumping = true;
-    void (async () => {
-      try {
-        do {
-          pumpAgain = false;
-          while (mq.connected && client === mq && inflight.size < config.outbox.inflight) {
-            const room = config.outbox.inflight - inflight.size;
-            const batch = (await box.pending(room + (cursor < 0 ? inflight.size : 0), cursor)).filter((e) => !inflight.has(e.seq));
-            if (batch.length === 0) break;
-            for (const e of batch.slice(0, room)) handOff(mq, e);
-          }
-        } while (pumpAgain);
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'outbox pump failed');
-      } finally {
-        pumping = false;
-      }
-    })();
-  }
 
   /** Numbers a message, commits it to the outbox, then lets the pump publish it. */
   async function accept(topic: string, body: (seq: number) => object): Promise<void> {
@@ -225,8 +127,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
     }
     refusing = false;
     counts.accepted += 1;
-    if (client?.connected) liveEpoch.set(n, epoch);
-    pump();
+    pump.accepted(n);
   }
 
   function policyOf(dev: EdgeConfig['devices'][number]): ReportPolicy {
@@ -283,112 +184,11 @@ export function buildEdge(opts: EdgeOptions): Edge {
     }
   }
 
-  const handlers: Record<string, CommandHandler> = {
-    'report-now': async () => {
-      await pollNow(true);
-    },
-    'set-mode': async (cmd) => {
-      const a = args(SetModeArgs, cmd);
-      if (a.until && Date.parse(a.until) <= now()) throw new CsError(EdgeErrors.CMD_REJECTED, `until ${a.until} is in the past`);
-      const next: EdgeMode = a.mode === 'fast'
-        ? { mode: 'fast', pollMs: a.pollMs ?? config.fast.pollMs, heartbeatMs: a.heartbeatMs ?? config.fast.heartbeatMs, ...(a.until ? { until: a.until } : {}), since: iso(), command: cmd.id }
-        : { mode: 'normal', since: iso(), command: cmd.id };
-      // Persist before applying and acknowledging: an acknowledged mode survives a restart.
-      writeMode(opts.dataDir, next);
-      applyMode(next);
-      log.info({ mode: next.mode, pollMs: next.pollMs, until: next.until }, 'mode set');
-      return { message: next.mode === 'fast' ? `fast: poll every ${next.pollMs} ms, heartbeat ${next.heartbeatMs} ms` : 'normal' };
-    },
-    'write-point': async (cmd) => {
-      const a = args(WritePointArgs, cmd);
-      const poller = [...pollers.values()].find((p) => p.hasDevice(a.device));
-      if (!poller) throw new CsError(EdgeErrors.CMD_REJECTED, `gateway ${gw} has no device "${a.device}"`);
-      await poller.write(a.device, a.point, a.value);
-      log.info({ device: a.device, point: a.point, value: a.value }, 'point written');
-      // Report the device at once, so the cloud sees what the write did.
-      await poller.pollDevice(a.device, true);
-      return { message: `${a.device}.${a.point} written` };
-    },
+  const handlers = {
+    'report-now': reportNowHandler({ pollAll: pollNow }),
+    'set-mode': setModeHandler({ dataDir: opts.dataDir, now, fast: () => config.fast, apply: applyMode, logger: log }),
+    'write-point': writePointHandler({ gateway: gw, pollers: () => pollers.values(), logger: log }),
   };
-
-  async function onCommand(payload: Buffer): Promise<void> {
-    const ack = await router!.handle(payload);
-    if (!ack || !client) return;
-    log.info({ id: ack.id, outcome: ack.outcome }, 'command acknowledged');
-    await client.publishAsync(topics.cmdAck(gw), JSON.stringify(ack satisfies CommandAck), { qos: 1 });
-  }
-
-  function onConnect(mq: MqttClient): void {
-    epoch += 1;
-    log.info({ bdSeq, backlog: outbox?.size() }, 'mqtt connected');
-    // Subscribe before the birth, so that whoever reacts to the birth finds us listening (Sparkplug order).
-    mq.subscribe(cmdTopic, { qos: 1 }, (err) => {
-      if (err) log.error({ err: err.message }, 'subscribe to commands failed');
-      const birth: GatewayState = { online: true, bdSeq, ts: iso(), mode: mode.mode };
-      mq.publish(stateTopic, JSON.stringify(birth), { qos: 1, retain: true }, (e) => {
-        if (e) log.warn({ err: e.message }, 'birth not acknowledged');
-      });
-    });
-    pump();
-  }
-
-  /** Creates the client (it connects in the background) and a promise of the first attempt's outcome. */
-  function connectMqtt(): { mq: MqttClient; ready: Promise<void> } {
-    bdSeq = seq!.nextBdSeq();
-    const options: IClientOptions = {
-      clientId: gw,
-      clean: false,
-      protocolVersion: 4,
-      username: config.mqtt.username,
-      password: config.mqtt.password,
-      keepalive: config.mqtt.keepaliveS ?? 30,
-      reconnectPeriod: opts.reconnectMs ?? 1000,
-      connectTimeout: 10_000,
-      reconnectOnConnackError: true,
-      will: { topic: stateTopic, payload: Buffer.from(willPayload(bdSeq)), qos: 1, retain: true },
-    };
-    const mq = connect(config.mqtt.url, options);
-    mq.on('reconnect', () => {
-      // Each attempt is a new birth/death pair: the Will sent with this CONNECT carries the new bdSeq.
-      bdSeq = seq!.nextBdSeq();
-      if (mq.options.will) mq.options.will.payload = Buffer.from(willPayload(bdSeq));
-    });
-    mq.on('connect', () => onConnect(mq));
-    mq.on('message', (topic, payload) => {
-      if (topic !== cmdTopic) return;
-      onCommand(payload).catch((err) => log.warn({ err: (err as Error).message }, 'command acknowledgement not published'));
-    });
-    mq.on('offline', () => log.warn({ backlog: outbox?.size() }, 'mqtt offline; readings wait in the outbox'));
-    // Warn once per outage, then quietly: a broker down for an hour must not flood the log.
-    let quiet = false;
-    mq.on('connect', () => { quiet = false; });
-    mq.on('error', (err) => {
-      if (quiet) log.debug({ err: err.message }, 'mqtt error');
-      else log.warn({ err: err.message }, 'mqtt error');
-      quiet = true;
-    });
-    const ready = new Promise<void>((resolve, reject) => {
-      const settle = () => {
-        mq.off('connect', onFirst);
-        mq.off('error', onError);
-        mq.off('close', onClose);
-      };
-      const onFirst = () => { settle(); resolve(); };
-      const onError = (err: Error & { code?: number }) => {
-        // CONNACK 4 (bad user name or password) and 5 (not authorised): a config fault, fail loud.
-        if (err.code === 4 || err.code === 5) {
-          settle();
-          reject(new CsError(EdgeErrors.MQTT_AUTH, `broker ${config.mqtt.url} refused gateway ${gw}: ${err.message}`, { code: err.code }));
-        }
-      };
-      // The broker is not there yet: run anyway; readings wait in the outbox and the client keeps trying.
-      const onClose = () => { settle(); log.warn({ url: config.mqtt.url }, 'mqtt broker not reachable; retrying'); resolve(); };
-      mq.on('connect', onFirst);
-      mq.on('error', onError);
-      mq.on('close', onClose);
-    });
-    return { mq, ready };
-  }
 
   function health(): EdgeHealth {
     const buses: EdgeHealth['buses'] = {};
@@ -398,13 +198,13 @@ export function buildEdge(opts: EdgeOptions): Edge {
     }
     return {
       ts: iso(), gateway: gw, mode: mode.mode, seq: seq?.last ?? 0,
-      outbox: outbox ? { ...outbox.stats(), inflight: inflight.size } : { depth: 0, appended: 0, acked: 0, dropped: 0, inflight: 0 },
-      published: counts.published, suppressed: counts.suppressed, buses,
+      outbox: outbox ? { ...outbox.stats(), inflight: pump.inflight } : { depth: 0, appended: 0, acked: 0, dropped: 0, inflight: 0 },
+      published: pump.published, suppressed: counts.suppressed, buses,
     };
   }
 
   function publishHealth(): void {
-    const mq = client;
+    const mq = session?.client;
     if (!mq?.connected) return;
     mq.publish(topics.health(gw), JSON.stringify(health()), { qos: 0 });
   }
@@ -422,8 +222,16 @@ export function buildEdge(opts: EdgeOptions): Edge {
     mode = readMode(opts.dataDir, now());
     if (outbox.size() > 0) log.info({ backlog: outbox.size() }, 'outbox holds readings of an earlier run; they are replayed as historical');
     router = createCommandRouter({ handlers, now, logger: log.child({ part: 'cmd' }) });
-    const { mq, ready } = connectMqtt();
-    client = mq;
+    const store = seq;
+    const box = outbox;
+    const cmds = router;
+    session = openMqttSession({
+      gateway: gw, mqtt: config.mqtt, reconnectMs: opts.reconnectMs, nextBdSeq: () => store.nextBdSeq(), logger: log, now,
+      mode: () => mode.mode, backlog: () => box.size(),
+      onConnect: () => { pump.connected(); pump.pump(); },
+      onCommand: (payload) => cmds.handle(payload),
+    });
+    pump.attach(outbox, session.client);
     // Polling starts at once: readings wait in the outbox until the broker is there.
     for (const bus of config.buses) {
       const busLog = log.child({ bus: bus.id });
@@ -447,7 +255,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
       healthTimer.unref();
     }
     try {
-      await ready;
+      await session.ready;
     } catch (err) {
       await stop();
       throw err;
@@ -464,36 +272,16 @@ export function buildEdge(opts: EdgeOptions): Edge {
     clearInterval(healthTimer);
     clearTimeout(modeTimer);
     await Promise.all([...pollers.values()].map((p) => p.stop()));
-    const mq = client;
-    if (mq) {
-      if (mq.connected) {
-        // Deliver what is in flight and say goodbye: a clean DISCONNECT discards the Will.
-        // Both waits end early if the connection drops meanwhile. What is not acknowledged stays in the outbox.
-        let onClose!: () => void;
-        const closed = new Promise<void>((resolve) => { onClose = resolve; mq.once('close', onClose); });
-        await withinMs(Promise.race([drained(STOP_FLUSH_MS), closed]), STOP_FLUSH_MS);
-        if (mq.connected) {
-          const offline: GatewayState = { online: false, bdSeq, ts: iso(), mode: mode.mode };
-          await withinMs(Promise.race([mq.publishAsync(stateTopic, JSON.stringify(offline), { qos: 1, retain: true }).catch(() => undefined), closed]), STOP_FLUSH_MS);
-        }
-        mq.off('close', onClose);
-      }
-      // end(false) sends DISCONNECT once nothing is in flight; if PUBACKs never come, drop the socket
-      // (the broker then publishes the Will, which says offline too).
-      const ended = await withinMs(mq.endAsync(!mq.connected).then(() => true, () => true), STOP_FLUSH_MS);
-      if (!ended) {
-        log.warn('mqtt did not end cleanly; closing its socket');
-        mq.stream?.destroy();
-      }
-    }
-    drainWaiters.clear();
+    await session?.close((ms) => pump.drained(ms));
+    pump.forget();
     await Promise.all([...transports.values()].map((t) => t.close()));
     boxClosed = true;
+    pump.close();
     if (outbox) finalOutbox = outbox.stats();
     await outbox?.close();
     seq?.close();
     transports.clear();
-    log.info({ seq: seq?.last, published: counts.published }, 'edge stopped');
+    log.info({ seq: seq?.last, published: pump.published }, 'edge stopped');
   }
 
   function stats(): EdgeStats {
@@ -507,30 +295,10 @@ export function buildEdge(opts: EdgeOptions): Edge {
     const pollMs: Record<string, number> = {};
     for (const d of devices.values()) pollMs[d.id] = intervalOf(d);
     return {
-      seq: seq?.last ?? 0, ...counts, pollErrors, buses, mode: mode.mode, pollMs,
+      seq: seq?.last ?? 0, published: pump.published, ...counts, pollErrors, buses, mode: mode.mode, pollMs,
       outbox: outbox && !boxClosed ? outbox.stats() : finalOutbox,
     };
   }
 
-  async function drained(timeoutMs = 10_000): Promise<boolean> {
-    if (!outbox) return true;
-    let w!: () => void;
-    const done = new Promise<boolean>((resolve) => { w = () => resolve(true); drainWaiters.add(w); });
-    checkDrained();
-    const r = await withinMs(done, timeoutMs);
-    drainWaiters.delete(w);
-    return r ?? false;
-  }
-
-  return { start, stop, pollNow: () => pollNow(false), drained, stats, health };
-}
-
-/** Waits for `p` at most `ms`; the timer is always cleared. */
-async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), ms); })]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return { start, stop, pollNow: () => pollNow(false), drained: (timeoutMs = 10_000) => pump.drained(timeoutMs), stats, health };
 }

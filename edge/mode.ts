@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
+import { PollModeT } from '../lib/vocabulary.ts';
 import { EdgeErrors } from './errors.ts';
 
 /**
@@ -12,7 +13,7 @@ import { EdgeErrors } from './errors.ts';
  * blinked (docs/domain.md#emergency-mode). Written like seq.json: temporary file, fsync, rename.
  */
 export const EdgeMode = Type.Object({
-  mode: Type.Union([Type.Literal('normal'), Type.Literal('fast')]),
+  mode: PollModeT,
   /** Poll interval of every device in fast mode (a device that polls faster keeps its own). */
   pollMs: Type.Optional(Type.Integer({ minimum: 100 })),
   /** Heartbeat (report-by-exception) in fast mode. */
