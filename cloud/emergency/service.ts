@@ -168,10 +168,10 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
       // A restart keeps the mode, and gateways are told the current one again (idempotent on the
       // epoch), so none is left in fast mode if the cloud stopped before they acknowledged normal.
       if (current.epoch > 0) await fanout.begin(`mode-${current.epoch}`, commandFor(current));
-      // Another worker may switch the mode: follow it, so rules and deadlines here agree. The
-      // worker that switched does the fan-out.
+      // Another worker may switch the mode or change the warnings holding it: follow it, so rules,
+      // deadlines and the expiry check here agree. The worker that switched does the fan-out.
       sync = setInterval(() => {
-        store.load().then((s) => { if (current && s.epoch !== current.epoch) current = s; }, (err) => o.logger.warn({ err }, 'emergency mode re-read failed'));
+        store.load().then((s) => { if (current && (s.epoch > current.epoch || (s.epoch === current.epoch && s.alerts.join() !== current.alerts.join()))) current = s; }, (err) => o.logger.warn({ err }, 'emergency mode re-read failed'));
       }, o.syncMs ?? 2000);
       sync.unref?.();
       expiryTimer = setInterval(() => {
