@@ -9,13 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { mbpollPresent, runRtu, type RtuRun } from './edge-rtu.ts';
 import { cityProfiles, floatBlockProfile, runFlat, runFootprint, runMbpollTcp, type FlatRun, type FootprintRun, type MbpollTcp } from './edge-tcp.ts';
-import { edgeSection } from './edge-report.ts';
+import { cpuPressure, edgeSection } from './edge-report.ts';
 
 export { writeEdgeSection } from './edge-report.ts';
 
 export async function edgeBench(quick: boolean, log: (s: string) => void): Promise<string> {
   const started = Date.now();
   const before = loadavg();
+  const psiBefore = cpuPressure();
   const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(0)} s`;
   const rtu: RtuRun[] = [];
   if (spawnSync('socat', ['-V']).status === 0) {
@@ -47,7 +48,7 @@ export async function edgeBench(quick: boolean, log: (s: string) => void): Promi
     log(`-- edge: footprint, ${n} devices polled every second (${elapsed()})`);
     footprint.push(await runFootprint(n, quick ? 2 : 3, quick ? 3 : 5));
   }
-  const section = edgeSection({ rtu, flat, mbpollTcp, footprint, load: { before, after: loadavg() }, seconds: (Date.now() - started) / 1000 });
+  const section = edgeSection({ rtu, flat, mbpollTcp, footprint, load: { before, after: loadavg(), psiBefore, psiAfter: cpuPressure() }, seconds: (Date.now() - started) / 1000 });
   log(section);
   return section;
 }

@@ -1,7 +1,7 @@
 /** The edge section of bench/RESULTS.md: RTU pass against the wire-time limit, points per core beside Neuron, footprint. */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { BREAKER, DEAD_UNIT, REPLY_MS, RTU_SLAVES, TIMEOUT_MS, charMs, gapMs, readBytes, type RtuRun } from './edge-rtu.ts';
 import type { FlatRun, FootprintRun, MbpollTcp } from './edge-tcp.ts';
 import { percentile } from './stats.ts';
@@ -20,7 +20,7 @@ export interface EdgeResults {
   flat: FlatRun[];
   mbpollTcp?: MbpollTcp;
   footprint: FootprintRun[];
-  load: { before: number[]; after: number[] };
+  load: { before: number[]; after: number[]; psiBefore?: number; psiAfter?: number };
   seconds: number;
 }
 
@@ -107,15 +107,15 @@ function tcpLines(flat: FlatRun[], mb?: MbpollTcp): string[] {
   return [...lines, ...notes];
 }
 
-function footprintLines(runs: FootprintRun[], city?: FlatRun): string[] {
+function footprintLines(runs: FootprintRun[], load: EdgeResults['load'], city?: FlatRun): string[] {
   const lines = [
-    '| devices | buses | points | readings/s asked | readings/s done | edge RSS (MiB) | JS heap (MiB) | edge CPU (% of one core) | CPU per reading (ms) |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| devices | buses | points | readings/s asked | readings/s done | edge RSS (MiB) | JS heap (MiB) | edge CPU (% of one core) | CPU per reading (ms) | simulators + broker CPU (% of one core) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const rate = (r: FootprintRun): number => r.readings / (r.wallMs / 1000);
   for (const r of runs) {
     lines.push(`| ${fmt(r.devices)} | ${r.buses} | ${fmt(r.points)} | ${fmt(r.devices)} | ${fmt(rate(r))} | ${fmt(r.procRssKiB / 1024, 1)} | ${fmt(r.heapKiB / 1024, 1)}`
-      + ` | ${fmt((100 * r.cpuMs) / r.wallMs, 1)} | ${fmt(r.cpuMs / Math.max(1, r.readings), 2)} |`);
+      + ` | ${fmt((100 * r.cpuMs) / r.wallMs, 1)} | ${fmt(r.cpuMs / Math.max(1, r.readings), 2)} | ${fmt((100 * r.hostCpuMs) / r.wallMs, 1)} |`);
   }
   if (runs.length < 2) return lines;
   const mem = fit(runs.map((r) => r.devices), runs.map((r) => r.procRssKiB));
@@ -128,9 +128,9 @@ function footprintLines(runs: FootprintRun[], city?: FlatRun): string[] {
     `  ${fmt(mem.intercept / 1024, 0)} MiB: Node, the edge's modules, SQLite, MQTT), and **${fmt(cpu.slope, 2)} ms of CPU per reading**, so **${fmt(cpu.slope / 10, 3)} % of one core**`,
     `  per device polled once a second (CPU ms per second against readings per second done; intercept ${fmt(cpu.intercept, 0)} ms a second).`,
     `  Per point (${fmt(ptsPerDev, 1)} points a device): ${fmt(mem.slope / ptsPerDev, 1)} KiB.`,
-    ...(short.length ? [`- At ${short.map((r) => fmt(r.devices)).join(' and ')} devices the edge made fewer readings than asked while using little CPU: the`,
-      '  processes (edge, simulators, broker) were waiting for a core on the shared machine (see the load average), so CPU is fitted per',
-      '  reading done, not per device configured.'] : []),
+    ...(short.length ? [`- At ${short.map((r) => fmt(r.devices)).join(' and ')} devices the edge made fewer readings than asked while neither it nor the process`,
+      '  serving it (simulators, broker) used much of a core: both were waiting for one on the shared machine (load average and CPU',
+      `  pressure${load.psiAfter !== undefined ? ` ${fmt(load.psiAfter, 0)} %` : ''} above). So CPU is fitted per reading done, not per device configured.`] : []),
     ...(city ? [`- The pollers alone cost ${fmt(city.cpuMs / city.readings, 2)} ms of CPU per reading of these devices (the city's row above, flat out);`,
       '  the rest of "CPU per reading" is the outbox (a SQLite commit, synchronous FULL), the MQTT publish and its PUBACK, and timers.'] : []),
     `- Context, not a like-for-like peer: Neuron's page gives ${NEURON.mem1kMB} MB with 1,000 points, ${NEURON.mem10kMB} MB with 10,000 and ${NEURON.memMB} MB with 100,000`,
@@ -145,6 +145,7 @@ function machineLines(load: EdgeResults['load']): string[] {
     `- CPU: ${availableParallelism()} cores (nproc), ${cpus()[0]?.model ?? 'unknown'}; Linux ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}`,
     `- Node ${process.version}; mbpoll ${pkg('mbpoll')}; socat ${pkg('socat')}`,
     `- Load average (1, 5, 15 min), the machine being shared: before ${load.before.map((l) => l.toFixed(2)).join(', ')}; after ${load.after.map((l) => l.toFixed(2)).join(', ')}`,
+    ...(load.psiBefore !== undefined ? [`- CPU pressure (/proc/pressure/cpu, "some" avg60: share of time some task waited for a core): before ${fmt(load.psiBefore, 0)} %, after ${fmt(load.psiAfter ?? NaN, 0)} %`] : []),
   ];
 }
 
@@ -158,7 +159,7 @@ export function edgeSection(r: EdgeResults): string {
     'resident memory and CPU per polled device reported, EMQX Neuron\'s published figures the peer.', '',
     '### Machine', '', ...machineLines(r.load), '',
     '### Method', '',
-    `- **RTU pass.** ${RTU_SLAVES} simulated slaves (devices/rtu-sim.ts), each a \`${b0?.profile ?? 'pipeline'}\` transmitter (${b0?.registers ?? 12} holding registers, one read),`,
+    `- **RTU pass.** ${RTU_SLAVES} simulated slaves (devices/rtu-sim.ts, in the bench process), each a \`${b0?.profile ?? 'pipeline'}\` transmitter (${b0?.registers ?? 12} holding registers, one read),`,
     '  on one end of a `socat` pty pair; the edge\'s own bus poller and transport (edge/poller.ts, edge/transport.ts) on the other end, in a',
     '  child process (bench/edge-worker.ts). A pass = `pollAll()`: every slave read once, one request at a time. A pty has no baud, so the',
     '  simulator holds each reply for the request\'s and the reply\'s wire time plus the request\'s 3.5-character end-of-frame silence, then',
@@ -185,7 +186,7 @@ export function edgeSection(r: EdgeResults): string {
     '#### Modbus TCP: points per core of edge CPU', '',
     ...tcpLines(r.flat, r.mbpollTcp), '',
     '#### Footprint: resident memory and CPU per polled device (whole edge, 1 s polling)', '',
-    ...footprintLines(r.footprint, r.flat.find((f) => !f.shape.startsWith('Neuron'))), '',
+    ...footprintLines(r.footprint, r.load, r.flat.find((f) => !f.shape.startsWith('Neuron'))), '',
     '### Reproduce', '',
     '```sh',
     'npm run bench -- --only edge           # about 3 minutes; rewrites this section of bench/RESULTS.md',
@@ -205,4 +206,12 @@ export function writeEdgeSection(section: string): void {
   writeFileSync(url, `${text.slice(0, start)}${section.trimEnd()}\n${next < 0 ? '' : text.slice(next)}`);
 }
 
-export const loadNow = (): number[] => loadavg();
+/** CPU pressure stall information, "some" avg60 in %, where the kernel has it. */
+export function cpuPressure(): number | undefined {
+  try {
+    const m = /^some avg10=[\d.]+ avg60=([\d.]+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}

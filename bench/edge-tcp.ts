@@ -130,10 +130,11 @@ export async function runMbpollTcp(seconds: number, floats = 62, slaves = 20, pr
   }
 }
 
-export interface FootprintRun extends SampleResult { devices: number; buses: number; points: number; procRssKiB: number }
+/** `hostCpuMs`: this process's CPU over the same window (the simulators and the broker, which serve the edge). */
+export interface FootprintRun extends SampleResult { devices: number; buses: number; points: number; procRssKiB: number; hostCpuMs: number }
 
 /** The whole edge (edge/edge.ts, SQLite outbox, MQTT) polling `n` city devices every second; sampled after a warm-up. */
-export async function runFootprint(n: number, warmS: number, sampleS: number): Promise<FootprintRun> {
+export async function runFootprint(n: number, warmS: number, sampleS: number, outbox?: EdgeConfigInput['outbox']): Promise<FootprintRun> {
   const profiles = cityProfiles();
   const f = await fleet(n, profiles);
   const broker = await Aedes.createBroker();
@@ -146,14 +147,17 @@ export async function runFootprint(n: number, warmS: number, sampleS: number): P
     const config: EdgeConfigInput = {
       gateway: 'gw-bench', mqtt: { url, username: 'gw-bench', password: 'bench' }, pollMs: 1000,
       buses: f.buses, devices: f.devices.map((d) => ({ id: d.id, profile: d.profile.id, bus: d.bus, unitId: d.unitId })),
+      ...(outbox ? { outbox } : {}),
     };
     worker.send({ type: 'edge', config, profiles, dataDir });
     await worker.next('ready');
     await new Promise((r) => setTimeout(r, warmS * 1000));
+    const host0 = process.cpuUsage();
     worker.send({ type: 'sample', seconds: sampleS });
     const s = await worker.next<SampleResult>('sample', (sampleS + 60) * 1000);
+    const host = process.cpuUsage(host0);
     const points = f.devices.reduce((sum, d) => sum + d.profile.points.length, 0);
-    return { ...s, devices: n, buses: f.buses.length, points, procRssKiB: rssKiB(worker.pid) };
+    return { ...s, devices: n, buses: f.buses.length, points, procRssKiB: rssKiB(worker.pid), hostCpuMs: (host.user + host.system) / 1000 };
   } finally {
     await worker.stop(10_000);
     await f.stop();
