@@ -25,12 +25,12 @@ export async function edgeBench(quick: boolean, log: (s: string) => void): Promi
       const slow = baud < 19200;
       rtu.push(await runRtu(baud, quick
         ? { healthy: 2, dead: 5, mbpoll: 1 }
-        : { healthy: slow ? 3 : 5, dead: slow ? 6 : 8, mbpoll: 2 }, log));
+        : { healthy: slow ? 3 : 5, dead: slow ? 6 : 7, mbpoll: 2 }, log));
     }
   } else {
     log('-- edge: socat is not installed (Debian package socat): RTU part skipped');
   }
-  const flatS = quick ? 2 : 5;
+  const flatS = quick ? 2 : 4;
   const flat: FlatRun[] = [];
   log(`-- edge: Modbus TCP flat out, Neuron's shape (${elapsed()})`);
   flat.push(await runFlat('Neuron\'s: 1,000 contiguous float32 a device', 4, 1, [floatBlockProfile()], flatS));
@@ -46,8 +46,10 @@ export async function edgeBench(quick: boolean, log: (s: string) => void): Promi
   const footprint: FootprintRun[] = [];
   for (const n of quick ? [10, 100] : [10, 100, 1000]) {
     log(`-- edge: footprint, ${n} devices polled every second (${elapsed()})`);
-    footprint.push(await runFootprint(n, quick ? 2 : 3, quick ? 3 : 5));
+    footprint.push(await runFootprint(n, quick ? 2 : 3, quick ? 3 : 4));
   }
+  log(`-- edge: footprint, 100 devices, outbox sync normal (${elapsed()})`);
+  footprint.push(await runFootprint(100, quick ? 2 : 3, quick ? 3 : 4, { sync: 'normal' }));
   const section = edgeSection({ rtu, flat, mbpollTcp, footprint, load: { before, after: loadavg(), psiBefore, psiAfter: cpuPressure() }, seconds: (Date.now() - started) / 1000 });
   log(section);
   return section;

@@ -107,14 +107,16 @@ function tcpLines(flat: FlatRun[], mb?: MbpollTcp): string[] {
   return [...lines, ...notes];
 }
 
-function footprintLines(runs: FootprintRun[], load: EdgeResults['load'], city?: FlatRun): string[] {
+function footprintLines(all: FootprintRun[], load: EdgeResults['load'], city?: FlatRun): string[] {
+  const runs = all.filter((r) => !r.outbox); // the edge's defaults; variants are listed, not fitted
   const lines = [
     '| devices | buses | points | readings/s asked | readings/s done | edge RSS (MiB) | JS heap (MiB) | edge CPU (% of one core) | CPU per reading (ms) | simulators + broker CPU (% of one core) |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const rate = (r: FootprintRun): number => r.readings / (r.wallMs / 1000);
-  for (const r of runs) {
-    lines.push(`| ${fmt(r.devices)} | ${r.buses} | ${fmt(r.points)} | ${fmt(r.devices)} | ${fmt(rate(r))} | ${fmt(r.procRssKiB / 1024, 1)} | ${fmt(r.heapKiB / 1024, 1)}`
+  for (const r of all) {
+    const variant = r.outbox ? ` (outbox ${Object.entries(r.outbox).map(([k, v]) => `${k} ${String(v)}`).join(', ')})` : '';
+    lines.push(`| ${fmt(r.devices)}${variant} | ${r.buses} | ${fmt(r.points)} | ${fmt(r.devices)} | ${fmt(rate(r))} | ${fmt(r.procRssKiB / 1024, 1)} | ${fmt(r.heapKiB / 1024, 1)}`
       + ` | ${fmt((100 * r.cpuMs) / r.wallMs, 1)} | ${fmt(r.cpuMs / Math.max(1, r.readings), 2)} | ${fmt((100 * r.hostCpuMs) / r.wallMs, 1)} |`);
   }
   if (runs.length < 2) return lines;
@@ -129,13 +131,28 @@ function footprintLines(runs: FootprintRun[], load: EdgeResults['load'], city?: 
     `  per device polled once a second (CPU ms per second against readings per second done; intercept ${fmt(cpu.intercept, 0)} ms a second).`,
     `  Per point (${fmt(ptsPerDev, 1)} points a device): ${fmt(mem.slope / ptsPerDev, 1)} KiB.`,
     ...(short.length ? [`- At ${short.map((r) => fmt(r.devices)).join(' and ')} devices the edge made fewer readings than asked while neither it nor the process`,
-      '  serving it (simulators, broker) used much of a core: both were waiting for one on the shared machine (load average and CPU',
-      `  pressure${load.psiAfter !== undefined ? ` ${fmt(load.psiAfter, 0)} %` : ''} above). So CPU is fitted per reading done, not per device configured.`] : []),
+      '  serving it (simulators, broker) used much of a core: the edge waited, on its outbox\'s fsyncs (next point) and for a core on the shared',
+      `  machine (load average and CPU pressure${load.psiAfter !== undefined ? ` ${fmt(load.psiAfter, 0)} %` : ''} above). So CPU is fitted per reading done, not per device configured.`] : []),
+    ...outboxNote(runs, all.filter((r) => r.outbox)),
     ...(city ? [`- The pollers alone cost ${fmt(city.cpuMs / city.readings, 2)} ms of CPU per reading of these devices (the city's row above, flat out);`,
       '  the rest of "CPU per reading" is the outbox (a SQLite commit, synchronous FULL), the MQTT publish and its PUBACK, and timers.'] : []),
     `- Context, not a like-for-like peer: Neuron's page gives ${NEURON.mem1kMB} MB with 1,000 points, ${NEURON.mem10kMB} MB with 10,000 and ${NEURON.memMB} MB with 100,000`,
     `  (about ${fmt(((NEURON.memMB - NEURON.mem10kMB) * 1000) / 90_000, 1)} KB per point between the last two).`,
   ];
+}
+
+/** A default run beside the same size with another outbox setting: what the synchronous commit costs. */
+function outboxNote(runs: FootprintRun[], variants: FootprintRun[]): string[] {
+  const rate = (r: FootprintRun): number => r.readings / (r.wallMs / 1000);
+  return variants.flatMap((v) => {
+    const base = runs.find((r) => r.devices === v.devices);
+    if (!base) return [];
+    const faster = rate(v) > 1.2 * rate(base);
+    return [`- **${faster ? 'The outbox sets the pace' : 'The outbox setting made no clear difference in this run'}**: at ${fmt(v.devices)} devices the edge made ${fmt(rate(base))} readings/s with its default`,
+      `  outbox (SQLite, synchronous FULL) and ${fmt(rate(v))} with \`${Object.entries(v.outbox!).map(([k, x]) => `${k}: ${String(x)}`).join(', ')}\`, in the same run. better-sqlite3 commits on the`,
+      '  event loop, and a commit with an fsync (one per loop turn: about one per reading when polls are spread over the second) holds up',
+      '  polling meanwhile; on this shared machine\'s disk an fsync is slow.'];
+  });
 }
 
 function machineLines(load: EdgeResults['load']): string[] {

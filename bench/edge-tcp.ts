@@ -131,7 +131,7 @@ export async function runMbpollTcp(seconds: number, floats = 62, slaves = 20, pr
 }
 
 /** `hostCpuMs`: this process's CPU over the same window (the simulators and the broker, which serve the edge). */
-export interface FootprintRun extends SampleResult { devices: number; buses: number; points: number; procRssKiB: number; hostCpuMs: number }
+export interface FootprintRun extends SampleResult { devices: number; buses: number; points: number; procRssKiB: number; hostCpuMs: number; outbox?: EdgeConfigInput['outbox'] }
 
 /** The whole edge (edge/edge.ts, SQLite outbox, MQTT) polling `n` city devices every second; sampled after a warm-up. */
 export async function runFootprint(n: number, warmS: number, sampleS: number, outbox?: EdgeConfigInput['outbox']): Promise<FootprintRun> {
@@ -157,7 +157,7 @@ export async function runFootprint(n: number, warmS: number, sampleS: number, ou
     const s = await worker.next<SampleResult>('sample', (sampleS + 60) * 1000);
     const host = process.cpuUsage(host0);
     const points = f.devices.reduce((sum, d) => sum + d.profile.points.length, 0);
-    return { ...s, devices: n, buses: f.buses.length, points, procRssKiB: rssKiB(worker.pid), hostCpuMs: (host.user + host.system) / 1000 };
+    return { ...s, devices: n, buses: f.buses.length, points, procRssKiB: rssKiB(worker.pid), hostCpuMs: (host.user + host.system) / 1000, ...(outbox ? { outbox } : {}) };
   } finally {
     await worker.stop(10_000);
     await f.stop();
