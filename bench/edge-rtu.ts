@@ -19,7 +19,7 @@ import { Worker } from './ipc.ts';
 import type { PassesResult, WorkerDevice } from './edge-worker.ts';
 
 export const RTU_SLAVES = 32;
-/** The slaves' reply time (the device's own processing), as in the wire-time example of docs/targets.md. */
+/** The slaves' reply time (the device's own processing), as in the wire-time example of docs/architecture.md. */
 export const REPLY_MS = 10;
 /** The unit id made dead in the dead-slave runs: mid-bus, with live neighbours on both sides. */
 export const DEAD_UNIT = 17;
