@@ -62,6 +62,16 @@ export const CloudServiceConfig = Type.Object({
   http: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    /** Timeouts and connection caps (README "Limits and error bodies"); cloud/http/limits.ts defaults for what is omitted. */
+    limits: Type.Optional(Type.Object({
+      headersTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
+      requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+      keepAliveTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
+      idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 1_000, maximum: 600_000 })),
+      maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+      maxConnectionsPerAddress: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+      maxEventStreamsPerToken: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+    }, { additionalProperties: false })),
   }, { additionalProperties: false, default: {} }),
   /** SQLite file (relative to the data directory) or a PostgreSQL URL. */
   database: Type.Object({

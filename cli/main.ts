@@ -178,7 +178,7 @@ export function buildProgram(): Command {
       const db = databaseOf(cfg, o.config, o.dataDir);
       const e = cfg.emergency;
       const cloud = await buildCloud({
-        db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings,
+        db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, http: cfg.http.limits,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer } : { kind: 'mqtt' },
         emergency: e ? {
           fast: { pollMs: e.fastPollMs },

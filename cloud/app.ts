@@ -25,7 +25,7 @@ import { createTokenStore, type Role } from './tokens.ts';
 import { installAuth } from './http/auth.ts';
 import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors.ts';
 import { installFiniteCheck } from './http/finite.ts';
-import { createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from './http/limits.ts';
+import { checkHttpLimits, createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from './http/limits.ts';
 import { registerRoutes } from './http/routes.ts';
 import * as S from './http/schemas.ts';
 import { buildEmergency, type Emergency } from './emergency/service.ts';
@@ -80,7 +80,7 @@ export interface CloudOptions {
   mode?: ModeProvider;
   /** Emergency mode (typhoon): the warning policy, the gateways' fast mode, tightening; `false` turns it off. */
   emergency?: EmergencyConfig | false;
-  /** HTTP timeouts and connection caps (README "Limits"); `defaultHttpLimits()` for what is omitted. */
+  /** HTTP timeouts and connection caps (README "Limits and error bodies"); `defaultHttpLimits()` for what is omitted. */
   http?: Partial<HttpLimits>;
   /** Plausible reading time: `maxSkewMs` ahead (default 5 min), `maxAgeMs` behind (default 90 days). */
   readings?: Partial<ReadingLimits>;
@@ -200,7 +200,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 
   const httpLog = logger.child({ mod: 'http' });
-  const limits: HttpLimits = { ...defaultHttpLimits(), ...opts.http };
+  const limits = checkHttpLimits({ ...defaultHttpLimits(), ...Object.fromEntries(Object.entries(opts.http ?? {}).filter(([, v]) => v !== undefined)) });
   const app = Fastify({
     loggerInstance: httpLog,
     bodyLimit: 256 * 1024,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { CsError, LibErrors } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 
 /**
@@ -48,6 +49,16 @@ export function defaultHttpLimits(fdLimit = openFileLimit()): HttpLimits {
     maxConnectionsPerAddress: 128,
     maxEventStreamsPerToken: 4,
   };
+}
+
+/** Refuses limits Node would refuse later, or that would cut the event stream's heartbeat. */
+export function checkHttpLimits(l: HttpLimits): HttpLimits {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(l)) if (!Number.isSafeInteger(v) || v < 0) problems.push(`${k} must be a whole number >= 0 (got ${v})`);
+  if (l.headersTimeoutMs > l.requestTimeoutMs) problems.push(`headersTimeoutMs (${l.headersTimeoutMs}) must not exceed requestTimeoutMs (${l.requestTimeoutMs})`);
+  if (l.idleTimeoutMs > 0 && l.idleTimeoutMs <= 15_000) problems.push(`idleTimeoutMs (${l.idleTimeoutMs}) must exceed the event stream's 15 s heartbeat`);
+  if (problems.length) throw new CsError(LibErrors.CONFIG_INVALID, `http limits invalid: ${problems.join('; ')}`);
+  return l;
 }
 
 /** Fastify's server options for these limits (timeouts checked every second, not Node's default 30 s). */

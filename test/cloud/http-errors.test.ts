@@ -2,7 +2,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
-import { defaultHttpLimits } from '../../cloud/http/limits.ts';
+import { checkHttpLimits, defaultHttpLimits } from '../../cloud/http/limits.ts';
 import { district, freshDatabase, profiles } from './fixtures.ts';
 
 /**
@@ -146,6 +146,12 @@ describe('HTTP error bodies and limits', () => {
     expect(d.maxConnections).toBeLessThan(1024);
     expect(d.maxConnectionsPerAddress).toBeGreaterThan(0);
     expect(d.maxEventStreamsPerToken).toBeGreaterThan(0);
+  });
+
+  it('refuses limits Node would refuse or that would cut the event stream, naming them', () => {
+    expect(() => checkHttpLimits({ ...defaultHttpLimits(), headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 })).toThrow(/headersTimeoutMs \(20000\) must not exceed requestTimeoutMs/);
+    expect(() => checkHttpLimits({ ...defaultHttpLimits(), idleTimeoutMs: 10_000 })).toThrow(/heartbeat/);
+    expect(() => checkHttpLimits({ ...defaultHttpLimits(), maxConnections: Infinity })).toThrow(/maxConnections must be a whole number/);
   });
 
   it('a half-sent request is closed after the header timeout (408 CS_CLOUD_REQUEST_TIMEOUT), not held for a minute', async () => {
