@@ -176,6 +176,19 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     return toIdentity(record);
   }
 
+  /**
+   * The identity when this exact password was verified before (since start, not rotated or
+   * revoked since): a microsecond, no scrypt. Undefined otherwise; then call verify().
+   */
+  recall(username: string, password: string | Buffer): Identity | undefined {
+    const cached = this.verified.get(username);
+    const record = this.users.get(username);
+    if (!cached || !record || record.revokedAt) return undefined;
+    const secret = typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
+    const mac = createHmac('sha256', this.cacheKey).update(secret).digest();
+    return timingSafeEqual(cached, mac) ? toIdentity(record) : undefined;
+  }
+
   /** The identity of a username, revoked or not; undefined when unknown. */
   get(username: string): Identity | undefined {
     const record = this.users.get(username);

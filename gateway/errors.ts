@@ -28,6 +28,10 @@ export const GatewayErrors = {
   AUTH_MISSING: 'CS_GW_AUTH_MISSING',
   /** CONNECT with an unknown, wrong or revoked credential (CONNACK 5). */
   AUTH_FAILED: 'CS_GW_AUTH_FAILED',
+  /** CONNECT from a username or address locked after repeated failures (CONNACK 5, no password check). */
+  AUTH_THROTTLED: 'CS_GW_AUTH_THROTTLED',
+  /** CONNECT while the password-check queue is full (CONNACK 3, server unavailable: retry later). */
+  AUTH_BUSY: 'CS_GW_AUTH_BUSY',
   /** CONNECT whose Will topic is outside the identity's publish ACL (CONNACK 5). */
   WILL_DENIED: 'CS_GW_WILL_DENIED',
   /** PUBLISH outside the identity's ACL: the connection is closed (MQTT-3.3.5-2). */

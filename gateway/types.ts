@@ -2,6 +2,7 @@
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from '../lib/log.ts';
 import type { CredentialStore, Identity } from './credentials.ts';
+import type { LoginGuardOptions } from './login-guard.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface GatewayOptions {
@@ -22,6 +23,8 @@ export interface GatewayOptions {
    * a rejection refuses the message (no PUBACK, connection closed, the client resends).
    */
   onPublishAuthorized?: (identity: Identity, topic: string, payload: Buffer) => Promise<void>;
+  /** Password checks: concurrency, queue and slow-down after failures (login-guard.ts); defaults when omitted. */
+  logins?: LoginGuardOptions;
   /** Connection and publish limits; each is off when omitted. */
   limits?: GatewayLimits;
   /** A TLS listener beside the plain one. */

@@ -4,7 +4,8 @@
  * - an empty client id asks for a session only with CleanSession 1 (MQTT-3.1.3-8; MQTT 3.1
  *   allows no empty id at all): otherwise CONNACK 2, identifier rejected, as Mosquitto answers;
  * - username and password required (CONNACK 4 when missing), checked against the
- *   credential store (CONNACK 5 for unknown, wrong or revoked: indistinguishable);
+ *   credential store (CONNACK 5 for unknown, wrong or revoked: indistinguishable), through
+ *   the login guard (login-guard.ts: bounded checks, slow-down after failures, CONNACK 3 when full);
  * - a verified client certificate's subject CN names the identity (mutual TLS);
  * - a Will outside the identity's publish ACL is refused (CONNACK 5);
  * - client ids are scoped to the username (`{username}:{client id}` inside the broker),
@@ -18,6 +19,7 @@ import type { Identity } from '../credentials.ts';
 import { GatewayErrors } from '../errors.ts';
 import type { GatewayContext } from '../context.ts';
 import { tokenBucket, type TokenBucket } from '../limits.ts';
+import { LoginRefused, loginGuard, type GuardRefusal } from '../login-guard.ts';
 import { ANONYMOUS, CONNACK } from '../types.ts';
 import { runSteps, type Step } from './steps.ts';
 
@@ -52,6 +54,7 @@ export interface ConnectHandlers {
 
 export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   const { store, log, metrics, limits, opts } = ctx;
+  const logins = loginGuard({ ...opts.logins, now: ctx.now });
   /** What authenticate needs of the CONNECT packet (it gets only username and password). */
   const packets = new WeakMap<Client, ConnectPacket>();
   const certNames = new WeakMap<Client, string>();
@@ -93,8 +96,49 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
       a.identity = ANONYMOUS;
       return;
     }
-    a.identity = await store.verify(a.username!, a.password!);
-    if (!a.identity) throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'unknown username, wrong password or revoked credential');
+    await checkPassword(a, a.username!, a.password!);
+  }
+
+  /**
+   * A password: a credential verified before passes at once (it is right, so no storm can hold
+   * it back); a locked username or address is refused at once; an unknown username is refused
+   * without scrypt, as slowly as a wrong password; the rest queue for the bounded lane (login-guard.ts).
+   */
+  async function checkPassword(a: ConnectAttempt, username: string, password: Buffer): Promise<void> {
+    const address = hostOf(a.remote);
+    const recalled = store.recall(username, password);
+    if (recalled) {
+      a.identity = recalled;
+      return;
+    }
+    const lock = logins.throttled(username, address);
+    if (lock) throw guardRefusal(lock);
+    if (!store.get(username)) {
+      logins.failed(undefined, address);
+      await delay(logins.typicalCheckMs());
+      throw wrongCredential();
+    }
+    try {
+      a.identity = await logins.check(username, address, () => store.verify(username, password));
+    } catch (err) {
+      if (err instanceof LoginRefused) throw guardRefusal(err.refusal);
+      throw err;
+    }
+    if (!a.identity) {
+      logins.failed(username, address);
+      throw wrongCredential();
+    }
+    logins.succeeded(username, address);
+  }
+
+  function delay(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        ctx.timers.delete(timer);
+        resolve();
+      }, ms);
+      ctx.timers.add(timer);
+    });
   }
 
   function checkWill(a: ConnectAttempt): void {
@@ -175,6 +219,24 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   }
 
   return { preConnect, authenticate, certNames, publishBuckets };
+}
+
+function wrongCredential(): CsError & AuthenticateError {
+  return refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'unknown username, wrong password or revoked credential');
+}
+
+function guardRefusal(r: GuardRefusal): CsError & AuthenticateError {
+  if (r.kind === 'busy') {
+    return refusal(CONNACK.SERVER_UNAVAILABLE, GatewayErrors.AUTH_BUSY, `too many logins waiting for a password check (${r.queued})`, { queued: r.queued });
+  }
+  return refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_THROTTLED, `too many failed logins for this ${r.key}: retry in ${r.retryInMs} ms`,
+    { throttledBy: r.key, retryInMs: r.retryInMs });
+}
+
+/** The address of `host:port` (IPv6 included), the key of per-address slow-downs. */
+function hostOf(remote: string): string {
+  const i = remote.lastIndexOf(':');
+  return i > 0 ? remote.slice(0, i) : remote;
 }
 
 function refusal(returnCode: number, code: string, message: string, details?: Record<string, unknown>): CsError & AuthenticateError {

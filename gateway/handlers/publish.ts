@@ -50,17 +50,39 @@ export function publishHandler(ctx: GatewayContext, publishBuckets: WeakMap<Clie
     metrics?.bytesIn.inc(a.payload.length);
   }
 
+  /** A client's packets still held by pace(): later ones wait behind them, so its order is kept. */
+  const held = new WeakMap<Client, Promise<void>>();
+
   function pace(a: PublishAttempt): void | Promise<void> {
-    const bucket = a.client ? publishBuckets.get(a.client) : undefined;
+    const client = a.client;
+    if (!client) return;
+    const bucket = publishBuckets.get(client);
     const wait = bucket ? bucket.take() : 0;
-    if (wait <= 0) return;
-    metrics?.publishDelayed.inc();
-    // On stop() the timer is cleared and the packet stays unanswered, like the connection.
+    const before = held.get(client);
+    // Aedes handles a read chunk's packets at once, and a late timer lets the next chunk in
+    // first: a packet due now still goes after the ones held before it.
+    if (wait <= 0 && !before) return;
+    let mine = before;
+    if (wait > 0) {
+      metrics?.publishDelayed.inc();
+      const timer = sleep(wait);
+      mine = before ? Promise.all([before, timer]).then(() => undefined) : timer;
+    }
+    const tail = mine!;
+    held.set(client, tail);
+    void tail.then(() => {
+      if (held.get(client) === tail) held.delete(client);
+    });
+    return tail;
+  }
+
+  /** On stop() the timer is cleared and the packet stays unanswered, like the connection. */
+  function sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         ctx.timers.delete(timer);
         resolve();
-      }, wait);
+      }, ms);
       ctx.timers.add(timer);
     });
   }

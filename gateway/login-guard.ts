@@ -1,0 +1,167 @@
+/**
+ * Password checks under a storm of bad logins (a scrypt run costs about 40 ms of a libuv
+ * thread; 500 bad CONNECTs at once used to hold a good one back for 11 s):
+ *
+ * - a lane of at most `maxConcurrentChecks` checks at once; the rest wait in a queue of at
+ *   most `maxQueuedChecks` (over it: refused at once, CONNACK 3);
+ * - the queue serves *clean* attempts first: those whose username and address have no
+ *   recent failure. A storm fails fast and marks its usernames and addresses, so a good
+ *   credential from elsewhere waits for one running check at most, never for the storm;
+ * - failures are counted per username and per address; past `freeFailures` each further
+ *   failure locks that key for `backoffMs`, doubling up to `maxBackoffMs`, and an attempt
+ *   inside a lock is refused at once, without a check (also when it reaches the lane's head);
+ * - the caller refuses unknown usernames without a check, after `typicalCheckMs()` so the
+ *   answer takes about as long as a wrong password's (handlers/connect.ts).
+ * Pure: time comes from `now`; the maps are bounded (oldest entries go first).
+ */
+export interface LoginGuardOptions {
+  /** Password checks running at once; default 2 (the libuv pool has 4 threads, for files and DNS too). */
+  maxConcurrentChecks?: number;
+  /** Checks waiting for the lane; default 256. */
+  maxQueuedChecks?: number;
+  /** Failures of one username before it is slowed down; default 5. */
+  freeFailuresPerUsername?: number;
+  /** Failures from one address before it is slowed down; default 20 (gateways behind one carrier NAT share one). */
+  freeFailuresPerAddress?: number;
+  /** First lock after the free failures; default 1 s, doubling per failure. */
+  backoffMs?: number;
+  /** Longest lock; default 60 s. */
+  maxBackoffMs?: number;
+  /** Failures older than this are forgotten; default 15 min. */
+  failureWindowMs?: number;
+  /** Keys (usernames and addresses) remembered at most; default 10,000 each. */
+  maxTrackedKeys?: number;
+}
+
+export type GuardRefusal =
+  | { kind: 'throttled'; key: 'username' | 'address'; retryInMs: number }
+  | { kind: 'busy'; queued: number };
+
+export class LoginRefused extends Error {
+  constructor(readonly refusal: GuardRefusal) {
+    super(refusal.kind === 'busy' ? `too many logins waiting (${refusal.queued})` : `too many failed logins for this ${refusal.key}: retry in ${refusal.retryInMs} ms`);
+  }
+}
+
+export interface LoginGuard {
+  /** The lock in force for this username or address, if any. */
+  throttled(username: string | undefined, address: string): GuardRefusal | undefined;
+  /** Runs `check` in the lane; rejects with LoginRefused when the queue is full or the attempt got locked while waiting. */
+  check<T>(username: string, address: string, check: () => Promise<T>): Promise<T>;
+  failed(username: string | undefined, address: string): void;
+  succeeded(username: string, address: string): void;
+  /** Recent duration of one check (moving average), for refusing unknown usernames as slowly. */
+  typicalCheckMs(): number;
+  stats(): { running: number; queued: number };
+}
+
+interface Failures { count: number; last: number; lockedUntil: number }
+interface Waiter { username: string; address: string; run: () => void; refuse: (r: GuardRefusal) => void }
+
+export function loginGuard(opts: LoginGuardOptions & { now: () => number }): LoginGuard {
+  const now = opts.now;
+  const maxRunning = Math.max(1, opts.maxConcurrentChecks ?? 2);
+  const maxQueued = Math.max(0, opts.maxQueuedChecks ?? 256);
+  const free = { username: opts.freeFailuresPerUsername ?? 5, address: opts.freeFailuresPerAddress ?? 20 };
+  const backoffMs = opts.backoffMs ?? 1000;
+  const maxBackoffMs = opts.maxBackoffMs ?? 60_000;
+  const windowMs = opts.failureWindowMs ?? 15 * 60_000;
+  const maxKeys = opts.maxTrackedKeys ?? 10_000;
+  const byUsername = new Map<string, Failures>();
+  const byAddress = new Map<string, Failures>();
+  const queue: Waiter[] = [];
+  let running = 0;
+  let typical = 50;
+
+  function current(map: Map<string, Failures>, key: string | undefined): Failures | undefined {
+    if (key === undefined) return undefined;
+    const f = map.get(key);
+    if (f && now() - f.last > windowMs) {
+      map.delete(key);
+      return undefined;
+    }
+    return f;
+  }
+
+  function lockOf(map: Map<string, Failures>, key: string | undefined): number {
+    const f = current(map, key);
+    return f ? f.lockedUntil - now() : 0;
+  }
+
+  function throttled(username: string | undefined, address: string): GuardRefusal | undefined {
+    const u = lockOf(byUsername, username);
+    if (u > 0) return { kind: 'throttled', key: 'username', retryInMs: Math.ceil(u) };
+    const a = lockOf(byAddress, address);
+    if (a > 0) return { kind: 'throttled', key: 'address', retryInMs: Math.ceil(a) };
+    return undefined;
+  }
+
+  function clean(w: Waiter): boolean {
+    return !current(byUsername, w.username) && !current(byAddress, w.address);
+  }
+
+  function record(map: Map<string, Failures>, key: string, freeCount: number): void {
+    const t = now();
+    const f = current(map, key) ?? { count: 0, last: t, lockedUntil: 0 };
+    f.count++;
+    f.last = t;
+    if (f.count > freeCount) f.lockedUntil = t + Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(30, f.count - freeCount - 1));
+    map.delete(key); // re-inserted last: the map's order is oldest failure first
+    map.set(key, f);
+    if (map.size > maxKeys) map.delete(map.keys().next().value!);
+  }
+
+  function pump(): void {
+    while (running < maxRunning && queue.length > 0) {
+      let i = queue.findIndex(clean);
+      if (i < 0) i = 0;
+      const w = queue.splice(i, 1)[0];
+      const lock = throttled(w.username, w.address);
+      if (lock) {
+        w.refuse(lock);
+        continue;
+      }
+      running++;
+      w.run();
+    }
+  }
+
+  return {
+    throttled,
+    check(username, address, fn) {
+      return new Promise((resolve, reject) => {
+        const waiter: Waiter = {
+          username,
+          address,
+          refuse: (r) => reject(new LoginRefused(r)),
+          run: () => {
+            const started = now();
+            fn().then(resolve, reject).finally(() => {
+              typical = typical * 0.8 + Math.max(1, now() - started) * 0.2;
+              running--;
+              pump();
+            });
+          },
+        };
+        if (queue.length >= maxQueued && running >= maxRunning) {
+          // Full: a clean attempt takes the place of the newest suspect one; otherwise it is refused.
+          let victim = -1;
+          if (clean(waiter)) for (let j = queue.length - 1; j >= 0 && victim < 0; j--) if (!clean(queue[j])) victim = j;
+          if (victim < 0) return waiter.refuse({ kind: 'busy', queued: queue.length });
+          queue.splice(victim, 1)[0].refuse({ kind: 'busy', queued: queue.length });
+        }
+        queue.push(waiter);
+        pump();
+      });
+    },
+    failed(username, address) {
+      if (username !== undefined) record(byUsername, username, free.username);
+      record(byAddress, address, free.address);
+    },
+    succeeded(username) {
+      byUsername.delete(username);
+    },
+    typicalCheckMs: () => Math.round(typical),
+    stats: () => ({ running, queued: queue.length }),
+  };
+}
