@@ -1,10 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadProfiles } from '../../devices/profile.ts';
+import { parseRtuOptions } from '../../cli/run-sim.ts';
+import { buildRtuSim } from '../../devices/rtu-sim.ts';
 import { buildEdge } from '../../edge/edge.ts';
 import type { EdgeConfigInput } from '../../edge/config.ts';
 import { recordingBroker } from '../edge/helpers.ts';
@@ -58,17 +60,22 @@ async function ptyPair(dir: string): Promise<{ sim: string; edge: string }> {
 }
 
 describe.skipIf(!socatPresent)('a third-party transmitter from a user profile directory', () => {
-  it('is polled by the edge over Modbus TCP and over RTU on a pty, both served by `citysteward sim`, and decodes to its values', async () => {
+  it('is polled by the edge over Modbus TCP and over RTU on a pty, both served by `citysteward sim`, and decodes to its values (a broken profile no device uses is only a warning)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cs-third-party-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const district = join(dir, 'district.yaml');
     writeFileSync(district, DISTRICT);
     const tty = await ptyPair(dir);
+    // The user's directory also holds a broken profile no device uses: a warning, not a stop.
+    const userDir = join(dir, 'profiles');
+    cpSync(USER_PROFILES, userDir, { recursive: true });
+    writeFileSync(join(userDir, 'broken.yaml'), 'id: rain-gauge\nkind: rain-gauge\nname: Broken\npoints: []\n');
 
-    const sim = runCli(['sim', '--config', district, '--profiles', USER_PROFILES, '--data-dir', join(dir, 'sim'), '--rtu', `bus-rtu=${tty.sim}`, '--baud', '115200']);
+    const sim = runCli(['sim', '--config', district, '--profiles', userDir, '--data-dir', join(dir, 'sim'), '--rtu', `bus-rtu=${tty.sim}`, '--baud', '115200']);
     cleanups.push(() => sim.stop());
     const [, tcpPort] = await sim.waitFor(/sim: bus bus-tcp on 127\.0\.0\.1:(\d+) serving WQ-1@3/);
     await sim.waitFor(/sim: bus bus-rtu over RTU on .*tty-sim at 115200 baud serving WQ-2@9/);
+    expect(sim.output()).toMatch(/profile not loaded: it is invalid/);
 
     const broker = await recordingBroker();
     cleanups.push(() => broker.stop());
@@ -87,7 +94,7 @@ describe.skipIf(!socatPresent)('a third-party transmitter from a user profile di
         { id: 'WQ-2', profile: 'wq-multiparam', bus: 'bus-rtu', unitId: 9 },
       ],
     };
-    const profiles = loadProfiles({ userDir: USER_PROFILES });
+    const profiles = loadProfiles({ userDir });
     expect(profiles.get('wq-multiparam')!.kind).toBe('water-quality');
     const edge = buildEdge({ config, profiles, dataDir: join(dir, 'edge') });
     await edge.start();
@@ -101,4 +108,31 @@ describe.skipIf(!socatPresent)('a third-party transmitter from a user profile di
     expect(tcp.quality).toBe('good');
     expect(rtu.quality).toBe('good');
   }, 60_000);
+});
+
+describe('sim --rtu', () => {
+  it('maps BUS=PATH, or PATH alone when one bus is served', () => {
+    expect([...parseRtuOptions(['bus-a=/tmp/a', 'bus-b=/tmp/b'], ['bus-a', 'bus-b'])]).toEqual([['bus-a', '/tmp/a'], ['bus-b', '/tmp/b']]);
+    expect([...parseRtuOptions(['/tmp/a'], ['bus-a'])]).toEqual([['bus-a', '/tmp/a']]);
+  });
+
+  it('refuses a path without its bus when several are served, an unknown bus, and one path for two buses', () => {
+    expect(() => parseRtuOptions(['/tmp/a'], ['bus-a', 'bus-b'])).toThrow(/give BUS=PATH/);
+    expect(() => parseRtuOptions(['bus-z=/tmp/a'], ['bus-a'])).toThrow(/bus "bus-z" is not served/);
+    expect(() => parseRtuOptions(['bus-a=/tmp/a', 'bus-b=/tmp/a'], ['bus-a', 'bus-b'])).toThrow(/given to two buses/);
+  });
+});
+
+describe('the RTU line simulator', () => {
+  it("an RTU slave plays its district scenario and its profile's behaviour, as a TCP simulator device does", () => {
+    let t = 1_000_000;
+    const wl = loadProfiles().get('water-level')!;
+    const sim = buildRtuSim({ tcpPort: 0, now: () => t, slaves: [{ unitId: 1, profile: wl, scenario: { kind: 'sudden-breach', point: 'level_m', afterS: 5, to: 0.9 } }] });
+    expect(sim.value(1, 'level_m')).toBeLessThan(0.1);
+    t += 6000;
+    expect(sim.value(1, 'level_m')).toBeGreaterThan(0.85);
+    sim.set(1, 'level_m', 0.3);
+    t += 6000;
+    expect(sim.value(1, 'level_m')).toBe(0.3);
+  });
 });
