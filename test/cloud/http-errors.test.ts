@@ -171,6 +171,21 @@ describe('HTTP error bodies and limits', () => {
     expect(r.closedAfterMs).toBeLessThan(1_500 + 1_000 + 1_000);
   });
 
+  it('a live event stream outlives the header, request and keep-alive timeouts', async () => {
+    const closed = await new Promise<boolean>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/events', headers: { authorization: `Bearer ${admin}` } }, (res) => {
+        expect(res.statusCode).toBe(200);
+        let gone = false;
+        res.on('close', () => { gone = true; });
+        res.resume();
+        setTimeout(() => { req.destroy(); resolve(gone); }, 1_500 + 1_000 + 1_500);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(closed).toBe(false);
+  });
+
   it('caps live event streams per token: one more answers 429 CS_CLOUD_TOO_MANY_STREAMS, a closed one frees its place', async () => {
     const open = (token: string) => new Promise<{ res: IncomingMessage; close(): void; body(): Promise<string> }>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port, path: '/api/events', headers: { authorization: `Bearer ${token}` } }, (res) => resolve({
