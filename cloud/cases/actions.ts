@@ -6,7 +6,8 @@ import type { CasesTable, DB } from '../db/schema.ts';
 import { illegalMessage, nextState, ACTION_ROLES, NEEDS_REASON, type CaseAction, type CaseState } from '../workflow.ts';
 import type { Principal } from '../tokens.ts';
 import { appendHistory } from './history.ts';
-import { parseList, type CaseRow } from './json.ts';
+import { activeAlarmOf, caseHazards, checkExtension } from './limits.ts';
+import type { CaseRow } from './json.ts';
 import type { CaseEnv, WorkflowPolicy } from './policy.ts';
 
 /** People's actions on a case: the workflow's transitions, each checked, applied and appended to the history. */
@@ -87,6 +88,7 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
       if (due <= Number(row.deadline_at)) {
         throw new CsError(CloudErrors.CASE_BAD_ACTION, `the new deadline ${new Date(due).toISOString()} is not after the current one ${new Date(Number(row.deadline_at)).toISOString()}`);
       }
+      await checkExtension(trx, row, due, env.workflow);
       set.deadline_at = due;
       set.extension_count = Number(row.extension_count) + 1;
       set.reminded_at = null;
@@ -97,9 +99,15 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
     case 'defer':
       set.resume_state = from;
       break;
-    case 'void':
+    case 'void': {
       set.closed_at = at;
+      // A false alarm while the sensor still breaches: no new case for it for a while.
+      const active = await activeAlarmOf(trx, row);
+      if (active && env.workflow.voidSuppressMs > 0) {
+        Object.assign(details, { stillBreaching: active.hazard, suppressNewCaseUntil: new Date(at + env.workflow.voidSuppressMs).toISOString() });
+      }
       break;
+    }
     case 'reopen':
       if (from === 'closed') {
         const other = await trx.selectFrom('cases').select('id').where('device', '=', row.device)
@@ -137,16 +145,13 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
  * active at the asset, or cleared for less than the window.
  */
 async function checkSensorClear(trx: Kysely<DB>, row: CaseRow, at: number, policy: WorkflowPolicy): Promise<void> {
-  const hazards = parseList(row.hazards);
-  if (!hazards.length) hazards.push(row.hazard);
-  const active = await trx.selectFrom('alarms').select(['id', 'hazard', 'raised_at']).where('device', '=', row.device)
-    .where('hazard', 'in', hazards).where('cleared_at', 'is', null).executeTakeFirst();
+  const active = await activeAlarmOf(trx, row);
   if (active) {
     throw new CsError(CloudErrors.CASE_SENSOR_NOT_CLEAR,
       `cannot verify case ${row.id}: ${row.device} is still out of range for ${active.hazard} (alarm ${active.id} since ${new Date(Number(active.raised_at)).toISOString()})`);
   }
   const last = await trx.selectFrom('alarms').select(sql<number | null>`max(cleared_at)`.as('t')).where('device', '=', row.device)
-    .where('hazard', 'in', hazards).executeTakeFirst();
+    .where('hazard', 'in', caseHazards(row)).executeTakeFirst();
   const clearedAt = last?.t == null ? undefined : Number(last.t);
   if (clearedAt !== undefined && at - clearedAt < policy.verifyClearMs) {
     throw new CsError(CloudErrors.CASE_SENSOR_NOT_CLEAR,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import type { Device } from '../../devices/district.ts';
 import type { DB } from '../db/schema.ts';
 import type { Breach } from '../rules.ts';
 import type { AlarmRow } from './json.ts';
@@ -27,4 +28,17 @@ export async function linkAlarm(trx: Kysely<DB>, device: string, hazard: string,
 export async function clearAlarm(trx: Kysely<DB>, device: string, hazard: string, at: number): Promise<AlarmRow | undefined> {
   return trx.updateTable('alarms').set({ cleared_at: at }).where('device', '=', device).where('hazard', '=', hazard)
     .where('cleared_at', 'is', null).returningAll().executeTakeFirst();
+}
+
+/**
+ * The unit responsible for an alarm, whose crew may acknowledge it: its case's unit (routing may
+ * name another), else the asset's owner for a hazard and its maintainer for device health
+ * (docs/domain.md#users).
+ */
+export async function alarmUnit(db: Kysely<DB>, alarm: AlarmRow, device: Pick<Device, 'ownerUnit' | 'maintainerUnit'>): Promise<string> {
+  if (alarm.case_id !== null) {
+    const c = await db.selectFrom('cases').select('unit').where('id', '=', alarm.case_id).executeTakeFirst();
+    if (c) return c.unit;
+  }
+  return alarm.class === 'device-health' ? device.maintainerUnit : device.ownerUnit;
 }

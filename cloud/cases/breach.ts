@@ -10,6 +10,7 @@ import type { CasesTable, DB } from '../db/schema.ts';
 import { nextCaseId } from './ids.ts';
 import { appendHistory, SYSTEM_ACTOR } from './history.ts';
 import { parseList } from './json.ts';
+import { suppressedByVoid } from './limits.ts';
 import type { BreachContext, CaseChange } from './policy.ts';
 
 /**
@@ -34,11 +35,20 @@ export async function applyBreach(trx: Kysely<DB>, ctx: BreachContext): Promise<
     if (ctx.historical) return undefined;
     const reopened = await reopenRecurrence(trx, ctx);
     if (reopened) return reopened;
+    if (await suppressed(trx, ctx)) return undefined;
     const opened = await openCase(trx, ctx);
     if (opened) return opened;
     // Lost a race: another worker opened it between our update and insert. Update it instead.
   }
   throw new CsError(CloudErrors.CASE_UPSERT_FAILED, `could not open or update the case of ${ctx.device.id}/${ctx.breach.hazard}`);
+}
+
+/** A case voided as a false alarm while the sensor still breached holds back a new one for a while. */
+async function suppressed(trx: Kysely<DB>, ctx: BreachContext): Promise<boolean> {
+  const { device, breach, at, env } = ctx;
+  const by = await suppressedByVoid(trx, device.id, breach.hazard, mergeKeyFor(env.categories, breach.hazard, breach.class), at, env.workflow);
+  if (by) ctx.log.debug({ hazard: breach.hazard, voided: by }, 'no new case: held back by a case voided as a false alarm');
+  return by !== undefined;
 }
 
 /** The emergency period to record on a case: only one under the cap, registered in emergency mode (device health keeps none). */
@@ -95,7 +105,7 @@ async function updateOpenCase(trx: Kysely<DB>, ctx: BreachContext): Promise<Case
     await trx.updateTable('cases').set(raise).where('id', '=', row.id).execute();
   }
   // History records changes, not samples: a breach that changes nothing writes at most one
-  // "still breaching" row per interval (docs/domain.md, case workflow).
+  // "still breaching" row per interval (docs/domain.md#the-case).
   const changed = notes.length > 1;
   const recorded = changed || at - await lastHistoryAt(trx, row.id) >= env.workflow.stillBreachingEveryMs;
   if (recorded) {

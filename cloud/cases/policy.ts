@@ -22,10 +22,18 @@ export interface WorkflowPolicy {
    * event) per this interval.
    */
   stillBreachingEveryMs: number;
+  /** An extension moves a deadline by at most this (a case under the 12-hour cap never past the cap). */
+  maxExtensionMs: number;
+  /**
+   * Voiding a case while its sensor still breaches (a false alarm) holds back a new case for that
+   * asset and hazard for this long; 0 turns it off.
+   */
+  voidSuppressMs: number;
 }
 
 export const DEFAULT_WORKFLOW: WorkflowPolicy = {
   verifyClearMs: 10 * 60_000, reopenWithinMs: 24 * HOUR, autoDispatch: true, stillBreachingEveryMs: 15 * 60_000,
+  maxExtensionMs: 30 * 24 * HOUR, voidSuppressMs: 12 * HOUR,
 };
 
 /** What case code needs besides the transaction: the data that drives cases. */

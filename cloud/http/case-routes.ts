@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { CsError } from '../../lib/errors.ts';
 import type { District } from '../../devices/district.ts';
 import { CloudErrors } from '../errors.ts';
-import { alarmToJson, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv, type CaseRow } from '../cases/index.ts';
+import { alarmToJson, alarmUnit, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv, type CaseRow } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
 import type { EventBus, CsEvent } from '../events.ts';
 import type { RuleSet } from '../rules.ts';
@@ -161,15 +161,20 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
 
   app.post('/api/alarms/:id/ack', {
     config: { roles: ['operator', 'commander', 'admin', 'crew'] },
-    schema: { summary: 'Acknowledge an alarm (operator, commander, admin, or the crew of the asset\'s unit)', tags: ['alarms'], params: S.IdParams, response: { 200: S.Alarm, 404: S.ErrorReply, ...S.authErrors } },
+    schema: { summary: 'Acknowledge an alarm (operator, commander, admin, or the crew of the unit responsible for it: its case\'s unit, else the asset\'s owner for a hazard and its maintainer for device health)', tags: ['alarms'], params: S.IdParams, response: { 200: S.Alarm, 404: S.ErrorReply, ...S.authErrors } },
   }, async (req) => {
     const p = principalOf(req);
     const at = now();
     const row = await database.write(async (trx) => {
       const a = await trx.selectFrom('alarms').selectAll().where('id', '=', req.params.id).executeTakeFirst();
       const dev = a && deps.district.devices.find((d) => d.id === a.device);
+      // A crew sees the alarms of its unit's assets (404 otherwise) and acknowledges those its unit is responsible for.
       if (!a || (p.role === 'crew' && dev?.ownerUnit !== p.unit && dev?.maintainerUnit !== p.unit)) {
         throw new CsError(CloudErrors.ALARM_NOT_FOUND, `no alarm "${req.params.id}"`);
+      }
+      if (p.role === 'crew' && dev) {
+        const unit = await alarmUnit(trx, a, dev);
+        if (unit !== p.unit) throw new CsError(CloudErrors.FORBIDDEN, `alarm ${a.id} (${a.hazard}) is ${unit}'s to acknowledge, not ${p.unit}'s`);
       }
       if (a.acked_at !== null) return a;
       await trx.updateTable('alarms').set({ acked_at: at, acked_by: p.tokenId }).where('id', '=', a.id).where('acked_at', 'is', null).execute();

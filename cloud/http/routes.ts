@@ -10,6 +10,7 @@ import { CloudErrors } from '../errors.ts';
 import { principalOf, scopeUnit } from './auth.ts';
 import { iso } from '../cases/index.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
+import { RUNNING_STATES } from '../workflow.ts';
 import type { Database } from '../db/database.ts';
 import type { DeviceStateTable } from '../db/schema.ts';
 import type { Selectable } from 'kysely';
@@ -161,14 +162,20 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
   // ---- units ---------------------------------------------------------------------------------
 
   app.get('/api/units', {
-    schema: { summary: 'Responsible units with open and overdue case counts', tags: ['units'], response: { 200: S.UnitList, ...S.authErrors } },
-  }, async () => {
-    const rows = await db.selectFrom('cases')
-      .select(['unit', sql<number>`count(*)`.as('open'), sql<number>`sum(case when deadline_at < ${now()} then 1 else 0 end)`.as('overdue')])
-      .where(OPEN_CASE_PREDICATE).groupBy('unit').execute();
-    const counts = new Map(rows.map((r) => [r.unit, r]));
+    schema: {
+      summary: 'Responsible units with open and overdue case counts; a crew token gets its own unit only',
+      tags: ['units'], response: { 200: S.UnitList, ...S.authErrors },
+    },
+  }, async (req) => {
+    const scope = scopeUnit(principalOf(req));
+    let q = db.selectFrom('cases')
+      .select(['unit', sql<number>`count(*)`.as('open'),
+        sql<number>`sum(case when state in (${sql.join(RUNNING_STATES)}) and deadline_at < ${now()} then 1 else 0 end)`.as('overdue')])
+      .where(OPEN_CASE_PREDICATE).groupBy('unit');
+    if (scope !== undefined) q = q.where('unit', '=', scope);
+    const counts = new Map((await q.execute()).map((r) => [r.unit, r]));
     return {
-      items: district.units.map((u) => ({
+      items: district.units.filter((u) => scope === undefined || u.id === scope).map((u) => ({
         id: u.id, name: u.name, dutyContact: u.dutyContact ?? null,
         dutyLeader: deps.routing?.units[u.id]?.dutyLeader ?? null, members: deps.routing?.units[u.id]?.members ?? [],
         openCases: Number(counts.get(u.id)?.open ?? 0), overdueCases: Number(counts.get(u.id)?.overdue ?? 0),

@@ -141,5 +141,95 @@ describe.each(BACKENDS)('cases on $backend', ({ backend, skip }: { backend: Back
       const doc = (await cloud.app.inject({ url: '/docs/json' })).json() as { paths: Record<string, { get?: { parameters?: { name: string }[] } }> };
       expect(doc.paths['/api/cases/{id}'].get!.parameters!.map((p) => p.name)).toEqual(expect.arrayContaining(['limit', 'cursor']));
     });
+
+    it('a crew sees only its own unit\'s open and overdue counts on /api/units, not every unit\'s', async () => {
+      const cloud = await newCloud();
+      await send(cloud, { level_m: 0.9, battery_pct: 10 });
+      const asOperator = (await get(cloud, '/api/units', await cloud.tokens.create('operator'))).json().items as { id: string; openCases: number }[];
+      expect(asOperator.find((u) => u.id === 'xz-drainage')?.openCases).toBe(1);
+      expect(asOperator.find((u) => u.id === 'iot-ops')?.openCases).toBe(1);
+      const asCrew = (await get(cloud, '/api/units', await cloud.tokens.create('crew', 'xz-drainage'))).json().items as { id: string; openCases: number }[];
+      expect(asCrew).toMatchObject([{ id: 'xz-drainage', openCases: 1, overdueCases: 0 }]);
+    });
+
+    it('the maintainer unit\'s crew cannot acknowledge a hazard alarm of another unit (only the responsible unit\'s crew can)', async () => {
+      const cloud = await newCloud();
+      await send(cloud, { level_m: 0.9, battery_pct: 10 });
+      const alarms = (await get(cloud, '/api/alarms', await cloud.tokens.create('operator'))).json().items as { id: string; hazard: string }[];
+      const flood = alarms.find((a) => a.hazard === 'waterlogging')!;
+      const battery = alarms.find((a) => a.hazard === 'low-battery')!;
+      const drainage = await cloud.tokens.create('crew', 'xz-drainage');
+      const maintainer = await cloud.tokens.create('crew', 'iot-ops');
+      const ack = (id: string, token: string) => cloud.app.inject({ method: 'POST', url: `/api/alarms/${id}/ack`, headers: { authorization: `Bearer ${token}` } });
+      const refused = await ack(flood.id, maintainer);
+      expect(refused.statusCode).toBe(403);
+      expect(refused.json()).toMatchObject({ code: 'CS_CLOUD_FORBIDDEN', message: expect.stringMatching(/xz-drainage/) });
+      expect((await ack(battery.id, drainage)).statusCode).toBe(403);
+      expect((await ack(flood.id, drainage)).json()).toMatchObject({ acknowledgedAt: expect.any(String) });
+      expect((await ack(battery.id, maintainer)).json()).toMatchObject({ acknowledgedAt: expect.any(String) });
+    });
+
+    it('a commander cannot extend a deadline to 9999-12-31: an extension is bounded by configuration', async () => {
+      const cloud = await newCloud({ workflow: { maxExtensionMs: 30 * 24 * HOUR } });
+      const commander = await cloud.tokens.create('commander');
+      // A routine tier-1 case: due in one working day, not under the 12-hour cap.
+      const c = await caseOf(cloud, await send(cloud, { level_m: 0.75, battery_pct: 90 }), commander);
+      const extend = (deadline: string) => cloud.app.inject({
+        method: 'POST', url: `/api/cases/${c.id}/extend`, headers: { authorization: `Bearer ${commander}` }, payload: { reason: 'road works', deadline },
+      });
+      const far = await extend('9999-12-31T00:00:00Z');
+      expect(far.statusCode).toBe(400);
+      expect(far.json()).toMatchObject({ code: 'CS_CLOUD_CASE_BAD_ACTION', message: expect.stringMatching(/at most 30 days/) });
+      const ok = await extend(new Date(Date.parse(c.deadline) + 29 * 24 * HOUR).toISOString());
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(ok.json()).toMatchObject({ extensionCount: 1 });
+    });
+
+    it('an extension never moves a case in the emergency period past its 12-hour cap', async () => {
+      const cloud = await newCloud({ mode: EMERGENCY });
+      const commander = await cloud.tokens.create('commander');
+      const c = await caseOf(cloud, await send(cloud, { level_m: 0.75, battery_pct: 90 }), commander);
+      expect(c).toMatchObject({ emergency: true, emergencyPeriod: 7 });
+      expect(Date.parse(c.deadline)).toBeLessThanOrEqual(T0 + 12 * HOUR);
+      const r = await cloud.app.inject({
+        method: 'POST', url: `/api/cases/${c.id}/extend`, headers: { authorization: `Bearer ${commander}` },
+        payload: { reason: 'crew delayed', deadline: new Date(T0 + 13 * HOUR).toISOString() },
+      });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().message).toMatch(/12-hour cap/);
+    });
+
+    it('voiding a case while its sensor still breaches does not open a new case a second later; it suppresses one for the configured time', async () => {
+      const cloud = await newCloud({ workflow: { voidSuppressMs: HOUR } });
+      const operator = await cloud.tokens.create('operator');
+      const c = await caseOf(cloud, await send(cloud, { level_m: 0.9, battery_pct: 90 }), operator);
+      const post = (body: Record<string, unknown>) => cloud.app.inject({ method: 'POST', url: `/api/cases/${c.id}/void`, headers: { authorization: `Bearer ${operator}` }, payload: body });
+      const noReason = await post({});
+      expect(noReason.statusCode).toBe(400);
+      const voided = await post({ reason: 'sensor fouled by debris, level is fine on site' });
+      expect(voided.statusCode, voided.body).toBe(200);
+      expect(voided.json().history.at(-1)).toMatchObject({ action: 'void', details: { suppressNewCaseUntil: new Date(T0 + HOUR).toISOString() } });
+      clock = T0 + 1000;
+      const again = await send(cloud, { level_m: 0.9, battery_pct: 90 });
+      expect(again).toMatchObject({ status: 'stored', cases: [] });
+      clock = T0 + 59 * MIN;
+      expect(await send(cloud, { level_m: 0.97, battery_pct: 90 })).toMatchObject({ status: 'stored', cases: [] });
+      // The suppression ends: the breach still going on opens a new case.
+      clock = T0 + HOUR + 1000;
+      const later = await send(cloud, { level_m: 0.97, battery_pct: 90 });
+      expect(later).toMatchObject({ status: 'stored', cases: [{ action: 'opened' }] });
+    });
+
+    it('voiding a case whose sensor is back in range suppresses nothing: the next breach opens a case', async () => {
+      const cloud = await newCloud({ workflow: { voidSuppressMs: HOUR } });
+      const operator = await cloud.tokens.create('operator');
+      const c = await caseOf(cloud, await send(cloud, { level_m: 0.9, battery_pct: 90 }), operator);
+      clock = T0 + MIN;
+      await send(cloud, { level_m: 0.1, battery_pct: 90 });
+      const voided = await cloud.app.inject({ method: 'POST', url: `/api/cases/${c.id}/void`, headers: { authorization: `Bearer ${operator}` }, payload: { reason: 'test' } });
+      expect(voided.statusCode).toBe(200);
+      clock = T0 + 2 * MIN;
+      expect(await send(cloud, { level_m: 0.9, battery_pct: 90 })).toMatchObject({ status: 'stored', cases: [{ action: 'opened' }] });
+    });
   });
 });
