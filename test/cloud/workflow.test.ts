@@ -273,7 +273,7 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
       expect((await get('/api/cases?limit=1000', tok.otherCrew)).json().items.every((x: CaseJson) => x.unit === 'zh-gas')).toBe(true);
       const verify = await post(c.id, 'verify', tok.crew);
       expect(verify.statusCode).toBe(403);
-      expect(verify.json().message).toBe('role crew may not verify a case (allowed: verifier, admin)');
+      expect(verify.json().message).toMatch(/^role crew may not .*verifier.*admin/);
       expect((await get(`/api/cases/${c.id}`, tok.operator)).json().state).toBe('dispatched');
       expect((await post(c.id, 'accept', tok.crew)).statusCode).toBe(200);
     });
