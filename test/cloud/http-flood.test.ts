@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface, type Interface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openFileLimit } from '../../cloud/http/limits.ts';
 import { ROOT } from './fixtures.ts';
 
 /**
@@ -51,13 +52,19 @@ function get(port: number, path: string, token: string, localAddress: string): P
   });
 }
 
-describe('connection flood under a 1,024 file limit', () => {
+// This process opens the 1,100 sockets itself: it needs room for them (and Linux's 127/8 loopback for the source addresses).
+const roomy = (openFileLimit() ?? 0) >= 2_048;
+if (!roomy) console.warn('connection flood test skipped: needs Linux and an open-file limit of at least 2,048 in the test process');
+
+describe.skipIf(!roomy)('connection flood under a 1,024 file limit', () => {
   let child: Child | undefined;
   let sockets: Socket[] = [];
 
   // One child for both cases (starting one takes seconds on a loaded machine).
   beforeAll(async () => {
-    const proc = spawn('bash', ['-c', 'ulimit -n 1024 && exec node --import tsx test/cloud/fixtures/flood-server.ts'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+    const proc = spawn('bash', ['-c', 'ulimit -n 1024 && exec "$0" --import tsx test/cloud/fixtures/flood-server.ts', process.execPath], {
+      cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const lines = createInterface({ input: proc.stdout! });
     const hello = JSON.parse(await nextLine(lines)) as { port: number; token: string; fdLimit: number };
     child = { proc, lines, ...hello };
