@@ -101,6 +101,11 @@ export const CloudServiceConfig = Type.Object({
     maxSkewMs: Type.Optional(Type.Integer({ minimum: 0 })),
     maxAgeMs: Type.Optional(Type.Integer({ minimum: 1 })),
   }, { additionalProperties: false })),
+  /**
+   * A rule-set file (devices/rules.ts; relative to this file); the defaults when omitted. Give every
+   * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").
+   */
+  rules: Type.Optional(Type.String({ minLength: 1 })),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
   emergency: Type.Optional(Type.Object({
     fastPollMs: Type.Integer({ minimum: 100, default: DEFAULT_FAST_POLL_MS }),

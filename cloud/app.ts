@@ -9,6 +9,8 @@ import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
 import { openDatabase, type DbOptions } from './db/database.ts';
 import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } from './ingest.ts';
 import type { ReadingLimits } from './reading-check.ts';
+import { createEdgeAlarmIngestor, type EdgeAlarmResult, type EdgeAlarmStats } from './edge-alarms/ingest.ts';
+import { parseTopic } from '../lib/topics.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
 import { createStreamConsumer, type StreamSourceOptions } from './stream.ts';
 import { createCalendar, DEFAULT_CALENDAR, type WorkCalendar } from './calendar.ts';
@@ -38,6 +40,7 @@ import { dashboard } from './web/plugin.ts';
 export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
 export type { IngestResult, IngestStats } from './ingest.ts';
+export type { EdgeAlarmResult, EdgeAlarmStats } from './edge-alarms/ingest.ts';
 export type { HttpLimits, ConnectionStats } from './http/limits.ts';
 export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
 
@@ -105,8 +108,10 @@ export interface Cloud {
   start(): Promise<void>;
   /** Disconnects MQTT, waits for readings in flight, closes the HTTP server and the database. */
   stop(): Promise<void>;
-  ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
-  stats(): IngestStats;
+  /** A reading (`cs/v1/{gw}/up/{device}`) or an edge alarm (`cs/v1/{gw}/alarm/{device}`), by its topic. */
+  ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult | EdgeAlarmResult>;
+  /** Readings' counters, and the edge alarms' under `edgeAlarms`. */
+  stats(): IngestStats & { edgeAlarms: EdgeAlarmStats };
   tokens: {
     create(role: Role, unit?: string): Promise<string>;
     /** Revokes a token given in clear (the demo revokes its previous run's); false when unknown or already revoked. */
@@ -155,6 +160,10 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
     now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, warnLimit: opts.warnLimit,
   });
+  const edgeAlarms = createEdgeAlarmIngestor({
+    database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
+    now, logger: logger.child({ mod: 'edge-alarms' }),
+  });
   const escalator = opts.escalation === false ? undefined : buildEscalator({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
     policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ mod: 'case-clock' }),
@@ -164,8 +173,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const gatewayHealth = new Map<string, { at: number; health: EdgeHealth }>();
   const inFlight = new Set<Promise<unknown>>();
 
-  const ingest = (gateway: string, topic: string, payload: Buffer): Promise<IngestResult> => {
-    const p = ingestor.ingest(gateway, topic, payload);
+  // Every ingest path (MQTT, the in-process hand-off, the Redis Stream) comes through here.
+  const ingest = (gateway: string, topic: string, payload: Buffer): Promise<IngestResult | EdgeAlarmResult> => {
+    const p = parseTopic(topic)?.kind === 'alarm' ? edgeAlarms.ingest(gateway, topic, payload) : ingestor.ingest(gateway, topic, payload);
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
     return p;
@@ -284,7 +294,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await database.close();
     },
     ingest,
-    stats: () => ingestor.stats(),
+    stats: () => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }),
     tokens: {
       async create(role, unit) {
         await ready();

@@ -8,8 +8,8 @@ import { parseTopic, topics } from '../lib/topics.ts';
 import { CloudErrors } from './errors.ts';
 
 /**
- * The cloud's MQTT subscriber: readings (`topics.allUp`) and gateway birth/death certificates
- * (`topics.allState`), QoS 1. A reading is acknowledged (PUBACK) only after `onReading` has
+ * The cloud's MQTT subscriber: readings (`topics.allUp`), edge alarms (`topics.allAlarm`) and
+ * gateway birth/death certificates (`topics.allState`), QoS 1. A reading or alarm is acknowledged (PUBACK) only after `onReading` has
  * finished, so a reading the database could not take is not acknowledged and comes back on the
  * next session (with a fixed clientId the session is persistent: clean=false).
  */
@@ -25,13 +25,13 @@ export interface MqttOptions {
    * cloud workers split the gateways); every gateway when omitted.
    */
   gateways?: string[];
-  /** Subscribe to readings at all (false: publish events only, readings come another way). */
+  /** Subscribe to readings and edge alarms at all (false: publish events only, they come another way). */
   readings?: boolean;
 }
 
 export interface SubscriberDeps {
   options: MqttOptions;
-  /** Resolves true when the reading may be acknowledged. */
+  /** A reading (`up/+`) or an edge alarm (`alarm/+`); resolves true when it may be acknowledged. */
   onReading(gateway: string, topic: string, payload: Buffer): Promise<boolean>;
   onState(gateway: string, state: GatewayState | undefined): void;
   /** Command acknowledgements (`cs/v1/{gw}/cmd/ack`), parsed JSON; subscribed only when given. */
@@ -56,9 +56,9 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
   async function dispatch(topic: string, payload: Buffer): Promise<void> {
     const t = parseTopic(topic);
     if (!t) return;
-    if (t.kind === 'up') {
+    if (t.kind === 'up' || t.kind === 'alarm') {
       const ok = await deps.onReading(t.gateway, topic, payload);
-      if (!ok) throw new Error(`reading on ${topic} not stored; left unacknowledged`);
+      if (!ok) throw new Error(`${t.kind === 'up' ? 'reading' : 'edge alarm'} on ${topic} not stored; left unacknowledged`);
       return;
     }
     if (t.kind === 'health') {
@@ -138,13 +138,21 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
       if (deps.onAck) subs[topics.allCmdAck] = { qos: 1 };
       if (deps.onHealth) subs[topics.allHealth] = { qos: 1 };
       if (deps.options.readings !== false) {
-        if (deps.options.gateways) for (const gw of deps.options.gateways) subs[`${topics.namespace(gw)}up/+`] = { qos: 1 };
-        else subs[topics.allUp] = { qos: 1 };
+        // Edge alarms travel with the readings: same gateways, same acknowledgement after storing.
+        if (deps.options.gateways) {
+          for (const gw of deps.options.gateways) {
+            subs[`${topics.namespace(gw)}up/+`] = { qos: 1 };
+            subs[`${topics.namespace(gw)}alarm/+`] = { qos: 1 };
+          }
+        } else {
+          subs[topics.allUp] = { qos: 1 };
+          subs[topics.allAlarm] = { qos: 1 };
+        }
       }
       const granted = await c.subscribeAsync(subs);
       const refused = granted.filter((g) => g.qos === 128);
       if (refused.length) log.error({ refused: refused.map((g) => g.topic) }, 'subscriptions refused by the broker');
-      log.info({ url, clientId }, 'subscribed to readings and gateway states');
+      log.info({ url, clientId }, 'subscribed to readings, edge alarms and gateway states');
     },
     async stop() {
       const c = client;

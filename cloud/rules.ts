@@ -25,6 +25,8 @@ export interface Breach {
   value: PointValue;
   limit: number | boolean;
   op: ThresholdOp | 'rate' | 'range' | 'silence';
+  /** Judged by an edge's local alarm (cloud/edge-alarms/), not by the cloud's rules: the alarm and case say so. */
+  origin?: 'edge';
 }
 
 function keepWorst(worst: Map<string, Breach>, b: Breach): void {
@@ -66,6 +68,7 @@ export function judgeValues(rules: readonly Rule[], values: Record<string, Point
 
 /** One line a person reads: `level_m 0.92 > 0.85 (level-tier2)`. */
 export function describeBreach(b: Breach): string {
+  if (b.origin === 'edge') return `${describeBreach({ ...b, origin: undefined })}, raised at the edge`;
   if (b.op === 'rate') return `${b.point} rising ${JSON.stringify(b.value)}/h > ${JSON.stringify(b.limit)}/h (${b.thresholdId})`;
   if (b.op === 'range') return `${b.point} ${JSON.stringify(b.value)} outside the sensor's range (${b.thresholdId})`;
   if (b.op === 'silence') return `no reading for ${JSON.stringify(b.value)} s (${b.thresholdId})`;

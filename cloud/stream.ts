@@ -1,7 +1,7 @@
 /**
- * The cloud's Redis Streams consumer: the hand-off of readings at scale (README "Cluster").
+ * The cloud's Redis Streams consumer: the hand-off of readings and edge alarms at scale (README "Cluster").
  *
- * Every broker appends the readings its clients publish to one stream (gateway/stream.ts);
+ * Every broker appends the readings and edge alarms its clients publish to one stream (gateway/stream.ts);
  * cloud workers read it through one consumer group, so each entry goes to one worker:
  *
  * - at least once: an entry is acknowledged (XACK) only after `handle` resolved true (the
@@ -12,7 +12,8 @@
  * - on start a worker first handles its own pending entries (a restart under the same
  *   consumer name resumes where it stopped).
  *
- * Entry fields: `gw`, `topic`, `payload` (raw bytes), `broker`, `at` (gateway/stream.ts).
+ * Entry fields: `gw`, `topic`, `payload` (raw bytes), `broker`, `at` (gateway/stream.ts); `handle`
+ * tells a reading (`up/+`) from an edge alarm (`alarm/+`) by the topic.
  * One loop, no timers: a blocking XREADGROUP of at most `blockMs`, then a claim when due.
  */
 import { Redis } from 'ioredis';

@@ -1,13 +1,14 @@
 /**
- * The hand-off of readings to the cloud at scale. Aedes has no shared subscriptions
- * (moscajs/aedes #228), so each broker appends the readings its own clients publish to
+ * The hand-off of readings and edge alarms to the cloud at scale. Aedes has no shared subscriptions
+ * (moscajs/aedes #228), so each broker appends the readings and edge alarms (`up/+`, `alarm/+`,
+ * in publish order) its own clients publish to
  * one Redis Stream, and cloud workers consume it through a consumer group
  * (cloud/stream.ts). The append runs in the broker's onPublishAuthorized hook, which
  * completes before the PUBACK (docs/architecture.md#platform-notes): a reading is acknowledged to its gateway
  * only once Redis holds it. When Redis refuses it, the publish is refused, the
  * connection is closed and the edge resends it from its outbox.
  *
- * Entry fields: `gw` (gateway id), `topic`, `payload` (the raw bytes), `broker` (the
+ * Entry fields: `gw` (gateway id), `topic` (its kind tells a reading from an alarm), `payload` (the raw bytes), `broker` (the
  * appending broker's id), `at` (receive time, ms since the epoch).
  */
 import { Redis } from 'ioredis';
@@ -29,7 +30,7 @@ export interface StreamAppenderOptions {
 export interface StreamAppender {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Appends a reading; resolves once Redis has it. Other topics resolve at once (not appended). */
+  /** Appends a reading or an edge alarm; resolves once Redis has it. Other topics resolve at once (not appended). */
   append(topic: string, payload: Buffer): Promise<boolean>;
 }
 
@@ -57,7 +58,7 @@ export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender
     },
     async append(topic, payload) {
       const t = parseTopic(topic);
-      if (!t || t.kind !== 'up') return false;
+      if (!t || (t.kind !== 'up' && t.kind !== 'alarm')) return false;
       if (!redis) throw new Error('stream appender not started');
       await redis.xadd(opts.key, ...(trim as []), '*', 'gw', t.gateway, 'topic', topic, 'payload', payload, 'broker', opts.brokerId, 'at', String(now()));
       return true;

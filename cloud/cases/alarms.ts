@@ -16,6 +16,7 @@ export async function raiseAlarm(trx: Kysely<DB>, device: string, b: Breach, at:
   return trx.insertInto('alarms').values({
     id: newAlarmId(), device, hazard: b.hazard, rule_id: b.thresholdId, severity: b.severity, class: b.class,
     point: b.point, value: JSON.stringify(b.value), raised_at: at, cleared_at: null, acked_at: null, acked_by: null, case_id: caseId,
+    origin: b.origin ?? 'cloud',
   }).onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst();
 }
 

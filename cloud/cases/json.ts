@@ -60,7 +60,7 @@ export function alarmToJson(a: AlarmRow): AlarmJson {
     id: a.id, device: a.device, hazard: a.hazard, rule: a.rule_id, severity: a.severity, class: a.class, point: a.point,
     value: a.value === null ? null : parseJson(a.value), raisedAt: iso(a.raised_at), clearedAt: a.cleared_at === null ? null : iso(a.cleared_at),
     acknowledgedAt: a.acked_at === null ? null : iso(a.acked_at), acknowledgedBy: a.acked_by, caseId: a.case_id,
-    active: a.cleared_at === null,
+    active: a.cleared_at === null, origin: a.origin === 'edge' ? 'edge' : 'cloud',
   };
 }
 

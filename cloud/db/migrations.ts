@@ -1,4 +1,5 @@
 import { emergencyMigration } from '../emergency/migration.ts';
+import { edgeAlarmMigration } from '../edge-alarms/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -201,6 +202,7 @@ export const migrations: Record<string, Migration> = {
   '0002_workflow': m0002,
   '0003_emergency': emergencyMigration,
   '0004_reading_streams': m0004,
+  '0005_edge_alarms': edgeAlarmMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

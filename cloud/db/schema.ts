@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /**
  * Kysely table types. Timestamps are epoch milliseconds (bigint in PostgreSQL, integer in SQLite;
  * the PostgreSQL pool parses int8 to number). JSON is stored as text. Flags are integers 0/1.
@@ -90,6 +92,27 @@ export interface AlarmsTable {
   acked_at: number | null;
   acked_by: string | null;
   case_id: string | null;
+  /** `cloud` (the cloud's rules) or `edge` (an edge alarm raised it; migration 0005). */
+  origin: Generated<string>;
+}
+
+/** Every edge alarm received, once per (gateway, stream, device, seq) (migration 0005). */
+export interface EdgeAlarmsTable {
+  gateway: string;
+  stream: string;
+  device: string;
+  seq: number;
+  /** When the edge published it. */
+  ts: number;
+  received_at: number;
+  rule_id: string;
+  hazard: string;
+  /** 1 raised, 0 clear again. */
+  active: number;
+  /** The value as JSON text. */
+  value: string;
+  historical: number;
+  alarm_id: string | null;
 }
 
 /** Append-only: one row per action on a case, numbered per case. */
@@ -174,6 +197,7 @@ export interface DB {
   case_counters: CaseCountersTable;
   api_tokens: ApiTokensTable;
   alarms: AlarmsTable;
+  edge_alarms: EdgeAlarmsTable;
   emergency_state: EmergencyStateTable;
   emergency_log: EmergencyLogTable;
   cap_alerts: CapAlertsTable;

@@ -89,6 +89,8 @@ export const Alarm = Type.Object({
   acknowledgedBy: Nullable(Type.String()),
   caseId: Nullable(Type.String()),
   active: Type.Boolean(),
+  /** Raised by the cloud's rules, or by an edge's local alarm (README.md "Topics"). */
+  origin: Type.Union([Type.Literal('cloud'), Type.Literal('edge')]),
 });
 export const AlarmList = Type.Object({ items: Type.Array(Alarm) });
 export const AlarmQuery = Type.Object({
