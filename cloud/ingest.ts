@@ -240,6 +240,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
 
   async function ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult> {
     let log = logger.child({ gateway });
+    let checked = false;
     try {
       const topicDevice = checkTopic(gateway, topic);
       log = log.child({ device: topicDevice });
@@ -248,6 +249,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
       const reg = matchDevice(gateway, topicDevice, reading);
       const ts = Date.parse(reading.ts);
       checkPlausible(reg, reading, ts);
+      checked = true;
       const result = await storeAndEvaluate(gateway, reg, reading, ts, log);
       if (result.status === 'duplicate') {
         counters.duplicates++;
@@ -267,6 +269,13 @@ export function createIngestor(deps: IngestDeps): Ingestor {
         counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;
         warn(gateway, log, { reason: err.reason, topic, ...err.details }, `reading rejected: ${err.message}`);
         return { status: 'rejected', reason: err.reason, message: err.message };
+      }
+      if (!checked) {
+        // A check that throws on hostile input rejects it: left unacknowledged it would come back forever.
+        counters.rejected.invalid = (counters.rejected.invalid ?? 0) + 1;
+        if (warnings.allow(gateway)) log.error({ err, topic }, 'reading rejected: its check failed');
+        else counters.warningsSuppressed++;
+        return { status: 'rejected', reason: 'invalid', message: `reading could not be checked: ${(err as Error)?.message ?? String(err)}` };
       }
       counters.failed++;
       log.error({ err, topic }, 'reading could not be stored');

@@ -90,7 +90,19 @@ function describe(message: string, schema: TSchema, value: unknown): string {
   if (value === undefined) return 'is required';
   if (schema.enum || schema.anyOf) {
     const options = (schema.anyOf as TSchema[] | undefined)?.map((s) => s.const).filter((x) => x !== undefined);
-    if (options && options.length) return `${message}: got ${JSON.stringify(value)}, expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`;
+    if (options && options.length) return `${message}: got ${preview(value)}, expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`;
   }
-  return `${message.toLowerCase()}, got ${JSON.stringify(value)?.slice(0, 60)}`;
+  return `${message.toLowerCase()}, got ${preview(value)}`;
+}
+
+/**
+ * The start of a value as JSON, for a message. A value nested thousands deep (hostile input)
+ * overflows JSON.stringify's stack: it is named by its kind instead of failing the check.
+ */
+export function preview(value: unknown, max = 60): string {
+  try {
+    return String(JSON.stringify(value)).slice(0, max);
+  } catch {
+    return Array.isArray(value) ? `an array of ${value.length}` : `a ${typeof value}`;
+  }
 }

@@ -209,6 +209,15 @@ describe.each(BACKENDS)('ingest integrity on $backend', ({ backend, skip }: { ba
       expect((await cloud.ingest(WL.gw, UP, body(WL.id, Number.MAX_SAFE_INTEGER, { level_m: 0.02 }, { ts: new Date(T0).toISOString() }))).status).toBe('stored');
     });
 
+    it('a reading nested thousands deep is rejected as invalid, not failed and left unacknowledged to come back forever', async () => {
+      cloud = await newCloud();
+      const deep = Buffer.from(`{"seq":1,"ts":"${new Date(T0).toISOString()}","device":"${WL.id}","values":{"level_m":${'['.repeat(5000)}${']'.repeat(5000)}}}`);
+      const r = await cloud.ingest(WL.gw, UP, deep);
+      expect(r).toMatchObject({ status: 'rejected', reason: 'invalid' });
+      expect(cloud.stats().failed).toBe(0);
+      expect((await cloud.ingest(WL.gw, UP, body(WL.id, 2, { level_m: 0.02 }))).status).toBe('stored');
+    });
+
     // ---- finding 10: warnings rate-limited ------------------------------------------------
 
     it('one gateway flooding bad readings writes a bounded number of warning lines and a count of the suppressed rest', async () => {
