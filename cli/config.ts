@@ -3,6 +3,7 @@ import { DEFAULT_MAX_PACKET_SIZE } from '../gateway/gateway.ts';
 import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from '../gateway/cluster.ts';
 import { DEFAULT_STREAM_MAXLEN } from '../gateway/stream.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
+import { WorkflowConfig } from '../cloud/cases/policy.ts';
 
 /**
  * Config files of the services started by the command line (YAML, validated; a bad file
@@ -106,6 +107,8 @@ export const CloudServiceConfig = Type.Object({
    * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").
    */
   rules: Type.Optional(Type.String({ minLength: 1 })),
+  /** The case workflow's settings (README "Cases"): verification window, reopening, history interval, limits. */
+  workflow: Type.Optional(WorkflowConfig),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
   emergency: Type.Optional(Type.Object({
     fastPollMs: Type.Integer({ minimum: 100, default: DEFAULT_FAST_POLL_MS }),

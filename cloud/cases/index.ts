@@ -4,7 +4,7 @@
  */
 export { caseId, nextCaseId } from './ids.ts';
 export { appendHistory, SYSTEM_ACTOR, type HistoryInput, type HistoryRow } from './history.ts';
-export { DEFAULT_WORKFLOW, type BreachContext, type CaseChange, type CaseEnv, type WorkflowPolicy } from './policy.ts';
+export { DEFAULT_WORKFLOW, WorkflowConfig, type BreachContext, type CaseChange, type CaseEnv, type WorkflowPolicy } from './policy.ts';
 export { applyBreach } from './breach.ts';
 export { alarmUnit, clearAlarm, linkAlarm, newAlarmId, raiseAlarm } from './alarms.ts';
 export { breachEvents, recordBreach, recordClear, type AlarmChange, type BreachInput, type BreachOutcome } from './flow.ts';

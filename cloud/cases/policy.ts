@@ -1,3 +1,4 @@
+import { Type, type Static } from '@sinclair/typebox';
 import type { Logger } from '../../lib/log.ts';
 import type { Device } from '../../devices/district.ts';
 import type { Calendar } from '../calendar.ts';
@@ -35,6 +36,17 @@ export const DEFAULT_WORKFLOW: WorkflowPolicy = {
   verifyClearMs: 10 * 60_000, reopenWithinMs: 24 * HOUR, autoDispatch: true, stillBreachingEveryMs: 15 * 60_000,
   maxExtensionMs: 30 * 24 * HOUR, voidSuppressMs: 12 * HOUR,
 };
+
+/** The workflow settings as the cloud's config file gives them (`workflow`); DEFAULT_WORKFLOW fills the rest. */
+export const WorkflowConfig = Type.Object({
+  verifyClearMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  reopenWithinMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  autoDispatch: Type.Optional(Type.Boolean()),
+  stillBreachingEveryMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+  maxExtensionMs: Type.Optional(Type.Integer({ minimum: 60_000, maximum: 366 * 24 * HOUR })),
+  voidSuppressMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 24 * HOUR })),
+}, { additionalProperties: false });
+export type WorkflowConfig = Static<typeof WorkflowConfig>;
 
 /** What case code needs besides the transaction: the data that drives cases. */
 export interface CaseEnv {

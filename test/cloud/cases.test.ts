@@ -3,6 +3,8 @@ import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud, type CloudOptions } from '../../cloud/app.ts';
 import type { CsEvent } from '../../cloud/events.ts';
 import type { ModeProvider } from '../../cloud/mode.ts';
+import { check } from '../../lib/schema.ts';
+import { CloudServiceConfig } from '../../cli/config.ts';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
 /**
@@ -231,5 +233,19 @@ describe.each(BACKENDS)('cases on $backend', ({ backend, skip }: { backend: Back
       clock = T0 + 2 * MIN;
       expect(await send(cloud, { level_m: 0.9, battery_pct: 90 })).toMatchObject({ status: 'stored', cases: [{ action: 'opened' }] });
     });
+  });
+});
+
+describe('the workflow settings in the cloud\'s config file', () => {
+  const base = { district: 'district.yaml', mqtt: { url: 'mqtt://127.0.0.1:1883', username: 'cloud', password: 'x' } };
+  it('takes the history interval and the limits on extensions and voids', () => {
+    const r = check(CloudServiceConfig, { ...base, workflow: { stillBreachingEveryMs: 600_000, maxExtensionMs: 7 * 24 * HOUR, voidSuppressMs: 0 } });
+    expect(r.ok && r.value.workflow).toEqual({ stillBreachingEveryMs: 600_000, maxExtensionMs: 7 * 24 * HOUR, voidSuppressMs: 0 });
+  });
+  it('refuses an extension limit past a year and an unknown key, naming them', () => {
+    const far = check(CloudServiceConfig, { ...base, workflow: { maxExtensionMs: 1e15 } });
+    expect(far.ok ? [] : far.problems.map((p) => p.key)).toEqual(['workflow.maxExtensionMs']);
+    const typo = check(CloudServiceConfig, { ...base, workflow: { maxExtentionMs: 1 } });
+    expect(typo.ok ? [] : typo.problems.map((p) => `${p.key} ${p.message}`).join('; ')).toMatch(/maxExtentionMs/);
   });
 });
