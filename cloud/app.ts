@@ -19,7 +19,7 @@ import { buildEscalator, DEFAULT_ESCALATION, type EscalationPolicy, type Escalat
 import { createEventBus, eventTopic, type EventBus } from './events.ts';
 import { NORMAL_MODE, type ModeProvider } from './mode.ts';
 import { checkRouting, DEFAULT_ROUTING, type Routing } from './routing.ts';
-import { createRuleEngine, defaultRuleSet, type RuleSet } from './rules.ts';
+import { checkRuleSet, createRuleEngine, defaultRuleSet, type RuleSet } from './rules.ts';
 import { CsError } from '../lib/errors.ts';
 import { CloudErrors } from './errors.ts';
 import { registerCaseRoutes } from './http/case-routes.ts';
@@ -141,6 +141,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const routingProblems = checkRouting(routing, opts.district);
   if (routingProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `routing invalid: ${routingProblems.join('; ')}`);
   const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
+  const ruleProblems = checkRuleSet(ruleSet, opts.profiles);
+  if (ruleProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `rules invalid: ${ruleProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
   const engine = createRuleEngine(ruleSet);
   // Emergency mode: the cloud's own audited service backs the mode rules and deadlines read.
   let emergency: Emergency | undefined;

@@ -96,4 +96,11 @@ describe('replayed readings under the configured rules', () => {
     expect(await cases()).toEqual([]);
     expect(await c.ingest(MH.gw, t, payload(MH.id, 23, { tilt_deg: 30 }))).toMatchObject({ cases: [{ action: 'opened' }], alarms: [{ action: 'raised' }] });
   });
+
+  it('a cloud given a rule set naming a point its profile lacks refuses to start, naming the key', async () => {
+    const set = defaultRuleSet(profiles);
+    set.kinds['water-level'] = [{ kind: 'threshold', id: 'x', point: 'levl_m', op: '>', value: 1, hazard: 'waterlogging', severity: 'major', class: 'urgent' }];
+    await expect(buildCloud({ db, district, profiles, rules: set, escalation: false, emergency: false }))
+      .rejects.toMatchObject({ code: 'CS_CLOUD_RULES_INVALID', message: expect.stringContaining('kinds.water-level[0].point: profile "water-level" has no point "levl_m"') });
+  });
 });
