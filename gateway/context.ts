@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Aedes, Client } from 'aedes';
 import { silentLogger, type Logger } from '../lib/log.ts';
+import { createRateLimiter } from '../lib/rate-limit.ts';
 import type { CredentialStore, Identity } from './credentials.ts';
 import { throttled } from './limits.ts';
 import type { DenyKind, DropReason, GatewayMetrics } from './metrics.ts';
@@ -34,7 +35,18 @@ export interface GatewayContext {
   deny(kind: DenyKind): void;
   /** Counts a connection closed by a limit or a fault; warns at most once a second per reason. */
   drop(reason: DropReason, details: Record<string, unknown>, message: string): void;
+  /**
+   * A warning about one source (a username, or an address before login): at most `warnLimit.max`
+   * lines per source and window, then one line with the count suppressed (lib/rate-limit.ts).
+   */
+  warn(source: string, details: Record<string, unknown>, message: string): void;
+  /** Reports what the warning limit still holds (stop()). */
+  flushWarnings(): void;
 }
+
+/** Warning lines per source: `max` in each window of `windowMs`. */
+export interface WarnLimit { windowMs: number; max: number }
+export const DEFAULT_WARN_LIMIT: WarnLimit = { windowMs: 10_000, max: 5 };
 
 export function createContext(opts: GatewayOptions): GatewayContext {
   const log = opts.logger ?? silentLogger();
@@ -42,6 +54,11 @@ export function createContext(opts: GatewayOptions): GatewayContext {
   const metrics = opts.metrics;
   const counters = { authFailures: 0, denied: 0, messages: 0, dropped: 0 };
   const warnOnce = new Map<string, (fn: () => void) => boolean>();
+  const warnLimit = { ...DEFAULT_WARN_LIMIT, ...opts.warnLimit };
+  const warnings = createRateLimiter({
+    ...warnLimit,
+    onSuppressed: (source, suppressed, windowMs) => log.warn({ source, suppressed, windowMs }, 'mqtt warnings suppressed for this source'),
+  });
 
   return {
     opts,
@@ -70,5 +87,9 @@ export function createContext(opts: GatewayOptions): GatewayContext {
       if (!t) warnOnce.set(reason, (t = throttled(1000, now)));
       t(() => log.warn({ reason, ...details, dropped: counters.dropped }, message));
     },
+    warn(source, details, message) {
+      if (warnings.allow(source)) log.warn(details, message);
+    },
+    flushWarnings: () => warnings.close(),
   };
 }

@@ -116,6 +116,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       await closeBroker();
       net.destroySockets();
       await closed;
+      ctx.flushWarnings();
       if (ctx.live.size) metrics?.connections.dec(ctx.live.size);
       ctx.live.clear();
       log.info({ port: boundPort }, 'mqtt gateway stopped');

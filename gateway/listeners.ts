@@ -79,7 +79,7 @@ export function listeners(ctx: GatewayContext, certNames: WeakMap<Client, string
         if (!socket.authorized || !cn) {
           ctx.counters.authFailures++;
           metrics?.authFailures.inc({ code: GatewayErrors.CERT_INVALID });
-          log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, code: GatewayErrors.CERT_INVALID,
+          ctx.warn(socket.remoteAddress ?? 'unknown', { remote: `${socket.remoteAddress}:${socket.remotePort}`, code: GatewayErrors.CERT_INVALID,
             reason: socket.authorizationError ? String(socket.authorizationError) : 'certificate without a subject CN' }, 'mqtt connection refused');
           socket.destroy();
           return;

@@ -37,6 +37,8 @@ export interface GatewayOptions {
   brokerId?: string;
   /** Prometheus counters (metrics.ts); kept in memory only when omitted. */
   metrics?: GatewayMetrics;
+  /** Warning lines per source (username or address): `max` per `windowMs`, then a count (default 5 per 10 s). */
+  warnLimit?: Partial<{ windowMs: number; max: number }>;
   /** Clock for the rate limits, ms. */
   now?: () => number;
 }

@@ -210,7 +210,8 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
         return;
       }
       const refused = err as CsError & AuthenticateError;
-      log.warn({
+      // Keyed by address: a storm from one address under many usernames writes a few lines and a count.
+      ctx.warn(hostOf(attempt.remote), {
         username: attempt.username ?? null, clientId: attempt.clientId, remote: attempt.remote,
         code: refused.code, returnCode: refused.returnCode, reason: refused.message, ...refused.details,
       }, 'mqtt connection refused');

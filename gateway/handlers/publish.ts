@@ -1,8 +1,8 @@
 /**
  * PUBLISH (and Wills): Aedes' authorizePublish hook as a pipeline of named steps.
  *
- * - authorize: the identity's ACL (acl.ts); a refused publish closes the connection
- *   (MQTT-3.3.5-2: the server either acknowledges or closes; README says why we close);
+ * - authorize: the identity's ACL (acl.ts); a refused publish is never acknowledged: the
+ *   connection is closed (MQTT-3.3.5-2 allows an ack or a close; README says why we close);
  * - count: messages and bytes;
  * - pace: over its rate a client's packet is held (Aedes reads that client's next packets
  *   only after), i.e. TCP back-pressure on that client alone;
@@ -36,10 +36,11 @@ export function publishHandler(ctx: GatewayContext, publishBuckets: WeakMap<Clie
     if (canPublish(a.identity, a.packet.topic)) return;
     const d = checkPublish(a.identity, a.packet.topic);
     ctx.deny('publish');
-    log.warn({
+    const remote = a.client ? ctx.remotes.get(a.client) : undefined;
+    ctx.warn(a.identity?.username ?? remote ?? 'unknown', {
       username: a.identity?.username ?? null, clientId: a.client?.id ?? (a.packet as { clientId?: string }).clientId,
-      remote: a.client ? ctx.remotes.get(a.client) : undefined, topic: a.packet.topic, reason: d.reason,
-    }, 'mqtt publish refused');
+      remote, topic: a.packet.topic, code: GatewayErrors.PUBLISH_DENIED, reason: d.reason,
+    }, 'mqtt publish refused: closing the connection');
     throw new CsError(GatewayErrors.PUBLISH_DENIED, `publish refused: ${d.reason}`, { topic: a.packet.topic });
   }
 

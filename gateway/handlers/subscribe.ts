@@ -11,7 +11,8 @@ export function subscribeHandler(ctx: GatewayContext): AuthorizeSubscribe {
     const d = checkSubscribe(identity, sub.topic);
     if (d.allowed) return done(null, sub);
     ctx.deny('subscribe');
-    ctx.log.warn({ username: identity?.username ?? null, clientId: client.id, remote: ctx.remotes.get(client), filter: sub.topic, reason: d.reason },
+    const remote = ctx.remotes.get(client);
+    ctx.warn(identity?.username ?? remote ?? 'unknown', { username: identity?.username ?? null, clientId: client.id, remote, filter: sub.topic, reason: d.reason },
       'mqtt subscribe refused');
     done(null, null);
   };
