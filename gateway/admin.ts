@@ -12,6 +12,11 @@
  * through this API with the admin bearer token, the same operations as `citysteward
  * credential`. The admin routes exist only when an admin token is configured; without one
  * they answer 404. Errors are `{ statusCode, code, error, message }` like the cloud's API.
+ *
+ * The server sheds what it cannot serve (issue 10, finding 3): headers within 5 s, a whole
+ * request within 10 s, an idle keep-alive connection closed after 5 s, 32 connections per
+ * address and 256 in all (at the cap the oldest idle one makes room). The timeouts and caps are
+ * the cloud's (cloud/http/limits.ts), with smaller numbers: this endpoint serves a scraper and scripts.
  */
 import { STATUS_CODES } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -23,6 +28,14 @@ import type { Logger } from '../lib/log.ts';
 import { CREDENTIAL_ROLES, type CredentialStore, type Role } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import { guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../cloud/http/limits.ts';
+
+/** Timeouts (ms) and connection caps of the admin endpoint. */
+export type AdminHttpLimits = Omit<HttpLimits, 'maxEventStreamsPerToken'>;
+export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
+  headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 10_000,
+  maxConnections: 256, maxConnectionsPerAddress: 32,
+};
 
 export interface AdminOptions {
   credentials: CredentialStore;
@@ -32,7 +45,11 @@ export interface AdminOptions {
   logger: Logger;
   /** For /healthz. */
   connections: () => number;
+  /** Timeouts and connection caps; DEFAULT_ADMIN_HTTP_LIMITS for what is omitted. */
+  limits?: Partial<AdminHttpLimits>;
 }
+
+export type AdminApp = FastifyInstance & { connectionStats(): ConnectionStats };
 
 const STATUS: Record<string, number> = {
   [GatewayErrors.USERNAME_INVALID]: 400,
@@ -53,13 +70,17 @@ const IdentityReply = Type.Object({
 
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 
-export async function buildAdminApp(opts: AdminOptions): Promise<FastifyInstance> {
+export async function buildAdminApp(opts: AdminOptions): Promise<AdminApp> {
   const log = opts.logger;
   if (opts.adminToken !== undefined && opts.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
     throw new CsError(GatewayErrors.ADMIN_BAD_REQUEST, `the admin token must have at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
   // Fastify's own per-request lines at warn and above only (Prometheus scrapes often); audit lines use `log`.
-  const app = Fastify({ loggerInstance: log.child({}, { level: 'warn' }), bodyLimit: 16 * 1024 }) as unknown as FastifyInstance;
+  const limits: HttpLimits = { ...DEFAULT_ADMIN_HTTP_LIMITS, ...opts.limits, maxEventStreamsPerToken: 0 };
+  const app = Fastify({
+    loggerInstance: log.child({}, { level: 'warn' }), bodyLimit: 16 * 1024, ...serverOptions(limits),
+  }) as unknown as FastifyInstance;
+  const connectionStats = guardConnections(app.server, limits, log);
 
   app.setErrorHandler((err: FastifyError | CsError | Error, req, reply) => {
     const fe = err as FastifyError;
@@ -128,7 +149,7 @@ export async function buildAdminApp(opts: AdminOptions): Promise<FastifyInstance
       });
     });
   }
-  return app;
+  return Object.assign(app, { connectionStats });
 }
 
 function digest(s: string): Buffer {

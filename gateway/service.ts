@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { buildAdminApp } from './admin.ts';
+import { buildAdminApp, type AdminHttpLimits } from './admin.ts';
 import { buildClusterBackend, type ClusterBackend } from './cluster.ts';
 import type { CredentialStore } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
@@ -32,7 +32,8 @@ export interface GatewayServiceSettings {
   limits: GatewayLimits & { drainTimeoutMs: number };
   redis?: { url: string; keyPrefix: string };
   stream?: { key: string; maxLen: number };
-  http?: { host: string; port: number };
+  /** `limits`: the admin endpoint's timeouts and connection caps (admin.ts DEFAULT_ADMIN_HTTP_LIMITS when omitted). */
+  http?: { host: string; port: number; limits?: Partial<AdminHttpLimits> };
   allowAnonymous: boolean;
 }
 
@@ -113,7 +114,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
       if (s.http) {
         const admin: FastifyInstance = await buildAdminApp({
           credentials: opts.credentials, metrics, adminToken: opts.adminToken, logger: log.child({ mod: 'admin' }),
-          connections: () => g.stats().connections,
+          connections: () => g.stats().connections, limits: s.http.limits,
         });
         stops.push(() => admin.close());
         http = await admin.listen({ host: s.http.host, port: s.http.port });

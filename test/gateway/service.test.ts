@@ -250,3 +250,45 @@ describe.skipIf(!redisOk)('gateway service start-up order', () => {
     expect(String((err as Error).message)).toContain(missing);
   });
 });
+
+describe('gateway admin API sheds what it cannot serve', () => {
+  /** Resolves with the ms until the server closes the socket (or `capMs` when it never does). */
+  function heldFor(socket: Socket, capMs: number): Promise<number> {
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(capMs), capMs);
+      socket.once('close', () => { clearTimeout(t); resolve(Date.now() - t0); });
+    });
+  }
+
+  function rawSocket(port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = netConnect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+      s.on('data', () => undefined);
+      sockets.push(s);
+    });
+  }
+
+  it('closes a connection that sends half a request header within the header timeout (not Node\'s 60 s), and an idle one', async () => {
+    const { at } = await start({ http: { host: '127.0.0.1', port: 0, limits: { headersTimeoutMs: 1000, requestTimeoutMs: 2000, idleTimeoutMs: 2000 } } });
+    const port = Number(new URL(at.http!).port);
+    const half = await rawSocket(port);
+    half.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    const idle = await rawSocket(port);
+    const [halfMs, idleMs] = await Promise.all([heldFor(half, 10_000), heldFor(idle, 10_000)]);
+    expect(halfMs).toBeLessThan(4_000);
+    expect(idleMs).toBeLessThan(6_000);
+  });
+
+  it('caps connections per address: the excess is closed at once and an admitted one still answers', async () => {
+    const { at } = await start({ http: { host: '127.0.0.1', port: 0, limits: { maxConnectionsPerAddress: 4 } } });
+    const port = Number(new URL(at.http!).port);
+    const held = await Promise.all(Array.from({ length: 4 }, () => rawSocket(port)));
+    const extra = await Promise.all(Array.from({ length: 3 }, () => rawSocket(port)));
+    for (const ms of await Promise.all(extra.map((s) => heldFor(s, 3_000)))) expect(ms).toBeLessThan(3_000);
+    held[0].write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    const reply = await new Promise<string>((resolve) => held[0].once('data', (b) => resolve(String(b))));
+    expect(reply).toMatch(/^HTTP\/1\.1 200/);
+  });
+});
