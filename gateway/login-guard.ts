@@ -14,10 +14,12 @@
  *   answer takes about as long as a wrong password's (handlers/connect.ts).
  * Pure: time comes from `now`; the maps are bounded (oldest entries go first).
  */
+import { availableParallelism } from 'node:os';
+
 export interface LoginGuardOptions {
-  /** Password checks running at once; default 2 (the libuv pool has 4 threads, for files and DNS too). */
+  /** Password checks running at once; default: one less than the cores or the libuv pool (which files and DNS share), at least 2. */
   maxConcurrentChecks?: number;
-  /** Checks waiting for the lane; default 256. */
+  /** Checks waiting for the lane; default 1,024. */
   maxQueuedChecks?: number;
   /** Failures of one username before it is slowed down; default 5. */
   freeFailuresPerUsername?: number;
@@ -55,13 +57,18 @@ export interface LoginGuard {
   stats(): { running: number; queued: number };
 }
 
+function defaultConcurrency(): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(2, Math.min(availableParallelism(), pool) - 1);
+}
+
 interface Failures { count: number; last: number; lockedUntil: number }
 interface Waiter { username: string; address: string; run: () => void; refuse: (r: GuardRefusal) => void }
 
 export function loginGuard(opts: LoginGuardOptions & { now: () => number }): LoginGuard {
   const now = opts.now;
-  const maxRunning = Math.max(1, opts.maxConcurrentChecks ?? 2);
-  const maxQueued = Math.max(0, opts.maxQueuedChecks ?? 256);
+  const maxRunning = Math.max(1, opts.maxConcurrentChecks ?? defaultConcurrency());
+  const maxQueued = Math.max(0, opts.maxQueuedChecks ?? 1024);
   const free = { username: opts.freeFailuresPerUsername ?? 5, address: opts.freeFailuresPerAddress ?? 20 };
   const backoffMs = opts.backoffMs ?? 1000;
   const maxBackoffMs = opts.maxBackoffMs ?? 60_000;
