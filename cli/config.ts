@@ -63,7 +63,7 @@ export const CloudServiceConfig = Type.Object({
   http: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-    /** Timeouts and connection caps (README "Limits and error bodies"); cloud/http/limits.ts defaults for what is omitted. */
+    /** Timeouts and connection caps (README "Limits and error bodies"); lib/http-limits.ts defaults for what is omitted. */
     limits: Type.Optional(Type.Object({
       headersTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),
       requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),

@@ -27,7 +27,7 @@ import { createTokenStore, type Role } from './tokens.ts';
 import { installAuth } from './http/auth.ts';
 import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors.ts';
 import { installFiniteCheck } from './http/finite.ts';
-import { checkHttpLimits, createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from './http/limits.ts';
+import { checkHttpLimits, createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
 import { registerRoutes } from './http/routes.ts';
 import * as S from './http/schemas.ts';
 import { buildEmergency, type Emergency } from './emergency/service.ts';
@@ -41,7 +41,7 @@ export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
 export type { IngestResult, IngestStats } from './ingest.ts';
 export type { EdgeAlarmResult, EdgeAlarmStats } from './edge-alarms/ingest.ts';
-export type { HttpLimits, ConnectionStats } from './http/limits.ts';
+export type { HttpLimits, ConnectionStats } from '../lib/http-limits.ts';
 export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
 
 /**

@@ -16,7 +16,7 @@
  * The server sheds what it cannot serve (issue 10, finding 3): headers within 5 s, a whole
  * request within 10 s, an idle keep-alive connection closed after 5 s, 32 connections per
  * address and 256 in all (at the cap the oldest idle one makes room). The timeouts and caps are
- * the cloud's (cloud/http/limits.ts), with smaller numbers: this endpoint serves a scraper and scripts.
+ * the cloud's (lib/http-limits.ts), with smaller numbers: this endpoint serves a scraper and scripts.
  */
 import { STATUS_CODES } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -28,7 +28,7 @@ import type { Logger } from '../lib/log.ts';
 import { CREDENTIAL_ROLES, type CredentialStore, type Role } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../cloud/http/limits.ts';
+import { guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
 
 /** Timeouts (ms) and connection caps of the admin endpoint. */
 export type AdminHttpLimits = Omit<HttpLimits, 'maxEventStreamsPerToken'>;

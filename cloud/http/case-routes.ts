@@ -14,7 +14,7 @@ import type { WorkCalendar } from '../calendar.ts';
 import { ACTION_ROLES, CASE_ACTIONS, legalActions, RUNNING_STATES, type CaseAction, type CaseState } from '../workflow.ts';
 import { principalOf, scopeUnit } from './auth.ts';
 import * as S from './schemas.ts';
-import type { StreamLimiter } from './limits.ts';
+import type { StreamLimiter } from '../../lib/http-limits.ts';
 
 export interface CaseRouteDeps {
   database: Database;

@@ -2,7 +2,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
-import { checkHttpLimits, defaultHttpLimits } from '../../cloud/http/limits.ts';
+import { checkHttpLimits, defaultHttpLimits } from '../../lib/http-limits.ts';
 import { district, freshDatabase, profiles } from './fixtures.ts';
 
 /**

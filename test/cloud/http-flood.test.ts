@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { createInterface, type Interface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openFileLimit } from '../../cloud/http/limits.ts';
+import { openFileLimit } from '../../lib/http-limits.ts';
 import { ROOT } from './fixtures.ts';
 
 /**

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { CsError, LibErrors } from '../../lib/errors.ts';
-import type { Logger } from '../../lib/log.ts';
+import { CsError, LibErrors } from './errors.ts';
+import type { Logger } from './log.ts';
 
 /**
- * What the cloud's HTTP server holds and for how long (README "Limits"): a connection that sends
+ * What the cloud's HTTP server holds and for how long (README "Limits and error bodies"; the cloud's API and the broker's admin API): a connection that sends
  * nothing, half a request or nothing more after a response is closed in seconds, and no address
  * (nor everyone together) holds more connections than the process has file descriptors to give.
  */
