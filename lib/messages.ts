@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ID_PATTERN } from './topics.ts';
-import { SeverityT } from './vocabulary.ts';
+import { PollModeT, SeverityT } from './vocabulary.ts';
 
 /** A point value as it travels: numbers, flags and short strings. */
 export const PointValue = Type.Union([Type.Number(), Type.Boolean(), Type.String({ maxLength: 256 })]);
@@ -116,7 +116,7 @@ export const SlaveHealthSchema = Type.Object({
 export const EdgeHealthSchema = Type.Object({
   ts: Type.String({ format: 'date-time' }),
   gateway: Type.String(),
-  mode: Type.Union([Type.Literal('normal'), Type.Literal('fast')]),
+  mode: PollModeT,
   seq: Count,
   published: Count,
   suppressed: Count,

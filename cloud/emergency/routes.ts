@@ -13,6 +13,7 @@ import { CapError, MAX_CAP_BYTES } from './cap.ts';
 import { EmergencyErrors } from './errors.ts';
 import { LEVELS } from './policy.ts';
 import type { Emergency } from './service.ts';
+import { CityModeT } from '../../lib/vocabulary.ts';
 
 /**
  * The command centre's routes: the mode (read, switch), the warning endpoint (CAP 1.2 XML) and the
@@ -20,7 +21,7 @@ import type { Emergency } from './service.ts';
  */
 
 const SwitchBody = Type.Object({
-  mode: Type.Union([Type.Literal('emergency'), Type.Literal('normal')]),
+  mode: CityModeT,
   level: Type.Optional(Type.Union(LEVELS.map((l) => Type.Literal(l)))),
   reason: Type.String({ minLength: 3, maxLength: 500 }),
 }, { additionalProperties: false });

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from '../../lib/log.ts';
 import { CsError } from '../../lib/errors.ts';
-import { DEFAULT_FAST_POLL_MS, EMERGENCY_CAP_HOURS } from '../../lib/vocabulary.ts';
+import { DEFAULT_FAST_POLL_MS, EMERGENCY_CAP_HOURS, type CityMode } from '../../lib/vocabulary.ts';
 import { createCalendar } from '../calendar.ts';
 import { DEFAULT_CATEGORIES } from '../categories.ts';
 import type { DB } from '../db/schema.ts';
@@ -65,7 +65,7 @@ export interface Emergency {
   current(): ModeState | undefined;
   store: ModeStore;
   fanout: CommandFanout;
-  switchMode(req: { mode: 'normal' | 'emergency'; level?: Level; actor: string; role: string; reason: string }): Promise<ModeState>;
+  switchMode(req: { mode: CityMode; level?: Level; actor: string; role: string; reason: string }): Promise<ModeState>;
   receiveWarning(xml: string | Buffer, actor: string): Promise<WarningResult>;
   status(): { state: ModeState; gateways: FanoutStatus; unitsOnDuty: boolean };
   /** Warnings holding the mode whose `expires` has passed (for the situation board). */
