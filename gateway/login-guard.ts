@@ -7,9 +7,11 @@
  * - the queue serves *clean* attempts first: those whose username and address have no
  *   recent failure. A storm fails fast and marks its usernames and addresses, so a good
  *   credential from elsewhere waits for one running check at most, never for the storm;
- * - failures are counted per username and per address; past `freeFailures` each further
- *   failure locks that key for `backoffMs`, doubling up to `maxBackoffMs`, and an attempt
- *   inside a lock is refused at once, without a check (also when it reaches the lane's head);
+ * - failures are counted per username *from one address* and per address; past `freeFailures`
+ *   each further failure locks that key for `backoffMs`, doubling up to `maxBackoffMs`, and an
+ *   attempt inside a lock is refused at once, without a check (also when it reaches the lane's
+ *   head). A username is never locked for everyone: a storm against a gateway's id from other
+ *   addresses cannot lock the real gateway out (its ids are public in the topics);
  * - the caller refuses unknown usernames without a check, after `typicalCheckMs()` so the
  *   answer takes about as long as a wrong password's (handlers/connect.ts).
  * Pure: time comes from `now`; the maps are bounded (oldest entries go first).
@@ -21,7 +23,7 @@ export interface LoginGuardOptions {
   maxConcurrentChecks?: number;
   /** Checks waiting for the lane; default 1,024. */
   maxQueuedChecks?: number;
-  /** Failures of one username before it is slowed down; default 5. */
+  /** Failures of one username from one address before that pair is slowed down; default 5. */
   freeFailuresPerUsername?: number;
   /** Failures from one address before it is slowed down; default 20 (gateways behind one carrier NAT share one). */
   freeFailuresPerAddress?: number;
@@ -95,8 +97,11 @@ export function loginGuard(opts: LoginGuardOptions & { now: () => number }): Log
     return f ? f.lockedUntil - now() : 0;
   }
 
+  /** The username key is the pair (username, address). */
+  const pair = (username: string | undefined, address: string): string | undefined => (username === undefined ? undefined : `${username}\u0000${address}`);
+
   function throttled(username: string | undefined, address: string): GuardRefusal | undefined {
-    const u = lockOf(byUsername, username);
+    const u = lockOf(byUsername, pair(username, address));
     if (u > 0) return { kind: 'throttled', key: 'username', retryInMs: Math.ceil(u) };
     const a = lockOf(byAddress, address);
     if (a > 0) return { kind: 'throttled', key: 'address', retryInMs: Math.ceil(a) };
@@ -104,7 +109,7 @@ export function loginGuard(opts: LoginGuardOptions & { now: () => number }): Log
   }
 
   function clean(w: Waiter): boolean {
-    return !current(byUsername, w.username) && !current(byAddress, w.address);
+    return !current(byUsername, pair(w.username, w.address)) && !current(byAddress, w.address);
   }
 
   function record(map: Map<string, Failures>, key: string, freeCount: number): void {
@@ -162,11 +167,12 @@ export function loginGuard(opts: LoginGuardOptions & { now: () => number }): Log
       });
     },
     failed(username, address) {
-      if (username !== undefined) record(byUsername, username, free.username);
+      const key = pair(username, address);
+      if (key !== undefined) record(byUsername, key, free.username);
       record(byAddress, address, free.address);
     },
-    succeeded(username) {
-      byUsername.delete(username);
+    succeeded(username, address) {
+      byUsername.delete(pair(username, address)!);
     },
     typicalCheckMs: () => Math.round(typical),
     stats: () => ({ running, queued: queue.length }),

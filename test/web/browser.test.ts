@@ -28,7 +28,7 @@ describe.skipIf(skipReason !== null)('the dashboard in a browser', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-web-browser-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 250 });
+    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 500 });
     base = (await demo.start()).http;
     browser = await pw!.chromium.launch({
       executablePath: CHROMIUM,
@@ -63,7 +63,8 @@ describe.skipIf(skipReason !== null)('the dashboard in a browser', () => {
       expect(await page.locator('#map g.device[data-kind="pipeline"] polygon.shape').count()).toBeGreaterThan(0);
       await expect.poll(() => page.locator('#mode').textContent(), { timeout: 10_000 }).toContain('Emergency mode');
       await expect.poll(() => page.locator('#live').getAttribute('data-state'), { timeout: 10_000 }).toBe('on');
-      expect(await page.locator('#cases li').count()).toBe(0);
+      // No case for the sensor yet (under a loaded CI machine a stalled poll may already have raised an offline case elsewhere).
+      expect(await page.locator('#cases li[data-device="XZ-WL-002"]').count()).toBe(0);
 
       await simSet({ districtFile: DEMO_DISTRICT, dataDir: dir, device: 'XZ-WL-002', assignment: 'level_m=0.9' });
       // Through the event stream: well before the panel's 15 s fallback refresh.
