@@ -2,6 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULT_MAX_PACKET_SIZE } from '../gateway/gateway.ts';
 import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from '../gateway/cluster.ts';
 import { DEFAULT_STREAM_MAXLEN } from '../gateway/stream.ts';
+import { DEFAULT_ADMIN_HTTP_LIMITS } from '../gateway/admin.ts';
+import { DEFAULT_LOGIN_GUARD } from '../gateway/login-guard.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { WorkflowConfig } from '../cloud/cases/policy.ts';
 
@@ -49,7 +51,28 @@ export const GatewayServiceConfig = Type.Object({
   http: Type.Optional(Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 9883 }),
+    /** Timeouts and connection caps (gateway/admin.ts DEFAULT_ADMIN_HTTP_LIMITS), checked as the cloud's (lib/http-limits.ts). */
+    limits: Type.Object({
+      headersTimeoutMs: Type.Integer({ minimum: 100, maximum: 120_000, default: DEFAULT_ADMIN_HTTP_LIMITS.headersTimeoutMs }),
+      requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: DEFAULT_ADMIN_HTTP_LIMITS.requestTimeoutMs }),
+      keepAliveTimeoutMs: Type.Integer({ minimum: 100, maximum: 120_000, default: DEFAULT_ADMIN_HTTP_LIMITS.keepAliveTimeoutMs }),
+      idleTimeoutMs: Type.Integer({ minimum: 1_000, maximum: 600_000, default: DEFAULT_ADMIN_HTTP_LIMITS.idleTimeoutMs }),
+      maxConnections: Type.Integer({ minimum: 1, maximum: 1_000_000, default: DEFAULT_ADMIN_HTTP_LIMITS.maxConnections }),
+      maxConnectionsPerAddress: Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_ADMIN_HTTP_LIMITS.maxConnectionsPerAddress }),
+    }, { additionalProperties: false, default: {} }),
   }, { additionalProperties: false })),
+  /** Password checks under a storm of bad logins (gateway/login-guard.ts; its DEFAULT_LOGIN_GUARD). */
+  logins: Type.Object({
+    /** Checks at once; omitted: one less than the cores or the libuv pool, at least 2. */
+    maxConcurrentChecks: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+    maxQueuedChecks: Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_LOGIN_GUARD.maxQueuedChecks }),
+    freeFailuresPerUsername: Type.Integer({ minimum: 0, maximum: 1_000, default: DEFAULT_LOGIN_GUARD.freeFailuresPerUsername }),
+    freeFailuresPerAddress: Type.Integer({ minimum: 0, maximum: 100_000, default: DEFAULT_LOGIN_GUARD.freeFailuresPerAddress }),
+    backoffMs: Type.Integer({ minimum: 1, maximum: 3_600_000, default: DEFAULT_LOGIN_GUARD.backoffMs }),
+    maxBackoffMs: Type.Integer({ minimum: 1, maximum: 86_400_000, default: DEFAULT_LOGIN_GUARD.maxBackoffMs }),
+    failureWindowMs: Type.Integer({ minimum: 1_000, maximum: 86_400_000, default: DEFAULT_LOGIN_GUARD.failureWindowMs }),
+    maxTrackedKeys: Type.Integer({ minimum: 100, maximum: 10_000_000, default: DEFAULT_LOGIN_GUARD.maxTrackedKeys }),
+  }, { additionalProperties: false, default: {} }),
   /** Development only: CONNECT without credentials allowed (cs/v1 tree). Logged loudly at start. */
   allowAnonymous: Type.Boolean({ default: false }),
 }, { additionalProperties: false });

@@ -7,6 +7,7 @@ import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { GatewayServiceConfig, CloudServiceConfig, DemoConfig } from './config.ts';
 import { CREDENTIAL_ROLES } from '../gateway/credentials.ts';
+import { adminHttpLimits } from '../gateway/admin.ts';
 import { DEMO_DISTRICT } from './demo.ts';
 import { runUntilSignal } from './wait.ts';
 
@@ -82,6 +83,7 @@ export function buildProgram(): Command {
     .option('--allow-anonymous', 'DEVELOPMENT ONLY: accept clients without credentials')
     .action(async (o) => {
       const cfg = o.config ? loadConfig(o.config, GatewayServiceConfig) : parseConfig('{}', GatewayServiceConfig, '(defaults)');
+      checkGatewayConfig(cfg, o.config ? resolve(o.config) : '(defaults)');
       const { buildGatewayService } = await import('../gateway/service.ts');
       const { openCredentialStore } = await import('../gateway/credentials.ts');
       const logger = createLogger({ name: 'gateway' });
@@ -92,7 +94,7 @@ export function buildProgram(): Command {
           ...cfg,
           mqtt: { ...cfg.mqtt, host: o.host ?? cfg.mqtt.host, port: o.mqttPort ?? cfg.mqtt.port },
           tls: cfg.tls ? { ...cfg.tls, host: cfg.tls.host ?? o.host, port: o.tlsPort ?? cfg.tls.port, cert: file(cfg.tls.cert), key: file(cfg.tls.key), ...(cfg.tls.ca ? { ca: file(cfg.tls.ca) } : {}) } : undefined,
-          http: o.httpPort !== undefined ? { host: cfg.http?.host ?? '127.0.0.1', port: o.httpPort } : cfg.http,
+          http: o.httpPort !== undefined ? { host: cfg.http?.host ?? '127.0.0.1', port: o.httpPort, limits: cfg.http?.limits } : cfg.http,
           allowAnonymous: Boolean(o.allowAnonymous) || cfg.allowAnonymous,
         },
         credentials: openCredentialStore(resolve(o.dataDir)),
@@ -317,6 +319,20 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** What the schema cannot say: the admin limits checked together (lib/http-limits.ts), backoff under its cap. */
+function checkGatewayConfig(cfg: GatewayServiceConfig, file: string): void {
+  if (cfg.http) {
+    try {
+      adminHttpLimits(cfg.http.limits);
+    } catch (err) {
+      throw new ConfigError('CS_CONFIG_INVALID', file, [{ key: 'http.limits', message: (err as Error).message }]);
+    }
+  }
+  if (cfg.logins.backoffMs > cfg.logins.maxBackoffMs) {
+    throw new ConfigError('CS_CONFIG_INVALID', file, [{ key: 'logins.backoffMs', message: `must not exceed logins.maxBackoffMs (${cfg.logins.maxBackoffMs})` }]);
+  }
 }
 
 const adminUrlOption = () => new Option('--admin-url <url>', "a running gateway's HTTP endpoint (e.g. http://10.0.0.5:9883): manage its credentials through its admin API; token in CS_GATEWAY_ADMIN_TOKEN");

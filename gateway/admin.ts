@@ -28,7 +28,7 @@ import type { Logger } from '../lib/log.ts';
 import { CREDENTIAL_ROLES, type CredentialStore, type Role } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
+import { checkHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
 
 /** Timeouts (ms) and connection caps of the admin endpoint. */
 export type AdminHttpLimits = Omit<HttpLimits, 'maxEventStreamsPerToken'>;
@@ -36,6 +36,15 @@ export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
   headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 10_000,
   maxConnections: 256, maxConnectionsPerAddress: 32,
 };
+
+/**
+ * The defaults with `limits` over them, checked as the cloud's are (lib/http-limits.ts; no event
+ * stream here, so no heartbeat floor): throws CS_CONFIG_INVALID naming the keys.
+ */
+export function adminHttpLimits(limits: Partial<AdminHttpLimits> = {}): HttpLimits {
+  const given = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+  return checkHttpLimits({ ...DEFAULT_ADMIN_HTTP_LIMITS, ...given, maxEventStreamsPerToken: 0 }, { eventStreams: false });
+}
 
 export interface AdminOptions {
   credentials: CredentialStore;
@@ -76,7 +85,7 @@ export async function buildAdminApp(opts: AdminOptions): Promise<AdminApp> {
     throw new CsError(GatewayErrors.ADMIN_BAD_REQUEST, `the admin token must have at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
   // Fastify's own per-request lines at warn and above only (Prometheus scrapes often); audit lines use `log`.
-  const limits: HttpLimits = { ...DEFAULT_ADMIN_HTTP_LIMITS, ...opts.limits, maxEventStreamsPerToken: 0 };
+  const limits = adminHttpLimits(opts.limits);
   const app = Fastify({
     loggerInstance: log.child({}, { level: 'warn' }), bodyLimit: 16 * 1024, ...serverOptions(limits),
   }) as unknown as FastifyInstance;

@@ -59,6 +59,17 @@ export interface LoginGuard {
   stats(): { running: number; queued: number };
 }
 
+/** Defaults of the options above (maxConcurrentChecks: defaultConcurrency(), from the machine). */
+export const DEFAULT_LOGIN_GUARD = {
+  maxQueuedChecks: 1024,
+  freeFailuresPerUsername: 5,
+  freeFailuresPerAddress: 20,
+  backoffMs: 1000,
+  maxBackoffMs: 60_000,
+  failureWindowMs: 15 * 60_000,
+  maxTrackedKeys: 10_000,
+} as const satisfies Required<Omit<LoginGuardOptions, 'maxConcurrentChecks'>>;
+
 function defaultConcurrency(): number {
   const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   return Math.max(2, Math.min(availableParallelism(), pool) - 1);
@@ -70,12 +81,13 @@ interface Waiter { username: string; address: string; run: () => void; refuse: (
 export function loginGuard(opts: LoginGuardOptions & { now: () => number }): LoginGuard {
   const now = opts.now;
   const maxRunning = Math.max(1, opts.maxConcurrentChecks ?? defaultConcurrency());
-  const maxQueued = Math.max(0, opts.maxQueuedChecks ?? 1024);
-  const free = { username: opts.freeFailuresPerUsername ?? 5, address: opts.freeFailuresPerAddress ?? 20 };
-  const backoffMs = opts.backoffMs ?? 1000;
-  const maxBackoffMs = opts.maxBackoffMs ?? 60_000;
-  const windowMs = opts.failureWindowMs ?? 15 * 60_000;
-  const maxKeys = opts.maxTrackedKeys ?? 10_000;
+  const d = DEFAULT_LOGIN_GUARD;
+  const maxQueued = Math.max(0, opts.maxQueuedChecks ?? d.maxQueuedChecks);
+  const free = { username: opts.freeFailuresPerUsername ?? d.freeFailuresPerUsername, address: opts.freeFailuresPerAddress ?? d.freeFailuresPerAddress };
+  const backoffMs = opts.backoffMs ?? d.backoffMs;
+  const maxBackoffMs = opts.maxBackoffMs ?? d.maxBackoffMs;
+  const windowMs = opts.failureWindowMs ?? d.failureWindowMs;
+  const maxKeys = opts.maxTrackedKeys ?? d.maxTrackedKeys;
   const byUsername = new Map<string, Failures>();
   const byAddress = new Map<string, Failures>();
   const queue: Waiter[] = [];

@@ -17,7 +17,8 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { buildAdminApp, type AdminHttpLimits } from './admin.ts';
+import { adminHttpLimits, buildAdminApp, type AdminHttpLimits } from './admin.ts';
+import type { LoginGuardOptions } from './login-guard.ts';
 import { buildClusterBackend, type ClusterBackend } from './cluster.ts';
 import type { CredentialStore } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
@@ -34,6 +35,8 @@ export interface GatewayServiceSettings {
   stream?: { key: string; maxLen: number };
   /** `limits`: the admin endpoint's timeouts and connection caps (admin.ts DEFAULT_ADMIN_HTTP_LIMITS when omitted). */
   http?: { host: string; port: number; limits?: Partial<AdminHttpLimits> };
+  /** The password-check lane and failed-login backoff (login-guard.ts DEFAULT_LOGIN_GUARD when omitted). */
+  logins?: LoginGuardOptions;
   allowAnonymous: boolean;
 }
 
@@ -72,6 +75,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
   const streamKey = s.stream && s.redis ? `${s.redis.keyPrefix}${s.stream.key}` : undefined;
   let gateway: Gateway | undefined;
   if (s.stream && !s.redis) throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, 'stream needs redis: set redis.url');
+  if (s.http) adminHttpLimits(s.http.limits); // refused here, before any listener opens
 
   /** Every step that can fail on the configuration runs before the first connection opens. */
   async function start(): Promise<GatewayServiceAddresses> {
@@ -101,6 +105,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
         limits: s.limits,
         tls,
         allowAnonymous: s.allowAnonymous,
+        ...(s.logins ? { logins: s.logins } : {}),
         credentials: opts.credentials,
         logger: log,
         metrics,

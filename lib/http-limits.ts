@@ -51,12 +51,15 @@ export function defaultHttpLimits(fdLimit = openFileLimit()): HttpLimits {
   };
 }
 
-/** Refuses limits Node would refuse later, or that would cut the event stream's heartbeat. */
-export function checkHttpLimits(l: HttpLimits): HttpLimits {
+/**
+ * Refuses limits Node would refuse later, or that would cut the event stream's heartbeat
+ * (`eventStreams: false` for a server without one, such as the broker's admin endpoint).
+ */
+export function checkHttpLimits<L extends Partial<HttpLimits>>(l: L, opts: { eventStreams?: boolean } = {}): L {
   const problems: string[] = [];
   for (const [k, v] of Object.entries(l)) if (!Number.isSafeInteger(v) || v < 0) problems.push(`${k} must be a whole number >= 0 (got ${v})`);
-  if (l.headersTimeoutMs > l.requestTimeoutMs) problems.push(`headersTimeoutMs (${l.headersTimeoutMs}) must not exceed requestTimeoutMs (${l.requestTimeoutMs})`);
-  if (l.idleTimeoutMs > 0 && l.idleTimeoutMs <= 15_000) problems.push(`idleTimeoutMs (${l.idleTimeoutMs}) must exceed the event stream's 15 s heartbeat`);
+  if (l.headersTimeoutMs !== undefined && l.requestTimeoutMs !== undefined && l.headersTimeoutMs > l.requestTimeoutMs) problems.push(`headersTimeoutMs (${l.headersTimeoutMs}) must not exceed requestTimeoutMs (${l.requestTimeoutMs})`);
+  if (opts.eventStreams !== false && l.idleTimeoutMs !== undefined && l.idleTimeoutMs > 0 && l.idleTimeoutMs <= 15_000) problems.push(`idleTimeoutMs (${l.idleTimeoutMs}) must exceed the event stream's 15 s heartbeat`);
   if (problems.length) throw new CsError(LibErrors.CONFIG_INVALID, `http limits invalid: ${problems.join('; ')}`);
   return l;
 }

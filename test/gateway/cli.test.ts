@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,5 +56,40 @@ describe('gateway command line', () => {
     expect(gw.output()).toContain('ANONYMOUS ACCESS IS ON');
     expect(gw.output()).toContain('WARNING: anonymous access is ON');
     expect((await mosquittoPub(port, ['-t', 'cs/v1/dev/up/d1', '-m', '{}', '-q', '1'])).code).toBe(0);
+  });
+
+  it('refuses bad http.limits and logins values in the config naming the key, and applies good ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-gwcli-'));
+    dirs.push(dir);
+    const cfg = (body: string) => { const f = join(dir, `gw-${Math.random().toString(36).slice(2)}.yaml`); writeFileSync(f, body); return f; };
+    const start = ['gateway', '--data-dir', dir, '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--config'];
+
+    const negative = await runCliOnce([...start, cfg('http:\n  limits:\n    maxConnectionsPerAddress: -1\n')]);
+    expect(negative.code).not.toBe(0);
+    expect(negative.output).toContain('http.limits.maxConnectionsPerAddress');
+    const crossed = await runCliOnce([...start, cfg('http:\n  limits:\n    headersTimeoutMs: 20000\n    requestTimeoutMs: 10000\n')]);
+    expect(crossed.code).not.toBe(0);
+    expect(crossed.output).toMatch(/http\.limits: .*headersTimeoutMs \(20000\) must not exceed requestTimeoutMs/);
+    const logins = await runCliOnce([...start, cfg('logins:\n  freeFailuresPerUsername: lots\n')]);
+    expect(logins.code).not.toBe(0);
+    expect(logins.output).toContain('logins.freeFailuresPerUsername');
+
+    const created = await runCliOnce(['credential', 'create', 'gw-limits', '--role', 'gateway', '--data-dir', dir]);
+    const { password } = JSON.parse(created.output.trim().split('\n').pop()!) as { password: string };
+    const gw = runCli([...start, cfg('http:\n  limits:\n    maxConnectionsPerAddress: 1\nlogins:\n  freeFailuresPerUsername: 0\n  backoffMs: 60000\n')], { CS_LOG_LEVEL: 'warn' });
+    running.push(gw);
+    const port = Number((await gw.waitFor(/MQTT listening on mqtt:\/\/[\d.]+:(\d+)/))[1]);
+    const httpPort = Number((await gw.waitFor(/HTTP on http:\/\/[\d.]+:(\d+)/))[1]);
+
+    // http.limits.maxConnectionsPerAddress: 1 -> a second connection from this address is closed at once.
+    const first = connect(httpPort, '127.0.0.1');
+    await new Promise((r) => first.once('connect', r));
+    const second = connect(httpPort, '127.0.0.1');
+    await new Promise<void>((resolve) => second.once('close', () => resolve()));
+    first.destroy();
+
+    // logins.freeFailuresPerUsername: 0 -> one wrong password locks (username, address) for 60 s; the default allows 5.
+    expect((await mosquittoPub(port, ['-u', 'gw-limits', '-P', 'wrong-password', '-t', 'cs/v1/gw-limits/health', '-m', '{}'])).stderr).toContain('not authorised');
+    expect((await mosquittoPub(port, ['-u', 'gw-limits', '-P', password, '-t', 'cs/v1/gw-limits/health', '-m', '{}'])).stderr).toContain('not authorised');
   });
 });
