@@ -24,6 +24,7 @@ export async function expiredWarnings(db: Kysely<DB>, s: ModeState, now: number)
   const out: ExpiredWarning[] = [];
   for (const r of rows) {
     const d = JSON.parse(r.decision) as Decision;
+    // d.expires is the alert's LAST info block's expiry (policy.ts lastExpiry): in force until then.
     if (d.action !== 'enter' || !d.expires) continue;
     const expiredAt = Date.parse(d.expires);
     if (expiredAt <= now) out.push({ identifier: r.identifier, sender: r.sender, event: d.event, expiredAt });

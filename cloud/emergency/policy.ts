@@ -38,7 +38,7 @@ export type WarningPolicy = Static<typeof WarningPolicy>;
 
 export type Decision =
   | { action: 'ignore'; reason: string }
-  | { action: 'enter'; level: Level; signal?: string; event: string; headline?: string; /** The deciding info block's `expires`. */ expires?: string }
+  | { action: 'enter'; level: Level; signal?: string; event: string; headline?: string; /** When the alert's last info block expires; absent when one has no `expires` (in force until cancelled). */ expires?: string }
   | { action: 'cancel'; references: string[] };
 
 const COLOURS: Record<string, keyof WarningPolicy['signals']> = {
@@ -92,5 +92,19 @@ export function decide(alert: CapAlert, p: WarningPolicy): Decision {
     if (alert.msgType === 'Update') return { action: 'cancel', references: alert.references.map((r) => r.identifier) };
     return { action: 'ignore', reason: 'no info block names a configured event at an emergency level for this city' };
   }
-  return { action: 'enter', level: best.level, signal: best.signal, event: best.info.event, headline: best.info.headline, expires: best.info.expires };
+  return { action: 'enter', level: best.level, signal: best.signal, event: best.info.event, headline: best.info.headline, expires: lastExpiry(alert.info) };
+}
+
+/**
+ * An alert is in force until its last info block expires (CAP 1.2 section 3.2.2 `expires`, per
+ * info block), not the deciding block's: undefined when a block has no `expires` (never expires).
+ */
+export function lastExpiry(info: CapInfo[]): string | undefined {
+  let last: { at: number; iso: string } | undefined;
+  for (const i of info) {
+    if (!i.expires) return undefined;
+    const at = Date.parse(i.expires);
+    if (!last || at > last.at) last = { at, iso: i.expires };
+  }
+  return last?.iso;
 }

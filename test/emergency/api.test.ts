@@ -222,6 +222,26 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     expect(board.notices).toEqual([]);
   });
 
+  it('a warning with two info blocks was reported expired when the deciding block expired while the other was still in force; it is in force until its last block expires', async () => {
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, '+00:00');
+    const twoBlocks = (id: string, first: number, second: number) => fixture('two-info-blocks')
+      .replace(/<identifier>[^<]+</, `<identifier>${id}<`).replace(/<sent>[^<]+</, `<sent>${iso(T0 - 2 * HOUR)}<`)
+      .replace('FIRST_EXPIRES', iso(first)).replace('SECOND_EXPIRES', iso(second));
+    // Refused at POST only when ALL info blocks have expired.
+    const bothGone = await post(twoBlocks('TWO-OLD', T0 - HOUR, T0 - 30 * 60_000));
+    expect(bothGone.statusCode).toBe(422);
+    expect(bothGone.json()).toMatchObject({ code: 'CS_CAP_EXPIRED' });
+    // The first (deciding) block expired, the second is in force for 6 h more: accepted, in force.
+    expect((await post(twoBlocks('TWO-1', T0 - HOUR, T0 + 6 * HOUR))).statusCode).toBe(202);
+    t = T0 + 1000;
+    expect(await cloud.emergency!.checkExpiry()).toEqual([]);
+    expect((await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json().notices).toEqual([]);
+    t = T0 + 6 * HOUR + 1000;
+    expect(await cloud.emergency!.checkExpiry()).toHaveLength(1);
+    const board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    expect(board.notices).toEqual([expect.objectContaining({ kind: 'warning-expired', identifier: 'TWO-1', at: new Date(T0 + 6 * HOUR).toISOString() })]);
+  });
+
   it('a CAP document nested 100 deep or holding a <__proto__> element answered 500; now 422 with a specific code', async () => {
     const base = fixture('orange-typhoon');
     const deep = base.replace('<scope>Public</scope>', `<scope>Public</scope>${'<n>'.repeat(100)}x${'</n>'.repeat(100)}`);
