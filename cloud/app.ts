@@ -292,6 +292,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await subscriber?.stop();
       await Promise.allSettled([...inFlight]);
       ingestor.close();
+      edgeAlarms.close();
       await app.close();
       await database.close();
     },

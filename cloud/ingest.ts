@@ -1,32 +1,29 @@
 import { sql } from 'kysely';
 import type { Logger } from '../lib/log.ts';
-import { check } from '../lib/schema.ts';
 import { Reading } from '../lib/messages.ts';
-import { parseTopic } from '../lib/topics.ts';
-import { gatewayOf, type Device, type District } from '../devices/district.ts';
+import type { District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
 import type { Breach, RuleEngine } from './rules.ts';
 import { breachEvents, recordBreach, recordClear, type AlarmChange, type CaseChange, type CaseEnv } from './cases/index.ts';
 import type { Database } from './db/database.ts';
 import type { EventBus } from './events.ts';
 import type { ModeProvider } from './mode.ts';
-import { createRateLimiter } from '../lib/rate-limit.ts';
+import { createIntake, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from './intake.ts';
 import { checkTime, checkValues, DEFAULT_READING_LIMITS, readingHash, type ReadingLimits } from './reading-check.ts';
 
 /**
  * Ingest of one reading, as a short pipeline of named steps:
  * topic -> size -> JSON -> schema -> device -> plausible (time, points) -> store (idempotent on
  * gateway+stream+device+seq; the same key with another payload is a counted, logged conflict) -> evaluate -> cases.
- * A bad payload is counted by reason and logged (rate-limited per gateway), never thrown. The store, the rules and the
+ * The steps up to the device are cloud/intake.ts, shared with edge alarms. A bad payload is counted
+ * by reason and logged (rate-limited per gateway), never thrown. The store, the rules and the
  * cases run in ONE write transaction: a crash leaves either all or nothing, so a redelivered
  * reading is either a duplicate of a fully handled one or handled afresh.
  */
 
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
-export type RejectReason =
-  | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
-  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway'
+export type RejectReason = IntakeRejectReason
   | 'ts-future' | 'ts-too-old' | 'unknown-point' | 'point-type';
 
 export type { AlarmChange } from './cases/index.ts';
@@ -54,9 +51,7 @@ export interface IngestStats {
   warningsSuppressed: number;
 }
 
-/** Warning lines about one gateway's bad readings: at most `max` per `windowMs`, then a count. */
-export interface WarnLimit { windowMs: number; max: number }
-export const DEFAULT_WARN_LIMIT: WarnLimit = { windowMs: 60_000, max: 20 };
+export { DEFAULT_WARN_LIMIT, type WarnLimit } from './intake.ts';
 
 export interface IngestDeps {
   database: Database;
@@ -74,12 +69,6 @@ export interface IngestDeps {
   warnLimit?: Partial<WarnLimit>;
 }
 
-class Rejection {
-  constructor(readonly reason: RejectReason, readonly message: string, readonly details?: Record<string, unknown>) {}
-}
-
-interface Registered { device: Device; gateway: string; profile: Profile }
-
 export interface Ingestor {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult>;
   stats(): IngestStats;
@@ -94,65 +83,10 @@ export interface Ingestor {
 
 export function createIngestor(deps: IngestDeps): Ingestor {
   const { database, now, logger } = deps;
-  const registry = new Map<string, Registered>();
-  for (const device of deps.district.devices) {
-    registry.set(device.id, { device, gateway: gatewayOf(deps.district, device), profile: deps.profiles.get(device.profile)! });
-  }
   const counters: IngestStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0, warningsSuppressed: 0 };
   const limits: ReadingLimits = { ...DEFAULT_READING_LIMITS, ...deps.limits };
-  const warnLimit: WarnLimit = { ...DEFAULT_WARN_LIMIT, ...deps.warnLimit };
-  const warnings = createRateLimiter({
-    ...warnLimit,
-    onSuppressed: (gateway, suppressed, windowMs) => {
-      logger.warn({ gateway, suppressed, windowMs }, `${suppressed} more warnings about gateway ${gateway}'s readings suppressed in ${windowMs / 1000} s`);
-    },
-  });
-  /** A warning about one gateway's readings, within its limit (counted when held back). */
-  function warn(gateway: string, log: Logger, obj: object, msg: string): void {
-    if (warnings.allow(gateway)) log.warn(obj, msg);
-    else counters.warningsSuppressed++;
-  }
-
-  // ---- steps -------------------------------------------------------------------------------
-
-  function checkTopic(gateway: string, topic: string): string {
-    const t = parseTopic(topic);
-    if (!t || t.kind !== 'up' || !t.device) throw new Rejection('bad-topic', `not a reading topic: ${topic}`);
-    if (t.gateway !== gateway) throw new Rejection('topic-mismatch', `topic ${topic} is outside gateway ${gateway}'s namespace`);
-    return t.device;
-  }
-
-  function checkSize(payload: Buffer): void {
-    if (payload.length > MAX_PAYLOAD_BYTES) throw new Rejection('too-large', `payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
-  }
-
-  function parseJson(payload: Buffer): unknown {
-    try {
-      return JSON.parse(payload.toString('utf8'));
-    } catch (err) {
-      throw new Rejection('bad-json', `payload is not JSON: ${(err as Error).message}`);
-    }
-  }
-
-  function validate(body: unknown): Reading {
-    const r = check(Reading, body, { owned: true });
-    if (!r.ok) {
-      throw new Rejection('invalid', `reading invalid: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`, { problems: r.problems });
-    }
-    return r.value;
-  }
-
-  function matchDevice(gateway: string, topicDevice: string, reading: Reading): Registered {
-    if (reading.device !== topicDevice) {
-      throw new Rejection('device-mismatch', `payload device "${reading.device}" differs from topic device "${topicDevice}"`);
-    }
-    const reg = registry.get(reading.device);
-    if (!reg) throw new Rejection('unknown-device', `device "${reading.device}" is not registered in the district`);
-    if (reg.gateway !== gateway) {
-      throw new Rejection('wrong-gateway', `device "${reading.device}" belongs to gateway ${reg.gateway}, not ${gateway}`);
-    }
-    return reg;
-  }
+  const intake = createIntake(deps);
+  const spec = { kind: 'up' as const, what: 'reading', maxBytes: MAX_PAYLOAD_BYTES, schema: Reading };
 
   function checkPlausible(reg: Registered, reading: Reading, ts: number): void {
     const problem = checkTime(ts, reading.ts, now(), limits) ?? checkValues(reading.values, reg.profile);
@@ -238,25 +172,19 @@ export function createIngestor(deps: IngestDeps): Ingestor {
 
   // ---- pipeline ----------------------------------------------------------------------------
 
-  async function ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult> {
-    let log = logger.child({ gateway });
-    let checked = false;
-    try {
-      const topicDevice = checkTopic(gateway, topic);
-      log = log.child({ device: topicDevice });
-      checkSize(payload);
-      const reading = validate(parseJson(payload));
-      const reg = matchDevice(gateway, topicDevice, reading);
+  function ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult> {
+    return intake.guard<IngestResult, RejectReason>(spec, gateway, topic, counters, async ({ log, checked }) => {
+      const { reg, body: reading } = intake.decode(spec, gateway, topic, payload);
       const ts = Date.parse(reading.ts);
       checkPlausible(reg, reading, ts);
-      checked = true;
+      checked();
       const result = await storeAndEvaluate(gateway, reg, reading, ts, log);
       if (result.status === 'duplicate') {
         counters.duplicates++;
         log.debug({ seq: reading.seq }, 'duplicate reading ignored');
       } else if (result.status === 'conflict') {
         counters.conflicts++;
-        warn(gateway, log, { stream: result.stream, seq: result.seq, storedHash: result.storedHash, hash: result.hash },
+        intake.warn(gateway, counters, log, { stream: result.stream, seq: result.seq, storedHash: result.storedHash, hash: result.hash },
           `conflicting reading: (${gateway}, ${result.stream || "''"}, ${result.device}, ${result.seq}) was stored with other values; the first is kept`);
       } else if (result.status === 'stored') {
         counters.stored++;
@@ -264,23 +192,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
         if (result.cases.length || result.alarms.length) publish(reg, result);
       }
       return result;
-    } catch (err) {
-      if (err instanceof Rejection) {
-        counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;
-        warn(gateway, log, { reason: err.reason, topic, ...err.details }, `reading rejected: ${err.message}`);
-        return { status: 'rejected', reason: err.reason, message: err.message };
-      }
-      if (!checked) {
-        // A check that throws on hostile input rejects it: left unacknowledged it would come back forever.
-        counters.rejected.invalid = (counters.rejected.invalid ?? 0) + 1;
-        if (warnings.allow(gateway)) log.error({ err, topic }, 'reading rejected: its check failed');
-        else counters.warningsSuppressed++;
-        return { status: 'rejected', reason: 'invalid', message: `reading could not be checked: ${(err as Error)?.message ?? String(err)}` };
-      }
-      counters.failed++;
-      log.error({ err, topic }, 'reading could not be stored');
-      return { status: 'failed', reason: 'store-failed', message: (err as Error)?.message ?? String(err) };
-    }
+    });
   }
 
   /**
@@ -308,13 +220,14 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   return {
     ingest,
     stats: () => ({ ...counters, rejected: { ...counters.rejected } }),
-    close: () => warnings.close(),
+    close: () => intake.close(),
     async seed() {
       await repairFutureLatest();
       const active = await database.db.selectFrom('alarms').select(['device', 'hazard']).where('cleared_at', 'is', null).execute();
+      const profileOf = new Map(deps.district.devices.map((d) => [d.id, d.profile]));
       for (const a of active) {
-        const reg = registry.get(a.device);
-        if (reg) deps.engine.seedActive(a.device, reg.profile.id, a.hazard);
+        const profile = profileOf.get(a.device);
+        if (profile) deps.engine.seedActive(a.device, profile, a.hazard);
       }
     },
   };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { payloadHash } from './intake.ts';
 import type { Profile } from '../devices/profile.ts';
 import type { Reading } from '../lib/messages.ts';
 
@@ -59,17 +59,11 @@ export function checkValues(values: Reading['values'], profile: Profile): Readin
 }
 
 /** Stable JSON: object keys sorted, so one payload hashes alike whatever its key order. */
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
 /**
  * The hash of what a reading measured: device, instant, values and quality. `historical` is left
  * out on purpose: the edge replays an unacknowledged reading with `historical: true` (README
  * "The outbox and `historical`"), and that is the same reading, not a conflict.
  */
 export function readingHash(r: { device: string; ts: number; values: unknown; quality: string }): string {
-  return createHash('sha256').update(canonical({ device: r.device, ts: r.ts, values: r.values, quality: r.quality })).digest('hex').slice(0, 16);
+  return payloadHash({ device: r.device, ts: r.ts, values: r.values, quality: r.quality });
 }

@@ -1,15 +1,14 @@
 import type { Logger } from '../../lib/log.ts';
-import { check } from '../../lib/schema.ts';
 import { EdgeAlarm } from '../../lib/messages.ts';
-import { parseTopic } from '../../lib/topics.ts';
 import { limitOf, type ThresholdRule } from '../../devices/rules.ts';
-import { gatewayOf, type Device, type District } from '../../devices/district.ts';
+import type { District } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
 import { breachEvents, recordBreach, type AlarmChange, type CaseChange, type CaseEnv } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
 import type { EventBus } from '../events.ts';
 import type { ModeProvider } from '../mode.ts';
 import type { Breach, RuleEngine } from '../rules.ts';
+import { createIntake, payloadHash, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from '../intake.ts';
 
 /**
  * Ingest of one edge alarm (`cs/v1/{gw}/alarm/{device}`, lib/messages.ts EdgeAlarm), on every path a
@@ -22,18 +21,20 @@ import type { Breach, RuleEngine } from '../rules.ts';
  * is already active (the cloud's rules, or this edge, raised it first) the two merge: no second alarm,
  * no second case. Clearing stays with the cloud's rules (hysteresis on the readings the edge sends
  * with the clear), so `active: false` is stored only; so is a historical (replayed) edge alarm:
- * historical data alone never opens a case. A bad one is counted by reason and logged, never thrown.
+ * historical data alone never opens a case. The steps up to the device are cloud/intake.ts, shared
+ * with readings: a bad one is counted by reason and logged (rate-limited per gateway), never thrown;
+ * the same key with another payload is a conflict, counted and logged with both payloads' hashes.
  */
 
 export const MAX_ALARM_BYTES = 16 * 1024;
 
-export type EdgeAlarmRejectReason =
-  | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
-  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway' | 'unknown-hazard' | 'unknown-rule';
+export type EdgeAlarmRejectReason = IntakeRejectReason | 'unknown-hazard' | 'unknown-rule';
 
 export type EdgeAlarmResult =
   | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
   | { status: 'duplicate'; gateway: string; seq: number; device: string }
+  /** The key was stored before with another payload: the first is kept, this one counted and logged. */
+  | { status: 'conflict'; gateway: string; stream: string; seq: number; device: string; storedHash: string; hash: string }
   | { status: 'rejected'; reason: EdgeAlarmRejectReason; message: string }
   /** The database failed; not stored, to be redelivered (not acknowledged). */
   | { status: 'failed'; reason: 'store-failed'; message: string };
@@ -41,8 +42,12 @@ export type EdgeAlarmResult =
 export interface EdgeAlarmStats {
   stored: number;
   duplicates: number;
+  /** Edge alarms whose key was stored with a different payload (kept the first; logged at warning). */
+  conflicts: number;
   rejected: Record<string, number>;
   failed: number;
+  /** Warning lines left out by the per-gateway log limit. */
+  warningsSuppressed: number;
   /** Cloud alarms an edge alarm raised. */
   raised: number;
   /** Edge alarms on a hazard whose alarm was already active (merged). */
@@ -59,62 +64,29 @@ export interface EdgeAlarmDeps {
   events: EventBus;
   now: () => number;
   logger: Logger;
+  /** Rate of warnings per gateway (cloud/intake.ts DEFAULT_WARN_LIMIT when omitted). */
+  warnLimit?: Partial<WarnLimit>;
 }
 
 export interface EdgeAlarmIngestor {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<EdgeAlarmResult>;
   stats(): EdgeAlarmStats;
+  /** Logs what the warning limit still holds back. */
+  close(): void;
 }
 
-class Rejection {
-  constructor(readonly reason: EdgeAlarmRejectReason, readonly message: string, readonly details?: Record<string, unknown>) {}
+/** What an edge alarm says; `historical` is left out, as a replay is the same alarm (cloud/reading-check.ts readingHash). */
+function alarmHash(a: { device: string; ts: number; rule: string; hazard: string; active: boolean; value: unknown }): string {
+  return payloadHash({ device: a.device, ts: a.ts, rule: a.rule, hazard: a.hazard, active: a.active, value: a.value });
 }
-
-interface Registered { device: Device; gateway: string; profile: Profile }
 
 export function createEdgeAlarmIngestor(deps: EdgeAlarmDeps): EdgeAlarmIngestor {
-  const { database, now, logger } = deps;
-  const registry = new Map<string, Registered>();
-  for (const device of deps.district.devices) {
-    const profile = deps.profiles.get(device.profile);
-    if (profile) registry.set(device.id, { device, gateway: gatewayOf(deps.district, device), profile });
-  }
-  const counters: EdgeAlarmStats = { stored: 0, duplicates: 0, rejected: {}, failed: 0, raised: 0, merged: 0 };
+  const { database, now } = deps;
+  const counters: EdgeAlarmStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, warningsSuppressed: 0, raised: 0, merged: 0 };
+  const intake = createIntake(deps);
+  const spec = { kind: 'alarm' as const, what: 'edge alarm', maxBytes: MAX_ALARM_BYTES, schema: EdgeAlarm };
 
   // ---- steps -------------------------------------------------------------------------------
-
-  function checkTopic(gateway: string, topic: string): string {
-    const t = parseTopic(topic);
-    if (!t || t.kind !== 'alarm' || !t.device) throw new Rejection('bad-topic', `not an edge alarm topic: ${topic}`);
-    if (t.gateway !== gateway) throw new Rejection('topic-mismatch', `topic ${topic} is outside gateway ${gateway}'s namespace`);
-    return t.device;
-  }
-
-  function checkSize(payload: Buffer): void {
-    if (payload.length > MAX_ALARM_BYTES) throw new Rejection('too-large', `payload of ${payload.length} bytes exceeds ${MAX_ALARM_BYTES}`);
-  }
-
-  function parseJson(payload: Buffer): unknown {
-    try {
-      return JSON.parse(payload.toString('utf8'));
-    } catch (err) {
-      throw new Rejection('bad-json', `payload is not JSON: ${(err as Error).message}`);
-    }
-  }
-
-  function validate(body: unknown): EdgeAlarm {
-    const r = check(EdgeAlarm, body, { owned: true });
-    if (!r.ok) throw new Rejection('invalid', `edge alarm invalid: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`, { problems: r.problems });
-    return r.value;
-  }
-
-  function matchDevice(gateway: string, topicDevice: string, a: EdgeAlarm): Registered {
-    if (a.device !== topicDevice) throw new Rejection('device-mismatch', `payload device "${a.device}" differs from topic device "${topicDevice}"`);
-    const reg = registry.get(a.device);
-    if (!reg) throw new Rejection('unknown-device', `device "${a.device}" is not registered in the district`);
-    if (reg.gateway !== gateway) throw new Rejection('wrong-gateway', `device "${a.device}" belongs to gateway ${reg.gateway}, not ${gateway}`);
-    return reg;
-  }
 
   /** The cloud's own threshold rule of that id and hazard for this device (overrides applied, disabled left out). */
   function matchRule(reg: Registered, a: EdgeAlarm): ThresholdRule {
@@ -135,7 +107,18 @@ export function createEdgeAlarmIngestor(deps: EdgeAlarmDeps): EdgeAlarmIngestor 
         gateway, stream: a.stream ?? '', device: a.device, seq: a.seq, ts: Date.parse(a.ts), received_at: at,
         rule_id: a.rule, hazard: a.hazard, active: a.active ? 1 : 0, value: JSON.stringify(a.value), historical: a.historical ? 1 : 0, alarm_id: null,
       }).onConflict((oc) => oc.columns(['gateway', 'stream', 'device', 'seq']).doNothing()).returning('seq').executeTakeFirst();
-      if (!stored) return { status: 'duplicate', gateway, seq: a.seq, device: a.device } as const;
+      if (!stored) {
+        // Redelivery is normal (at least once); the same key with another payload is not.
+        const prior = await trx.selectFrom('edge_alarms').select(['ts', 'rule_id', 'hazard', 'active', 'value'])
+          .where('gateway', '=', gateway).where('stream', '=', a.stream ?? '').where('device', '=', a.device).where('seq', '=', a.seq)
+          .executeTakeFirstOrThrow();
+        const storedHash = alarmHash({
+          device: a.device, ts: Number(prior.ts), rule: prior.rule_id, hazard: prior.hazard, active: Number(prior.active) === 1, value: JSON.parse(prior.value),
+        });
+        const hash = alarmHash({ device: a.device, ts: Date.parse(a.ts), rule: a.rule, hazard: a.hazard, active: a.active, value: a.value });
+        if (storedHash !== hash) return { status: 'conflict', gateway, stream: a.stream ?? '', seq: a.seq, device: a.device, storedHash, hash } as const;
+        return { status: 'duplicate', gateway, seq: a.seq, device: a.device } as const;
+      }
       const cases: CaseChange[] = [];
       const alarms: AlarmChange[] = [];
       if (a.active && !a.historical) {
@@ -163,19 +146,19 @@ export function createEdgeAlarmIngestor(deps: EdgeAlarmDeps): EdgeAlarmIngestor 
 
   // ---- pipeline ----------------------------------------------------------------------------
 
-  async function ingest(gateway: string, topic: string, payload: Buffer): Promise<EdgeAlarmResult> {
-    let log = logger.child({ gateway });
-    try {
-      const topicDevice = checkTopic(gateway, topic);
-      log = log.child({ device: topicDevice });
-      checkSize(payload);
-      const alarm = validate(parseJson(payload));
-      const reg = matchDevice(gateway, topicDevice, alarm);
+  function ingest(gateway: string, topic: string, payload: Buffer): Promise<EdgeAlarmResult> {
+    return intake.guard<EdgeAlarmResult, EdgeAlarmRejectReason>(spec, gateway, topic, counters, async ({ log, checked }) => {
+      const { reg, body: alarm } = intake.decode(spec, gateway, topic, payload);
       const rule = matchRule(reg, alarm);
+      checked();
       const result = await storeAndRaise(gateway, reg, rule, alarm, log);
       if (result.status === 'duplicate') {
         counters.duplicates++;
         log.debug({ seq: alarm.seq }, 'duplicate edge alarm ignored');
+      } else if (result.status === 'conflict') {
+        counters.conflicts++;
+        intake.warn(gateway, counters, log, { stream: result.stream, seq: result.seq, storedHash: result.storedHash, hash: result.hash },
+          `conflicting edge alarm: (${gateway}, ${result.stream || "''"}, ${result.device}, ${result.seq}) was stored with another payload; the first is kept`);
       } else if (result.status === 'stored') {
         counters.stored++;
         if (alarm.active && !alarm.historical) {
@@ -189,17 +172,8 @@ export function createEdgeAlarmIngestor(deps: EdgeAlarmDeps): EdgeAlarmIngestor 
         for (const e of breachEvents(reg.device, now(), result.cases, result.alarms)) deps.events.emit(e);
       }
       return result;
-    } catch (err) {
-      if (err instanceof Rejection) {
-        counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;
-        log.warn({ reason: err.reason, topic, ...err.details }, `edge alarm rejected: ${err.message}`);
-        return { status: 'rejected', reason: err.reason, message: err.message };
-      }
-      counters.failed++;
-      log.error({ err, topic }, 'edge alarm could not be stored');
-      return { status: 'failed', reason: 'store-failed', message: (err as Error)?.message ?? String(err) };
-    }
+    });
   }
 
-  return { ingest, stats: () => ({ ...counters, rejected: { ...counters.rejected } }) };
+  return { ingest, stats: () => ({ ...counters, rejected: { ...counters.rejected } }), close: () => intake.close() };
 }

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import type { TSchema, Static } from '@sinclair/typebox';
+import type { Logger } from '../lib/log.ts';
+import { check } from '../lib/schema.ts';
+import { parseTopic } from '../lib/topics.ts';
+import { createRateLimiter } from '../lib/rate-limit.ts';
+import { gatewayOf, type Device, type District } from '../devices/district.ts';
+import type { Profile } from '../devices/profile.ts';
+
+/**
+ * The steps every message from a gateway takes before its own handling (readings, edge alarms;
+ * docs/architecture.md, data path): topic -> size -> JSON -> schema -> device, a guard that turns
+ * a check that throws into a rejection (left unacknowledged it would come back forever), warnings
+ * rate-limited per gateway with a count of what was held back, and the hash a conflict logs.
+ */
+
+/** The reasons every message can be rejected for, before its own checks. */
+export type IntakeRejectReason =
+  | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
+  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway';
+
+export class Rejection<R extends string = string> {
+  constructor(readonly reason: R, readonly message: string, readonly details?: Record<string, unknown>) {}
+}
+
+export interface Registered { device: Device; gateway: string; profile: Profile }
+
+/** Warning lines about one gateway's bad messages: at most `max` per `windowMs`, then a count. */
+export interface WarnLimit { windowMs: number; max: number }
+export const DEFAULT_WARN_LIMIT: WarnLimit = { windowMs: 60_000, max: 20 };
+
+/** Counters the intake keeps for its user (a part of its stats). */
+export interface IntakeCounters {
+  rejected: Record<string, number>;
+  failed: number;
+  /** Warning lines left out by the per-gateway log limit. */
+  warningsSuppressed: number;
+}
+
+export interface IntakeSpec<S extends TSchema> {
+  /** Topic kind (lib/topics.ts): `up` for readings, `alarm` for edge alarms. */
+  kind: 'up' | 'alarm';
+  /** What the message is called in log lines and messages ("reading", "edge alarm"). */
+  what: string;
+  maxBytes: number;
+  schema: S;
+}
+
+export type Rejected<R extends string> = { status: 'rejected'; reason: R; message: string };
+export type Failed = { status: 'failed'; reason: 'store-failed'; message: string };
+
+export interface Intake {
+  /** Topic, size, JSON, schema and device of one message; throws a Rejection. */
+  decode<S extends TSchema>(spec: IntakeSpec<S>, gateway: string, topic: string, payload: Buffer): { reg: Registered; body: Static<S> & { device: string } };
+  /** Runs one message's handling: a Rejection, or a throw before `checked()`, rejects it; a later throw fails it. */
+  guard<T, R extends string>(spec: { what: string }, gateway: string, topic: string, counters: IntakeCounters,
+    handle: (ctx: { log: Logger; checked(): void }) => Promise<T>): Promise<T | Rejected<R> | Failed>;
+  /** A warning about one gateway's messages, within its limit (counted when held back). */
+  warn(gateway: string, counters: IntakeCounters, log: Logger, obj: object, msg: string): void;
+  /** Logs what the warning limit still holds back. */
+  close(): void;
+}
+
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+/** A short hash of a payload's canonical JSON (key order ignored), logged with a conflict. */
+export function payloadHash(v: unknown): string {
+  return createHash('sha256').update(canonical(v)).digest('hex').slice(0, 16);
+}
+
+export function createIntake(deps: { district: District; profiles: Map<string, Profile>; logger: Logger; warnLimit?: Partial<WarnLimit> }): Intake {
+  const { logger } = deps;
+  const registry = new Map<string, Registered>();
+  for (const device of deps.district.devices) {
+    const profile = deps.profiles.get(device.profile);
+    if (profile) registry.set(device.id, { device, gateway: gatewayOf(deps.district, device), profile });
+  }
+  const warnings = createRateLimiter({
+    ...DEFAULT_WARN_LIMIT, ...deps.warnLimit,
+    onSuppressed: (gateway, suppressed, windowMs) => {
+      logger.warn({ gateway, suppressed, windowMs }, `${suppressed} more warnings about gateway ${gateway}'s messages suppressed in ${windowMs / 1000} s`);
+    },
+  });
+
+  function decode<S extends TSchema>(spec: IntakeSpec<S>, gateway: string, topic: string, payload: Buffer) {
+    const t = parseTopic(topic);
+    if (!t || t.kind !== spec.kind || !t.device) throw new Rejection('bad-topic', `not ${spec.what === 'edge alarm' ? 'an' : 'a'} ${spec.what} topic: ${topic}`);
+    if (t.gateway !== gateway) throw new Rejection('topic-mismatch', `topic ${topic} is outside gateway ${gateway}'s namespace`);
+    if (payload.length > spec.maxBytes) throw new Rejection('too-large', `payload of ${payload.length} bytes exceeds ${spec.maxBytes}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString('utf8'));
+    } catch (err) {
+      throw new Rejection('bad-json', `payload is not JSON: ${(err as Error).message}`);
+    }
+    const r = check(spec.schema, json, { owned: true });
+    if (!r.ok) {
+      throw new Rejection('invalid', `${spec.what} invalid: ${r.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`, { problems: r.problems });
+    }
+    const body = r.value as Static<S> & { device: string };
+    if (body.device !== t.device) throw new Rejection('device-mismatch', `payload device "${body.device}" differs from topic device "${t.device}"`);
+    const reg = registry.get(body.device);
+    if (!reg) throw new Rejection('unknown-device', `device "${body.device}" is not registered in the district`);
+    if (reg.gateway !== gateway) throw new Rejection('wrong-gateway', `device "${body.device}" belongs to gateway ${reg.gateway}, not ${gateway}`);
+    return { reg, body };
+  }
+
+  function warn(gateway: string, counters: IntakeCounters, log: Logger, obj: object, msg: string): void {
+    if (warnings.allow(gateway)) log.warn(obj, msg);
+    else counters.warningsSuppressed++;
+  }
+
+  async function guard<T, R extends string>(spec: { what: string }, gateway: string, topic: string, counters: IntakeCounters,
+    handle: (ctx: { log: Logger; checked(): void }) => Promise<T>): Promise<T | Rejected<R> | Failed> {
+    let log = logger.child({ gateway });
+    let checked = false;
+    try {
+      const device = parseTopic(topic)?.device;
+      if (device) log = log.child({ device });
+      return await handle({ log, checked: () => { checked = true; } });
+    } catch (err) {
+      if (err instanceof Rejection) {
+        counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;
+        warn(gateway, counters, log, { reason: err.reason, topic, ...err.details }, `${spec.what} rejected: ${err.message}`);
+        return { status: 'rejected', reason: err.reason as R, message: err.message };
+      }
+      if (!checked) {
+        counters.rejected.invalid = (counters.rejected.invalid ?? 0) + 1;
+        if (warnings.allow(gateway)) log.error({ err, topic }, `${spec.what} rejected: its check failed`);
+        else counters.warningsSuppressed++;
+        return { status: 'rejected', reason: 'invalid' as R, message: `${spec.what} could not be checked: ${(err as Error)?.message ?? String(err)}` };
+      }
+      counters.failed++;
+      log.error({ err, topic }, `${spec.what} could not be stored`);
+      return { status: 'failed', reason: 'store-failed', message: (err as Error)?.message ?? String(err) };
+    }
+  }
+
+  return { decode, guard, warn, close: () => warnings.close() };
+}
