@@ -9,6 +9,7 @@ import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
 import { openDatabase, type DbOptions } from './db/database.ts';
 import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } from './ingest.ts';
 import type { ReadingLimits } from './reading-check.ts';
+import { createIntake } from './intake.ts';
 import { createEdgeAlarmIngestor, type EdgeAlarmResult, type EdgeAlarmStats } from './edge-alarms/ingest.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
@@ -158,13 +159,15 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     routing,
     workflow: { ...DEFAULT_WORKFLOW, ...opts.workflow },
   };
+  // One intake for readings and edge alarms: a gateway's warnings share one limit (cloud/intake.ts).
+  const intake = createIntake({ district: opts.district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit });
   const ingestor = createIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, warnLimit: opts.warnLimit,
+    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, intake,
   });
   const edgeAlarms = createEdgeAlarmIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ mod: 'edge-alarms' }),
+    now, logger: logger.child({ mod: 'edge-alarms' }), intake,
   });
   const escalator = opts.escalation === false ? undefined : buildEscalator({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,

@@ -8,7 +8,7 @@ import { breachEvents, recordBreach, recordClear, type AlarmChange, type CaseCha
 import type { Database } from './db/database.ts';
 import type { EventBus } from './events.ts';
 import type { ModeProvider } from './mode.ts';
-import { createIntake, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from './intake.ts';
+import { createIntake, type Intake, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from './intake.ts';
 import { checkTime, checkValues, DEFAULT_READING_LIMITS, readingHash, type ReadingLimits } from './reading-check.ts';
 
 /**
@@ -67,6 +67,8 @@ export interface IngestDeps {
   limits?: Partial<ReadingLimits>;
   /** Rate of warnings per gateway (DEFAULT_WARN_LIMIT when omitted). */
   warnLimit?: Partial<WarnLimit>;
+  /** The intake steps, shared by readings and edge alarms so one gateway's warnings share one limit (one of its own when omitted). */
+  intake?: Intake;
 }
 
 export interface Ingestor {
@@ -85,7 +87,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   const { database, now, logger } = deps;
   const counters: IngestStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0, warningsSuppressed: 0 };
   const limits: ReadingLimits = { ...DEFAULT_READING_LIMITS, ...deps.limits };
-  const intake = createIntake(deps);
+  const intake = deps.intake ?? createIntake(deps);
   const spec = { kind: 'up' as const, what: 'reading', maxBytes: MAX_PAYLOAD_BYTES, schema: Reading };
 
   function checkPlausible(reg: Registered, reading: Reading, ts: number): void {

@@ -8,7 +8,7 @@ import type { Database } from '../db/database.ts';
 import type { EventBus } from '../events.ts';
 import type { ModeProvider } from '../mode.ts';
 import type { Breach, RuleEngine } from '../rules.ts';
-import { createIntake, payloadHash, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from '../intake.ts';
+import { createIntake, type Intake, payloadHash, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from '../intake.ts';
 
 /**
  * Ingest of one edge alarm (`cs/v1/{gw}/alarm/{device}`, lib/messages.ts EdgeAlarm), on every path a
@@ -66,6 +66,8 @@ export interface EdgeAlarmDeps {
   logger: Logger;
   /** Rate of warnings per gateway (cloud/intake.ts DEFAULT_WARN_LIMIT when omitted). */
   warnLimit?: Partial<WarnLimit>;
+  /** The intake steps, shared by readings and edge alarms so one gateway's warnings share one limit (one of its own when omitted). */
+  intake?: Intake;
 }
 
 export interface EdgeAlarmIngestor {
@@ -83,7 +85,7 @@ function alarmHash(a: { device: string; ts: number; rule: string; hazard: string
 export function createEdgeAlarmIngestor(deps: EdgeAlarmDeps): EdgeAlarmIngestor {
   const { database, now } = deps;
   const counters: EdgeAlarmStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, warningsSuppressed: 0, raised: 0, merged: 0 };
-  const intake = createIntake(deps);
+  const intake = deps.intake ?? createIntake(deps);
   const spec = { kind: 'alarm' as const, what: 'edge alarm', maxBytes: MAX_ALARM_BYTES, schema: EdgeAlarm };
 
   // ---- steps -------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
-import { buildCloud, type Cloud, type DbOptions } from '../../cloud/app.ts';
+import pino from 'pino';
+import { buildCloud, type Cloud, type CloudOptions, type DbOptions } from '../../cloud/app.ts';
+import { defaultRuleSet } from '../../devices/rules.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import type { CsEvent } from '../../cloud/events.ts';
 import { buildSimulator } from '../../devices/simulator.ts';
@@ -54,11 +56,14 @@ async function rows(db: DbOptions) {
 
 describe('edge alarms in the cloud', () => {
   let clock = T0;
-  async function cloudOn(): Promise<{ cloud: Cloud; db: DbOptions; events: CsEvent[] }> {
+  let lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  async function cloudOn(extra: Partial<CloudOptions> = {}): Promise<{ cloud: Cloud; db: DbOptions; events: CsEvent[] }> {
     const fresh = await freshDatabase('sqlite');
     cleanups.push(fresh.drop);
     clock = T0;
-    const cloud = await buildCloud({ db: fresh.db, district, profiles, now: () => clock, escalation: false, emergency: false });
+    lines = [];
+    const logger = pino({ level: 'debug' }, { write: (s: string) => { lines.push(JSON.parse(s)); } });
+    const cloud = await buildCloud({ db: fresh.db, district, profiles, now: () => clock, escalation: false, emergency: false, logger, ...extra });
     cleanups.push(() => cloud.stop());
     await cloud.start();
     const events: CsEvent[] = [];
@@ -116,6 +121,44 @@ describe('edge alarms in the cloud', () => {
     expect(await cloud.ingest(MH.gw, topics.alarm(MH.gw, MH.id), edgeAlarm(7))).toMatchObject({ status: 'duplicate', seq: 7 });
     expect((await rows(db)).cases).toMatchObject([{ breach_count: 1 }]);
     expect(cloud.stats().edgeAlarms).toMatchObject({ stored: 1, duplicates: 1 });
+  });
+
+  it('an edge alarm repeating a stored key with another payload is a conflict, counted and logged at warning with both hashes, not a silent duplicate', async () => {
+    const { cloud, db } = await cloudOn();
+    const t = topics.alarm(MH.gw, MH.id);
+    expect((await cloud.ingest(MH.gw, t, edgeAlarm(7, { stream: 'ab' }))).status).toBe('stored');
+    // A replay of the same alarm (historical) is a plain duplicate.
+    expect((await cloud.ingest(MH.gw, t, edgeAlarm(7, { stream: 'ab', historical: true }))).status).toBe('duplicate');
+    const clash = await cloud.ingest(MH.gw, t, edgeAlarm(7, { stream: 'ab', active: false, value: false }));
+    expect(clash).toMatchObject({ status: 'conflict', stream: 'ab', seq: 7 });
+    const { storedHash, hash } = clash as { storedHash: string; hash: string };
+    expect(storedHash).not.toBe(hash);
+    expect(cloud.stats().edgeAlarms).toMatchObject({ stored: 1, duplicates: 1, conflicts: 1 });
+    expect(lines.find((l) => l.level === 40 && /conflicting edge alarm/.test(l.msg))).toMatchObject({ gateway: MH.gw, device: MH.id, seq: 7, storedHash, hash });
+    expect((await rows(db)).edge).toMatchObject([{ seq: 7, active: 1 }]);
+  });
+
+  it('one gateway flooding bad edge alarms writes a bounded number of warning lines and a count of the suppressed rest', async () => {
+    const { cloud } = await cloudOn({ warnLimit: { windowMs: 60_000, max: 5 } });
+    for (let i = 0; i < 100; i++) await cloud.ingest(MH.gw, topics.alarm(MH.gw, MH.id), Buffer.from('not json'));
+    expect(cloud.stats().edgeAlarms).toMatchObject({ rejected: { 'bad-json': 100 }, warningsSuppressed: 95 });
+    expect(lines.filter((l) => l.level === 40 && l.gateway === MH.gw)).toHaveLength(5);
+    await cloud.stop();
+    expect(lines.find((l) => l.suppressed === 95)).toMatchObject({ gateway: MH.gw });
+  });
+
+  it('an edge alarm whose check throws is rejected (acknowledged), not failed and redelivered forever', async () => {
+    let armed = false;
+    const set = defaultRuleSet(profiles);
+    // A rule lookup that throws for one device once armed (after the cloud checked its rule set).
+    const devices = new Proxy(set.devices, { get: (o, k) => { if (armed && k === MH.id) throw new Error('rule lookup exploded'); return Reflect.get(o, k); } });
+    const { cloud } = await cloudOn({ rules: { ...set, devices } });
+    armed = true;
+    const r = await cloud.ingest(MH.gw, topics.alarm(MH.gw, MH.id), edgeAlarm(3));
+    expect(r).toMatchObject({ status: 'rejected', reason: 'invalid', message: expect.stringMatching(/rule lookup exploded/) });
+    expect(cloud.stats().edgeAlarms).toMatchObject({ failed: 0, rejected: { invalid: 1 } });
+    armed = false;
+    expect((await cloud.ingest(MH.gw, topics.alarm(MH.gw, MH.id), edgeAlarm(4))).status).toBe('stored');
   });
 
   it('an edge alarm of an unknown device, hazard or rule, or malformed, is rejected with its reason and counted; the next good one is stored', async () => {

@@ -35,6 +35,24 @@ function prng(seed: number): () => number {
   };
 }
 
+/** A hostile edge alarm (`cs/v1/{gw}/alarm/{device}`): a weird field, a conflicting repeat, or any hostile reading payload. */
+function hostileAlarm(rand: () => number, i: number): { device: string; payload: Buffer } {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const ts = new Date().toISOString();
+  const good = { seq: 2_000_000 + i, stream: 'fuzz', ts, device: DEV, rule: 'level-tier1', hazard: 'waterlogging', severity: 'minor', point: 'level_m', value: 0.8, limit: 0.7, active: true, since: ts, historical: false };
+  const json = (v: unknown) => ({ device: DEV, payload: Buffer.from(JSON.stringify(v)) });
+  switch (Math.floor(rand() * 4)) {
+    case 0:
+      return json({ ...good, [pick(['seq', 'ts', 'device', 'rule', 'hazard', 'severity', 'value', 'active', 'since', 'stream'])]: pick([1e300, -1, 2 ** 63, null, '<script>', {}, [], '\u0000', 'x'.repeat(300)]) });
+    case 1: // a conflicting repeat of one key
+      return json({ ...good, seq: 43, value: rand(), historical: true });
+    case 2: // unknown rules and hazards, or another gateway's device
+      return json({ ...good, rule: pick(['nope', '__proto__', 'constructor']), hazard: pick(['waterlogging', 'toString', 'x']), device: pick([DEV, 'XZ-MH-001']) });
+    default:
+      return hostile(rand, i);
+  }
+}
+
 function hostile(rand: () => number, i: number): { device: string; payload: Buffer } {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const now = Date.now();
@@ -87,7 +105,9 @@ function hostile(rand: () => number, i: number): { device: string; payload: Buff
   }
 }
 
-const outcomes = (s: IngestStats) => s.stored + s.duplicates + s.conflicts + s.failed + Object.values(s.rejected).reduce((a, b) => a + b, 0);
+type Outcomes = Pick<IngestStats, 'stored' | 'duplicates' | 'conflicts' | 'failed' | 'rejected'>;
+const count = (s: Outcomes) => s.stored + s.duplicates + s.conflicts + s.failed + Object.values(s.rejected).reduce((a, b) => a + b, 0);
+const outcomes = (s: ReturnType<Cloud['stats']>) => count(s) + count(s.edgeAlarms);
 
 let dir: string | undefined;
 let gateway: Gateway | undefined;
@@ -123,8 +143,10 @@ describe('MQTT fuzz', () => {
     const rand = prng(SEED);
     const started = Date.now();
     for (let i = 0; i < COUNT; i += 250) {
-      const batch = Array.from({ length: Math.min(250, COUNT - i) }, (_, k) => hostile(rand, i + k));
-      await Promise.all(batch.map((m) => client!.publishAsync(topics.up(GW, m.device), m.payload, { qos: 1 })));
+      // A quarter on edge alarm topics: the same intake, the same guards.
+      const batch = Array.from({ length: Math.min(250, COUNT - i) }, (_, k) => (rand() < 0.25
+        ? { topic: topics.alarm, ...hostileAlarm(rand, i + k) } : { topic: topics.up, ...hostile(rand, i + k) }));
+      await Promise.all(batch.map((m) => client!.publishAsync(m.topic(GW, m.device), m.payload, { qos: 1 })));
     }
     const c = cloud;
     for (let i = 0; i < 600 && outcomes(c.stats()) < COUNT; i++) await new Promise((r) => setTimeout(r, 50));
@@ -134,7 +156,10 @@ describe('MQTT fuzz', () => {
     expect(errors.slice(0, 3)).toEqual([]);
     expect(outcomes(stats)).toBe(COUNT);
     expect(stats.failed).toBe(0);
-    expect(stats.warningsSuppressed).toBeGreaterThan(0);
+    expect(stats.edgeAlarms.failed).toBe(0);
+    expect(count(stats.edgeAlarms)).toBeGreaterThan(COUNT / 5);
+    expect(stats.edgeAlarms.conflicts).toBeGreaterThan(0);
+    expect(stats.warningsSuppressed + stats.edgeAlarms.warningsSuppressed).toBeGreaterThan(0);
     expect(client.connected).toBe(true);
 
     // Still serving, and the next valid reading is stored and shown.
