@@ -180,7 +180,7 @@ export function buildProgram(): Command {
       const db = databaseOf(cfg, o.config, o.dataDir);
       const e = cfg.emergency;
       const { loadRuleSet } = await import('../devices/rules.ts');
-      const rules = cfg.rules ? loadRuleSet(relativeTo(o.config, cfg.rules), profiles) : undefined;
+      const rules = cfg.rules ? loadRuleSet(relativeTo(o.config, cfg.rules), profiles, new Map(district.devices.map((d) => [d.id, d.profile]))) : undefined;
       const cloud = await buildCloud({
         db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, http: cfg.http.limits, rules, workflow: cfg.workflow,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer } : { kind: 'mqtt' },

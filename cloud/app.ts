@@ -136,14 +136,15 @@ export interface Cloud {
 export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const now = opts.now ?? Date.now;
   const logger = opts.logger ?? silentLogger();
-  const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
-  const tokenStore = createTokenStore(database, now, new Set(opts.district.units.map((u) => u.id)));
+  // Configuration is checked before anything opens: a refusal leaves nothing to close.
   const routing = opts.routing ?? DEFAULT_ROUTING;
   const routingProblems = checkRouting(routing, opts.district);
   if (routingProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `routing invalid: ${routingProblems.join('; ')}`);
   const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
-  const ruleProblems = checkRuleSet(ruleSet, opts.profiles);
+  const ruleProblems = checkRuleSet(ruleSet, opts.profiles, '', new Map(opts.district.devices.map((d) => [d.id, d.profile])));
   if (ruleProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `rules invalid: ${ruleProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
+  const tokenStore = createTokenStore(database, now, new Set(opts.district.units.map((u) => u.id)));
   const engine = createRuleEngine(ruleSet);
   // Emergency mode: the cloud's own audited service backs the mode rules and deadlines read.
   let emergency: Emergency | undefined;

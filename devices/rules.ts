@@ -1,7 +1,9 @@
+import { resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, loadConfig } from '../lib/config.ts';
 import { CaseClassT, SeverityT } from '../lib/vocabulary.ts';
-import type { SchemaProblem } from '../lib/schema.ts';
+import { check, type SchemaProblem } from '../lib/schema.ts';
+import { LibErrors } from '../lib/errors.ts';
 import { DeviceErrors } from './errors.ts';
 import type { Profile } from './profile.ts';
 
@@ -66,9 +68,16 @@ export type RangeRule = Static<typeof RangeRule>;
 export type SilenceRule = Static<typeof SilenceRule>;
 export type Rule = Static<typeof Rule>;
 
-/** A per-device override: the rule id and the fields that differ (or `disabled: true`). */
+/** The schema of each rule kind, by its `kind`. */
+export const RULE_KINDS = { threshold: ThresholdRule, rate: RateRule, range: RangeRule, silence: SilenceRule } as const;
+
+/**
+ * A per-device override: the rule id and the fields that differ (or `disabled: true`). The fields
+ * are checked merged with the rule they change (`checkRuleSet`): keys and types of its kind, a
+ * point of the device's profile.
+ */
 export const RuleOverride = Type.Object({ id: RuleId, disabled: Type.Optional(Type.Boolean()) }, { additionalProperties: true });
-export type RuleOverride = Static<typeof RuleOverride> & Partial<Rule>;
+export type RuleOverride = { id: string; disabled?: boolean } & Partial<Rule>;
 
 export const RuleSet = Type.Object({
   /** Rules per device kind (profile id). */
@@ -178,9 +187,13 @@ export function rulesFor(set: RuleSet, kind: string, device: string): Rule[] {
 
 /**
  * What the schema cannot check: every kind is a known profile, every point a point of that
- * profile, and every override names a rule of some kind (ids are shared across kinds).
+ * profile, and every override names a rule of some kind (ids are shared across kinds). Each
+ * override merged with the rule it changes must be a valid rule of its kind (keys and types) whose
+ * point the device has. `deviceKinds` (device id -> profile id, from the district or the edge
+ * config) pins a device to its kind; an override of a device not in it (the rule file is the
+ * city's, an edge knows its own devices) must fit some kind that has the rule.
  */
-export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, under = ''): SchemaProblem[] {
+export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, under = '', deviceKinds?: ReadonlyMap<string, string>): SchemaProblem[] {
   const at = under ? `${under}.` : '';
   const problems: SchemaProblem[] = [];
   const ids = new Set<string>();
@@ -198,21 +211,75 @@ export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, under
       }
     });
   }
-  for (const [device, overrides] of Object.entries(set.devices)) {
-    overrides.forEach((o, i) => {
-      if (!ids.has(o.id)) problems.push({ key: `${at}devices.${device}[${i}].id`, message: `no rule "${o.id}" in any kind` });
+  for (const [device, overrides] of Object.entries(set.devices ?? {})) {
+    const seen = new Set<string>();
+    (Array.isArray(overrides) ? overrides : []).forEach((o, i) => {
+      const key = `${at}devices.${device}[${i}]`;
+      if (!ids.has(o.id)) {
+        problems.push({ key: `${key}.id`, message: `no rule "${o.id}" in any kind` });
+        return;
+      }
+      if (seen.has(o.id)) problems.push({ key: `${key}.id`, message: `a second override of rule "${o.id}" for this device (one per rule)` });
+      seen.add(o.id);
+      problems.push(...overrideProblems(set, profiles, device, deviceKinds?.get(device), o, key));
     });
   }
   return problems.slice(0, 10);
 }
 
+/** Why an override cannot apply: checked against the device's kind, or against every kind that has the rule. */
+function overrideProblems(set: RuleSet, profiles: Map<string, Profile>, device: string, kind: string | undefined, o: RuleOverride, key: string): SchemaProblem[] {
+  if (kind !== undefined) {
+    const base = (set.kinds[kind] ?? []).find((r) => r.id === o.id);
+    if (!base) return [{ key: `${key}.id`, message: `device "${device}" is a ${kind}, which has no rule "${o.id}"` }];
+    return mergedProblems(base, o, profiles.get(kind), `device "${device}" (${kind})`, key);
+  }
+  // A device this config does not know: valid if it fits some kind with the rule; else say why for the first.
+  let first: SchemaProblem[] | undefined;
+  for (const [k, rules] of Object.entries(set.kinds)) {
+    const base = rules.find((r) => r.id === o.id);
+    if (!base) continue;
+    const p = mergedProblems(base, o, profiles.get(k), `profile "${k}"`, key);
+    if (!p.length) return [];
+    first ??= p;
+  }
+  return first ?? [];
+}
+
+/** The override merged into `base` must be a valid rule of its kind, on a point of `profile`. */
+function mergedProblems(base: Rule, o: RuleOverride, profile: Profile | undefined, whose: string, key: string): SchemaProblem[] {
+  const { disabled: _d, ...rest } = o;
+  const merged = { ...base, ...rest } as Record<string, unknown>;
+  const schema = RULE_KINDS[merged.kind as keyof typeof RULE_KINDS];
+  if (!schema) return [{ key: `${key}.kind`, message: `unknown rule kind ${JSON.stringify(merged.kind)} (kinds: ${Object.keys(RULE_KINDS).join(', ')})` }];
+  const out: SchemaProblem[] = [];
+  const known = Object.keys(schema.properties);
+  for (const k of Object.keys(rest)) {
+    if (!known.includes(k)) out.push({ key: `${key}.${k}`, message: `unknown key (a ${merged.kind} rule has: ${known.filter((x) => x !== 'id').join(', ')})` });
+  }
+  const result = check(schema, Object.fromEntries(Object.entries(merged).filter(([k]) => known.includes(k))));
+  if (!result.ok) out.push(...result.problems.map((p) => ({ key: p.key === '(root)' ? key : `${key}.${p.key}`, message: p.message })));
+  const point = merged.point;
+  if (profile && merged.kind !== 'silence' && typeof point === 'string' && !profile.points.some((p) => p.key === point)) {
+    out.push({ key: `${key}.point`, message: `${whose} has no point "${point}"` });
+  }
+  return out;
+}
+
 /**
  * Reads a rule-set file (YAML or JSON): the one file a city points both the cloud (`rules` in its
  * config) and every edge (`rules` in the edge config) at, so that both judge by the same rules.
+ * Every problem, of form or of reference, is CS_DEV_RULES_INVALID naming the file and the key.
  */
-export function loadRuleSet(file: string, profiles: Map<string, Profile>): RuleSet {
-  const set = loadConfig(file, RuleSet) as RuleSet;
-  const problems = checkRuleSet(set, profiles);
-  if (problems.length) throw new ConfigError(DeviceErrors.RULES_INVALID, file, problems);
+export function loadRuleSet(file: string, profiles: Map<string, Profile>, deviceKinds?: ReadonlyMap<string, string>): RuleSet {
+  let set: RuleSet;
+  try {
+    set = loadConfig(file, RuleSet) as RuleSet;
+  } catch (err) {
+    if (err instanceof ConfigError && err.code === LibErrors.CONFIG_INVALID) throw new ConfigError(DeviceErrors.RULES_INVALID, err.file, err.problems);
+    throw err;
+  }
+  const problems = checkRuleSet(set, profiles, '', deviceKinds);
+  if (problems.length) throw new ConfigError(DeviceErrors.RULES_INVALID, resolve(file), problems);
   return set;
 }

@@ -164,7 +164,7 @@ export function crossCheckEdgeConfig(cfg: EdgeConfig, profiles: Map<string, Prof
     if (other) problems.push({ key: `buses[${i}].port`, message: `endpoint ${ep} is already bus "${other}": one connection per host and port, put its devices on that bus` });
     else endpoints.set(ep, b.id);
   });
-  if (cfg.rules !== undefined && typeof cfg.rules !== 'string') problems.push(...checkRuleSet(cfg.rules as RuleSet, profiles, 'rules'));
+  if (cfg.rules !== undefined && typeof cfg.rules !== 'string') problems.push(...checkRuleSet(cfg.rules as RuleSet, profiles, 'rules', deviceKinds(cfg)));
   const ids = new Set<string>();
   const slaves = new Map<string, string>();
   cfg.devices.forEach((d, i) => {
@@ -216,8 +216,13 @@ export function loadEdgeConfig(file: string, profiles: Map<string, Profile>): Ed
 /** The rule set the edge judges by: the file or inline set of `rules`, else the shared defaults. */
 export function edgeRuleSet(cfg: EdgeConfig, profiles: Map<string, Profile>): RuleSet {
   if (cfg.rules === undefined) return defaultRuleSet(profiles);
-  if (typeof cfg.rules === 'string') return loadRuleSet(cfg.rules, profiles);
+  if (typeof cfg.rules === 'string') return loadRuleSet(cfg.rules, profiles, deviceKinds(cfg));
   return cfg.rules as RuleSet;
+}
+
+/** Each device of the config and its kind (profile id): its rule overrides are checked against that kind. */
+function deviceKinds(cfg: EdgeConfig): Map<string, string> {
+  return new Map(cfg.devices.map((d) => [d.id, d.profile]));
 }
 
 /**

@@ -91,6 +91,9 @@ function describe(message: string, schema: TSchema, value: unknown): string {
   if (schema.enum || schema.anyOf) {
     const options = (schema.anyOf as TSchema[] | undefined)?.map((s) => s.const).filter((x) => x !== undefined);
     if (options && options.length) return `${message}: got ${preview(value)}, expected one of ${options.map((o) => JSON.stringify(o)).join(', ')}`;
+    // A union of types (number or boolean) is named by its types, not as "expected union value".
+    const types = (schema.anyOf as TSchema[] | undefined)?.map((s) => s.type).filter((t): t is string => typeof t === 'string');
+    if (types && types.length && types.length === (schema.anyOf as TSchema[]).length) return `expected ${types.join(' or ')}, got ${preview(value)}`;
   }
   return `${message.toLowerCase()}, got ${preview(value)}`;
 }

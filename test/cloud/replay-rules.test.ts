@@ -97,6 +97,26 @@ describe('replayed readings under the configured rules', () => {
     expect(await c.ingest(MH.gw, t, payload(MH.id, 23, { tilt_deg: 30 }))).toMatchObject({ cases: [{ action: 'opened' }], alarms: [{ action: 'raised' }] });
   });
 
+  it('a per-device override with a string limit, a point its device lacks and a misspelt key is refused, not kept as a rule that never fires', async () => {
+    const set = defaultRuleSet(profiles);
+    set.devices = { [WL.id]: [{ id: 'level-tier1', value: '0.5', point: 'no_such_point', valeu: 0.5 } as never] };
+    const err = await buildCloud({ db, district, profiles, rules: set, escalation: false, emergency: false }).then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CS_CLOUD_RULES_INVALID' });
+    const message = (err as Error).message;
+    expect(message).toContain(`devices.${WL.id}[0].valeu: unknown key`);
+    expect(message).toContain(`devices.${WL.id}[0].value: expected number or boolean, got "0.5"`);
+    expect(message).toContain(`devices.${WL.id}[0].point: device "${WL.id}" (water-level) has no point "no_such_point"`);
+  });
+
+  it('a per-device override of a rule its device\'s kind does not have is refused', async () => {
+    const set = defaultRuleSet(profiles);
+    // A manhole cover's rule; XZ-WL-001 is a water-level gauge.
+    const other = set.kinds['manhole-cover'].find((r) => r.kind === 'threshold')!.id;
+    set.devices = { [WL.id]: [{ id: other, disabled: true }] };
+    await expect(buildCloud({ db, district, profiles, rules: set, escalation: false, emergency: false }))
+      .rejects.toMatchObject({ code: 'CS_CLOUD_RULES_INVALID', message: expect.stringContaining(`devices.${WL.id}[0].id: device "${WL.id}" is a water-level, which has no rule "${other}"`) });
+  });
+
   it('a cloud given a rule set naming a point its profile lacks refuses to start, naming the key', async () => {
     const set = defaultRuleSet(profiles);
     set.kinds['water-level'] = [{ kind: 'threshold', id: 'x', point: 'levl_m', op: '>', value: 1, hazard: 'waterlogging', severity: 'major', class: 'urgent' }];

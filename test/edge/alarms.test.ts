@@ -12,7 +12,7 @@ import { defaultRuleSet } from '../../devices/rules.ts';
 import { buildSimulator } from '../../devices/simulator.ts';
 import { buildEdge } from '../../edge/edge.ts';
 import { createAlarmRules } from '../../edge/alarms.ts';
-import { loadEdgeConfig, type EdgeConfigInput } from '../../edge/config.ts';
+import { loadEdgeConfig, validateEdgeConfig, type EdgeConfigInput } from '../../edge/config.ts';
 import { recordingBroker, until } from './helpers.ts';
 
 /** The edge's local alarms judge by the shared rule set (devices/rules.ts), emergency limits included. */
@@ -104,6 +104,36 @@ describe('edge alarms from the shared rule set', () => {
     expect(r.evaluate('WL-1', 'water-level', { level_m: 0.79 }, 2000, false)).toMatchObject([{ rule: 'level-tier2', active: false }]);
     // An implausible value (outside the gauge's range) is not judged.
     expect(r.evaluate('WL-1', 'water-level', { level_m: 99 }, 3000, false)).toEqual([]);
+  });
+
+  it('a per-device override with a string limit, a point its device lacks and a misspelt key is refused at load, not kept as a rule that never fires', () => {
+    const dir = tempDir();
+    const rules = defaultRuleSet(profiles);
+    const bad = { id: 'level-tier1', value: '0.5', point: 'no_such_point', valeu: 0.5 };
+    rules.devices = { 'WL-1': [bad as never] };
+    writeFileSync(join(dir, 'rules.json'), JSON.stringify(rules));
+    writeFileSync(join(dir, 'edge.yaml'), `gateway: ${GW}\nmqtt: { url: "mqtt://127.0.0.1:1", username: u, password: p }\nrules: rules.json\nbuses: [{ id: bus-a, port: 502 }]\ndevices: [{ id: WL-1, profile: water-level, bus: bus-a, unitId: 1 }]\n`);
+    let err: ConfigError | undefined;
+    try {
+      loadEdgeConfig(join(dir, 'edge.yaml'), profiles);
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.code).toBe('CS_DEV_RULES_INVALID');
+    expect(err!.file).toBe(join(dir, 'rules.json'));
+    expect(err!.problems).toEqual(expect.arrayContaining([
+      { key: 'devices.WL-1[0].valeu', message: 'unknown key (a threshold rule has: hazard, severity, class, kind, point, op, value, hysteresis, holdMs, emergencyValue)' },
+      { key: 'devices.WL-1[0].value', message: 'expected number or boolean, got "0.5"' },
+      { key: 'devices.WL-1[0].point', message: 'device "WL-1" (water-level) has no point "no_such_point"' },
+    ]));
+    // The same override inline in the edge config is refused too.
+    const inline = defaultRuleSet(profiles);
+    inline.devices = { 'WL-1': [bad as never] };
+    expect(() => validateEdgeConfig({
+      gateway: GW, mqtt: { url: 'mqtt://127.0.0.1:1', username: 'u', password: 'p' }, rules: inline,
+      buses: [{ id: 'bus-a', port: 502 }], devices: [{ id: 'WL-1', profile: 'water-level', bus: 'bus-a', unitId: 1 }],
+    }, profiles)).toThrow(/rules\.devices\.WL-1\[0\]\.valeu: unknown key[\s\S]*rules\.devices\.WL-1\[0\]\.point: device "WL-1"/);
   });
 
   it('an edge config naming a rule set with an unknown point is refused at load, naming the key', () => {
