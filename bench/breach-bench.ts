@@ -21,6 +21,7 @@ import { buildDemo, DEMO_DISTRICT } from '../cli/demo.ts';
 import { simSet } from '../cli/run-sim.ts';
 import { gatewayOf } from '../devices/district.ts';
 import { topics } from '../lib/topics.ts';
+import { isRunning } from '../lib/vocabulary.ts';
 import { nowMs, summarize, type LatencySummary } from './stats.ts';
 
 const BG_IN_FLIGHT = 8;
@@ -154,7 +155,7 @@ export async function runBreachBench(opts: BreachBenchOptions): Promise<BreachBe
     /** Voids whatever case the device has open, so that the next trial opens a fresh one. */
     const voidOpen = async (device: string): Promise<void> => {
       const list = (await demo.cloud.app.inject({ url: `/api/cases?device=${device}&limit=10`, headers: auth })).json() as { items: { id: string; state: string }[] };
-      for (const c of list.items.filter((x) => ['registered', 'dispatched', 'accepted'].includes(x.state))) {
+      for (const c of list.items.filter((x) => isRunning(x.state))) {
         await demo.cloud.app.inject({ method: 'POST', url: `/api/cases/${c.id}/void`, headers: auth, payload: { reason: 'benchmark trial' } });
       }
     };

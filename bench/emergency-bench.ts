@@ -21,6 +21,7 @@ import { startCloud, type BareRound, type EmergencyRound } from './emergency-clo
 import type { EmergencyWorkerJob } from './emergency-worker.ts';
 import { SERVICE, account, gatewayName } from './identities.ts';
 import { Worker, all } from './ipc.ts';
+import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 
 /** Clients per simulated-gateway process (one Node process holds ~20k files here, docs/architecture.md#platform-notes). */
 export const CLIENTS_PER_PROCESS = 2_000;
@@ -97,7 +98,7 @@ export async function fanoutAlone(names: string[]): Promise<number> {
   const fanout = createCommandFanout({ publish: async () => {}, gateways: () => names, isOnline: () => true, now: Date.now, logger: silentLogger() });
   try {
     const t0 = performance.now();
-    await fanout.begin('mode-1', { type: 'set-mode', mode: 'fast', pollMs: 200 });
+    await fanout.begin('mode-1', { type: 'set-mode', mode: 'fast', pollMs: DEFAULT_FAST_POLL_MS });
     for (const gw of names) fanout.onAck(gw, { id: 'mode-1', outcome: 'ok' });
     await fanout.settled();
     return performance.now() - t0;

@@ -24,9 +24,10 @@ import { check } from '../lib/schema.ts';
 import { parseTopic, topics } from '../lib/topics.ts';
 import { SERVICE, account } from './identities.ts';
 import { nowMs } from './stats.ts';
+import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 
 /** Poll interval the fast-mode command carries (the service's default). */
-export const FAST_POLL_MS = 200;
+const FAST_POLL_MS = DEFAULT_FAST_POLL_MS;
 
 const ORANGE = readFileSync(new URL('../test/fixtures/cap/orange-typhoon.xml', import.meta.url), 'utf8');
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { District } from '../devices/district.ts';
-import { EMERGENCY_CAP_HOURS } from '../lib/vocabulary.ts';
+import { DEFAULT_FAST_POLL_MS, EMERGENCY_CAP_HOURS, isFinal } from '../lib/vocabulary.ts';
 import { buildDemo, type Demo } from './demo.ts';
 import { writePoint } from '../devices/sim-client.ts';
 import { eventuallyTrue } from './wait.ts';
@@ -100,7 +100,7 @@ export async function runTyphoonDrill(o: DrillOptions): Promise<DrillReport> {
   const pollMs = o.pollMs ?? 1000;
   const ackBoundMs = o.ackBoundMs ?? DEFAULT_ACK_BOUND_MS;
   const waitMs = o.waitMs ?? 30_000;
-  const demo = buildDemo({ dataDir: runDir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs, fastPollMs: o.fastPollMs ?? 250, acceptExerciseWarnings: true });
+  const demo = buildDemo({ dataDir: runDir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs, fastPollMs: o.fastPollMs ?? DEFAULT_FAST_POLL_MS, acceptExerciseWarnings: true });
   const started = Date.now();
   const say = (s: string) => o.print(`[drill +${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
   const failures: string[] = [];
@@ -165,7 +165,7 @@ export async function runTyphoonDrill(o: DrillOptions): Promise<DrillReport> {
 
     const all = await cases();
     const groups = new Map<string, number>();
-    for (const c of all.filter((x) => x.state !== 'closed' && x.state !== 'void')) groups.set(`${c.device}/${c.hazard}`, (groups.get(`${c.device}/${c.hazard}`) ?? 0) + 1);
+    for (const c of all.filter((x) => !isFinal(x.state))) groups.set(`${c.device}/${c.hazard}`, (groups.get(`${c.device}/${c.hazard}`) ?? 0) + 1);
     const duplicates = [...groups.values()].filter((n) => n > 1).reduce((a, n) => a + n - 1, 0);
     if (duplicates) failures.push(`${duplicates} duplicate open cases`);
     // The period's cases keep it after the mode ended (for evaluation); device health keeps its normal period.

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { createLogger, logFormat } from '../lib/log.ts';
+import { isFinal } from '../lib/vocabulary.ts';
 import { buildDemo } from './demo.ts';
 import { runUntilSignal } from './wait.ts';
 
@@ -42,7 +43,7 @@ export async function runDemo(o: { dataDir: string; districtFile?: string; profi
   const seen = new Map<string, string>();
   const earlier = (await listCases()) ?? [];
   for (const c of earlier) seen.set(c.id, c.severity);
-  const stillOpen = earlier.filter((c) => !['closed', 'void'].includes(c.state)).length;
+  const stillOpen = earlier.filter((c) => !isFinal(c.state)).length;
   if (earlier.length) say(`${earlier.length} cases from earlier runs of ${o.dataDir} (${stillOpen} still open): ${at.http}/api/cases`);
   const watch = setInterval(async () => {
     try {

@@ -9,8 +9,10 @@ import type { Role } from './tokens.ts';
  * the case as rework.
  */
 
-export const CASE_STATES = ['registered', 'dispatched', 'accepted', 'handled', 'deferred', 'closed', 'void'] as const;
-export type CaseState = (typeof CASE_STATES)[number];
+import { CASE_STATES, FINAL_STATES, isFinal, isRunning, RUNNING_STATES, type CaseState } from '../lib/vocabulary.ts';
+
+// The states are vocabulary (lib/vocabulary.ts); the transitions between them are this module's.
+export { CASE_STATES, FINAL_STATES, isFinal, isRunning, RUNNING_STATES, type CaseState };
 
 export const CASE_ACTIONS = ['dispatch', 'accept', 'handle', 'verify', 'rework', 'extend', 'defer', 'void', 'reopen'] as const;
 export type CaseAction = (typeof CASE_ACTIONS)[number];
@@ -58,16 +60,6 @@ export function nextState(state: CaseState, action: CaseAction, resumeState?: st
 export function illegalMessage(id: string, state: CaseState, action: CaseAction): string {
   const legal = legalActions(state);
   return `cannot ${action} case ${id}: it is ${state}; ${legal.length ? `allowed now: ${legal.join(', ')}` : 'no action is allowed in that state'}`;
-}
-
-/** States in which a case still runs against its deadline (reminders, escalation, overdue). */
-export const RUNNING_STATES: readonly CaseState[] = ['registered', 'dispatched', 'accepted'];
-
-/** States in which a case is over; every other state is open (the database's partial unique indexes repeat this). */
-export const FINAL_STATES: readonly CaseState[] = ['closed', 'void'];
-
-export function isRunning(state: string): boolean {
-  return (RUNNING_STATES as readonly string[]).includes(state);
 }
 
 /** Overdue: running past its deadline. */

@@ -26,6 +26,21 @@ export const CaseClassT = literals(CASE_CLASSES);
 /** Lower is more pressing. */
 export const classRank = (c: CaseClass): number => CASE_CLASSES.indexOf(c);
 
+/** The states of a case (GB/T 30428.8; the state machine is cloud/workflow.ts, docs/domain.md#the-case). */
+export const CASE_STATES = ['registered', 'dispatched', 'accepted', 'handled', 'deferred', 'closed', 'void'] as const;
+export type CaseState = (typeof CASE_STATES)[number];
+/** States in which a case still runs against its deadline (reminders, escalation, overdue). */
+export const RUNNING_STATES: readonly CaseState[] = ['registered', 'dispatched', 'accepted'];
+/**
+ * States in which a case is over; every other state is open. The partial unique indexes of the
+ * released migrations spell this list in SQL (cloud/db/migrations.ts, OPEN_CASE_PREDICATE).
+ */
+export const FINAL_STATES: readonly CaseState[] = ['closed', 'void'];
+/** Does the case still run against its deadline? */
+export const isRunning = (state: string): boolean => (RUNNING_STATES as readonly string[]).includes(state);
+/** Is the case over (closed or void)? */
+export const isFinal = (state: string): boolean => (FINAL_STATES as readonly string[]).includes(state);
+
 /** The city's mode (docs/domain.md, emergency mode). */
 export const CITY_MODES = ['normal', 'emergency'] as const;
 export type CityMode = (typeof CITY_MODES)[number];

@@ -9,8 +9,9 @@ import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } fr
  */
 
 /**
- * The predicate of the partial unique index: not in FINAL_STATES (cloud/workflow.ts), spelt out
- * because released migrations never change; ON CONFLICT targets must repeat it verbatim.
+ * The predicate of the partial unique index: not in FINAL_STATES (lib/vocabulary.ts), spelt out
+ * because released migrations never change; ON CONFLICT targets must repeat it verbatim
+ * (test/cloud/workflow.test.ts holds it to the vocabulary).
  */
 export const OPEN_CASE_PREDICATE = sql<boolean>`state not in ('closed', 'void')`;
 

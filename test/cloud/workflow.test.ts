@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import { CASE_ACTIONS, CASE_STATES, TRANSITIONS, ACTION_ROLES, type CaseAction, type CaseState } from '../../cloud/workflow.ts';
+import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
+import { OPEN_CASE_PREDICATE } from '../../cloud/db/migrations.ts';
+import { FINAL_STATES, isFinal } from '../../lib/vocabulary.ts';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
 /**
@@ -304,5 +307,21 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
       expect((await get('/api/routing', tok.operator)).json().categories['cover-open']).toMatchObject({ group: 'manhole' });
       expect((await get('/api/calendar', tok.operator)).json().holidays).toContain('2026-10-01');
     });
+  });
+});
+
+describe('the open-case predicate of the released migrations', () => {
+  it('names exactly the final states of the vocabulary (a state added to FINAL_STATES cannot drift from the SQL)', () => {
+    // Compiled without a database: the SQL text the partial unique indexes and ON CONFLICT targets carry.
+    const db = new Kysely<unknown>({ dialect: {
+      createAdapter: () => new SqliteAdapter(), createDriver: () => new DummyDriver(),
+      createIntrospector: (k) => new SqliteIntrospector(k), createQueryCompiler: () => new SqliteQueryCompiler(),
+    } });
+    const text = OPEN_CASE_PREDICATE.compile(db).sql;
+    const m = /^state not in \(((?:'[a-z-]+'(?:, )?)+)\)$/.exec(text);
+    expect(m, text).not.toBeNull();
+    const named = m![1].split(', ').map((s) => s.slice(1, -1));
+    expect([...named].sort()).toEqual([...FINAL_STATES].sort());
+    expect(CASE_STATES.filter((s) => !named.includes(s)).every((s) => !isFinal(s))).toBe(true);
   });
 });
