@@ -55,6 +55,22 @@ describe('the house', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('case states and the fast-poll default are spelt out only in lib/vocabulary.ts', () => {
+    const patterns = [
+      /'closed',\s*'void'/,
+      /'void',\s*'closed'/,
+      /'closed'\s*&&[^\n]*'void'/,
+      /'registered',\s*'dispatched'/,
+      /'handled',\s*'deferred'/,
+      /(FAST_POLL_MS\s*=|fastPollMs\s*\?\?|mode: 'fast',\s*pollMs:)\s*\d/i,
+    ];
+    // The released migrations' predicate stays word for word (test/cloud/workflow.test.ts holds it to FINAL_STATES).
+    const released = (p: string) => p === 'cloud/db/migrations.ts'
+      ? text(p).replace("export const OPEN_CASE_PREDICATE = sql<boolean>`state not in ('closed', 'void')`;", '') : text(p);
+    const offenders = sources.filter((p) => p !== 'lib/vocabulary.ts' && patterns.some((re) => re.test(released(p))));
+    expect(offenders).toEqual([]);
+  });
+
   it('no file cites a document outside the repository', () => {
     const files = [...sources, ...walk(join(ROOT, 'test')).map((p) => relative(ROOT, p)), 'README.md', ...walk(join(ROOT, 'docs')).map((p) => relative(ROOT, p)),
       ...walk(join(ROOT, 'devices')).map((p) => relative(ROOT, p)).filter((p) => p.endsWith('.yaml'))];
