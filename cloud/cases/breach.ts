@@ -61,7 +61,8 @@ async function updateOpenCase(trx: Kysely<DB>, ctx: BreachContext): Promise<Case
   const key = mergeKeyFor(env.categories, breach.hazard, breach.class);
   // The UPDATE first: on PostgreSQL it locks the row, so what RETURNING gives is current.
   const row = await trx.updateTable('cases')
-    .set({ breach_count: sql`breach_count + 1`, last_value: JSON.stringify(breach.value), updated_at: at })
+    // A replayed (historical) breach is older than what the case shows: counted, never its last value or time.
+    .set(ctx.historical ? { breach_count: sql`breach_count + 1` } : { breach_count: sql`breach_count + 1`, last_value: JSON.stringify(breach.value), updated_at: at })
     .where('device', '=', device.id)
     .where((eb) => eb.or([eb('merge_key', '=', key), eb('hazard', '=', breach.hazard)]))
     .where(OPEN_CASE_PREDICATE)

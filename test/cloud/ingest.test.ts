@@ -198,6 +198,19 @@ describe.each(BACKENDS)('ingest on $backend', ({ backend, skip }: { backend: Bac
       expect((await rows('cases'))[0].breach_count).toBe(2);
     });
 
+    it('a historical (replayed) breach does not overwrite the open case\'s last value and updated time with an older value', async () => {
+      const t = topics.up(WL.gw, WL.id);
+      await cloud.ingest(WL.gw, t, payload(WL.id, 2, { level_m: 0.9 }));
+      const before = (await rows('cases'))[0];
+      clock += 60_000;
+      const r = await cloud.ingest(WL.gw, t, payload(WL.id, 1, { level_m: 0.88 }, { historical: true }));
+      expect(r).toMatchObject({ status: 'stored', cases: [{ action: 'updated' }] });
+      const after = (await rows('cases'))[0];
+      expect(JSON.parse(after.last_value)).toBe(0.9);
+      expect(Number(after.updated_at)).toBe(Number(before.updated_at));
+      expect(after.breach_count).toBe(2);
+    });
+
     it(`keeps one open case when two cloud instances on ${sameDb} ingest the same breach concurrently`, async () => {
       const second = await newCloud();
       const t = topics.up(WL.gw, WL.id);
