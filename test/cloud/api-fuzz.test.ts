@@ -14,6 +14,49 @@ import { district, freshDatabase, profiles, reading } from './fixtures.ts';
  * config (the one auth enforces: `app.routeAccess`) does not allow, nor a crew another unit's data.
  */
 
+/**
+ * Who may call each route, as README states it ("The API" table and its role notes, the roles table
+ * of "Cases", "Set up" for the dashboard's files), written out here rather than read from the code:
+ * `app.routeAccess` must equal it route by route, so a route whose roles were widened (or narrowed)
+ * in the code without the README fails here. A new route needs its row. HEAD mirrors GET.
+ */
+const ANY = ['admin', 'operator', 'commander', 'verifier', 'crew'] as const;
+const PUBLIC = 'public' as const;
+const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
+  'GET /healthz': PUBLIC,
+  'GET /': PUBLIC,
+  'GET /web/dashboard.js': PUBLIC,
+  'GET /web/dashboard.css': PUBLIC,
+  'GET /web/points.json': ANY,
+  'GET /api/devices': ANY,
+  'GET /api/devices/:id': ANY,
+  'GET /api/devices/:id/readings': ANY,
+  'GET /api/cases': ANY,
+  'GET /api/cases/:id': ANY,
+  'POST /api/cases/:id/dispatch': ['operator', 'commander', 'admin'],
+  'POST /api/cases/:id/accept': ['crew', 'commander', 'admin'],
+  'POST /api/cases/:id/handle': ['crew', 'admin'],
+  'POST /api/cases/:id/verify': ['verifier', 'admin'],
+  'POST /api/cases/:id/rework': ['verifier', 'admin'],
+  'POST /api/cases/:id/extend': ['commander', 'admin'],
+  'POST /api/cases/:id/defer': ['commander', 'admin'],
+  'POST /api/cases/:id/void': ['operator', 'commander', 'admin'],
+  'POST /api/cases/:id/reopen': ['operator', 'commander', 'verifier', 'admin'],
+  'GET /api/alarms': ANY,
+  'POST /api/alarms/:id/ack': ['operator', 'commander', 'admin', 'crew'],
+  'GET /api/units': ANY,
+  'GET /api/rules': ANY,
+  'GET /api/routing': ANY,
+  'GET /api/calendar': ANY,
+  'GET /api/events': ANY,
+  'GET /api/emergency': ANY,
+  'POST /api/emergency': ['commander', 'admin'],
+  'POST /api/warnings': ['commander', 'admin'],
+  'GET /api/situation': ['operator', 'commander', 'verifier', 'admin'],
+};
+/** The OpenAPI docs (`/docs`, `/docs/json`...): public by path (cloud/http/auth.ts), not by route config. */
+const isDocs = (route: string) => / \/docs(\/|$)/.test(route);
+
 const SEED = 0x5eed_c17e;
 const REQUESTS = 2_100;
 const T0 = Date.parse('2026-11-25T02:00:00Z');
@@ -190,6 +233,21 @@ describe('REST fuzz over every route and role', () => {
     req.end();
   });
 
+  it('every route grants exactly the roles README documents: a route widened (or narrowed) in the code alone fails here', () => {
+    const documented = (key: string) => DOCUMENTED_ACCESS[key.startsWith('HEAD ') ? `GET ${key.slice(5)}` : key];
+    const mismatches: string[] = [];
+    for (const [key, a] of cloud.app.routeAccess) {
+      if (isDocs(key)) continue;
+      const d = documented(key);
+      if (d === undefined) { mismatches.push(`${key}: no documented roles (add it to README's API section and to DOCUMENTED_ACCESS)`); continue; }
+      const want = d === PUBLIC ? 'public' : [...d].sort().join(',');
+      const got = a.public ? 'public' : [...a.roles].sort().join(',');
+      if (got !== want) mismatches.push(`${key}: code grants ${got}, README documents ${want}`);
+    }
+    for (const key of Object.keys(DOCUMENTED_ACCESS)) if (!cloud.app.routeAccess.has(key)) mismatches.push(`${key}: documented but not served`);
+    expect(mismatches).toEqual([]);
+  });
+
   it(`answers ${REQUESTS} seeded hostile requests without a 5xx, an undocumented error body or a forbidden 2xx`, async () => {
     const ops: Operation[] = [];
     for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, Schema>>)) {
@@ -206,7 +264,9 @@ describe('REST fuzz over every route and role', () => {
     for (const op of ops) {
       const a = cloud.app.routeAccess.get(`${op.method} ${op.route}`);
       expect(a, `${op.method} ${op.route} has no route config`).toBeDefined();
-      access.set(op, a!);
+      // Judged against README's roles, not only the code's own config (the test above checks they agree).
+      const d = DOCUMENTED_ACCESS[`${op.method} ${op.route}`];
+      access.set(op, d === undefined ? a! : d === PUBLIC ? { public: true, roles: [] } : { public: false, roles: d as RouteAccess['roles'] });
     }
     expect(ops.length).toBeGreaterThanOrEqual(25);
 
