@@ -10,6 +10,7 @@ import { openDatabase, type DbOptions } from './db/database.ts';
 import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } from './ingest.ts';
 import type { ReadingLimits } from './reading-check.ts';
 import { createIntake } from './intake.ts';
+import { createCloudMetrics } from './metrics.ts';
 import { createEdgeAlarmIngestor, type EdgeAlarmResult, type EdgeAlarmStats } from './edge-alarms/ingest.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
@@ -174,6 +175,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
     policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ mod: 'case-clock' }),
   });
+  const metrics = createCloudMetrics(() => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }));
   const gatewayStates = new Map<string, GatewayState>();
   // The newest edge health per gateway (bus and slave counters, outbox depth), shown by the device API.
   const gatewayHealth = new Map<string, { at: number; health: EdgeHealth }>();
@@ -241,7 +243,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
-    routing,
+    routing, metrics: metrics.scrape,
   });
   registerCaseRoutes(app, {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,

@@ -27,6 +27,8 @@ export interface RouteDeps {
   gatewayHealth?: ReadonlyMap<string, { at: number; health: EdgeHealth }>;
   mqttStatus(): 'connected' | 'disconnected' | 'disabled';
   routing?: Routing;
+  /** The Prometheus text of this cloud's counters (cloud/metrics.ts); no `/metrics` route when omitted. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /** A device counts as offline when silent for this many poll intervals. */
@@ -51,6 +53,20 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
     const body = { status: dbOk ? 'ok' as const : 'degraded' as const, db: dbOk ? 'ok' as const : 'error' as const, mqtt: deps.mqttStatus() };
     return reply.code(dbOk ? 200 : 503).send(body);
   });
+
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', {
+      config: { roles: ['admin', 'operator'] },
+      schema: {
+        summary: 'Ingest counters in Prometheus text: readings and edge alarms by outcome, conflicts, rejections by reason, suppressed warnings',
+        tags: ['health'], produces: ['text/plain'], response: { 200: { type: 'string' }, ...S.authErrors },
+      },
+    }, async (_req, reply) => {
+      const m = await metrics();
+      return reply.type(m.contentType).send(m.body);
+    });
+  }
 
   // ---- devices -------------------------------------------------------------------------------
 

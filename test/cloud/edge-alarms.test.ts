@@ -134,6 +134,8 @@ describe('edge alarms in the cloud', () => {
     const { storedHash, hash } = clash as { storedHash: string; hash: string };
     expect(storedHash).not.toBe(hash);
     expect(cloud.stats().edgeAlarms).toMatchObject({ stored: 1, duplicates: 1, conflicts: 1 });
+    const scrape = await cloud.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${await cloud.tokens.create('admin')}` } });
+    expect(scrape.body).toMatch(/^cs_cloud_edge_alarm_conflicts_total 1$/m);
     expect(lines.find((l) => l.level === 40 && /conflicting edge alarm/.test(l.msg))).toMatchObject({ gateway: MH.gw, device: MH.id, seq: 7, storedHash, hash });
     expect((await rows(db)).edge).toMatchObject([{ seq: 7, active: 1 }]);
   });

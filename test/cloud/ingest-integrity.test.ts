@@ -100,6 +100,15 @@ describe.each(BACKENDS)('ingest integrity on $backend', ({ backend, skip }: { ba
       const { storedHash, hash } = clash as { storedHash: string; hash: string };
       expect(storedHash).not.toBe(hash);
       expect(cloud.stats()).toMatchObject({ stored: 1, duplicates: 2, conflicts: 1 });
+      // Counted in a metric: GET /metrics (Prometheus text) for admin and operator, not for a crew or without a token.
+      const scrape = await cloud.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${await cloud.tokens.create('operator')}` } });
+      expect(scrape.statusCode).toBe(200);
+      expect(scrape.headers['content-type']).toMatch(/^text\/plain/);
+      expect(scrape.body).toMatch(/^cs_cloud_reading_conflicts_total 1$/m);
+      expect(scrape.body).toMatch(/^cs_cloud_readings_total\{outcome="duplicate"\} 2$/m);
+      expect((await cloud.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${await cloud.tokens.create('crew', 'xz-drainage')}` } })).json())
+        .toMatchObject({ statusCode: 403, code: 'CS_CLOUD_FORBIDDEN' });
+      expect((await cloud.app.inject({ url: '/metrics' })).statusCode).toBe(401);
       const warning = lines.find((l) => l.level === 40 && /conflicting reading/.test(l.msg));
       expect(warning).toMatchObject({ gateway: WL.gw, device: WL.id, seq: 9, stream: 'abc', storedHash, hash });
       // The first copy is kept.
@@ -227,6 +236,9 @@ describe.each(BACKENDS)('ingest integrity on $backend', ({ backend, skip }: { ba
       const MH = { gw: 'gw-xz-gongbei', id: 'XZ-MH-001' };
       await cloud.ingest(MH.gw, topics.up(MH.gw, MH.id), Buffer.from('{'));
       expect(cloud.stats()).toMatchObject({ rejected: { 'bad-json': 201 }, warningsSuppressed: 195 });
+      const scrape = (await cloud.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${await cloud.tokens.create('admin')}` } })).body;
+      expect(scrape).toMatch(/^cs_cloud_readings_rejected_total\{reason="bad-json"\} 201$/m);
+      expect(scrape).toMatch(/^cs_cloud_warnings_suppressed_total\{path="readings"\} 195$/m);
       const warnings = () => lines.filter((l) => l.level === 40);
       expect(warnings().filter((l) => l.gateway === WL.gw)).toHaveLength(5);
       expect(warnings().filter((l) => l.gateway === MH.gw)).toHaveLength(1);
