@@ -24,6 +24,7 @@ const ANY = ['admin', 'operator', 'commander', 'verifier', 'crew'] as const;
 const PUBLIC = 'public' as const;
 const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /healthz': PUBLIC,
+  'GET /metrics': ['admin', 'operator'],
   'GET /': PUBLIC,
   'GET /web/dashboard.js': PUBLIC,
   'GET /web/dashboard.css': PUBLIC,
