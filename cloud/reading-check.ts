@@ -1,4 +1,5 @@
 import { payloadHash } from './intake.ts';
+import { READING_MAX_AGE_MS } from '../lib/retention.ts';
 import type { Profile } from '../devices/profile.ts';
 import type { Reading } from '../lib/messages.ts';
 
@@ -17,7 +18,7 @@ export interface ReadingLimits {
   maxAgeMs: number;
 }
 
-export const DEFAULT_READING_LIMITS: ReadingLimits = { maxSkewMs: 5 * 60_000, maxAgeMs: 90 * 24 * 3_600_000 };
+export const DEFAULT_READING_LIMITS: ReadingLimits = { maxSkewMs: 5 * 60_000, maxAgeMs: READING_MAX_AGE_MS };
 
 export type ReadingProblem =
   | { reason: 'ts-future' | 'ts-too-old' | 'unknown-point' | 'point-type'; message: string };

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { OUTBOX_MAX_AGE_MS } from '../lib/retention.ts';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../lib/config.ts';
 import { check, type SchemaProblem } from '../lib/schema.ts';
@@ -97,6 +98,11 @@ export const EdgeOutbox = Type.Object({
   sync: Type.Union([Type.Literal('full'), Type.Literal('normal')], { default: 'full' }),
   /** Publishes awaiting their PUBACK at once. */
   inflight: Type.Integer({ minimum: 1, maximum: 1000, default: 64 }),
+  /**
+   * Retention: an entry held longer is dropped, counted (`outbox.expired` in health) and logged; the
+   * cloud accepts readings a day older than this default (lib/retention.ts), so it refuses none the edge replays.
+   */
+  maxAgeMs: Type.Integer({ minimum: 60_000, default: OUTBOX_MAX_AGE_MS }),
 }, { additionalProperties: false });
 
 export const EdgeFastMode = Type.Object({

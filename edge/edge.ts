@@ -109,7 +109,9 @@ export function buildEdge(opts: EdgeOptions): Edge {
   let modeTimer: NodeJS.Timeout | undefined;
   let refusing = false;
   /** The outbox's figures when stop() closed it. */
-  let finalOutbox: OutboxStats = { depth: 0, appended: 0, acked: 0, dropped: 0 };
+  let finalOutbox: OutboxStats = { depth: 0, appended: 0, acked: 0, dropped: 0, expired: 0 };
+  /** Expired entries already logged. */
+  let expiredLogged = 0;
   let boxClosed = false;
 
   const iso = () => new Date(now()).toISOString();
@@ -198,9 +200,19 @@ export function buildEdge(opts: EdgeOptions): Edge {
     }
     return {
       ts: iso(), gateway: gw, mode: mode.mode, seq: seq?.last ?? 0,
-      outbox: outbox ? { ...outbox.stats(), inflight: pump.inflight } : { depth: 0, appended: 0, acked: 0, dropped: 0, inflight: 0 },
+      outbox: outbox ? { ...outboxStats(), inflight: pump.inflight } : { depth: 0, appended: 0, acked: 0, dropped: 0, expired: 0, inflight: 0 },
       published: pump.published, suppressed: counts.suppressed, buses,
     };
+  }
+
+  /** The outbox's figures; logs entries its retention dropped since the last look. */
+  function outboxStats(): OutboxStats {
+    const s = outbox!.stats();
+    if (s.expired > expiredLogged) {
+      log.warn({ expired: s.expired - expiredLogged, maxAgeMs: config.outbox.maxAgeMs }, 'outbox entries older than its retention dropped (the cloud would refuse them as ts-too-old)');
+      expiredLogged = s.expired;
+    }
+    return s;
   }
 
   function publishHealth(): void {
@@ -215,7 +227,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
     config = validateEdgeConfig(opts.config, opts.profiles, `(edge ${gw} config)`);
     alarmRules = createAlarmRules({ rules: edgeRuleSet(config, opts.profiles), debounceMs: config.alarms.debounceMs });
     seq = openSeqStore(opts.dataDir);
-    const limits = { maxEntries: config.outbox.maxEntries, dropPolicy: config.outbox.dropPolicy };
+    const limits = { maxEntries: config.outbox.maxEntries, dropPolicy: config.outbox.dropPolicy, maxAgeMs: config.outbox.maxAgeMs, now };
     outbox = opts.outbox ?? (config.outbox.kind === 'memory'
       ? createMemoryOutbox(limits)
       : openSqliteOutbox({ dataDir: opts.dataDir, sync: config.outbox.sync, ...limits }));

@@ -9,7 +9,9 @@ import { EdgeErrors } from './errors.ts';
  * A reading is *accepted* once append() resolved: the durable outbox has committed it to disk by
  * then, so a crash, a power cut or an outage of any length loses nothing accepted (MQTT.js #607,
  * thingsboard-gateway #2124). Entries leave only by ack() (the PUBACK) or by the drop policy, which
- * is explicit and counted (Telegraf #914 dropped silently).
+ * is explicit and counted (Telegraf #914 dropped silently), or by the retention `maxAgeMs`: an
+ * entry older than the cloud accepts (its `readings.maxAgeMs`, the same default, lib/retention.ts)
+ * would be refused there, so it is dropped here, counted as `expired` and logged by the edge.
  *
  * Two implementations run one contract suite (test/edge/outbox.test.ts, after aedes-persistence
  * abstract.js): `createMemoryOutbox` (tests) and `openSqliteOutbox` (the gateway's default).
@@ -27,6 +29,10 @@ export interface OutboxLimits {
   maxEntries?: number;
   /** What gives when full: the oldest entries (default) or the new one. */
   dropPolicy?: DropPolicy;
+  /** Entries appended longer ago than this are dropped (counted as `expired`); default unbounded. */
+  maxAgeMs?: number;
+  /** The clock of `maxAgeMs` (default Date.now). */
+  now?: () => number;
 }
 
 export interface OutboxStats {
@@ -35,6 +41,8 @@ export interface OutboxStats {
   acked: number;
   /** Entries lost to the drop policy since open. */
   dropped: number;
+  /** Entries dropped by the retention (`maxAgeMs`) since open. */
+  expired: number;
   oldestSeq?: number;
 }
 
@@ -43,7 +51,7 @@ export interface Outbox {
   append(entry: OutboxEntry): Promise<boolean>;
   /** Removes an entry once the broker acknowledged it (resolves when the removal is committed); unknown seqs are ignored. */
   ack(seq: number): Promise<void>;
-  /** Entries not yet acknowledged with seq above `afterSeq`, oldest first, at most `limit`. */
+  /** Entries not yet acknowledged with seq above `afterSeq`, oldest first, at most `limit` (expired ones dropped first). */
   pending(limit?: number, afterSeq?: number): Promise<OutboxEntry[]>;
   /** Number of entries not yet acknowledged. */
   size(): number;
@@ -66,13 +74,23 @@ function lowerBound(list: OutboxEntry[], seq: number): number {
 export function createMemoryOutbox(limits: OutboxLimits = {}): Outbox {
   const max = limits.maxEntries ?? Infinity;
   const policy = limits.dropPolicy ?? 'drop-oldest';
-  let list: OutboxEntry[] = [];
-  const counters = { appended: 0, acked: 0, dropped: 0 };
+  const maxAge = limits.maxAgeMs ?? Infinity;
+  const now = limits.now ?? Date.now;
+  /** Entries with the time each was appended (for the retention). */
+  let list: (OutboxEntry & { at: number })[] = [];
+  const counters = { appended: 0, acked: 0, dropped: 0, expired: 0 };
+  function expire(): void {
+    if (maxAge === Infinity) return;
+    const cutoff = now() - maxAge;
+    const before = list.length;
+    list = list.filter((e) => e.at >= cutoff);
+    counters.expired += before - list.length;
+  }
   return {
     async append(entry) {
       const at = lowerBound(list, entry.seq);
       if (list[at]?.seq === entry.seq) {
-        list[at] = { ...entry };
+        list[at] = { ...entry, at: list[at].at };
         return true;
       }
       if (list.length >= max) {
@@ -84,7 +102,7 @@ export function createMemoryOutbox(limits: OutboxLimits = {}): Outbox {
         list.splice(0, n);
         counters.dropped += n;
       }
-      list.splice(lowerBound(list, entry.seq), 0, { ...entry });
+      list.splice(lowerBound(list, entry.seq), 0, { seq: entry.seq, topic: entry.topic, payload: entry.payload, at: now() });
       counters.appended += 1;
       return true;
     },
@@ -96,8 +114,9 @@ export function createMemoryOutbox(limits: OutboxLimits = {}): Outbox {
       }
     },
     async pending(limit = Infinity, afterSeq = -Infinity) {
+      expire();
       const from = lowerBound(list, Math.floor(afterSeq) + 1);
-      return list.slice(from, from + Math.min(limit, list.length)).map((e) => ({ ...e }));
+      return list.slice(from, from + Math.min(limit, list.length)).map(({ seq, topic, payload }) => ({ seq, topic, payload }));
     },
     size: () => list.length,
     stats: () => ({ depth: list.length, ...counters, ...(list.length ? { oldestSeq: list[0].seq } : {}) }),
@@ -131,17 +150,23 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
   const file = join(opts.dataDir, OUTBOX_FILE);
   const max = opts.maxEntries ?? Infinity;
   const policy = opts.dropPolicy ?? 'drop-oldest';
+  const maxAge = opts.maxAgeMs ?? Infinity;
+  const now = opts.now ?? Date.now;
   let db: SqliteDatabase;
   try {
     db = new Sqlite(file);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${opts.sync === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.exec('CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL)');
+    // When each entry was appended, for the retention; entries of an older outbox count from this open.
+    const columns = db.prepare('SELECT name FROM pragma_table_info(\'outbox\')').pluck().all() as string[];
+    if (!columns.includes('at')) db.exec(`ALTER TABLE outbox ADD COLUMN at INTEGER NOT NULL DEFAULT ${Math.floor(now())}`);
   } catch (err) {
     throw new CsError(EdgeErrors.OUTBOX, `cannot open the outbox ${file}: ${(err as Error).message}`, { file });
   }
   const stmts = {
-    insert: db.prepare('INSERT OR REPLACE INTO outbox (seq, topic, payload) VALUES (?, ?, ?)'),
+    insert: db.prepare('INSERT OR REPLACE INTO outbox (seq, topic, payload, at) VALUES (?, ?, ?, ?)'),
+    expire: db.prepare('DELETE FROM outbox WHERE at < ?'),
     exists: db.prepare('SELECT 1 FROM outbox WHERE seq = ?').pluck(),
     del: db.prepare('DELETE FROM outbox WHERE seq = ?'),
     dropOldest: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)'),
@@ -150,7 +175,7 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     pending: db.prepare('SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
   let depth = stmts.count.get() as number;
-  const counters = { appended: 0, acked: 0, dropped: 0 };
+  const counters = { appended: 0, acked: 0, dropped: 0, expired: 0 };
   type Op = { kind: 'append'; entry: OutboxEntry; done: (stored: boolean) => void; fail: (e: Error) => void } | { kind: 'ack'; seq: number; done: () => void };
   let batch: Op[] = [];
   let scheduled: NodeJS.Immediate | undefined;
@@ -167,7 +192,7 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
       }
       const { seq, topic, payload } = op.entry;
       if (stmts.exists.get(seq)) {
-        stmts.insert.run(seq, topic, payload);
+        stmts.insert.run(seq, topic, payload, Math.floor(now()));
         results.push(true);
         continue;
       }
@@ -181,7 +206,7 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
         depth -= n;
         counters.dropped += n;
       }
-      stmts.insert.run(seq, topic, payload);
+      stmts.insert.run(seq, topic, payload, Math.floor(now()));
       depth += 1;
       counters.appended += 1;
       results.push(true);
@@ -238,6 +263,11 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     async pending(limit = 1_000_000, afterSeq = -1) {
       assertOpen();
       flush();
+      if (maxAge !== Infinity) {
+        const n = stmts.expire.run(Math.floor(now() - maxAge)).changes;
+        depth -= n;
+        counters.expired += n;
+      }
       const lim = Number.isFinite(limit) ? limit : 1_000_000;
       return stmts.pending.all(Number.isFinite(afterSeq) ? afterSeq : -1, lim) as OutboxEntry[];
     },

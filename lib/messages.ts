@@ -122,6 +122,8 @@ export const EdgeHealthSchema = Type.Object({
   suppressed: Count,
   outbox: Type.Object({
     depth: Count, appended: Count, acked: Count, dropped: Count, inflight: Count, oldestSeq: Type.Optional(Count),
+    /** Entries dropped by the outbox's retention (`outbox.maxAgeMs`); optional for older edges. */
+    expired: Type.Optional(Count),
   }),
   buses: Type.Record(Type.String(), Type.Object({
     ok: Count,

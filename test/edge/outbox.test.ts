@@ -79,6 +79,19 @@ for (const [name, make] of implementations) {
       await box.close();
     });
 
+    it('an entry held longer than the retention (maxAgeMs) is dropped and counted as expired, not replayed for the cloud to refuse as ts-too-old', async () => {
+      let clock = 1_000_000;
+      const box = await make({ maxAgeMs: 60_000, now: () => clock });
+      await box.append(entry(1));
+      await box.append(entry(2));
+      clock += 30_000;
+      await box.append(entry(3));
+      clock += 30_001;
+      expect((await box.pending()).map((e) => e.seq)).toEqual([3]);
+      expect(box.stats()).toMatchObject({ depth: 1, expired: 2, dropped: 0 });
+      await box.close();
+    });
+
     it('appends many entries of one turn together and resolves each', async () => {
       const box = await make();
       const results = await Promise.all(Array.from({ length: 200 }, (_, i) => box.append(entry(i + 1))));
@@ -101,5 +114,30 @@ describe('sqlite outbox', () => {
     expect(b.size()).toBe(4);
     expect((await b.pending()).map((e) => e.seq)).toEqual([1, 3, 4, 5]);
     await b.close();
+  });
+
+  it('keeps the time each entry was appended across a reopen, and an outbox of before the retention counts its entries from the reopen', async () => {
+    const dataDir = tempDir();
+    let clock = 5_000_000;
+    const a = openSqliteOutbox({ dataDir, now: () => clock });
+    await a.append(entry(1));
+    await a.close();
+    clock += 90_000;
+    const b = openSqliteOutbox({ dataDir, maxAgeMs: 60_000, now: () => clock });
+    expect((await b.pending()).map((e) => e.seq)).toEqual([]);
+    expect(b.stats()).toMatchObject({ depth: 0, expired: 1 });
+    await b.close();
+    // A file without the column (an edge of an earlier release): its entries count from this open.
+    const old = join(tempDir(), 'x');
+    const { Sqlite } = await import('../../lib/sqlite.ts');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(old, { recursive: true });
+    const raw = new Sqlite(join(old, 'outbox.sqlite'));
+    raw.exec('CREATE TABLE outbox (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload TEXT NOT NULL)');
+    raw.prepare('INSERT INTO outbox (seq, topic, payload) VALUES (?, ?, ?)').run(7, 't', '{}');
+    raw.close();
+    const c = openSqliteOutbox({ dataDir: old, maxAgeMs: 60_000, now: () => clock });
+    expect((await c.pending()).map((e) => e.seq)).toEqual([7]);
+    await c.close();
   });
 });
