@@ -406,7 +406,7 @@ devices:
     const cfg = loadEdgeConfig(write(good), profiles);
     expect(cfg.pollMs).toBe(1000);
     expect(cfg.buses[0]).toEqual({ id: 'bus-a', type: 'tcp', host: '127.0.0.1', port: 1502, timeoutMs: 1000 });
-    expect(cfg.outbox).toEqual({ kind: 'sqlite', maxEntries: 500_000, dropPolicy: 'drop-oldest', sync: 'full', inflight: 64 });
+    expect(cfg.outbox).toEqual({ kind: 'sqlite', maxEntries: 500_000, dropPolicy: 'drop-oldest', sync: 'full', inflight: 64, maxAgeMs: 90 * 86_400_000 });
     expect(cfg.reporting.mode).toBe('poll');
   });
 
