@@ -1,14 +1,9 @@
 import { sql } from 'kysely';
 import type { Logger } from '../lib/log.ts';
 import { Reading } from '../lib/messages.ts';
-import type { District } from '../devices/district.ts';
-import type { Profile } from '../devices/profile.ts';
-import type { Breach, RuleEngine } from './rules.ts';
-import { breachEvents, recordBreach, recordClear, type AlarmChange, type CaseChange, type CaseEnv } from './cases/index.ts';
-import type { Database } from './db/database.ts';
-import type { EventBus } from './events.ts';
-import type { ModeProvider } from './mode.ts';
-import { createIntake, type Intake, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from './intake.ts';
+import type { Breach } from './rules.ts';
+import { breachEvents, recordBreach, recordClear, type AlarmChange, type CaseChange } from './cases/index.ts';
+import { createIntake, Rejection, type IngestOutcome, type IntakeCounters, type IntakeRejectReason, type PipelineDeps, type Registered } from './intake.ts';
 import { checkTime, checkValues, DEFAULT_READING_LIMITS, readingHash, type ReadingLimits } from './reading-check.ts';
 
 /**
@@ -28,47 +23,18 @@ export type RejectReason = IntakeRejectReason
 
 export type { AlarmChange } from './cases/index.ts';
 
-export type IngestResult =
-  | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
-  | { status: 'duplicate'; gateway: string; seq: number; device: string }
-  /** The key was stored before with another payload: the first is kept, this one counted and logged. */
-  | { status: 'conflict'; gateway: string; stream: string; seq: number; device: string; storedHash: string; hash: string }
-  | { status: 'rejected'; reason: RejectReason; message: string }
-  /** The database failed; the reading was not stored and should be redelivered (not acknowledged). */
-  | { status: 'failed'; reason: 'store-failed'; message: string };
+export type IngestResult = IngestOutcome<RejectReason>;
 
-export interface IngestStats {
-  stored: number;
-  duplicates: number;
-  /** Readings whose key was stored with a different payload (kept the first; logged at warning). */
-  conflicts: number;
-  rejected: Record<string, number>;
-  /** Readings the database could not take (left unacknowledged for redelivery). */
-  failed: number;
+export interface IngestStats extends IntakeCounters {
   casesOpened: number;
   casesUpdated: number;
-  /** Warning lines about rejected or conflicting readings left out by the per-gateway log limit. */
-  warningsSuppressed: number;
 }
 
 export { DEFAULT_WARN_LIMIT, type WarnLimit } from './intake.ts';
 
-export interface IngestDeps {
-  database: Database;
-  district: District;
-  profiles: Map<string, Profile>;
-  env: CaseEnv;
-  engine: RuleEngine;
-  mode: ModeProvider;
-  events: EventBus;
-  now: () => number;
-  logger: Logger;
+export interface IngestDeps extends PipelineDeps {
   /** Plausible time of a reading (DEFAULT_READING_LIMITS when omitted). */
   limits?: Partial<ReadingLimits>;
-  /** Rate of warnings per gateway (DEFAULT_WARN_LIMIT when omitted). */
-  warnLimit?: Partial<WarnLimit>;
-  /** The intake steps, shared by readings and edge alarms so one gateway's warnings share one limit (one of its own when omitted). */
-  intake?: Intake;
 }
 
 export interface Ingestor {

@@ -6,6 +6,11 @@ import { parseTopic } from '../lib/topics.ts';
 import { createRateLimiter } from '../lib/rate-limit.ts';
 import { gatewayOf, type Device, type District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
+import type { AlarmChange, CaseChange, CaseEnv } from './cases/index.ts';
+import type { Database } from './db/database.ts';
+import type { EventBus } from './events.ts';
+import type { ModeProvider } from './mode.ts';
+import type { RuleEngine } from './rules.ts';
 
 /**
  * The steps every message from a gateway takes before its own handling (readings, edge alarms;
@@ -29,12 +34,45 @@ export interface Registered { device: Device; gateway: string; profile: Profile 
 export interface WarnLimit { windowMs: number; max: number }
 export const DEFAULT_WARN_LIMIT: WarnLimit = { windowMs: 60_000, max: 20 };
 
-/** Counters the intake keeps for its user (a part of its stats). */
+/** The counters of a message kind (readings, edge alarms), the intake's part of its stats. */
 export interface IntakeCounters {
+  stored: number;
+  /** Redeliveries of a stored key with the same payload (at least once). */
+  duplicates: number;
+  /** Messages whose key was stored with a different payload (kept the first; logged at warning). */
+  conflicts: number;
   rejected: Record<string, number>;
+  /** Messages the database could not take (left unacknowledged for redelivery). */
   failed: number;
-  /** Warning lines left out by the per-gateway log limit. */
+  /** Warning lines about the gateway's rejected or conflicting messages left out by the per-gateway log limit. */
   warningsSuppressed: number;
+}
+
+/** What ingesting one message (a reading, an edge alarm) came to. */
+export type IngestOutcome<R extends string> =
+  | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
+  | { status: 'duplicate'; gateway: string; seq: number; device: string }
+  /** The key was stored before with another payload: the first is kept, this one counted and logged. */
+  | { status: 'conflict'; gateway: string; stream: string; seq: number; device: string; storedHash: string; hash: string }
+  | Rejected<R>
+  /** The database failed; not stored, to be redelivered (not acknowledged). */
+  | Failed;
+
+/** What an ingest pipeline (readings, edge alarms) works with. */
+export interface PipelineDeps {
+  database: Database;
+  district: District;
+  profiles: Map<string, Profile>;
+  env: CaseEnv;
+  engine: RuleEngine;
+  mode: ModeProvider;
+  events: EventBus;
+  now: () => number;
+  logger: Logger;
+  /** Rate of warnings per gateway (DEFAULT_WARN_LIMIT when omitted). */
+  warnLimit?: Partial<WarnLimit>;
+  /** The intake steps, shared by readings and edge alarms so one gateway's warnings share one limit (one of its own when omitted). */
+  intake?: Intake;
 }
 
 export interface IntakeSpec<S extends TSchema> {

@@ -1,14 +1,9 @@
 import type { Logger } from '../../lib/log.ts';
 import { EdgeAlarm } from '../../lib/messages.ts';
 import { limitOf, type ThresholdRule } from '../../devices/rules.ts';
-import type { District } from '../../devices/district.ts';
-import type { Profile } from '../../devices/profile.ts';
-import { breachEvents, recordBreach, type AlarmChange, type CaseChange, type CaseEnv } from '../cases/index.ts';
-import type { Database } from '../db/database.ts';
-import type { EventBus } from '../events.ts';
-import type { ModeProvider } from '../mode.ts';
-import type { Breach, RuleEngine } from '../rules.ts';
-import { createIntake, type Intake, payloadHash, Rejection, type IntakeRejectReason, type Registered, type WarnLimit } from '../intake.ts';
+import { breachEvents, recordBreach, type AlarmChange, type CaseChange } from '../cases/index.ts';
+import type { Breach } from '../rules.ts';
+import { createIntake, payloadHash, Rejection, type IngestOutcome, type IntakeCounters, type IntakeRejectReason, type PipelineDeps, type Registered } from '../intake.ts';
 
 /**
  * Ingest of one edge alarm (`cs/v1/{gw}/alarm/{device}`, lib/messages.ts EdgeAlarm), on every path a
@@ -30,45 +25,16 @@ export const MAX_ALARM_BYTES = 16 * 1024;
 
 export type EdgeAlarmRejectReason = IntakeRejectReason | 'unknown-hazard' | 'unknown-rule';
 
-export type EdgeAlarmResult =
-  | { status: 'stored'; gateway: string; seq: number; device: string; cases: CaseChange[]; alarms: AlarmChange[] }
-  | { status: 'duplicate'; gateway: string; seq: number; device: string }
-  /** The key was stored before with another payload: the first is kept, this one counted and logged. */
-  | { status: 'conflict'; gateway: string; stream: string; seq: number; device: string; storedHash: string; hash: string }
-  | { status: 'rejected'; reason: EdgeAlarmRejectReason; message: string }
-  /** The database failed; not stored, to be redelivered (not acknowledged). */
-  | { status: 'failed'; reason: 'store-failed'; message: string };
+export type EdgeAlarmResult = IngestOutcome<EdgeAlarmRejectReason>;
 
-export interface EdgeAlarmStats {
-  stored: number;
-  duplicates: number;
-  /** Edge alarms whose key was stored with a different payload (kept the first; logged at warning). */
-  conflicts: number;
-  rejected: Record<string, number>;
-  failed: number;
-  /** Warning lines left out by the per-gateway log limit. */
-  warningsSuppressed: number;
+export interface EdgeAlarmStats extends IntakeCounters {
   /** Cloud alarms an edge alarm raised. */
   raised: number;
   /** Edge alarms on a hazard whose alarm was already active (merged). */
   merged: number;
 }
 
-export interface EdgeAlarmDeps {
-  database: Database;
-  district: District;
-  profiles: Map<string, Profile>;
-  env: CaseEnv;
-  engine: RuleEngine;
-  mode: ModeProvider;
-  events: EventBus;
-  now: () => number;
-  logger: Logger;
-  /** Rate of warnings per gateway (cloud/intake.ts DEFAULT_WARN_LIMIT when omitted). */
-  warnLimit?: Partial<WarnLimit>;
-  /** The intake steps, shared by readings and edge alarms so one gateway's warnings share one limit (one of its own when omitted). */
-  intake?: Intake;
-}
+export type EdgeAlarmDeps = PipelineDeps;
 
 export interface EdgeAlarmIngestor {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<EdgeAlarmResult>;
