@@ -93,8 +93,8 @@ export interface Intake {
   /** Runs one message's handling: a Rejection, or a throw before `checked()`, rejects it; a later throw fails it. */
   guard<T, R extends string>(spec: { what: string }, gateway: string, topic: string, counters: IntakeCounters,
     handle: (ctx: { log: Logger; checked(): void }) => Promise<T>): Promise<T | Rejected<R> | Failed>;
-  /** A warning about one gateway's messages, within its limit (counted when held back). */
-  warn(gateway: string, counters: IntakeCounters, log: Logger, obj: object, msg: string): void;
+  /** A warning (or error) about one gateway's messages, within its limit (counted when held back). */
+  warn(gateway: string, counters: IntakeCounters, log: Logger, obj: object, msg: string, level?: 'warn' | 'error'): void;
   /** Logs what the warning limit still holds back. */
   close(): void;
 }
@@ -147,8 +147,8 @@ export function createIntake(deps: { district: District; profiles: Map<string, P
     return { reg, body };
   }
 
-  function warn(gateway: string, counters: IntakeCounters, log: Logger, obj: object, msg: string): void {
-    if (warnings.allow(gateway)) log.warn(obj, msg);
+  function warn(gateway: string, counters: IntakeCounters, log: Logger, obj: object, msg: string, level: 'warn' | 'error' = 'warn'): void {
+    if (warnings.allow(gateway)) log[level](obj, msg);
     else counters.warningsSuppressed++;
   }
 
@@ -168,8 +168,7 @@ export function createIntake(deps: { district: District; profiles: Map<string, P
       }
       if (!checked) {
         counters.rejected.invalid = (counters.rejected.invalid ?? 0) + 1;
-        if (warnings.allow(gateway)) log.error({ err, topic }, `${spec.what} rejected: its check failed`);
-        else counters.warningsSuppressed++;
+        warn(gateway, counters, log, { err, topic }, `${spec.what} rejected: its check failed`, 'error');
         return { status: 'rejected', reason: 'invalid' as R, message: `${spec.what} could not be checked: ${(err as Error)?.message ?? String(err)}` };
       }
       counters.failed++;

@@ -12,8 +12,8 @@ export interface ReadingLimits {
   /** How far ahead of the cloud's clock a reading's `ts` may be (edge clock skew); default 5 min. */
   maxSkewMs: number;
   /**
-   * How far behind it may be; default 90 days. Set it at least as long as an edge's outbox may hold
-   * readings through an outage, or replayed readings are refused.
+   * How far behind it may be; default READING_MAX_AGE_MS (lib/retention.ts: the edge outbox's
+   * retention plus a day), so that no reading an edge still holds is refused.
    */
   maxAgeMs: number;
 }
@@ -59,7 +59,6 @@ export function checkValues(values: Reading['values'], profile: Profile): Readin
   return undefined;
 }
 
-/** Stable JSON: object keys sorted, so one payload hashes alike whatever its key order. */
 /**
  * The hash of what a reading measured: device, instant, values and quality. `historical` is left
  * out on purpose: the edge replays an unacknowledged reading with `historical: true` (README

@@ -4,6 +4,7 @@ import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import type { RouteAccess } from '../../cloud/http/auth.ts';
 import { district, freshDatabase, profiles, reading } from './fixtures.ts';
+import { mulberry32 } from '../../devices/scenario.ts';
 
 /**
  * REST fuzz (issue 10, "Done when"): seeded and bounded, every route of the OpenAPI document (read
@@ -62,16 +63,9 @@ const SEED = 0x5eed_c17e;
 const REQUESTS = 2_100;
 const T0 = Date.parse('2026-11-25T02:00:00Z');
 
-/** mulberry32: a small seeded PRNG, so a failure names a request that can be replayed. */
+/** The simulators' seeded PRNG (mulberry32), so a failure names a request that can be replayed. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number) => Math.floor(next() * n);
   return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)], chance: (p: number) => next() < p };
 }

@@ -10,6 +10,7 @@ import { buildCloud, type Cloud, type IngestStats } from '../../cloud/app.ts';
 import { topics } from '../../lib/topics.ts';
 import { connectMqtt } from '../gateway/helpers.ts';
 import { district, profiles } from './fixtures.ts';
+import { mulberry32 } from '../../devices/scenario.ts';
 
 /**
  * MQTT fuzz (issue #10, "Done when"): an authenticated gateway publishes COUNT malformed or hostile
@@ -23,17 +24,8 @@ const SEED = Number(process.env.CS_FUZZ_SEED ?? 0x5eed2026);
 const GW = 'gw-xz-jida';
 const DEV = 'XZ-WL-001';
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulators' seeded PRNG, so a failing run can be replayed. */
+const prng = mulberry32;
 
 /** A hostile edge alarm (`cs/v1/{gw}/alarm/{device}`): a weird field, a conflicting repeat, or any hostile reading payload. */
 function hostileAlarm(rand: () => number, i: number): { device: string; payload: Buffer } {
