@@ -6,6 +6,7 @@ import { DEFAULT_ADMIN_HTTP_LIMITS } from '../gateway/admin.ts';
 import { DEFAULT_LOGIN_GUARD } from '../gateway/login-guard.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { WorkflowConfig } from '../cloud/cases/policy.ts';
+import { WebConfigKey } from '../cloud/web/config-route.ts';
 
 /**
  * Config files of the services started by the command line (YAML, validated; a bad file
@@ -132,6 +133,8 @@ export const CloudServiceConfig = Type.Object({
   rules: Type.Optional(Type.String({ minLength: 1 })),
   /** The case workflow's settings (README "Cases"): verification window, reopening, history interval, limits. */
   workflow: Type.Optional(WorkflowConfig),
+  /** The web application (README "The map"): `web.map.tiles`, a tile source for deployments that have one. */
+  web: Type.Optional(WebConfigKey),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
   emergency: Type.Optional(Type.Object({
     fastPollMs: Type.Integer({ minimum: 100, default: DEFAULT_FAST_POLL_MS }),

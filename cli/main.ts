@@ -174,6 +174,8 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const cfg = loadConfig(o.config, CloudServiceConfig);
       const { buildCloud } = await import('../cloud/app.ts');
+      const { webOptions } = await import('../cloud/web/config-route.ts');
+      webOptions(cfg.web, resolve(o.config));
       const logger = createLogger({ name: 'cloud' });
       const profiles = profilesFor(o, cfg, o.config, logger);
       const district = loadDistrict(relativeTo(o.config, cfg.district), profiles);
@@ -182,7 +184,7 @@ export function buildProgram(): Command {
       const { loadRuleSet } = await import('../devices/rules.ts');
       const rules = cfg.rules ? loadRuleSet(relativeTo(o.config, cfg.rules), profiles, new Map(district.devices.map((d) => [d.id, d.profile]))) : undefined;
       const cloud = await buildCloud({
-        db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, http: cfg.http.limits, rules, workflow: cfg.workflow,
+        db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, http: cfg.http.limits, rules, workflow: cfg.workflow, web: cfg.web,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer } : { kind: 'mqtt' },
         emergency: e ? {
           fast: { pollMs: e.fastPollMs },

@@ -38,6 +38,7 @@ import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
 import { dashboard } from './web/plugin.ts';
+import { registerWebConfigRoute, webOptions, type WebOptions } from './web/config-route.ts';
 
 export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
@@ -87,6 +88,8 @@ export interface CloudOptions {
   emergency?: EmergencyConfig | false;
   /** HTTP timeouts and connection caps (README "Limits and error bodies"); `defaultHttpLimits()` for what is omitted. */
   http?: Partial<HttpLimits>;
+  /** The web application's settings: `map.tiles`, a tile source (cloud/web/config-route.ts); none: outlines only. */
+  web?: WebOptions;
   /** Plausible reading time: `maxSkewMs` ahead (default 5 min), `maxAgeMs` behind (default 90 days). */
   readings?: Partial<ReadingLimits>;
   /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
@@ -144,6 +147,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
   const ruleProblems = checkRuleSet(ruleSet, opts.profiles, '', new Map(opts.district.devices.map((d) => [d.id, d.profile])));
   if (ruleProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `rules invalid: ${ruleProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  const web = webOptions(opts.web);
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
   const tokenStore = createTokenStore(database, now, new Set(opts.district.units.map((u) => u.id)));
   const engine = createRuleEngine(ruleSet);
@@ -249,6 +253,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
     knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   });
+  registerWebConfigRoute(app, { district: opts.district, web });
   // The operator dashboard at / (issue #2): public page and assets, data through the API with a token.
   await app.register(dashboard, { profiles: opts.profiles });
 

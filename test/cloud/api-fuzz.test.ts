@@ -55,6 +55,7 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'POST /api/emergency': ['commander', 'admin'],
   'POST /api/warnings': ['commander', 'admin'],
   'GET /api/situation': ['operator', 'commander', 'verifier', 'admin'],
+  'GET /api/web/config': ANY,
 };
 /** The OpenAPI docs (`/docs`, `/docs/json`...): public by path (cloud/http/auth.ts), not by route config. */
 const isDocs = (route: string) => / \/docs(\/|$)/.test(route);
