@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --only mqtt|connections|emergency|breach|edge] [-- --quick]`
+ * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest] [-- --quick]`
+ * (ingest: `--readings N`, `--pairs N`, `--skip-pg`; bench/ingest-bench.ts)
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
  * throughput and latency, then memory per idle connection; then the emergency switch beside a
  * bare command round trip (emergency-bench.ts). A full run rewrites bench/RESULTS.md;
@@ -12,13 +13,18 @@ import { runConnections } from './conn-bench.ts';
 import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResult } from './emergency-bench.ts';
 import { breachBench, writeBreachSection } from './breach-bench.ts';
 import { edgeBench, writeEdgeSection } from './edge-bench.ts';
+import { ingestBench } from './ingest-bench.ts';
+import { ingestSection, writeIngestSection } from './ingest-report.ts';
 import { GATEWAY_COUNT } from './identities.ts';
 import { mqttCases, runMqttCase } from './mqtt-bench.ts';
 import { EMERGENCY_HEADING, connSection, emergencySection, machine, mqttSection } from './report.ts';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
-if (args.only !== undefined && args.only !== 'mqtt' && args.only !== 'connections' && args.only !== 'emergency' && args.only !== 'breach' && args.only !== 'edge') {
-  console.error('usage: npm run bench -- [--only mqtt|connections|emergency|breach|edge] [--quick]');
+const { values: args } = parseArgs({ options: {
+  only: { type: 'string' }, quick: { type: 'boolean', default: false },
+  readings: { type: 'string' }, pairs: { type: 'string' }, 'skip-pg': { type: 'boolean', default: false },
+} });
+if (args.only !== undefined && !['mqtt', 'connections', 'emergency', 'breach', 'edge', 'ingest'].includes(args.only)) {
+  console.error('usage: npm run bench -- [--only mqtt|connections|emergency|breach|edge|ingest] [--quick] [--readings N --pairs N --skip-pg]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -101,9 +107,18 @@ const conns = only('connections') ? [await connectionBench()] : [];
 const emergency = only('emergency') ? [await emergencyBench()] : [];
 const breach = only('breach') ? [await breachBench(quick, log)] : []; // breach-bench.ts: breach to case on the live stream
 const edge = only('edge') ? [await edgeBench(quick, log)] : []; // edge-bench.ts: RTU pass vs wire time, points per core, footprint
+const ingestOpts = {
+  gateways: 100, devices: 10, window: 10, pg: !args['skip-pg'],
+  readings: Number(args.readings ?? (quick ? 10_000 : 100_000)), pairs: Number(args.pairs ?? (quick ? 1 : 3)),
+};
+const ingest = only('ingest') ? [ingestSection(ingestOpts, await ingestBench(ingestOpts, log), machine())] : []; // ingest-bench.ts: end to end beside Mosquitto peers and Node-RED
 log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-if (!quick && args.only === 'edge') {
+if (!quick && args.only === 'ingest') {
+  log(ingest[0]!);
+  writeIngestSection(ingest[0]!);
+  log('wrote the ingest section of bench/RESULTS.md');
+} else if (!quick && args.only === 'edge') {
   writeEdgeSection(edge[0]!);
   log('wrote the edge section of bench/RESULTS.md');
 } else if (!quick && args.only === 'breach') {
@@ -152,6 +167,7 @@ if (!quick && args.only === 'edge') {
     ...emergency,
     ...breach,
     ...edge,
+    ...ingest,
   ].join('\n'));
   log('wrote bench/RESULTS.md');
 }
