@@ -247,7 +247,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
-    routing, metrics: metrics.scrape,
+    routing, metrics: metrics.scrape, engine, mode,
   });
   registerCaseRoutes(app, {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,

@@ -63,6 +63,9 @@ export const Device = Type.Object({
 }, { additionalProperties: false });
 export type Device = Static<typeof Device>;
 
+/** A device's district: the county code, the first 6 digits of its component code (GB/T 30428.2). */
+export const districtOf = (d: Pick<Device, 'componentCode'>): string => d.componentCode.slice(0, 6);
+
 export const District = Type.Object({
   name: Type.String(),
   /** 6-digit administrative division code, e.g. 440402 for Xiangzhou. */

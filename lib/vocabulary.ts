@@ -51,6 +51,11 @@ export const POLL_MODES = ['normal', 'fast'] as const;
 export type PollMode = (typeof POLL_MODES)[number];
 export const PollModeT = literals(POLL_MODES);
 
+/** A device as the operator's console shows it: normal, an alarm active, silent past its no-data rule, its gateway offline. */
+export const DEVICE_STATUSES = ['normal', 'alarm', 'silent', 'offline'] as const;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+export const DeviceStatusT = literals(DEVICE_STATUSES);
+
 /** Poll interval the gateways switch to in emergency mode unless configured otherwise. */
 export const DEFAULT_FAST_POLL_MS = 250;
 

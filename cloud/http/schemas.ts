@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PointValue } from '../../lib/messages.ts';
-import { CaseClassT, SeverityT } from '../../lib/vocabulary.ts';
+import { CaseClassT, DEVICE_STATUSES, SEVERITIES, SeverityT } from '../../lib/vocabulary.ts';
 import { CASE_STATES } from '../workflow.ts';
 
 /** TypeBox schemas of the REST API: validation, types and the OpenAPI document from one source. */
@@ -24,7 +24,7 @@ export const Location = Type.Object({
 export const Values = Type.Record(Type.String(), PointValue);
 
 /** A string enum as JSON Schema `enum` (not anyOf of consts): one clear error naming the allowed values. */
-const StringEnum = <T extends readonly string[]>(values: T, description?: string) =>
+export const StringEnum = <T extends readonly string[]>(values: T, description?: string) =>
   Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
 
 export const CaseState = StringEnum(CASE_STATES);
@@ -138,7 +138,8 @@ export const CaseQuery = Type.Object({
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 }, { additionalProperties: false });
 
-export const DeviceStatus = Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('never-seen')]);
+/** Whether readings come: online, offline (its gateway is, or silent three polls), never seen. */
+export const DeviceLink = Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('never-seen')]);
 
 export const Device = Type.Object({
   id: Type.String(),
@@ -151,7 +152,10 @@ export const Device = Type.Object({
   ownerUnit: Type.String(),
   maintainerUnit: Type.String(),
   gateway: Type.String(),
-  status: DeviceStatus,
+  district: Type.String({ description: 'county code: the first 6 digits of the component code' }),
+  status: StringEnum(DEVICE_STATUSES, 'offline: its gateway is offline; silent: no reading for longer than its no-data rule allows (or none yet); alarm: an alarm is active; else normal'),
+  tier: Nullable(StringEnum(SEVERITIES, 'the highest severity its latest values breach under the thresholds in force (emergency ones in emergency mode)')),
+  link: DeviceLink,
   lastSeen: Nullable(Iso('when the cloud last received a reading')),
   latest: Nullable(Type.Object({
     seq: Type.Integer(),

@@ -104,15 +104,16 @@ describe.each(BACKENDS)('REST API on $backend', ({ backend, skip }: { backend: B
         latest: { seq: 10, ts: new Date(T0 + 9 * 60_000).toISOString(), values: { level_m: 0.9, battery_pct: 90 } },
       });
       // Last heard at T0 (the clock during ingest), now T0 + 10 min: silent for more than 3 polls.
-      expect(wl.status).toBe('offline');
-      expect(items.find((d) => d.id === 'XZ-PL-001')!.status).toBe('never-seen');
+      expect(wl).toMatchObject({ link: 'offline', status: 'silent', tier: 'major', district: '440402', lastSeen: new Date(T0).toISOString() });
+      expect(items.find((d) => d.id === 'XZ-PL-001')).toMatchObject({ link: 'never-seen', status: 'silent', tier: null, lastSeen: null });
     });
 
     it('shows a device online while it reports within three poll intervals', async () => {
       const saved = clock;
       clock = T0 + 2000;
       try {
-        expect((await get('/api/devices/XZ-WL-001', tok.operator)).json().status).toBe('online');
+        // Its level breaches (an active alarm): online, in alarm.
+        expect((await get('/api/devices/XZ-WL-001', tok.operator)).json()).toMatchObject({ link: 'online', status: 'alarm' });
       } finally {
         clock = saved;
       }

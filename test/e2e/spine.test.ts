@@ -40,8 +40,8 @@ describe('sensors to cases, end to end', () => {
     // Every device reports through its edge, broker and cloud.
     await eventually(async () => {
       const res = await d.cloud.app.inject({ url: '/api/devices', headers: { authorization: `Bearer ${d.tokens.operator}` } });
-      const list = (res.json() as { items: { id: string; status: string }[] }).items;
-      return list.length === 30 && list.every((x) => x.status === 'online');
+      const list = (res.json() as { items: { id: string; link: string }[] }).items;
+      return list.length === 30 && list.every((x) => x.link === 'online');
     }, 20_000);
     expect(await cases(d)).toEqual([]);
 
