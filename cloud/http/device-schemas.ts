@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { CaseClassT, DEVICE_STATUSES, SEVERITIES } from '../../lib/vocabulary.ts';
+import { CaseClassT, CityModeT, DEVICE_STATUSES, SEVERITIES } from '../../lib/vocabulary.ts';
 import { StringEnum } from './schemas.ts';
 
 /** TypeBox schemas of the operator's device data (README "The API"): list filters, history buckets, health, thresholds. */
@@ -85,7 +85,7 @@ export const ThresholdLine = Type.Object({
 });
 export const Thresholds = Type.Object({
   device: Type.String(),
-  inForce: Type.Union([Type.Literal('normal'), Type.Literal('emergency')], { description: 'which variant the rules use now (emergency mode)' }),
+  inForce: Type.Union(CityModeT.anyOf, { description: 'which variant the rules use now (the city\'s mode)' }),
   normal: Type.Array(ThresholdLine),
   emergency: Type.Array(ThresholdLine, { description: 'the same rules at their emergency limits (a rule without one keeps its normal limit)' }),
   ranges: Type.Array(Type.Object({ id: Type.String(), point: Type.String(), min: Type.Number(), max: Type.Number() }), { description: 'what the sensor can measure; outside is implausible' }),
