@@ -37,7 +37,7 @@ import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
-import { dashboard } from './web/plugin.ts';
+import { webApp } from './web/plugin.ts';
 import { registerWebConfigRoute, webOptions, type WebOptions } from './web/config-route.ts';
 
 export type { Role } from './tokens.ts';
@@ -79,6 +79,8 @@ export interface CloudOptions {
   workflow?: Partial<WorkflowPolicy>;
   /** Reminders, escalation and the no-data check; `false` turns the case clock off. */
   escalation?: Partial<EscalationPolicy> | false;
+  /** The built web application; cloud/web/dist when omitted (docs/architecture.md#web-application). */
+  webDir?: string;
   /**
    * Emergency mode as rules and deadlines see it. Omitted: the cloud's own emergency service
    * (below) provides it; given: that provider is used and the service is not built.
@@ -254,8 +256,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   });
   registerWebConfigRoute(app, { district: opts.district, web });
-  // The operator dashboard at / (issue #2): public page and assets, data through the API with a token.
-  await app.register(dashboard, { profiles: opts.profiles });
+  // The web application (docs/architecture.md#web-application): public page and files, data through the API.
+  await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir });
 
   if (!opts.mode && opts.emergency !== false) {
     const cfg = opts.emergency ?? {};

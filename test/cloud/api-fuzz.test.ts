@@ -26,9 +26,9 @@ const PUBLIC = 'public' as const;
 const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /healthz': PUBLIC,
   'GET /metrics': ['admin', 'operator'],
-  'GET /': PUBLIC,
-  'GET /web/dashboard.js': PUBLIC,
-  'GET /web/dashboard.css': PUBLIC,
+  // The web application's page at its own paths and its built files (README "The web application").
+  ...Object.fromEntries(['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/assets/*']
+    .map((path) => [`GET ${path}`, PUBLIC])),
   'GET /web/points.json': ANY,
   'GET /api/devices': ANY,
   'GET /api/devices/:id': ANY,

@@ -1,0 +1,92 @@
+import { ref } from 'vue';
+
+/**
+ * The live event stream (GET /api/events, server-sent events; docs/architecture.md#events). One
+ * EventSource per page, shared by every view. When the server restarts, the stream reconnects by
+ * itself; `state` says so ('reconnecting') and every subscriber's `resync` runs once it is back,
+ * because events sent while the page was away are not replayed: pages reload what they show.
+ */
+
+export type LiveState = 'off' | 'connecting' | 'on' | 'reconnecting';
+
+export interface LiveEvent {
+  seq: number;
+  type: string;
+  at: string;
+  caseId?: string;
+  alarmId?: string;
+  unit?: string;
+  device?: string;
+  hazard?: string;
+  state?: string;
+  data?: Record<string, unknown>;
+}
+
+/** The event names the cloud sends (cloud/events.ts CsEventType). */
+const TYPES = [
+  'case.opened', 'case.updated', 'case.reopened', 'case.transition', 'case.reminder', 'case.escalated',
+  'alarm.raised', 'alarm.cleared', 'alarm.acknowledged', 'emergency.warning-expired',
+];
+
+export const liveState = ref<LiveState>('off');
+
+interface Subscriber { onEvent(e: LiveEvent): void; resync?(): void }
+const subscribers = new Set<Subscriber>();
+let source: EventSource | null = null;
+let everOpen = false;
+let retry: ReturnType<typeof setTimeout> | null = null;
+let backoff = 1000;
+
+function open(): void {
+  if (source) return;
+  liveState.value = everOpen ? 'reconnecting' : 'connecting';
+  const es = new EventSource('/api/events', { withCredentials: true });
+  source = es;
+  es.onopen = () => {
+    const wasBack = everOpen;
+    everOpen = true;
+    backoff = 1000;
+    liveState.value = 'on';
+    if (wasBack) for (const s of subscribers) s.resync?.();
+  };
+  es.onerror = () => {
+    if (es.readyState === EventSource.CLOSED) {
+      // The server refused the stream (restarting, or the session ended): try again with back-off.
+      source = null;
+      liveState.value = 'reconnecting';
+      retry ??= setTimeout(() => { retry = null; if (subscribers.size) open(); }, backoff);
+      backoff = Math.min(backoff * 2, 15_000);
+    } else {
+      liveState.value = 'reconnecting';
+    }
+  };
+  for (const type of TYPES) {
+    es.addEventListener(type, (m) => {
+      let e: LiveEvent;
+      try { e = JSON.parse((m as MessageEvent).data) as LiveEvent; } catch { return; }
+      for (const s of subscribers) {
+        try { s.onEvent(e); } catch (err) { console.error(err); }
+      }
+    });
+  }
+}
+
+/** Listens to live events until the returned function is called (a page's unmount). */
+export function subscribe(onEvent: (e: LiveEvent) => void, resync?: () => void): () => void {
+  const s: Subscriber = { onEvent, resync };
+  subscribers.add(s);
+  open();
+  return () => {
+    subscribers.delete(s);
+    if (subscribers.size === 0) close();
+  };
+}
+
+/** Closes the stream (sign-out). */
+export function close(): void {
+  if (retry) { clearTimeout(retry); retry = null; }
+  source?.close();
+  source = null;
+  everOpen = false;
+  liveState.value = 'off';
+}

@@ -1,0 +1,82 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * What the browser tests share (docs/architecture.md#platform-notes): Debian's chromium driven by
+ * playwright-core (never `playwright install`), a page that fails the test on any script error or
+ * CSP refusal, an accessibility check with axe-core, and screenshots for README under docs/screenshots.
+ * Tests skip, saying why, without playwright-core or /usr/bin/chromium.
+ */
+
+export const CHROMIUM = process.env.CS_CHROMIUM ?? '/usr/bin/chromium';
+export const pw = await import('playwright-core').catch(() => null);
+export const skipReason = !pw ? 'playwright-core is not installed (npm install)'
+  : !existsSync(CHROMIUM) ? `${CHROMIUM} is absent (apt-get install chromium)` : null;
+if (skipReason) console.warn(`browser tests skipped: ${skipReason}`);
+
+export type Browser = Awaited<ReturnType<NonNullable<typeof pw>['chromium']['launch']>>;
+export type BrowserContext = Awaited<ReturnType<Browser['newContext']>>;
+export type Page = Awaited<ReturnType<BrowserContext['newPage']>>;
+
+export function launch(): Promise<Browser> {
+  return pw!.chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Phone first: the crew's page is made for a 390x844 screen; the command board for a 1920x1080 wall. */
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true } as const;
+export const WALL = { viewport: { width: 1920, height: 1080 } } as const;
+export const DESK = { viewport: { width: 1440, height: 900 } } as const;
+
+/** Collects page errors, console errors and CSP refusals; the test asserts the list is empty. */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    // The event stream's reconnect after a restart logs a network error by design; everything else counts.
+    if (m.type() === 'error' && !/\/api\/events/.test(m.location().url ?? '') && !/ERR_CONNECTION_REFUSED|ERR_INTERNET_DISCONNECTED/.test(m.text())) errors.push(m.text());
+  });
+  return errors;
+}
+
+/** Signs in through the page's form as a person would. */
+export async function signIn(page: Page, base: string, username: string, password: string): Promise<void> {
+  await page.goto(`${base}/signin`);
+  await page.locator('#username').fill(username);
+  await page.locator('#password').fill(password);
+  await page.locator('[data-test="signin-form"] button[type="submit"]').click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/signin'), { timeout: 15_000 });
+}
+
+const requireHere = createRequire(import.meta.url);
+const AXE_SOURCE = readFileSync(requireHere.resolve('axe-core/axe.min.js'), 'utf8');
+
+export interface AxeViolation { id: string; impact: string | null; help: string; nodes: number; targets: string[] }
+
+/**
+ * Runs axe-core in the page (injected as a script: the page's CSP allows only its own scripts, and a
+ * page-context evaluation is not bound by it) and returns the serious and critical violations.
+ */
+export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run: (ctx: unknown, opts: unknown) => Promise<{ violations: { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length, targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) }));
+  });
+  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+export const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+
+/** Saves a screenshot for README (docs/screenshots/NAME.png) when CS_SCREENSHOTS=1 (`npm run screenshots`). */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  if (process.env.CS_SCREENSHOTS !== '1') return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+}
