@@ -3,7 +3,7 @@ import { DEFAULT_MAX_PACKET_SIZE } from '../gateway/gateway.ts';
 import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from '../gateway/cluster.ts';
 import { DEFAULT_STREAM_MAXLEN } from '../gateway/stream.ts';
 import { DEFAULT_ADMIN_HTTP_LIMITS } from '../gateway/admin.ts';
-import { DEFAULT_LOGIN_GUARD } from '../gateway/login-guard.ts';
+import { DEFAULT_LOGIN_GUARD } from '../lib/login-guard.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { WorkflowConfig } from '../cloud/cases/policy.ts';
 import { WebConfigKey } from '../cloud/web/config-route.ts';
@@ -96,6 +96,9 @@ export const CloudServiceConfig = Type.Object({
       maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
       maxConnectionsPerAddress: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
       maxEventStreamsPerToken: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+      /** Per credential (token or session): a bucket of requestBurst refilled at requestsPerSecond; 0 = off. */
+      requestsPerSecond: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+      requestBurst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     }, { additionalProperties: false })),
   }, { additionalProperties: false, default: {} }),
   /** SQLite file (relative to the data directory) or a PostgreSQL URL. */

@@ -10,6 +10,7 @@ import { CREDENTIAL_ROLES } from '../gateway/credentials.ts';
 import { adminHttpLimits } from '../gateway/admin.ts';
 import { DEMO_DISTRICT } from './demo.ts';
 import { runUntilSignal } from './wait.ts';
+import { registerUserCommands } from './user-commands.ts';
 
 /** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
 
@@ -319,6 +320,8 @@ export function buildProgram(): Command {
         : { kind: 'sqlite' as const, file: resolve(o.dataDir, 'citysteward.db') };
       console.log(await createTokenInDatabase(db, o.role, o.unit));
     });
+
+  registerUserCommands(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
 
   return program;
 }

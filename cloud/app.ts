@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import cookie from '@fastify/cookie';
+import { performance } from 'node:perf_hooks';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { GatewayState } from '../lib/messages.ts';
 import type { District } from '../devices/district.ts';
@@ -27,6 +29,10 @@ import { CloudErrors } from './errors.ts';
 import { registerCaseRoutes } from './http/case-routes.ts';
 import { createTokenStore, type Role } from './tokens.ts';
 import { installAuth } from './http/auth.ts';
+import { createUserStore, type UserStore } from './users.ts';
+import { createSessionStore, DEFAULT_SESSION_POLICY, type SessionPolicy } from './sessions.ts';
+import { registerSessionRoutes } from './http/session-routes.ts';
+import type { LoginGuardOptions } from '../lib/login-guard.ts';
 import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors.ts';
 import { installFiniteCheck } from './http/finite.ts';
 import { checkHttpLimits, createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
@@ -46,6 +52,7 @@ export type { IngestResult, IngestStats } from './ingest.ts';
 export type { EdgeAlarmResult, EdgeAlarmStats } from './edge-alarms/ingest.ts';
 export type { HttpLimits, ConnectionStats } from '../lib/http-limits.ts';
 export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
+export type { User, UserStore } from './users.ts';
 
 /**
  * Where readings come from (gateway states always come over MQTT when `mqtt` is set):
@@ -96,6 +103,12 @@ export interface CloudOptions {
   readings?: Partial<ReadingLimits>;
   /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
   warnLimit?: Partial<WarnLimit>;
+  /** Session expiry: `idleMs` (default 12 h) and `absoluteMs` from sign-in (default 7 days). */
+  sessions?: Partial<SessionPolicy>;
+  /** Failed sign-ins: free failures and backoff (cloud/http/session-routes.ts DEFAULT_SIGNIN_GUARD). */
+  signIn?: LoginGuardOptions;
+  /** Real elapsed time (ms) for the per-credential rate limit and sign-in locks; default `performance.now`. */
+  clock?: () => number;
 }
 
 export interface EmergencyConfig {
@@ -119,6 +132,8 @@ export interface Cloud {
   ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult | EdgeAlarmResult>;
   /** Readings' counters, and the edge alarms' under `edgeAlarms`. */
   stats(): IngestStats & { edgeAlarms: EdgeAlarmStats };
+  /** People who sign in (the store migrates the database first). */
+  users: UserStore;
   tokens: {
     create(role: Role, unit?: string): Promise<string>;
     /** Revokes a token given in clear (the demo revokes its previous run's); false when unknown or already revoked. */
@@ -151,7 +166,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   if (ruleProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `rules invalid: ${ruleProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
   const web = webOptions(opts.web);
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
-  const tokenStore = createTokenStore(database, now, new Set(opts.district.units.map((u) => u.id)));
+  const knownUnits = new Set(opts.district.units.map((u) => u.id));
+  const tokenStore = createTokenStore(database, now, knownUnits);
+  const userStore = createUserStore(database, now, { knownUnits });
+  const sessionStore = createSessionStore(database, now, { ...DEFAULT_SESSION_POLICY, ...opts.sessions });
+  const clock = opts.clock ?? (() => performance.now());
   const engine = createRuleEngine(ruleSet);
   // Emergency mode: the cloud's own audited service backs the mode rules and deadlines read.
   let emergency: Emergency | undefined;
@@ -245,7 +264,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.addSchema(S.ErrorReply);
-  installAuth(app, tokenStore);
+  await app.register(cookie);
+  installAuth(app, { tokens: tokenStore, sessions: sessionStore, clock, rate: { requestsPerSecond: limits.requestsPerSecond, burst: limits.requestBurst } });
+  registerSessionRoutes(app, { users: userStore, sessions: sessionStore, clock, guard: opts.signIn });
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
@@ -310,6 +331,13 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await database.close();
     },
     ingest,
+    users: {
+      create: async (...a) => (await ready(), userStore.create(...a)),
+      get: async (u) => (await ready(), userStore.get(u)),
+      setPassword: async (u, p) => (await ready(), userStore.setPassword(u, p)),
+      disable: async (u) => (await ready(), userStore.disable(u)),
+      authenticate: async (u, p) => (await ready(), userStore.authenticate(u, p)),
+    },
     stats: () => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }),
     tokens: {
       async create(role, unit) {

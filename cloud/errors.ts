@@ -10,6 +10,18 @@ export const CloudErrors = {
   AUTH_MISSING: 'CS_CLOUD_AUTH_MISSING',
   /** A token that is malformed, unknown or revoked. */
   AUTH_INVALID: 'CS_CLOUD_AUTH_INVALID',
+  /** Sign-in refused: unknown user, wrong password or disabled account (one answer for all three). */
+  SIGNIN_FAILED: 'CS_CLOUD_SIGNIN_FAILED',
+  /** Too many failed sign-ins for this account or from this address; Retry-After says when to try again. */
+  SIGNIN_THROTTLED: 'CS_CLOUD_SIGNIN_THROTTLED',
+  /** A cookie-authenticated unsafe request (not GET/HEAD) that is not same-origin. */
+  CSRF: 'CS_CLOUD_CSRF',
+  /** One credential (token or session) over its request rate; Retry-After says when to try again. */
+  RATE_LIMITED: 'CS_CLOUD_RATE_LIMITED',
+  /** A user name, role/unit or password that cannot be used (user create, passwd). */
+  USER_INVALID: 'CS_CLOUD_USER_INVALID',
+  USER_EXISTS: 'CS_CLOUD_USER_EXISTS',
+  USER_NOT_FOUND: 'CS_CLOUD_USER_NOT_FOUND',
   /** The token's role may not do this. */
   FORBIDDEN: 'CS_CLOUD_FORBIDDEN',
   /** A request that fails its schema (body, query, params, headers). */
@@ -62,6 +74,13 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_AUTH_MISSING: 401,
   CS_CLOUD_AUTH_INVALID: 401,
   CS_CLOUD_FORBIDDEN: 403,
+  CS_CLOUD_SIGNIN_FAILED: 401,
+  CS_CLOUD_SIGNIN_THROTTLED: 429,
+  CS_CLOUD_CSRF: 403,
+  CS_CLOUD_RATE_LIMITED: 429,
+  CS_CLOUD_USER_INVALID: 400,
+  CS_CLOUD_USER_EXISTS: 409,
+  CS_CLOUD_USER_NOT_FOUND: 404,
   CS_CLOUD_VALIDATION: 400,
   CS_CLOUD_BAD_QUERY: 400,
   CS_CLOUD_BAD_CURSOR: 400,

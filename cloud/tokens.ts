@@ -12,10 +12,19 @@ export const ROLES = ['admin', 'operator', 'commander', 'verifier', 'crew'] as c
 export type Role = (typeof ROLES)[number];
 
 export interface Principal {
+  /** The credential's key for per-credential caps: a token's id, or `ses_...` for a session. */
   tokenId: string;
   role: Role;
   /** Set for crew tokens: the unit whose cases they see. */
   unit: string | null;
+  /** Who acts, for history and audit: `user:NAME` (a signed-in person) or `token:ID`. */
+  actor: string;
+  /** How the request was authenticated; cookie sessions must pass the CSRF rule on unsafe methods. */
+  via: 'token' | 'session';
+  /** The signed-in person (sessions only). */
+  username?: string;
+  /** sha256 hex of the session cookie (sessions only), to sign out. */
+  sessionHash?: string;
 }
 
 const TOKEN_RE = /^cst_[A-Za-z0-9_-]{43}$/;
@@ -63,7 +72,7 @@ export function createTokenStore(database: Database, now: () => number, knownUni
       const row = await database.db.selectFrom('api_tokens').select(['id', 'role', 'unit', 'revoked_at'])
         .where('hash', '=', hashToken(token)).executeTakeFirst();
       if (!row || row.revoked_at !== null) return undefined;
-      return { tokenId: row.id, role: row.role as Role, unit: row.unit };
+      return { tokenId: row.id, role: row.role as Role, unit: row.unit, actor: `token:${row.id}`, via: 'token' };
     },
     async revoke(id) {
       const r = await database.write((trx) => trx.updateTable('api_tokens').set({ revoked_at: now() })

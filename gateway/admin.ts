@@ -31,7 +31,7 @@ import type { GatewayMetrics } from './metrics.ts';
 import { checkHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
 
 /** Timeouts (ms) and connection caps of the admin endpoint. */
-export type AdminHttpLimits = Omit<HttpLimits, 'maxEventStreamsPerToken'>;
+export type AdminHttpLimits = Omit<HttpLimits, 'maxEventStreamsPerToken' | 'requestsPerSecond' | 'requestBurst'>;
 export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
   headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 10_000,
   maxConnections: 256, maxConnectionsPerAddress: 32,
@@ -43,7 +43,7 @@ export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
  */
 export function adminHttpLimits(limits: Partial<AdminHttpLimits> = {}): HttpLimits {
   const given = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
-  return checkHttpLimits({ ...DEFAULT_ADMIN_HTTP_LIMITS, ...given, maxEventStreamsPerToken: 0 }, { eventStreams: false });
+  return checkHttpLimits({ ...DEFAULT_ADMIN_HTTP_LIMITS, ...given, maxEventStreamsPerToken: 0, requestsPerSecond: 0, requestBurst: 0 }, { eventStreams: false });
 }
 
 export interface AdminOptions {

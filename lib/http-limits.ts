@@ -24,6 +24,10 @@ export interface HttpLimits {
   maxConnectionsPerAddress: number;
   /** Live event streams (`GET /api/events`) per token; one more answers 429 CS_CLOUD_TOO_MANY_STREAMS. */
   maxEventStreamsPerToken: number;
+  /** Requests per second per credential (token or session), refilling a bucket of `requestBurst`; 0 turns the limit off. Over it: 429 CS_CLOUD_RATE_LIMITED. */
+  requestsPerSecond: number;
+  /** Requests a credential may make at once before the rate applies. */
+  requestBurst: number;
 }
 
 /** The process's soft limit on open files (Linux /proc/self/limits); undefined where unknown. */
@@ -48,6 +52,8 @@ export function defaultHttpLimits(fdLimit = openFileLimit()): HttpLimits {
     maxConnections: fdLimit === undefined ? 4_096 : Math.max(64, Math.min(10_000, fdLimit - RESERVED_FDS)),
     maxConnectionsPerAddress: 128,
     maxEventStreamsPerToken: 4,
+    requestsPerSecond: 50,
+    requestBurst: 300,
   };
 }
 

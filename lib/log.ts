@@ -7,6 +7,8 @@ export type { Logger };
 export const REDACT = [
   'password', '*.password', '*.*.password', 'token', '*.token', 'secret', '*.secret',
   'authorization', '*.authorization', 'req.headers.authorization', 'headers.authorization',
+  'cookie', '*.cookie', 'req.headers.cookie', 'headers.cookie', 'res.headers["set-cookie"]', 'headers["set-cookie"]',
+  'body.password', 'req.body.password',
 ];
 
 /**

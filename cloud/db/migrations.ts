@@ -197,6 +197,38 @@ const m0004: Migration = {
   },
 };
 
+/**
+ * 0006: people sign in (issue 11): users with a scrypt hash (its parameters stored with it) and
+ * sessions keyed by the sha256 of the cookie value (cloud/users.ts, cloud/sessions.ts).
+ */
+const m0006: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema.createTable('users')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('username', 'text', (c) => c.notNull().unique())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('unit', 'text')
+      .addColumn('password_hash', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('password_changed_at', 'bigint', (c) => c.notNull())
+      .addColumn('disabled_at', 'bigint')
+      .execute();
+    await db.schema.createTable('sessions')
+      .addColumn('id_hash', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id'))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('revoked_at', 'bigint')
+      .execute();
+    await db.schema.createIndex('sessions_user').on('sessions').columns(['user_id']).execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.dropTable('sessions').ifExists().execute();
+    await db.schema.dropTable('users').ifExists().execute();
+  },
+};
+
 /** In-code migrations, applied in name order. */
 export const migrations: Record<string, Migration> = {
   '0001_spine': m0001,
@@ -204,6 +236,7 @@ export const migrations: Record<string, Migration> = {
   '0003_emergency': emergencyMigration,
   '0004_reading_streams': m0004,
   '0005_edge_alarms': edgeAlarmMigration,
+  '0006_users_sessions': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {

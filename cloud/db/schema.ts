@@ -149,6 +149,33 @@ export interface ApiTokensTable {
   revoked_at: number | null;
 }
 
+/** People who sign in to the web application (migration 0006, cloud/users.ts). */
+export interface UsersTable {
+  id: string;
+  username: string;
+  role: string;
+  /** Set for crew only: the unit whose cases they see. */
+  unit: string | null;
+  /** `scrypt$N$r$p$salt$hash` (base64url): the parameters travel with the hash so they can change. */
+  password_hash: string;
+  created_at: number;
+  password_changed_at: number;
+  disabled_at: number | null;
+}
+
+/** Sign-in sessions (migration 0006, cloud/sessions.ts); the cookie value itself is never stored. */
+export interface SessionsTable {
+  /** sha256 hex of the cookie value. */
+  id_hash: string;
+  user_id: string;
+  created_at: number;
+  /** Refreshed on use (at most once a minute); idle expiry counts from it. */
+  last_seen_at: number;
+  /** Absolute expiry. */
+  expires_at: number;
+  revoked_at: number | null;
+}
+
 /** Emergency mode (migration 0003, cloud/emergency/migration.ts): the one state row. */
 export interface EmergencyStateTable {
   id: number;
@@ -196,6 +223,8 @@ export interface DB {
   case_history: CaseHistoryTable;
   case_counters: CaseCountersTable;
   api_tokens: ApiTokensTable;
+  users: UsersTable;
+  sessions: SessionsTable;
   alarms: AlarmsTable;
   edge_alarms: EdgeAlarmsTable;
   emergency_state: EmergencyStateTable;

@@ -74,7 +74,7 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
     if (body.mode === 'emergency' && !body.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'body field "level" is required to enter emergency mode (IV, III, II or I)');
     if (body.mode === 'normal' && body.level) throw new CsError(EmergencyErrors.MODE_INVALID.code, 'body field "level" applies to emergency mode only');
     const p = principalOf(req);
-    const state = await emergency.switchMode({ mode: body.mode, level: body.level, actor: `token:${p.tokenId}`, role: p.role, reason: body.reason });
+    const state = await emergency.switchMode({ mode: body.mode, level: body.level, actor: p.actor, role: p.role, reason: body.reason });
     return { mode: state.mode, level: state.level, since: iso(state.since), epoch: state.epoch, reason: state.reason };
   });
 
@@ -87,7 +87,7 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   }, async (req, reply) => {
     if (typeof req.body !== 'string') throw new CsError(EmergencyErrors.CAP_CONTENT_TYPE.code, 'send the CAP document as application/cap+xml (or application/xml)');
     const p = principalOf(req);
-    const r = await emergency.receiveWarning(req.body, `token:${p.tokenId}`).catch((err) => {
+    const r = await emergency.receiveWarning(req.body, p.actor).catch((err) => {
       // A refused warning is answered 4xx by the central handler and logged here with its reason.
       if (err instanceof CapError) req.log.warn({ code: err.code, reason: err.message }, 'warning refused');
       throw err;

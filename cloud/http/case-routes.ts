@@ -177,10 +177,10 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
         if (unit !== p.unit) throw new CsError(CloudErrors.FORBIDDEN, `alarm ${a.id} (${a.hazard}) is ${unit}'s to acknowledge, not ${p.unit}'s`);
       }
       if (a.acked_at !== null) return a;
-      await trx.updateTable('alarms').set({ acked_at: at, acked_by: p.tokenId }).where('id', '=', a.id).where('acked_at', 'is', null).execute();
-      return { ...a, acked_at: at, acked_by: p.tokenId };
+      await trx.updateTable('alarms').set({ acked_at: at, acked_by: p.actor }).where('id', '=', a.id).where('acked_at', 'is', null).execute();
+      return { ...a, acked_at: at, acked_by: p.actor };
     });
-    deps.events.emit({ type: 'alarm.acknowledged', at: iso(at), alarmId: row.id, caseId: row.case_id ?? undefined, device: row.device, hazard: row.hazard, data: { by: p.tokenId, role: p.role } });
+    deps.events.emit({ type: 'alarm.acknowledged', at: iso(at), alarmId: row.id, caseId: row.case_id ?? undefined, device: row.device, hazard: row.hazard, data: { by: p.actor, role: p.role } });
     return alarmToJson(row);
   });
 

@@ -1,0 +1,68 @@
+import { resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { CsError } from '../lib/errors.ts';
+import type { DbOptions } from '../cloud/db/database.ts';
+
+/** `citysteward user create|passwd|disable`: people who sign in (cloud/users.ts); wired as `token create`. */
+export interface UserCommandHelpers {
+  configOption(required: boolean): Option;
+  dataDirOption(): Option;
+  /** The cloud's database from its config file. */
+  databaseOf(file: string, dataDir: string): DbOptions;
+}
+
+export function registerUserCommands(program: Command, h: UserCommandHelpers): void {
+  const user = program.command('user').description('people who sign in to the web application (passwords stored as scrypt hashes)');
+  const dbOf = (o: { config?: string; dataDir: string }): DbOptions => (o.config
+    ? h.databaseOf(o.config, o.dataDir)
+    : { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') });
+  user.command('create <name>')
+    .description('create a user; without --password: asked twice on a terminal, else generated and printed once')
+    .addOption(new Option('--role <role>', 'role of the user').choices(['admin', 'operator', 'commander', 'verifier', 'crew']).makeOptionMandatory())
+    .option('--unit <unit>', 'the unit of a crew user')
+    .option('--password <password>', 'the password (visible in the process list: prefer the prompt)')
+    .addOption(h.configOption(false))
+    .addOption(h.dataDirOption())
+    .action(async (name, o) => {
+      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew user needs --unit UNIT');
+      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew users only');
+      const { userCommandInDatabase } = await import('../cloud/users.ts');
+      const { password, generated } = await newPassword(o.password);
+      await userCommandInDatabase(dbOf(o), { kind: 'create', username: name, role: o.role, unit: o.unit, password });
+      console.log(JSON.stringify({ username: name, role: o.role, unit: o.unit ?? null, ...(generated ? { password } : {}) }));
+    });
+  user.command('passwd <name>')
+    .description('set a new password (asked on a terminal, else generated and printed once); ends the user\'s sessions and enables a disabled user')
+    .option('--password <password>', 'the password (visible in the process list: prefer the prompt)')
+    .addOption(h.configOption(false))
+    .addOption(h.dataDirOption())
+    .action(async (name, o) => {
+      const { userCommandInDatabase } = await import('../cloud/users.ts');
+      const { password, generated } = await newPassword(o.password);
+      await userCommandInDatabase(dbOf(o), { kind: 'passwd', username: name, password });
+      console.log(JSON.stringify({ username: name, ...(generated ? { password } : {}) }));
+    });
+  user.command('disable <name>')
+    .description('disable a user: no more sign-ins, sessions ended (user passwd enables it again)')
+    .addOption(h.configOption(false))
+    .addOption(h.dataDirOption())
+    .action(async (name, o) => {
+      const { userCommandInDatabase } = await import('../cloud/users.ts');
+      const changed = await userCommandInDatabase(dbOf(o), { kind: 'disable', username: name });
+      console.log(changed ? `disabled ${name}` : `${name} was disabled already`);
+    });
+}
+
+/** The password given, else asked twice on a terminal (no echo), else a generated one. */
+async function newPassword(given: string | undefined): Promise<{ password: string; generated: boolean }> {
+  if (given !== undefined) return { password: given, generated: false };
+  if (process.stdin.isTTY) {
+    const { promptHidden } = await import('./prompt.ts');
+    const first = await promptHidden('password: ');
+    const again = await promptHidden('again: ');
+    if (first !== again) throw new CsError('CS_CLI_USAGE', 'the two passwords differ');
+    return { password: first, generated: false };
+  }
+  const { generatePassword } = await import('../cloud/users.ts');
+  return { password: generatePassword(), generated: true };
+}
