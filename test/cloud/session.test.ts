@@ -89,7 +89,7 @@ describe.each(BACKENDS)('sign-in on $backend', ({ backend, skip }: { backend: Ba
       expect(out.headers.get('set-cookie')).toMatch(/^cs_session=;.*Expires=Thu, 01 Jan 1970/);
       const after = await call('GET', '/api/session', { cookie });
       expect(after.status).toBe(401);
-      expect((await after.json()).code).toBe('CS_CLOUD_AUTH_INVALID');
+      expect(((await after.json()) as { code: string }).code).toBe('CS_CLOUD_AUTH_INVALID');
       expect((await call('GET', '/api/session')).status).toBe(401);
     });
 
@@ -106,7 +106,7 @@ describe.each(BACKENDS)('sign-in on $backend', ({ backend, skip }: { backend: Ba
       for (let i = 0; i < 5; i++) expect((await signIn('crew-xz-drainage', `wrong-${i}-password`)).status).toBe(401);
       const locked = await signIn('crew-xz-drainage', PASSWORDS.drain);
       expect(locked.status).toBe(429);
-      expect((await locked.json()).code).toBe('CS_CLOUD_SIGNIN_THROTTLED');
+      expect(((await locked.json()) as { code: string }).code).toBe('CS_CLOUD_SIGNIN_THROTTLED');
       const retry = Number(locked.headers.get('retry-after'));
       expect(retry).toBeGreaterThanOrEqual(1);
       limiterClock += retry * 1000;
@@ -123,7 +123,7 @@ describe.each(BACKENDS)('sign-in on $backend', ({ backend, skip }: { backend: Ba
       expect(other).toBeDefined();
       const res = await call('GET', `/api/cases/${other.id}`, { cookie });
       expect(res.status).toBe(404);
-      expect((await res.json()).code).toBe('CS_CLOUD_CASE_NOT_FOUND');
+      expect(((await res.json()) as { code: string }).code).toBe('CS_CLOUD_CASE_NOT_FOUND');
     });
 
     it('refuses a cross-origin cookie POST (403 CS_CLOUD_CSRF) and one without Origin; accepts the same origin', async () => {
@@ -132,7 +132,7 @@ describe.each(BACKENDS)('sign-in on $backend', ({ backend, skip }: { backend: Ba
       const body = { reason: 'false alarm: sensor fouled' };
       const evil = await call('POST', `/api/cases/${id}/void`, { cookie, body, headers: { origin: 'https://evil.example' } });
       expect(evil.status).toBe(403);
-      expect((await evil.json()).code).toBe('CS_CLOUD_CSRF');
+      expect(((await evil.json()) as { code: string }).code).toBe('CS_CLOUD_CSRF');
       expect((await call('POST', `/api/cases/${id}/void`, { cookie, body, headers: { 'sec-fetch-site': 'cross-site' } })).status).toBe(403);
       expect((await call('POST', `/api/cases/${id}/void`, { cookie, body })).status).toBe(403);
       // Same origin: past auth and CSRF (the workflow answers; operator may void).
