@@ -129,6 +129,11 @@ export const CloudServiceConfig = Type.Object({
     maxSkewMs: Type.Optional(Type.Integer({ minimum: 0 })),
     maxAgeMs: Type.Optional(Type.Integer({ minimum: 1 })),
   }, { additionalProperties: false })),
+  /** Group commit (docs/architecture.md#ingest): readings per transaction at most, and the longest wait for a batch to fill. */
+  ingest: Type.Optional(Type.Object({
+    batchReadings: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 256 })),
+    batchDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 2 })),
+  }, { additionalProperties: false })),
   /**
    * A rule-set file (devices/rules.ts; relative to this file); the defaults when omitted. Give every
    * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").

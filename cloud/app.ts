@@ -9,6 +9,7 @@ import type { District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
 import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
 import { openDatabase, type DbOptions } from './db/database.ts';
+import type { BatchOptions } from './ingest-batch.ts';
 import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } from './ingest.ts';
 import type { ReadingLimits } from './reading-check.ts';
 import { createIntake } from './intake.ts';
@@ -101,6 +102,8 @@ export interface CloudOptions {
   web?: WebOptions;
   /** Plausible reading time: `maxSkewMs` ahead (default 5 min), `maxAgeMs` behind (default 90 days). */
   readings?: Partial<ReadingLimits>;
+  /** Group commit: readings per transaction and the longest wait for a batch (docs/architecture.md#ingest). */
+  ingestBatch?: Partial<BatchOptions>;
   /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
   warnLimit?: Partial<WarnLimit>;
   /** Session expiry: `idleMs` (default 12 h) and `absoluteMs` from sign-in (default 7 days). */
@@ -190,7 +193,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const intake = createIntake({ district: opts.district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit });
   const ingestor = createIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, intake,
+    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake,
   });
   const edgeAlarms = createEdgeAlarmIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
@@ -324,6 +327,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       unpublish?.();
       await streamConsumer?.stop();
       await subscriber?.stop();
+      await ingestor.flush();
       await Promise.allSettled([...inFlight]);
       ingestor.close();
       edgeAlarms.close();

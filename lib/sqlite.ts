@@ -26,3 +26,4 @@ function load(): typeof BetterSqlite3 {
 
 export const Sqlite: typeof BetterSqlite3 = load();
 export type SqliteDatabase = BetterSqlite3.Database;
+export type SqliteStatement = BetterSqlite3.Statement;

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { Sqlite, type SqliteDatabase } from '../../lib/sqlite.ts';
+import { Sqlite, type SqliteDatabase, type SqliteStatement } from '../../lib/sqlite.ts';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { CsError } from '../../lib/errors.ts';
@@ -26,6 +26,14 @@ export interface Database {
   /** For reads (and DDL through the migrator). Writes go through `write`. */
   readonly db: Kysely<DB>;
   write<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  /**
+   * SQLite only: a better-sqlite3 statement prepared once per connection and kept, for the hot
+   * paths (docs/architecture.md#ingest). Use it only inside `write` (same connection, same
+   * transaction); Kysely's driver would prepare the same text again on every call.
+   */
+  statement?(text: string): SqliteStatement;
+  /** Transactions committed and rolled back through `write` since open (tests count commits with it). */
+  writes(): { commits: number; rollbacks: number };
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -79,6 +87,8 @@ function openSqlite(file: string): Database {
   };
   const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: async () => open() }) });
   let closed = false;
+  const counts = { commits: 0, rollbacks: 0 };
+  const statements = new Map<string, SqliteStatement>();
   /** The writer lock is per real file; the file must be open to know it. */
   const serialisedOpen = <T>(fn: () => Promise<T>): Promise<T> => {
     open();
@@ -91,8 +101,10 @@ function openSqlite(file: string): Database {
       try {
         const out = await fn(conn);
         await sql`commit`.execute(conn);
+        counts.commits++;
         return out;
       } catch (err) {
+        counts.rollbacks++;
         await sql`rollback`.execute(conn).catch(() => undefined);
         throw err;
       }
@@ -102,6 +114,15 @@ function openSqlite(file: string): Database {
     kind: 'sqlite',
     db,
     write,
+    statement(text) {
+      let st = statements.get(text);
+      if (!st) {
+        st = open().prepare(text);
+        statements.set(text, st);
+      }
+      return st;
+    },
+    writes: () => ({ ...counts }),
     migrate: () => serialisedOpen(async () => {
       // Another process may be migrating the same file: retry while it holds the lock.
       for (let attempt = 0; ; attempt++) {
@@ -117,6 +138,7 @@ function openSqlite(file: string): Database {
     close: async () => {
       if (closed) return;
       closed = true;
+      statements.clear();
       if (!raw) return void (await db.destroy());
       await serialised(key, () => db.destroy());
       const l = lockFor(key);
@@ -139,10 +161,21 @@ function openPostgres(url: string, logger: Logger): Database {
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection lost'));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let closed = false;
+  const counts = { commits: 0, rollbacks: 0 };
   return {
     kind: 'postgres',
     db,
-    write: (fn) => db.transaction().execute((trx) => fn(trx)),
+    write: async (fn) => {
+      try {
+        const out = await db.transaction().execute((trx) => fn(trx));
+        counts.commits++;
+        return out;
+      } catch (err) {
+        counts.rollbacks++;
+        throw err;
+      }
+    },
+    writes: () => ({ ...counts }),
     migrate: () => runMigrations(db),
     ping: async () => { await sql`select 1`.execute(db); },
     close: async () => {

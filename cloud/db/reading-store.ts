@@ -1,0 +1,99 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './database.ts';
+import type { DB, DeviceStateTable, ReadingsTable } from './schema.ts';
+
+/**
+ * The statements of a batch of readings (docs/architecture.md#ingest), inside the caller's write
+ * transaction. SQLite: better-sqlite3 statements prepared once (Database.statement) and run per
+ * row: a run is a few microseconds, and Kysely's driver would prepare every statement again.
+ * PostgreSQL: one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING the stored keys, and one
+ * multi-row device_state upsert (a round trip per statement is what costs there).
+ */
+
+export type ReadingRow = ReadingsTable;
+export type DeviceStateRow = DeviceStateTable;
+export type PriorReading = { ts: number; values_json: string; quality: string };
+
+/** Rows per PostgreSQL statement: 9 parameters a row, far below the 65,535 bind limit. */
+const PG_CHUNK = 1000;
+
+const INSERT_SQLITE = 'insert into readings (gateway, stream, seq, device, ts, received_at, values_json, quality, historical) '
+  + 'values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (gateway, stream, device, seq) do nothing';
+const PRIOR_SQLITE = 'select ts, values_json, quality from readings where gateway = ? and stream = ? and device = ? and seq = ?';
+/** Latest values only move forward in measurement time (a replay does not overwrite them). */
+const STATE_SQLITE = 'insert into device_state (device, gateway, last_seq, last_ts, last_values, last_quality, last_seen) '
+  + 'values (?, ?, ?, ?, ?, ?, ?) on conflict (device) do update set '
+  + 'gateway = excluded.gateway, '
+  + 'last_seq = case when excluded.last_ts >= device_state.last_ts then excluded.last_seq else device_state.last_seq end, '
+  + 'last_values = case when excluded.last_ts >= device_state.last_ts then excluded.last_values else device_state.last_values end, '
+  + 'last_quality = case when excluded.last_ts >= device_state.last_ts then excluded.last_quality else device_state.last_quality end, '
+  + 'last_ts = case when excluded.last_ts >= device_state.last_ts then excluded.last_ts else device_state.last_ts end, '
+  + 'last_seen = case when excluded.last_seen >= device_state.last_seen then excluded.last_seen else device_state.last_seen end';
+
+const keyOf = (r: { gateway: string; stream: string; device: string; seq: number }): string =>
+  `${r.gateway}\u0000${r.stream}\u0000${r.device}\u0000${Number(r.seq)}`;
+
+/** Inserts the rows in order; true where the row was stored, false where its key already was (also earlier in the same batch). */
+export async function insertReadings(database: Database, trx: Kysely<DB>, rows: ReadingRow[]): Promise<boolean[]> {
+  if (database.statement) {
+    const st = database.statement(INSERT_SQLITE);
+    return rows.map((r) => st.run(r.gateway, r.stream, r.seq, r.device, r.ts, r.received_at, r.values_json, r.quality, r.historical).changes === 1);
+  }
+  const returned = new Set<string>();
+  for (let i = 0; i < rows.length; i += PG_CHUNK) {
+    const out = await trx.insertInto('readings').values(rows.slice(i, i + PG_CHUNK))
+      .onConflict((oc) => oc.columns(['gateway', 'stream', 'device', 'seq']).doNothing())
+      .returning(['gateway', 'stream', 'device', 'seq']).execute();
+    for (const r of out) returned.add(keyOf(r));
+  }
+  // A key twice in one statement is stored once, from its first row.
+  return rows.map((r) => returned.delete(keyOf(r)));
+}
+
+export async function priorReading(database: Database, trx: Kysely<DB>, r: ReadingRow): Promise<PriorReading> {
+  if (database.statement) {
+    const row = database.statement(PRIOR_SQLITE).get(r.gateway, r.stream, r.device, r.seq) as PriorReading | undefined;
+    if (!row) throw new Error(`reading (${r.gateway}, ${r.stream}, ${r.device}, ${r.seq}) neither stored nor found`);
+    return { ...row, ts: Number(row.ts) };
+  }
+  const row = await trx.selectFrom('readings').select(['ts', 'values_json', 'quality'])
+    .where('gateway', '=', r.gateway).where('stream', '=', r.stream).where('device', '=', r.device).where('seq', '=', r.seq)
+    .executeTakeFirstOrThrow();
+  return { ...row, ts: Number(row.ts) };
+}
+
+/** One row per device (the caller keeps the newest of the batch); each moves the stored state only forward in ts. */
+export async function upsertDeviceStates(database: Database, trx: Kysely<DB>, rows: DeviceStateRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  if (database.statement) {
+    const st = database.statement(STATE_SQLITE);
+    for (const s of rows) st.run(s.device, s.gateway, s.last_seq, s.last_ts, s.last_values, s.last_quality, s.last_seen);
+    return;
+  }
+  for (let i = 0; i < rows.length; i += PG_CHUNK) {
+    await trx.insertInto('device_state').values(rows.slice(i, i + PG_CHUNK)).onConflict((oc) => oc.column('device').doUpdateSet({
+      gateway: sql`excluded.gateway`,
+      last_seq: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_seq else device_state.last_seq end`,
+      last_values: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_values else device_state.last_values end`,
+      last_quality: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_quality else device_state.last_quality end`,
+      last_ts: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_ts else device_state.last_ts end`,
+      last_seen: sql`case when excluded.last_seen >= device_state.last_seen then excluded.last_seen else device_state.last_seen end`,
+    })).execute();
+  }
+}
+
+/** Folds a stored reading into the batch's newest state of its device, as applying the upserts one by one would. */
+export function foldState(latest: Map<string, DeviceStateRow>, s: DeviceStateRow): void {
+  const prev = latest.get(s.device);
+  if (!prev) return void latest.set(s.device, s);
+  const newer = s.last_ts >= prev.last_ts;
+  latest.set(s.device, {
+    device: s.device,
+    gateway: s.gateway,
+    last_seq: newer ? s.last_seq : prev.last_seq,
+    last_ts: newer ? s.last_ts : prev.last_ts,
+    last_values: newer ? s.last_values : prev.last_values,
+    last_quality: newer ? s.last_quality : prev.last_quality,
+    last_seen: Math.max(s.last_seen, prev.last_seen),
+  });
+}

@@ -1,0 +1,170 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from '../lib/log.ts';
+import type { Reading } from '../lib/messages.ts';
+import type { Breach } from './rules.ts';
+import { recordBreach, recordClear, type AlarmChange, type CaseChange } from './cases/index.ts';
+import type { IngestOutcome, PipelineDeps, Registered } from './intake.ts';
+import { readingHash } from './reading-check.ts';
+import type { DB } from './db/schema.ts';
+import { foldState, insertReadings, priorReading, upsertDeviceStates, type DeviceStateRow, type ReadingRow } from './db/reading-store.ts';
+
+/**
+ * Group commit (docs/architecture.md#ingest): checked readings queue here and are stored in one
+ * write transaction per batch: up to `maxReadings`, or what arrived within `maxDelayMs` of the
+ * first. Inside it, each reading in arrival order is inserted (idempotent on gateway+stream+device+seq),
+ * judged by the rules and its breaches recorded, exactly as one reading's transaction did; the
+ * devices' latest values are upserted once per device at the end. A reading's promise settles
+ * after the commit, so its acknowledgement never precedes it. A batch that fails is undone
+ * (rule transitions included) and its readings retried one transaction each: the good ones are
+ * stored, the bad one fails alone. Batches run one at a time, in order.
+ */
+
+export interface BatchOptions {
+  /** Readings per transaction at most; default 256. */
+  maxReadings: number;
+  /** Longest wait for a batch to fill after its first reading, ms; default 2. */
+  maxDelayMs: number;
+}
+
+export const DEFAULT_BATCH: BatchOptions = { maxReadings: 256, maxDelayMs: 2 };
+
+export type Stored = Extract<IngestOutcome<string>, { status: 'stored' | 'duplicate' | 'conflict' }>;
+
+export interface Queued { gateway: string; reg: Registered; reading: Reading; ts: number; log: Logger }
+
+export interface Batcher {
+  /** Settles after the transaction holding the reading committed (or rejects with why it was not stored). */
+  submit(q: Queued): Promise<Stored>;
+  /** Stores what is queued now and waits for it. */
+  flush(): Promise<void>;
+  stats(): { batches: number; retried: number };
+}
+
+type Item = Queued & { resolve(s: Stored): void; reject(err: unknown): void };
+
+/** A lock held by another connection or process, worth a second try of the whole batch. */
+const TRANSIENT = /SQLITE_BUSY|database is locked|deadlock detected|could not serialize/;
+const BUSY_RETRIES = 3;
+
+export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions> = {}): Batcher {
+  const { database, now } = deps;
+  const maxReadings = Math.max(1, Math.floor(options.maxReadings ?? DEFAULT_BATCH.maxReadings));
+  const maxDelayMs = Math.max(0, options.maxDelayMs ?? DEFAULT_BATCH.maxDelayMs);
+  let queue: Item[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  const counts = { batches: 0, retried: 0 };
+
+  function cut(): Promise<void> {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    while (queue.length) {
+      const batch = queue.length <= maxReadings ? queue : queue.slice(0, maxReadings);
+      queue = queue.length <= maxReadings ? [] : queue.slice(maxReadings);
+      chain = chain.then(() => run(batch));
+    }
+    return chain;
+  }
+
+  async function run(batch: Item[], attempt = 0): Promise<void> {
+    const undo: (() => void)[] = [];
+    try {
+      const out = await database.write((trx) => storeAll(trx, batch, undo));
+      counts.batches++;
+      batch.forEach((it, i) => it.resolve(out[i]));
+    } catch (err) {
+      // Not committed: forget the rule transitions so that the retry (or redelivery) makes them again.
+      for (const u of undo.reverse()) u();
+      if (attempt < BUSY_RETRIES && TRANSIENT.test(String((err as Error)?.message))) {
+        await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
+        return run(batch, attempt + 1);
+      }
+      if (batch.length === 1) return batch[0].reject(err);
+      counts.retried++;
+      batch[0].log.warn({ err: (err as Error)?.message, readings: batch.length }, 'batch of readings failed; storing them one by one');
+      for (const it of batch) await run([it], BUSY_RETRIES);
+    }
+  }
+
+  async function storeAll(trx: Kysely<DB>, batch: Item[], undo: (() => void)[]): Promise<Stored[]> {
+    const at = now();
+    const rows: ReadingRow[] = batch.map(({ gateway, reading, ts }) => ({
+      gateway, stream: reading.stream ?? '', seq: reading.seq, device: reading.device, ts, received_at: at,
+      values_json: JSON.stringify(reading.values), quality: reading.quality, historical: reading.historical ? 1 : 0,
+    }));
+    const stored = await insertReadings(database, trx, rows);
+    const latest = new Map<string, DeviceStateRow>();
+    const out: Stored[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const row = rows[i];
+      if (!stored[i]) {
+        out.push(await priorOutcome(trx, batch[i], row));
+        continue;
+      }
+      foldState(latest, { device: row.device, gateway: row.gateway, last_seq: row.seq, last_ts: row.ts, last_values: row.values_json, last_quality: row.quality, last_seen: at });
+      out.push(await evaluate(trx, batch[i], at, undo));
+    }
+    await upsertDeviceStates(database, trx, [...latest.values()]);
+    return out;
+  }
+
+  /** Redelivery is normal (at least once); the same key with other values is not. */
+  async function priorOutcome(trx: Kysely<DB>, it: Item, row: ReadingRow): Promise<Stored> {
+    const { gateway, reading, ts } = it;
+    const prior = await priorReading(database, trx, row);
+    const storedHash = readingHash({ device: reading.device, ts: prior.ts, values: JSON.parse(prior.values_json), quality: prior.quality });
+    const hash = readingHash({ device: reading.device, ts, values: reading.values, quality: reading.quality });
+    if (storedHash !== hash) return { status: 'conflict', gateway, stream: row.stream, seq: reading.seq, device: reading.device, storedHash, hash };
+    return { status: 'duplicate', gateway, seq: reading.seq, device: reading.device };
+  }
+
+  /**
+   * A reading the sensor itself marks bad is kept but not judged. A replayed (historical) reading
+   * is judged by the same rules (overrides, disabled and range rules included), but statelessly:
+   * it must not move hold times, hysteresis or alarms, and opens no case.
+   */
+  async function evaluate(trx: Kysely<DB>, it: Item, at: number, undo: (() => void)[]): Promise<Stored> {
+    const { gateway, reg, reading, ts, log } = it;
+    const emergency = deps.mode.emergency();
+    let breaches: Breach[] = [];
+    let raised: Breach[] = [];
+    let cleared: string[] = [];
+    if (reading.quality !== 'bad') {
+      if (reading.historical) {
+        breaches = deps.engine.judge(reading.device, reg.profile.id, reading.values, emergency);
+      } else {
+        ({ breaches, raised, cleared } = deps.engine.evaluate(reading.device, reg.profile.id, reading.values, ts, emergency));
+      }
+    }
+    for (const b of raised) undo.push(() => deps.engine.setAlarmed(reading.device, b.hazard, false));
+    for (const h of cleared) undo.push(() => deps.engine.setAlarmed(reading.device, h, true));
+    const cases: CaseChange[] = [];
+    const alarms: AlarmChange[] = [];
+    const emergencyEpoch = emergency ? deps.mode.epoch?.() ?? null : null;
+    for (const breach of breaches) {
+      const r = await recordBreach(trx, {
+        device: reg.device, kind: reg.profile.kind, breach, env: deps.env, at, historical: reading.historical, emergency,
+        emergencyEpoch, raised: raised.includes(breach), log,
+      });
+      if (r.case) cases.push(r.case);
+      if (r.alarm) alarms.push(r.alarm);
+    }
+    for (const hazard of cleared) {
+      const alarm = await recordClear(trx, reading.device, hazard, at);
+      if (alarm) alarms.push(alarm);
+    }
+    return { status: 'stored', gateway, seq: reading.seq, device: reading.device, cases, alarms };
+  }
+
+  return {
+    submit(q) {
+      return new Promise<Stored>((resolve, reject) => {
+        queue.push({ ...q, resolve, reject });
+        if (queue.length >= maxReadings) void cut();
+        else if (!timer) timer = setTimeout(() => void cut(), maxDelayMs);
+      });
+    },
+    flush: () => cut(),
+    stats: () => ({ ...counts }),
+  };
+}
