@@ -10,8 +10,14 @@ import { CloudErrors } from './errors.ts';
 /**
  * The cloud's MQTT subscriber: readings (`topics.allUp`), edge alarms (`topics.allAlarm`) and
  * gateway birth/death certificates (`topics.allState`), QoS 1. A reading or alarm is acknowledged (PUBACK) only after `onReading` has
- * finished, so a reading the database could not take is not acknowledged and comes back on the
+ * finished (its batch committed), so a reading the database could not take is not acknowledged and comes back on the
  * next session (with a fixed clientId the session is persistent: clean=false).
+ *
+ * mqtt.js takes the next packet only after `handleMessage` called back, and then sends the PUBACK:
+ * waiting there for the commit would store one reading per batch. So a reading's callback is
+ * called at once with a marker error (mqtt.js then sends no PUBACK), and its PUBACK is sent when
+ * `onReading` resolved, in the order the PUBLISHes came (MQTT-4.6.0-2), on the same connection
+ * only; at most `maxUnacked` readings are in hand; any other message waits for the readings before it (docs/architecture.md#ingest).
  */
 
 export interface MqttOptions {
@@ -27,7 +33,14 @@ export interface MqttOptions {
   gateways?: string[];
   /** Subscribe to readings and edge alarms at all (false: publish events only, they come another way). */
   readings?: boolean;
+  /** Readings received and not yet acknowledged at most, before the next packet is read; default 1000. */
+  maxUnacked?: number;
 }
+
+/** Tells mqtt.js "no PUBACK from you": it drops the error and reads the next packet. */
+const DEFERRED = new Error('acknowledged after storing');
+/** mqtt.js's packet writer (private): how a deferred PUBACK goes out. */
+type PacketSender = { _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void): void };
 
 export interface SubscriberDeps {
   options: MqttOptions;
@@ -52,6 +65,26 @@ export interface Subscriber {
 export function createSubscriber(deps: SubscriberDeps): Subscriber {
   let client: MqttClient | undefined;
   const log = deps.logger;
+  const maxUnacked = deps.options.maxUnacked ?? 1000;
+  /** Connections made so far: a PUBACK goes out only on the connection its PUBLISH came on. */
+  let connection = 0;
+  let unacked = 0;
+  let ackTail: Promise<void> = Promise.resolve();
+
+  /** A reading at QoS 1: handled concurrently with the next, acknowledged after it was stored. */
+  function deferAck(c: MqttClient, topic: string, payload: Buffer, messageId: number, callback: (err?: Error) => void): void {
+    const on = connection;
+    unacked++;
+    const done = dispatch(topic, payload).then(() => true, (err: Error) => {
+      log.error({ err, topic }, 'message handling failed');
+      return false;
+    }).finally(() => { unacked--; });
+    ackTail = ackTail.then(() => done).then((ok) => {
+      if (ok && on === connection && c.connected) (c as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId });
+    });
+    if (unacked < maxUnacked) callback(DEFERRED);
+    else void done.then(() => callback(DEFERRED));
+  }
 
   async function dispatch(topic: string, payload: Buffer): Promise<void> {
     const t = parseTopic(topic);
@@ -110,9 +143,15 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
         connectTimeout: 10_000,
       });
       // Set before the CONNACK: a persistent session may deliver queued readings at once.
+      c.on('connect', () => { connection++; });
       c.handleMessage = (packet, callback) => {
         const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-        dispatch(packet.topic, payload).then(() => callback(), (err: Error) => {
+        const kind = parseTopic(packet.topic)?.kind;
+        if (packet.qos === 1 && packet.messageId !== undefined && kind === 'up') {
+          return deferAck(c, packet.topic, payload, packet.messageId, callback);
+        }
+        // Anything else (an edge alarm too) waits for the readings before it: their order is kept.
+        ackTail.then(() => dispatch(packet.topic, payload)).then(() => callback(), (err: Error) => {
           log.error({ err, topic: packet.topic }, 'message handling failed');
           callback(err);
         });

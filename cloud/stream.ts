@@ -19,6 +19,7 @@
 import { Redis } from 'ioredis';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import { parseTopic } from '../lib/topics.ts';
 
 export interface StreamSourceOptions {
   /** `redis://host:port/db`. */
@@ -118,9 +119,14 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
     return { id: id.toString(), gateway: gw, topic, payload };
   }
 
-  /** Handles entries one by one (in stream order) and acknowledges the good ones in one XACK. */
+  /**
+   * Hands the entries over in stream order, readings without waiting for each other (the cloud
+   * stores them in one batch, docs/architecture.md#ingest); an entry of another kind (an edge
+   * alarm) waits for those before it. The good ones are acknowledged in one XACK once all settled.
+   */
   async function handleAll(raws: RawEntry[]): Promise<void> {
     const ack: string[] = [];
+    const inHand: Promise<void>[] = [];
     for (const raw of raws) {
       // XAUTOCLAIM answers deleted entries (trimmed away) with empty fields.
       const entry = decode(raw);
@@ -130,20 +136,29 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
         ack.push(raw[0].toString());
         continue;
       }
-      let ok = false;
-      try {
-        ok = await deps.handle(entry);
-      } catch (err) {
-        log.error({ err, id: entry.id, gateway: entry.gateway }, 'stream entry handling failed');
-      }
-      stats.handled++;
-      if (ok) ack.push(entry.id);
-      else stats.failed++; // stays pending: a later claim retries it
+      const reading = parseTopic(entry.topic)?.kind === 'up';
+      if (!reading) await Promise.all(inHand);
+      const p = handleOne(entry, ack);
+      if (reading) inHand.push(p);
+      else await p;
     }
+    await Promise.all(inHand);
     if (ack.length) {
       await writer!.xack(o.stream, o.group, ...ack);
       stats.acked += ack.length;
     }
+  }
+
+  async function handleOne(entry: StreamEntry, ack: string[]): Promise<void> {
+    let ok = false;
+    try {
+      ok = await deps.handle(entry);
+    } catch (err) {
+      log.error({ err, id: entry.id, gateway: entry.gateway }, 'stream entry handling failed');
+    }
+    stats.handled++;
+    if (ok) ack.push(entry.id);
+    else stats.failed++; // stays pending: a later claim retries it
   }
 
   async function readOwnPending(): Promise<void> {
