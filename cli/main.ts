@@ -137,6 +137,16 @@ export function buildProgram(): Command {
       const { password } = openCredentialStore(resolve(o.dataDir)).create(username, o.role);
       console.log(JSON.stringify({ username, role: o.role, password }));
     });
+  cred.command('import <file>')
+    .description('add many credentials from a CSV (id[,secret] a line) or JSON ([{ "id", "secret"? }]) file, all or nothing; prints the generated secrets once, as CSV id,secret')
+    .addOption(new Option('--role <role>', 'role of every imported credential').choices([...CREDENTIAL_ROLES]).default('gateway'))
+    .addOption(dataDirOption())
+    .action(async (file, o) => {
+      const [{ readFileSync }, { openCredentialStore }, { parseImport }] = await Promise.all([import('node:fs'), import('../gateway/credentials.ts'), import('../gateway/credential-import.ts')]);
+      const { created, generated } = openCredentialStore(resolve(o.dataDir)).importMany(parseImport(readFileSync(resolve(file), 'utf8'), o.role));
+      if (generated.length) process.stdout.write(`id,secret\n${generated.map((g) => `${g.username},${g.password}`).join('\n')}\n`);
+      console.error(`imported ${created} credential(s) (role ${o.role}); ${generated.length} secret(s) generated and printed above`);
+    });
   cred.command('list').description('list credentials (never passwords)').addOption(dataDirOption()).addOption(adminUrlOption())
     .action(async (o) => {
       if (o.adminUrl) {

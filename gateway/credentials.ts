@@ -1,23 +1,27 @@
 /**
  * MQTT credentials: one per gateway (its username is its gateway id) and one per cloud
  * service. Persisted as a JSON file written atomically (temp file, fsync, rename; mode
- * 0600); passwords stored only as scrypt hashes with a random 16-byte salt and their
- * N/r/p parameters, so they can be raised later without breaking old entries.
+ * 0600); secrets stored only hashed (secret-hash.ts): machine secrets as SHA-256, secrets
+ * chosen by people as scrypt with a random salt and their N/r/p parameters. A scrypt entry
+ * whose secret proves machine-strength is rewritten as SHA-256 after its next successful
+ * login (docs/architecture.md#machine-credentials).
  *
  * File format (version 1):
  *   { "version": 1, "users": [ { "username", "role", "gateway"?, "createdAt", "revokedAt"?,
- *       "rotatedAt"?, "scrypt": { "N", "r", "p", "keylen", "salt" (base64), "hash" (base64) } } ] }
+ *       "rotatedAt"?, and either "sha256": { "hash" (base64) }
+ *       or "scrypt": { "N", "r", "p", "keylen", "salt" (base64), "hash" (base64) } } ] }
  *
  * Revoked entries stay in the file (for audit) and keep their username taken.
  */
 import { EventEmitter } from 'node:events';
-import {
-  readFileSync,
-} from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import { writeFileAtomic } from '../lib/atomic-file.ts';
+import {
+  ScryptHash, Sha256Hash, fingerprint, generateSecret, hashSecret, isMachineSecret, matches, matchesFast, sha256Hash, type StoredSecret,
+} from './secret-hash.ts';
+import { corrupt, readIfExists, writeAtomic } from './credentials-file.ts';
+import { checkImport, importRefused, type ImportEntry, type ImportProblem } from './credential-import.ts';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
 import { ID_PATTERN, isValidId } from '../lib/topics.ts';
@@ -40,23 +44,13 @@ export interface Identity {
   revokedAt?: string;
 }
 
-/** Chosen passwords shorter than this are refused; generated ones are 32 characters (192 bits). */
+/** Chosen passwords shorter than this are refused; generated ones are 43 characters (256 bits). */
 export const MIN_PASSWORD_LENGTH = 12;
 
-/** scrypt cost of new hashes: Node's default (16 MiB, about 35 ms here). Stored per entry. */
-export const SCRYPT_PARAMS = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
+export { SCRYPT_PARAMS } from './secret-hash.ts';
 
 /** Gateway ids that would collide with a shared topic level (`cs/v1/events/...`). */
 const RESERVED = new Set(['events']);
-
-const ScryptHash = Type.Object({
-  N: Type.Integer({ minimum: 2, maximum: 1 << 20 }),
-  r: Type.Integer({ minimum: 1, maximum: 64 }),
-  p: Type.Integer({ minimum: 1, maximum: 16 }),
-  keylen: Type.Integer({ minimum: 16, maximum: 128 }),
-  salt: Type.String({ minLength: 16 }),
-  hash: Type.String({ minLength: 16 }),
-}, { additionalProperties: false });
 
 const UserRecord = Type.Object({
   username: Type.String({ pattern: ID_PATTERN }),
@@ -65,7 +59,8 @@ const UserRecord = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   rotatedAt: Type.Optional(Type.String({ format: 'date-time' })),
   revokedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  scrypt: ScryptHash,
+  scrypt: Type.Optional(ScryptHash),
+  sha256: Type.Optional(Sha256Hash),
 }, { additionalProperties: false });
 
 const CredentialsFile = Type.Object({
@@ -73,7 +68,8 @@ const CredentialsFile = Type.Object({
   users: Type.Array(UserRecord),
 }, { additionalProperties: false });
 
-type UserRecord = Static<typeof UserRecord>;
+type UserRecord = Static<typeof UserRecord> & StoredSecret;
+
 
 export interface CredentialStoreOptions {
   /** Clock for createdAt / rotatedAt / revokedAt. */
@@ -98,8 +94,11 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
    */
   private readonly verified = new Map<string, Buffer>();
   private readonly cacheKey = randomBytes(32);
-  /** Hashed for unknown usernames so that they cost as much as a wrong password. */
-  private dummy: UserRecord['scrypt'] | undefined;
+  /** Compared for unknown usernames, so that they take the path of a wrong secret. */
+  private readonly dummy = sha256Hash(randomBytes(32));
+  /** Entries rewritten as SHA-256 after a login, not yet saved: username -> the fingerprint they replaced. */
+  private readonly migrated = new Map<string, string>();
+  private migrationTimer: NodeJS.Timeout | undefined;
 
   private constructor(file: string | undefined, opts: CredentialStoreOptions = {}) {
     super();
@@ -134,18 +133,43 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     if (this.users.has(username)) {
       throw new CsError(GatewayErrors.USER_EXISTS, `username ${username} already exists`, { username });
     }
-    const secret = password ?? generatePassword();
+    const secret = password ?? generateSecret();
     checkPassword(secret);
-    const record: UserRecord = {
+    const record = this.newRecord(username, role, secret);
+    this.users.set(username, record);
+    this.saveOrUndo(() => this.users.delete(username));
+    return { identity: toIdentity(record), password: secret };
+  }
+
+  /**
+   * Adds many credentials in one write (`citysteward credential import`): all or nothing. Every
+   * entry is checked first; any problem refuses the whole batch with every bad line named.
+   * Returns the secrets generated for entries without one (to be shown once).
+   */
+  importMany(batch: { entries: ImportEntry[]; problems?: ImportProblem[] }): { created: number; generated: { username: string; password: string }[] } {
+    const { entries } = batch;
+    const problems = [...(batch.problems ?? []), ...checkImport(entries, (u) => this.users.has(u), RESERVED)].sort((a, b) => a.line - b.line);
+    if (problems.length) throw importRefused(problems);
+    const generated: { username: string; password: string }[] = [];
+    const added: string[] = [];
+    for (const e of entries) {
+      const secret = e.password ?? generateSecret();
+      if (e.password === undefined) generated.push({ username: e.username, password: secret });
+      this.users.set(e.username, this.newRecord(e.username, e.role, secret));
+      added.push(e.username);
+    }
+    this.saveOrUndo(() => added.forEach((u) => this.users.delete(u)));
+    return { created: added.length, generated };
+  }
+
+  private newRecord(username: string, role: Role, secret: string): UserRecord {
+    return {
       username,
       role,
       ...(role === 'gateway' ? { gateway: username } : {}),
       createdAt: this.now().toISOString(),
-      scrypt: hashPassword(secret),
+      ...hashSecret(secret),
     };
-    this.users.set(username, record);
-    this.saveOrUndo(() => this.users.delete(username));
-    return { identity: toIdentity(record), password: secret };
   }
 
   /**
@@ -157,23 +181,59 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     const secret = typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
     const record = this.users.get(username);
     if (!record) {
-      await scryptAsync(secret, this.dummyHash());
+      matchesFast(secret, this.dummy);
       return undefined;
     }
-    const mac = createHmac('sha256', this.cacheKey).update(secret).digest();
+    // SHA-256 entries take a microsecond and need no cache; scrypt ones are cached per process.
+    const mac = record.sha256 ? undefined : createHmac('sha256', this.cacheKey).update(secret).digest();
     const cached = this.verified.get(username);
-    let ok = cached !== undefined && timingSafeEqual(cached, mac);
-    if (!ok) {
-      const expected = Buffer.from(record.scrypt.hash, 'base64');
-      const actual = await scryptAsync(secret, record.scrypt);
-      ok = actual.length === expected.length && timingSafeEqual(actual, expected);
-    }
+    const ok = record.sha256 ? await Promise.resolve(matchesFast(secret, record.sha256))
+      : (cached !== undefined && timingSafeEqual(cached, mac!)) || await matches(secret, record);
     // The record may have been rotated or revoked while scrypt ran: judge the current one. Compare
     // its content, not its identity: a reload() of the unchanged file replaces every record object.
     const current = this.users.get(username);
-    if (!ok || !current || current.scrypt.hash !== record.scrypt.hash || current.revokedAt) return undefined;
-    this.verified.set(username, mac);
+    if (!ok || !current || fingerprint(current) !== fingerprint(record) || current.revokedAt) return undefined;
+    if (current.sha256) return toIdentity(current);
+    if (isMachineSecret(secret)) this.migrate(current, secret);
+    else this.verified.set(username, mac!);
     return toIdentity(record);
+  }
+
+  /** Rewrites a scrypt entry as SHA-256 once its machine-strength secret proved right; saved in batches. */
+  private migrate(record: UserRecord, secret: Buffer): void {
+    const { scrypt: _old, ...rest } = record;
+    this.users.set(record.username, { ...rest, sha256: sha256Hash(secret) });
+    this.verified.delete(record.username);
+    if (!this.file) return;
+    if (!this.migrated.has(record.username)) this.migrated.set(record.username, fingerprint(record));
+    // A reconnect storm migrates thousands: one write for all of them, not one each.
+    this.migrationTimer ??= setTimeout(() => this.saveMigrations(), 200).unref();
+  }
+
+  /**
+   * Writes pending migrations: re-reads the file first (another process may have changed it), then
+   * applies each one whose entry is still the one verified, and saves. On any trouble the
+   * entries simply stay scrypt on disk and migrate again at their next login.
+   */
+  saveMigrations(): void {
+    clearTimeout(this.migrationTimer);
+    this.migrationTimer = undefined;
+    if (!this.migrated.size) return;
+    const mine = new Map([...this.migrated].map(([u, from]) => [u, { from, to: this.users.get(u) }]));
+    this.migrated.clear();
+    try {
+      this.reload();
+      let changed = false;
+      for (const [username, { from, to }] of mine) {
+        const onDisk = this.users.get(username);
+        if (!to?.sha256 || !onDisk || onDisk.revokedAt || fingerprint(onDisk) !== from) continue;
+        this.users.set(username, { ...onDisk, scrypt: undefined, sha256: to.sha256 } as UserRecord);
+        changed = true;
+      }
+      if (changed) this.save();
+    } catch {
+      // Kept in memory as SHA-256; the file keeps scrypt until a later migration succeeds.
+    }
   }
 
   /**
@@ -198,8 +258,9 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
   /** Replaces the password of a live credential with a new generated one. */
   rotate(username: string): { password: string } {
     const old = this.live(username, 'rotate');
-    const password = generatePassword();
-    const record: UserRecord = { ...old, rotatedAt: this.now().toISOString(), scrypt: hashPassword(password) };
+    const password = generateSecret();
+    const { scrypt: _s, sha256: _h, ...rest } = old;
+    const record = { ...rest, rotatedAt: this.now().toISOString(), ...hashSecret(password) } as UserRecord;
     this.users.set(username, record);
     this.saveOrUndo(() => this.users.set(username, old));
     this.verified.delete(username);
@@ -235,7 +296,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     this.load(text);
     for (const [username, record] of this.users) {
       const prev = before.get(username);
-      if (!prev || prev.scrypt.hash !== record.scrypt.hash) this.verified.delete(username);
+      if (!prev || fingerprint(prev) !== fingerprint(record)) this.verified.delete(username);
       if (record.revokedAt && prev && !prev.revokedAt) {
         this.verified.delete(username);
         this.emit('revoked', username);
@@ -258,11 +319,6 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     return record;
   }
 
-  private dummyHash(): UserRecord['scrypt'] {
-    this.dummy ??= hashPassword(generatePassword());
-    return this.dummy;
-  }
-
   private load(text: string): void {
     const file = this.file ?? '(memory)';
     let json: unknown;
@@ -282,11 +338,13 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
         throw corrupt(file, `users[${i}].gateway: must equal the username for role gateway`);
       }
       if (u.role !== 'gateway' && u.gateway !== undefined) throw corrupt(file, `users[${i}].gateway: not allowed for role ${u.role}`);
-      if (Buffer.from(u.scrypt.salt, 'base64').length < 16) throw corrupt(file, `users[${i}].scrypt.salt: shorter than 16 bytes`);
-      if (Buffer.from(u.scrypt.hash, 'base64').length !== u.scrypt.keylen) {
+      if ((u.scrypt === undefined) === (u.sha256 === undefined)) throw corrupt(file, `users[${i}]: needs exactly one of scrypt and sha256`);
+      if (u.scrypt && Buffer.from(u.scrypt.salt, 'base64').length < 16) throw corrupt(file, `users[${i}].scrypt.salt: shorter than 16 bytes`);
+      if (u.scrypt && Buffer.from(u.scrypt.hash, 'base64').length !== u.scrypt.keylen) {
         throw corrupt(file, `users[${i}].scrypt.hash: length differs from keylen`);
       }
-      users.set(u.username, u);
+      if (u.sha256 && Buffer.from(u.sha256.hash, 'base64').length !== 32) throw corrupt(file, `users[${i}].sha256.hash: not 32 bytes`);
+      users.set(u.username, u as UserRecord);
     }
     this.users.clear();
     for (const [k, v] of users) this.users.set(k, v);
@@ -321,60 +379,8 @@ function toIdentity(r: UserRecord): Identity {
   return id;
 }
 
-function generatePassword(): string {
-  return randomBytes(24).toString('base64url');
-}
-
 function checkPassword(password: unknown): void {
   if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH) {
     throw new CsError(GatewayErrors.PASSWORD_WEAK, `password too short: at least ${MIN_PASSWORD_LENGTH} characters`);
-  }
-}
-
-function hashPassword(password: string): UserRecord['scrypt'] {
-  const { N, r, p, keylen } = SCRYPT_PARAMS;
-  const salt = randomBytes(16);
-  // Creation and rotation are rare administrative acts: the synchronous API is fine there.
-  const hash = scryptSync(Buffer.from(password, 'utf8'), salt, keylen, { N, r, p, maxmem: maxmem(SCRYPT_PARAMS) });
-  return { N, r, p, keylen, salt: salt.toString('base64'), hash: hash.toString('base64') };
-}
-
-function maxmem(params: { N: number; r: number; p: number }): number {
-  return 128 * params.N * params.r * params.p + 64 * 1024 * 1024;
-}
-
-function scryptAsync(secret: Buffer, params: UserRecord['scrypt']): Promise<Buffer> {
-  const { N, r, p, keylen } = params;
-  return new Promise((resolveHash, reject) => {
-    scrypt(secret, Buffer.from(params.salt, 'base64'), keylen, { N, r, p, maxmem: maxmem(params) }, (err, key) => {
-      if (err) reject(err);
-      else resolveHash(key);
-    });
-  });
-}
-
-function corrupt(file: string, problem: string): CsError {
-  return new CsError(
-    GatewayErrors.CREDENTIALS_CORRUPT,
-    `credentials file ${file} is corrupt (${problem}); refusing to use or overwrite it: restore it from a backup or move it away`,
-    { file, problem },
-  );
-}
-
-function readIfExists(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CsError(GatewayErrors.CREDENTIALS_READ, `cannot read credentials file ${file}: ${(err as Error).message}`, { file });
-  }
-}
-
-/** Writes `file` atomically (lib/atomic-file.ts), mode 0600 in a 0700 directory. */
-function writeAtomic(file: string, body: string): void {
-  try {
-    writeFileAtomic(file, body, { mode: 0o600, dirMode: 0o700 });
-  } catch (err) {
-    throw new CsError(GatewayErrors.CREDENTIALS_WRITE, `cannot write credentials file ${file}: ${(err as Error).message}`, { file });
   }
 }

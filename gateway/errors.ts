@@ -21,6 +21,8 @@ export const GatewayErrors = {
   ROLE_INVALID: 'CS_GW_ROLE_INVALID',
   /** A chosen password shorter than MIN_PASSWORD_LENGTH. */
   PASSWORD_WEAK: 'CS_GW_PASSWORD_WEAK',
+  /** `credential import`: a file with bad lines (each named); nothing was imported. */
+  IMPORT_INVALID: 'CS_GW_IMPORT_INVALID',
 
   /** CONNECT with an empty client id and CleanSession 0, or an empty id in MQTT 3.1 (CONNACK 2, MQTT-3.1.3-8). */
   CLIENT_ID_REJECTED: 'CS_GW_CLIENT_ID_REJECTED',

@@ -47,7 +47,7 @@ describe('CredentialStore', () => {
     expect(await store.verify('nobody', password)).toBeUndefined();
   });
 
-  it('never stores a password in clear: only a salted scrypt hash with its parameters', () => {
+  it('never stores a password in clear: a generated secret as SHA-256, a chosen one as a salted scrypt hash with its parameters', () => {
     const store = openCredentialStore(dir);
     const a = store.create('gw1', 'gateway');
     const b = store.create('cloud', 'service', 'a chosen passphrase');
@@ -57,12 +57,11 @@ describe('CredentialStore', () => {
     expect(text).not.toContain(Buffer.from('a chosen passphrase').toString('base64'));
     const users = JSON.parse(text).users;
     expect(users).toHaveLength(2);
-    for (const u of users) {
-      expect(u.scrypt).toMatchObject({ N: 16384, r: 8, p: 1, keylen: 32 });
-      expect(Buffer.from(u.scrypt.salt, 'base64')).toHaveLength(16);
-      expect(u).not.toHaveProperty('password');
-    }
-    expect(users[0].scrypt.salt).not.toBe(users[1].scrypt.salt);
+    expect(Buffer.from(users[0].sha256.hash, 'base64')).toHaveLength(32);
+    expect(users[0]).not.toHaveProperty('scrypt');
+    expect(users[1].scrypt).toMatchObject({ N: 16384, r: 8, p: 1, keylen: 32 });
+    expect(Buffer.from(users[1].scrypt.salt, 'base64')).toHaveLength(16);
+    for (const u of users) expect(u).not.toHaveProperty('password');
     expect(b.identity).not.toHaveProperty('gateway');
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
