@@ -142,10 +142,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--role <role>', 'role of every imported credential').choices([...CREDENTIAL_ROLES]).default('gateway'))
     .addOption(dataDirOption())
     .action(async (file, o) => {
-      const [{ readFileSync }, { openCredentialStore }, { parseImport }] = await Promise.all([import('node:fs'), import('../gateway/credentials.ts'), import('../gateway/credential-import.ts')]);
-      const { created, generated } = openCredentialStore(resolve(o.dataDir)).importMany(parseImport(readFileSync(resolve(file), 'utf8'), o.role));
-      if (generated.length) process.stdout.write(`id,secret\n${generated.map((g) => `${g.username},${g.password}`).join('\n')}\n`);
-      console.error(`imported ${created} credential(s) (role ${o.role}); ${generated.length} secret(s) generated and printed above`);
+      await (await import('./credential-import.ts')).importCredentials(resolve(file), resolve(o.dataDir), o.role);
     });
   cred.command('list').description('list credentials (never passwords)').addOption(dataDirOption()).addOption(adminUrlOption())
     .action(async (o) => {
