@@ -137,13 +137,9 @@ export function buildProgram(): Command {
       const { password } = openCredentialStore(resolve(o.dataDir)).create(username, o.role);
       console.log(JSON.stringify({ username, role: o.role, password }));
     });
-  cred.command('import <file>')
-    .description('add many credentials from a CSV (id[,secret] a line) or JSON ([{ "id", "secret"? }]) file, all or nothing; prints the generated secrets once, as CSV id,secret')
-    .addOption(new Option('--role <role>', 'role of every imported credential').choices([...CREDENTIAL_ROLES]).default('gateway'))
-    .addOption(dataDirOption())
-    .action(async (file, o) => {
-      await (await import('./credential-import.ts')).importCredentials(resolve(file), resolve(o.dataDir), o.role);
-    });
+  cred.command('import <file>').description('add many credentials from a CSV (id[,secret] a line) or JSON ([{ "id", "secret"? }]) file, all or nothing; prints the generated secrets once, as CSV id,secret')
+    .addOption(new Option('--role <role>', 'role of every imported credential').choices([...CREDENTIAL_ROLES]).default('gateway')).addOption(dataDirOption())
+    .action(async (file, o) => (await import('./credential-import.ts')).importCredentials(resolve(file), resolve(o.dataDir), o.role));
   cred.command('list').description('list credentials (never passwords)').addOption(dataDirOption()).addOption(adminUrlOption())
     .action(async (o) => {
       if (o.adminUrl) {
