@@ -111,6 +111,8 @@ export const CloudServiceConfig = Type.Object({
     url: Type.String({ pattern: '^mqtts?://' }),
     username: Type.String({ minLength: 1 }),
     password: Type.String({ minLength: 1 }),
+    /** A fixed client id: a persistent session (clean=false), so the broker queues readings while the cloud is away. */
+    clientId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
   }, { additionalProperties: false }),
   /**
    * At city scale: read readings from the brokers' Redis Stream through a consumer group instead of
