@@ -65,6 +65,16 @@ export const CloudErrors = {
   /** An action body that passes the schema but not the meaning (e.g. an extension to an earlier deadline). */
   CASE_BAD_ACTION: 'CS_CLOUD_CASE_BAD_ACTION',
   ALARM_NOT_FOUND: 'CS_CLOUD_ALARM_NOT_FOUND',
+  /** An action id already used for another case or action (a resend of the same action is answered, not refused). */
+  ACTION_ID_REUSED: 'CS_CLOUD_ACTION_ID_REUSED',
+  /** A photo over the size limit (10 MB each). */
+  PHOTO_TOO_LARGE: 'CS_CLOUD_PHOTO_TOO_LARGE',
+  /** A photo whose bytes are not JPEG, PNG or WebP (whatever its name or declared type says). */
+  PHOTO_TYPE: 'CS_CLOUD_PHOTO_TYPE',
+  /** No such photo, or none the caller may see (a crew: only photos of its unit's cases). */
+  PHOTO_NOT_FOUND: 'CS_CLOUD_PHOTO_NOT_FOUND',
+  /** A photo upload without files (multipart field `photo`). */
+  PHOTO_MISSING: 'CS_CLOUD_PHOTO_MISSING',
   CALENDAR_INVALID: 'CS_CLOUD_CALENDAR_INVALID',
   RULES_INVALID: 'CS_CLOUD_RULES_INVALID',
 } as const;
@@ -107,6 +117,11 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_CASE_ALREADY_OPEN: 409,
   CS_CLOUD_CASE_BAD_ACTION: 400,
   CS_CLOUD_ALARM_NOT_FOUND: 404,
+  CS_CLOUD_ACTION_ID_REUSED: 409,
+  CS_CLOUD_PHOTO_TOO_LARGE: 413,
+  CS_CLOUD_PHOTO_TYPE: 415,
+  CS_CLOUD_PHOTO_NOT_FOUND: 404,
+  CS_CLOUD_PHOTO_MISSING: 400,
   CS_CLOUD_CALENDAR_INVALID: 500,
   CS_CLOUD_RULES_INVALID: 500,
 };

@@ -14,17 +14,22 @@ import { CASE_STATES, FINAL_STATES, isFinal, isRunning, RUNNING_STATES, type Cas
 // The states are vocabulary (lib/vocabulary.ts); the transitions between them are this module's.
 export { CASE_STATES, FINAL_STATES, isFinal, isRunning, RUNNING_STATES, type CaseState };
 
-export const CASE_ACTIONS = ['dispatch', 'accept', 'handle', 'verify', 'rework', 'extend', 'defer', 'void', 'reopen'] as const;
+export const CASE_ACTIONS = [
+  'dispatch', 'accept', 'handle', 'verify', 'rework', 'extend', 'defer', 'void', 'reopen',
+  // Same-state actions of the crew's and commander's work (docs/domain.md#milestones-and-extension-requests).
+  'note', 'on-site', 'made-safe', 'request-extension', 'refuse-extension',
+] as const;
 export type CaseAction = (typeof CASE_ACTIONS)[number];
 
 /** From each state, each legal action and the state it leads to (`same` keeps the state; `resume` the state before deferral). */
+const ON_THE_JOB = { 'on-site': 'same', 'made-safe': 'same', 'request-extension': 'same', 'refuse-extension': 'same' } as const;
 export const TRANSITIONS: Record<CaseState, Partial<Record<CaseAction, CaseState | 'same' | 'resume'>>> = {
-  registered: { dispatch: 'dispatched', defer: 'deferred', void: 'void' },
-  dispatched: { accept: 'accepted', extend: 'same', defer: 'deferred', void: 'void' },
-  accepted: { handle: 'handled', extend: 'same', defer: 'deferred', void: 'void' },
-  handled: { verify: 'closed', rework: 'dispatched' },
-  deferred: { reopen: 'resume', void: 'void' },
-  closed: { reopen: 'dispatched' },
+  registered: { dispatch: 'dispatched', defer: 'deferred', void: 'void', note: 'same' },
+  dispatched: { accept: 'accepted', extend: 'same', defer: 'deferred', void: 'void', note: 'same', ...ON_THE_JOB },
+  accepted: { handle: 'handled', extend: 'same', defer: 'deferred', void: 'void', note: 'same', ...ON_THE_JOB },
+  handled: { verify: 'closed', rework: 'dispatched', note: 'same' },
+  deferred: { reopen: 'resume', void: 'void', note: 'same' },
+  closed: { reopen: 'dispatched', note: 'same' },
   void: {},
 };
 
@@ -39,10 +44,21 @@ export const ACTION_ROLES: Record<CaseAction, readonly Role[]> = {
   defer: ['commander', 'admin'],
   void: ['operator', 'commander', 'admin'],
   reopen: ['operator', 'commander', 'verifier', 'admin'],
+  note: ['crew', 'operator', 'commander', 'verifier', 'admin'],
+  'on-site': ['crew', 'admin'],
+  'made-safe': ['crew', 'admin'],
+  'request-extension': ['crew', 'admin'],
+  'refuse-extension': ['commander', 'admin'],
 };
 
+/** Actions that record a milestone reached (the milestone's name is the action's). */
+export const MILESTONE_ACTIONS: ReadonlySet<CaseAction> = new Set(['on-site', 'made-safe']);
+
 /** Actions that need a reason in the history. */
-export const NEEDS_REASON: ReadonlySet<CaseAction> = new Set(['rework', 'extend', 'defer', 'void', 'reopen']);
+export const NEEDS_REASON: ReadonlySet<CaseAction> = new Set(['rework', 'extend', 'defer', 'void', 'reopen', 'request-extension', 'refuse-extension']);
+
+/** Actions whose body may carry `photos` (ids uploaded to the case first). */
+export const PHOTO_ACTIONS: ReadonlySet<CaseAction> = new Set(['handle', 'note', 'rework']);
 
 export function legalActions(state: CaseState): CaseAction[] {
   return Object.keys(TRANSITIONS[state] ?? {}) as CaseAction[];

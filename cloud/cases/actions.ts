@@ -1,14 +1,16 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { CsError } from '../../lib/errors.ts';
 import { CloudErrors } from '../errors.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { CasesTable, DB } from '../db/schema.ts';
-import { illegalMessage, nextState, ACTION_ROLES, NEEDS_REASON, type CaseAction, type CaseState } from '../workflow.ts';
+import { illegalMessage, nextState, ACTION_ROLES, NEEDS_REASON, PHOTO_ACTIONS, type CaseAction, type CaseState } from '../workflow.ts';
 import type { Principal } from '../tokens.ts';
 import { appendHistory } from './history.ts';
-import { activeAlarmOf, caseHazards, checkExtension } from './limits.ts';
+import { activeAlarmOf, checkExtension } from './limits.ts';
+import { checkSensorClear } from './verification.ts';
 import type { CaseRow } from './json.ts';
-import type { CaseEnv, WorkflowPolicy } from './policy.ts';
+import type { CaseEnv } from './policy.ts';
+import { applyWork } from './work.ts';
 
 /** People's actions on a case: the workflow's transitions, each checked, applied and appended to the history. */
 
@@ -20,6 +22,17 @@ export interface ActionBody {
   deadline?: string;
   /** For `dispatch`: another responsible unit. */
   unit?: string;
+  /** For `extend` (same as `deadline`) and `request-extension`: the (requested) new deadline. */
+  until?: string;
+  /** For `handle`, `note`, `rework`: photo ids uploaded to this case first. */
+  photos?: string[];
+  /** Client-chosen id: the same id again is answered with the case as it is, applied once (docs/domain.md#milestones-and-extension-requests). */
+  actionId?: string;
+}
+
+/** Who acted, for the history and audit: the principal's actor when the sign-in gives one, else its token id. */
+export function actorOf(p: Principal): string {
+  return (p as Principal & { actor?: string }).actor ?? p.tokenId;
 }
 
 export interface ActionInput {
@@ -42,11 +55,15 @@ export async function visibleCase(db: Kysely<DB>, id: string, principal: Princip
 }
 
 /** Runs one workflow action inside the caller's write transaction; returns the case after it. */
-export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<{ row: CaseRow; from: CaseState; to: CaseState }> {
+export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<{ row: CaseRow; from: CaseState; to: CaseState; replayed: boolean }> {
   const { id, action, principal, body, at, env } = input;
   const row = await visibleCase(trx, id, principal);
   if (!ACTION_ROLES[action].includes(principal.role)) {
     throw new CsError(CloudErrors.FORBIDDEN, `role ${principal.role} may not ${action} a case (allowed: ${ACTION_ROLES[action].join(', ')})`);
+  }
+  const actor = actorOf(principal);
+  if (body.actionId !== undefined && await claimActionId(trx, body.actionId, id, action, actor, at) === 'replay') {
+    return { row, from: row.state as CaseState, to: row.state as CaseState, replayed: true };
   }
   const from = row.state as CaseState;
   const to = nextState(from, action, row.resume_state);
@@ -56,6 +73,11 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
   }
   const set: Partial<CasesTable> = { state: to, updated_at: at };
   const details: Record<string, unknown> = {};
+  if (body.photos?.length) {
+    if (!PHOTO_ACTIONS.has(action)) throw new CsError(CloudErrors.CASE_BAD_ACTION, `${action} takes no photos (photos go with ${[...PHOTO_ACTIONS].join(', ')})`);
+    details.photos = await attachPhotos(trx, id, body.photos, action);
+  }
+  applyWork(action, row, body, at, actor, set, details);
   switch (action) {
     case 'dispatch':
       if (body.unit !== undefined) {
@@ -83,8 +105,9 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
       details.rework = true;
       break;
     case 'extend': {
-      const due = body.deadline === undefined ? NaN : Date.parse(body.deadline);
-      if (!Number.isFinite(due)) throw new CsError(CloudErrors.CASE_BAD_ACTION, 'extend needs a new deadline (body field "deadline", ISO 8601)');
+      const wanted = body.deadline ?? body.until;
+      const due = wanted === undefined ? NaN : Date.parse(wanted);
+      if (!Number.isFinite(due)) throw new CsError(CloudErrors.CASE_BAD_ACTION, 'extend needs a new deadline (body field "deadline" or "until", ISO 8601)');
       if (due <= Number(row.deadline_at)) {
         throw new CsError(CloudErrors.CASE_BAD_ACTION, `the new deadline ${new Date(due).toISOString()} is not after the current one ${new Date(Number(row.deadline_at)).toISOString()}`);
       }
@@ -93,7 +116,7 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
       set.extension_count = Number(row.extension_count) + 1;
       set.reminded_at = null;
       set.escalation_level = 0;
-      Object.assign(details, { from: new Date(Number(row.deadline_at)).toISOString(), to: new Date(due).toISOString(), approver: principal.tokenId });
+      Object.assign(details, { from: new Date(Number(row.deadline_at)).toISOString(), to: new Date(due).toISOString(), approver: actor });
       break;
     }
     case 'defer':
@@ -131,30 +154,36 @@ export async function applyAction(trx: Kysely<DB>, input: ActionInput): Promise<
     throw new CsError(CloudErrors.CASE_ILLEGAL_ACTION, illegalMessage(id, now.state as CaseState, action));
   }
   await appendHistory(trx, id, [{
-    at, action, actor: principal.tokenId, role: principal.role, from_state: from, to_state: to,
+    at, action, actor, role: principal.role, from_state: from, to_state: to,
     note: body.notes ?? null, reason: body.reason ?? null,
     evidence: body.evidence?.length ? JSON.stringify(body.evidence) : null,
     details: Object.keys(details).length ? JSON.stringify(details) : null,
   }]);
   const after = await trx.selectFrom('cases').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  return { row: after, from, to };
+  return { row: after, from, to, replayed: false };
 }
 
 /**
- * Sensor-verified closure (docs/domain.md#the-case): refused while an alarm of the case's hazards is
- * active at the asset, or cleared for less than the window.
+ * Claims a client's action id in the action's transaction. `replay` when this case and action
+ * already applied it; 409 when another case or action did. Inserting first makes a concurrent
+ * duplicate wait on the key (PostgreSQL) or the write lock (SQLite) and then see the claim.
  */
-async function checkSensorClear(trx: Kysely<DB>, row: CaseRow, at: number, policy: WorkflowPolicy): Promise<void> {
-  const active = await activeAlarmOf(trx, row);
-  if (active) {
-    throw new CsError(CloudErrors.CASE_SENSOR_NOT_CLEAR,
-      `cannot verify case ${row.id}: ${row.device} is still out of range for ${active.hazard} (alarm ${active.id} since ${new Date(Number(active.raised_at)).toISOString()})`);
-  }
-  const last = await trx.selectFrom('alarms').select(sql<number | null>`max(cleared_at)`.as('t')).where('device', '=', row.device)
-    .where('hazard', 'in', caseHazards(row)).executeTakeFirst();
-  const clearedAt = last?.t == null ? undefined : Number(last.t);
-  if (clearedAt !== undefined && at - clearedAt < policy.verifyClearMs) {
-    throw new CsError(CloudErrors.CASE_SENSOR_NOT_CLEAR,
-      `cannot verify case ${row.id}: ${row.device} has been back in range only since ${new Date(clearedAt).toISOString()} (${Math.round((at - clearedAt) / 1000)} s); verification needs ${Math.round(policy.verifyClearMs / 1000)} s`);
-  }
+async function claimActionId(trx: Kysely<DB>, actionId: string, caseId: string, action: CaseAction, actor: string, at: number): Promise<'new' | 'replay'> {
+  const r = await trx.insertInto('case_actions').values({ id: actionId, case_id: caseId, action, actor, at })
+    .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
+  if (r) return 'new';
+  const prior = await trx.selectFrom('case_actions').selectAll().where('id', '=', actionId).executeTakeFirstOrThrow();
+  if (prior.case_id === caseId && prior.action === action) return 'replay';
+  throw new CsError(CloudErrors.ACTION_ID_REUSED, `action id "${actionId}" was already used for ${prior.action} on case ${prior.case_id === caseId ? 'this case' : 'another case'}; choose a new id for a new action`);
+}
+
+/** Photos named in an action must be uploaded to this case first; they take the action as their stage. */
+async function attachPhotos(trx: Kysely<DB>, caseId: string, ids: string[], action: CaseAction): Promise<string[]> {
+  const unique = [...new Set(ids)];
+  const held = await trx.selectFrom('case_photos').select('photo_id').where('case_id', '=', caseId).where('photo_id', 'in', unique).execute();
+  const have = new Set(held.map((h) => h.photo_id));
+  const missing = unique.filter((p) => !have.has(p));
+  if (missing.length) throw new CsError(CloudErrors.CASE_BAD_ACTION, `photo ${missing.join(', ')} is not uploaded to case ${caseId}: POST /api/cases/${caseId}/photos first`);
+  await trx.updateTable('case_photos').set({ stage: action }).where('case_id', '=', caseId).where('photo_id', 'in', unique).execute();
+  return unique;
 }

@@ -8,9 +8,10 @@ export { DEFAULT_WORKFLOW, WorkflowConfig, type BreachContext, type CaseChange, 
 export { applyBreach } from './breach.ts';
 export { alarmUnit, clearAlarm, linkAlarm, newAlarmId, raiseAlarm } from './alarms.ts';
 export { breachEvents, recordBreach, recordClear, type AlarmChange, type BreachInput, type BreachOutcome } from './flow.ts';
-export { applyAction, visibleCase, type ActionBody, type ActionInput } from './actions.ts';
+export { actorOf, applyAction, visibleCase, type ActionBody, type ActionInput } from './actions.ts';
+export { caseExtras } from './extras.ts';
 export {
   alarmToJson, caseToJson, historyToJson, iso, parseList,
-  type AlarmJson, type AlarmRow, type CaseJson, type CaseRow, type HistoryJson,
+  type AlarmJson, type AlarmRow, type CaseExtras, type CaseJson, type CaseRow, type HistoryJson,
 } from './json.ts';
 export { CASE_STATES, type CaseAction, type CaseState } from '../workflow.ts';

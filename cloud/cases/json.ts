@@ -4,6 +4,9 @@ import type { AlarmsTable, CasesTable } from '../db/schema.ts';
 import type { Alarm, Case, HistoryEntry } from '../http/schemas.ts';
 import { isOverdue, type CaseState } from '../workflow.ts';
 import type { HistoryRow } from './history.ts';
+import type { PhotoJson } from '../photos/json.ts';
+import { parseExtensionRequest, parseMilestones } from './work.ts';
+import type { VerificationJson } from './verification.ts';
 
 /** Database rows to the API's JSON (the shapes are the TypeBox schemas of cloud/http/schemas.ts). */
 
@@ -17,7 +20,14 @@ export function iso(ms: number | string): string {
   return new Date(Number(ms)).toISOString();
 }
 
-export function caseToJson(r: CaseRow, now?: number): CaseJson {
+/** What the case's row alone does not hold: its photos, and for a handled case the sensor check (cloud/cases/extras.ts). */
+export interface CaseExtras {
+  photos: PhotoJson[];
+  verification?: VerificationJson;
+}
+
+export function caseToJson(r: CaseRow, now?: number, extras: CaseExtras = { photos: [] }): CaseJson {
+  const ext = parseExtensionRequest(r.extension_request ?? null);
   return {
     id: r.id,
     device: r.device,
@@ -33,7 +43,7 @@ export function caseToJson(r: CaseRow, now?: number): CaseJson {
     updatedAt: iso(r.updated_at),
     deadline: iso(r.deadline_at),
     overdue: now !== undefined && isOverdue(r.state, Number(r.deadline_at), now),
-    milestones: (JSON.parse(r.milestones ?? '[]') as { name: string; due: number }[]).map((m) => ({ name: m.name, due: iso(m.due) })),
+    milestones: parseMilestones(r.milestones).map((m) => ({ name: m.name, due: m.due == null ? null : iso(m.due), reachedAt: m.reachedAt == null ? null : iso(m.reachedAt) })),
     emergency: Number(r.emergency) === 1,
     emergencyPeriod: r.emergency_epoch == null ? null : Number(r.emergency_epoch),
     breachCount: Number(r.breach_count),
@@ -44,6 +54,9 @@ export function caseToJson(r: CaseRow, now?: number): CaseJson {
     location: { lat: Number(r.lat), lon: Number(r.lon), address: r.address },
     grid: r.grid ?? null,
     componentCode: r.component_code,
+    extensionRequest: ext && { reason: ext.reason, until: ext.until === null ? null : iso(ext.until), at: iso(ext.at), by: ext.by },
+    photos: extras.photos,
+    ...(extras.verification ? { verification: extras.verification } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 import { emergencyMigration } from '../emergency/migration.ts';
 import { edgeAlarmMigration } from '../edge-alarms/migration.ts';
+import { caseworkMigration } from '../cases/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -237,6 +238,7 @@ export const migrations: Record<string, Migration> = {
   '0004_reading_streams': m0004,
   '0005_edge_alarms': edgeAlarmMigration,
   '0006_users_sessions': m0006,
+  '0007_casework': caseworkMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

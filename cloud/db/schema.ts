@@ -76,6 +76,41 @@ export interface CasesTable {
   escalation_level: number;
   reminded_at: number | null;
   escalated_at: number | null;
+  /** A crew's pending extension request as JSON `{ reason, until, at, by }` (0007), or null. */
+  extension_request: string | null;
+}
+
+/** Action ids applied (0007): a resent action with the same id is answered, not applied again. */
+export interface CaseActionsTable {
+  id: string;
+  case_id: string;
+  action: string;
+  /** The principal's actor. */
+  actor: string;
+  at: number;
+}
+
+/** Photos, content-addressed: id is the sha256 hex of the bytes (0007). */
+export interface PhotosTable {
+  id: string;
+  type: string;
+  size: number;
+  /** EXIF DateTimeOriginal as an instant, when the photo has one. */
+  taken_at: number | null;
+  lat: number | null;
+  lon: number | null;
+  uploaded_at: number;
+  by: string;
+}
+
+/** Which case holds which photo, at which stage (the action it came with, or `upload`), with its flags (JSON array). */
+export interface CasePhotosTable {
+  case_id: string;
+  photo_id: string;
+  stage: string;
+  flags: string;
+  at: number;
+  by: string;
 }
 
 export interface AlarmsTable {
@@ -230,4 +265,7 @@ export interface DB {
   emergency_state: EmergencyStateTable;
   emergency_log: EmergencyLogTable;
   cap_alerts: CapAlertsTable;
+  case_actions: CaseActionsTable;
+  photos: PhotosTable;
+  case_photos: CasePhotosTable;
 }

@@ -32,7 +32,7 @@ export interface TightenedCase {
   deadline: { from: number; to: number };
 }
 
-type Milestones = { name: string; due: number }[];
+type Milestones = { name: string; due: number | null; reachedAt?: number | null }[];
 
 /** Runs inside the switch's transaction, so the mode and its cases change together or not at all. */
 export async function tightenOpenCases(trx: Kysely<DB>, s: ModeState, env: TightenEnv): Promise<TightenedCase[]> {
@@ -48,7 +48,8 @@ export async function tightenOpenCases(trx: Kysely<DB>, s: ModeState, env: Tight
     const before = JSON.parse(c.milestones || '[]') as Milestones;
     const category = categoryFor(env.categories, c.hazard, c.class as CaseClass);
     const milestones: Milestones = before.length
-      ? before.map((m) => ({ name: m.name, due: Math.min(Number(m.due), to) }))
+      // A milestone recorded without a due time (docs/domain.md#milestones-and-extension-requests) keeps none; reached times stay.
+      ? before.map((m) => ({ ...m, due: m.due == null ? m.due : Math.min(Number(m.due), to) }))
       : (category.milestones ?? []).map((m) => ({ name: m.name, due: Math.min(env.calendar.due(s.since, m.limit), to) }));
     await trx.updateTable('cases').set({
       emergency: 1, emergency_epoch: s.epoch, deadline_at: to, milestones: JSON.stringify(milestones), updated_at: s.since,
@@ -68,4 +69,4 @@ export async function tightenOpenCases(trx: Kysely<DB>, s: ModeState, env: Tight
   return out;
 }
 
-const isoList = (ms: Milestones) => ms.map((m) => ({ name: m.name, due: new Date(Number(m.due)).toISOString() }));
+const isoList = (ms: Milestones) => ms.map((m) => ({ name: m.name, due: m.due == null ? null : new Date(Number(m.due)).toISOString() }));

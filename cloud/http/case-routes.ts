@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { CsError } from '../../lib/errors.ts';
 import type { District } from '../../devices/district.ts';
 import { CloudErrors } from '../errors.ts';
-import { alarmToJson, alarmUnit, applyAction, caseToJson, historyToJson, iso, visibleCase, type CaseEnv, type CaseRow } from '../cases/index.ts';
+import { alarmToJson, alarmUnit, applyAction, caseExtras, caseToJson, historyToJson, iso, visibleCase, type CaseEnv, type CaseRow } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
 import type { EventBus, CsEvent } from '../events.ts';
 import type { RuleSet } from '../rules.ts';
@@ -39,6 +39,11 @@ const ACTION_SUMMARY: Record<CaseAction, string> = {
   defer: 'Defer (缓办) the case, with a reason',
   void: 'Void (作废) a false alarm, with a reason; kept, never deleted',
   reopen: 'Reopen a deferred case (resumes) or a closed one (rework)',
+  note: 'Add a note (and photos) to the case\'s history; the state stays',
+  'on-site': 'The crew is on site: records the on-site milestone reached',
+  'made-safe': 'The crew made the site safe: records the made-safe milestone reached',
+  'request-extension': 'Ask for an extension (延期申请) with a reason and optionally the deadline wanted; one pending at a time',
+  'refuse-extension': 'Refuse the pending extension request, with a reason',
 };
 
 /** Cases, alarms, the workflow actions, rules, routing, calendar and the live event stream. */
@@ -53,7 +58,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
       tags: ['cases'], querystring: S.CaseQuery, response: { 200: S.CaseList, ...S.authErrors },
     },
   }, async (req) => {
-    const { state, unit, hazard, device, limit, cursor, overdue, emergency, area } = req.query;
+    const { state, unit, hazard, device, limit, cursor, overdue, emergency, area, extensionRequested } = req.query;
     const cls = req.query.class;
     const scope = scopeUnit(principalOf(req));
     const at = now();
@@ -66,6 +71,8 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     if (cls) q = q.where('class', '=', cls);
     if (emergency !== undefined) q = q.where('emergency', '=', emergency ? 1 : 0);
     if (area) q = q.where('grid', 'like', `${area.replace(/[%_]/g, '')}%`);
+    if (extensionRequested === true) q = q.where('extension_request', 'is not', null);
+    if (extensionRequested === false) q = q.where('extension_request', 'is', null);
     if (overdue === true) q = q.where('state', 'in', RUNNING_STATES).where('deadline_at', '<', at);
     if (overdue === false) q = q.where((eb) => eb.or([eb('state', 'not in', RUNNING_STATES), eb('deadline_at', '>=', at)]));
     if (cursor) {
@@ -75,7 +82,8 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     const rows = await q.orderBy('opened_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { items: page.map((r) => caseToJson(r, at)), nextCursor: rows.length > limit && last ? encodeCursor(Number(last.opened_at), last.id) : null };
+    const extras = await caseExtras(db, page, at, env.workflow);
+    return { items: page.map((r) => caseToJson(r, at, extras.get(r.id))), nextCursor: rows.length > limit && last ? encodeCursor(Number(last.opened_at), last.id) : null };
   });
 
   /** One case with one page of its history (oldest first), its alarms and the asset's recent readings. */
@@ -91,14 +99,18 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     const last = shown[shown.length - 1];
     const since = alarms.length ? Math.min(...alarms.map((a) => Number(a.raised_at))) : Number(row.opened_at);
     // Readings since the alarm, by measurement time; a small margin before it shows the rise.
+    const at = now();
+    const extras = (await caseExtras(db, [row], at, env.workflow)).get(id);
     const readings = await db.selectFrom('readings').select(['ts', 'values_json', 'quality']).where('device', '=', row.device)
       .where('ts', '>=', since - 60_000).orderBy('ts', 'asc').limit(500).execute();
     return {
-      ...caseToJson(row, now()),
+      ...caseToJson(row, at, extras),
       history: shown.map(historyToJson),
       historyNextCursor: history.length > page.limit && last ? encodeHistoryCursor(Number(last.seq)) : null,
       alarms: alarms.map(alarmToJson),
-      allowedActions: legalActions(row.state as CaseState),
+      // One extension request pending at a time: ask while none is, refuse while one is.
+      allowedActions: legalActions(row.state as CaseState)
+        .filter((a) => (a === 'request-extension' ? !row.extension_request : a === 'refuse-extension' ? !!row.extension_request : true)),
       readings: readings.map((r) => ({ ts: iso(r.ts), values: JSON.parse(r.values_json), quality: r.quality })),
     };
   }
@@ -125,12 +137,18 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
       config: { roles: ACTION_ROLES[action] },
       // The body is optional: no body is an empty one.
       preValidation: async (req) => { req.body ??= {}; },
-    }, async (req) => {
+    }, async (req, reply) => {
       const principal = principalOf(req);
       const at = now();
       const out = await database.write((trx) => applyAction(trx, {
         id: req.params.id, action, principal, body: req.body ?? {}, at, env, knownUnits: deps.knownUnits,
       }));
+      if (out.replayed) {
+        // A resend (a crew's offline queue): the case as it is now, nothing applied or announced.
+        req.log.info({ caseId: out.row.id, action, actionId: req.body?.actionId }, 'case action replayed');
+        void reply.header('x-cs-replayed', '1');
+        return detail(out.row);
+      }
       req.log.info({ caseId: out.row.id, action, from: out.from, to: out.to, role: principal.role }, 'case action');
       deps.events.emit({
         type: 'case.transition', at: iso(at), caseId: out.row.id, unit: out.row.unit, device: out.row.device, hazard: out.row.hazard,

@@ -29,7 +29,42 @@ export const StringEnum = <T extends readonly string[]>(values: T, description?:
 
 export const CaseState = StringEnum(CASE_STATES);
 
-export const Milestone = Type.Object({ name: Type.String({ description: 'e.g. on-site, made-safe' }), due: Iso('sub-deadline') });
+export const Milestone = Type.Object({
+  name: Type.String({ description: 'e.g. on-site, made-safe' }),
+  due: Nullable(Iso('sub-deadline; null for a milestone the case\'s category does not set but the crew recorded')),
+  reachedAt: Nullable(Iso('when the crew reported it reached (`on-site`, `made-safe` actions)')),
+});
+
+export const PHOTO_FLAGS = ['taken-before-case', 'far-from-asset'] as const;
+
+export const Photo = Type.Object({
+  id: Type.String({ description: 'sha256 hex of the bytes' }),
+  url: Type.String({ description: '/api/photos/<id>' }),
+  type: Type.String({ description: 'image/jpeg, image/png or image/webp, from the bytes' }),
+  size: Type.Integer(),
+  takenAt: Nullable(Iso('EXIF DateTimeOriginal (its offset, else Asia/Shanghai)')),
+  lat: Nullable(Type.Number()),
+  lon: Nullable(Type.Number()),
+  stage: Type.String({ description: '`upload`, or the action that cited it (handle, note, rework)' }),
+  flags: Type.Array(StringEnum(PHOTO_FLAGS), { description: 'taken-before-case: EXIF time before the case opened; far-from-asset: EXIF GPS farther from the asset than the limit' }),
+  uploadedAt: Iso('upload time'),
+  by: Type.String({ description: 'who uploaded it' }),
+});
+export const PhotoUpload = Type.Object({ photos: Type.Array(Photo) });
+
+export const ExtensionRequest = Type.Object({
+  reason: Type.String(),
+  until: Nullable(Iso('the deadline asked for, if any')),
+  at: Iso('when asked'),
+  by: Type.String({ description: 'who asked' }),
+}, { description: 'a crew\'s pending extension request; a commander approves it (extend) or refuses it (refuse-extension)' });
+
+export const Verification = Type.Object({
+  inRange: Type.Boolean({ description: 'no alarm of the case\'s hazards is active at the asset' }),
+  backSince: Nullable(Iso('when the asset\'s readings came back in range (the last alarm cleared); null when none ever cleared')),
+  windowMs: Type.Integer({ description: 'how long they must stay in range before verification (workflow.verifyClearMs)' }),
+  ready: Type.Boolean({ description: 'verify would pass the sensor check now' }),
+}, { description: 'for handled cases: the sensor check the verify action enforces, as it stands now' });
 
 export const Case = Type.Object({
   id: Type.String({ description: 'e.g. C-20261125-0001' }),
@@ -57,6 +92,9 @@ export const Case = Type.Object({
   location: Location,
   grid: Nullable(Type.String()),
   componentCode: Type.String(),
+  extensionRequest: Nullable(ExtensionRequest),
+  photos: Type.Array(Photo),
+  verification: Type.Optional(Verification),
 });
 export type Case = Static<typeof Case>;
 
@@ -113,11 +151,14 @@ export const CaseDetailQuery = Type.Object({
 }, { additionalProperties: false });
 
 export const ActionBody = Type.Object({
-  reason: Type.Optional(Type.String({ maxLength: 2000, description: 'required for rework, extend, defer, void, reopen' })),
-  notes: Type.Optional(Type.String({ maxLength: 4000 })),
+  reason: Type.Optional(Type.String({ maxLength: 2000, description: 'required for rework, extend, defer, void, reopen, request-extension, refuse-extension' })),
+  notes: Type.Optional(Type.String({ maxLength: 4000, description: 'required for note' })),
   evidence: Type.Optional(Type.Array(Type.String({ maxLength: 500 }), { maxItems: 20, description: 'evidence references: photo URLs, file ids' })),
   deadline: Type.Optional(Iso('extend: the new deadline')),
   unit: Type.Optional(Type.String({ maxLength: 64, description: 'dispatch: the responsible unit' })),
+  until: Type.Optional(Iso('extend (same as deadline), request-extension: the new deadline asked for')),
+  photos: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9a-f]{64}$' }), { maxItems: 20, description: 'handle, note, rework: ids of photos uploaded to this case first' })),
+  actionId: Type.Optional(Type.String({ minLength: 8, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'client-chosen id: a resend with the same id answers the case as it is now (header x-cs-replayed: 1) and applies nothing' })),
 }, { additionalProperties: false });
 
 export const CaseList = Type.Object({
@@ -134,6 +175,7 @@ export const CaseQuery = Type.Object({
   unit: Type.Optional(Type.String({ maxLength: 64 })),
   hazard: Type.Optional(Type.String({ maxLength: 64 })),
   device: Type.Optional(Type.String({ maxLength: 64 })),
+  extensionRequested: Type.Optional(Type.Boolean({ description: 'only cases with (true) or without (false) a pending extension request' })),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 }, { additionalProperties: false });

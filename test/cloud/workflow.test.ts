@@ -25,6 +25,7 @@ interface CaseJson { id: string; state: CaseState; unit: string; hazards: string
 const ROLE_FOR: Record<CaseAction, 'operator' | 'crew' | 'verifier' | 'commander'> = {
   dispatch: 'operator', accept: 'crew', handle: 'crew', verify: 'verifier', rework: 'verifier',
   extend: 'commander', defer: 'commander', void: 'operator', reopen: 'operator',
+  note: 'verifier', 'on-site': 'crew', 'made-safe': 'crew', 'request-extension': 'crew', 'refuse-extension': 'commander',
 };
 
 describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backend: Backend; skip: boolean }) => {
@@ -73,6 +74,8 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
     });
 
     async function act(id: string, action: CaseAction): Promise<CaseJson> {
+      // A refusal answers a crew's pending request.
+      if (action === 'refuse-extension') expect((await post(id, 'request-extension', tok.crew, { reason: 'pump on order' })).statusCode).toBe(200);
       const cur = (await get(`/api/cases/${id}`, tok.operator)).json() as CaseJson;
       const r = await post(id, action, tok[ROLE_FOR[action]], bodyFor(action, cur));
       expect(r.statusCode, `${action} on ${cur.state}: ${r.body}`).toBe(200);
@@ -106,7 +109,7 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
     it('leaves a sensor case registered, without a dispatch, when auto-dispatch is off', async () => {
       const c = await caseIn('registered');
       const d = (await get(`/api/cases/${c.id}`, tok.operator)).json() as CaseJson;
-      expect(d).toMatchObject({ state: 'registered', allowedActions: ['dispatch', 'defer', 'void'] });
+      expect(d).toMatchObject({ state: 'registered', allowedActions: ['dispatch', 'defer', 'void', 'note'] });
       expect(d.history.map((h) => h.action)).toEqual(['register']);
       const moved = await post(c.id, 'dispatch', tok.operator, { unit: 'xz-municipal', notes: 'municipal crew is nearer' });
       expect(moved.json()).toMatchObject({ state: 'dispatched', unit: 'xz-municipal' });
@@ -264,7 +267,8 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
       const d = (await get(`/api/cases/${c.id}`, tok.crew)).json() as CaseJson;
       expect(d.alarms).toHaveLength(1);
       expect(d.readings).toHaveLength(2);
-      expect(d.allowedActions).toEqual(['accept', 'extend', 'defer', 'void']);
+      // refuse-extension only while a request is pending.
+      expect(d.allowedActions).toEqual(['accept', 'extend', 'defer', 'void', 'note', 'on-site', 'made-safe', 'request-extension']);
     });
 
     it('lets a crew read and act on its own unit\'s cases only', async () => {
@@ -283,7 +287,7 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
 
     it('refuses a missing or bad token on every route in the OpenAPI document but health and docs', async () => {
       const doc = (await cloud.app.inject({ url: '/docs/json' })).json() as { paths: Record<string, Record<string, unknown>> };
-      const actionPaths = Object.keys(doc.paths).filter((p) => p.startsWith('/api/cases/{id}/'));
+      const actionPaths = Object.keys(doc.paths).filter((p) => p.startsWith('/api/cases/{id}/') && !p.endsWith('/photos'));
       expect(actionPaths.map((p) => p.split('/').pop()).sort()).toEqual([...CASE_ACTIONS].sort());
       let checked = 0;
       for (const [path, methods] of Object.entries(doc.paths)) {
