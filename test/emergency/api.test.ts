@@ -168,7 +168,7 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     const detail = (await cloud.app.inject({ url: `/api/cases/${water.id}`, headers: as('operator') })).json();
     expect(detail).toMatchObject({ emergency: true, emergencyPeriod: 1, deadline: new Date(t + 12 * HOUR).toISOString() });
     // Sub-deadlines counted from the switch, as the deadline is: on site within 1 hour.
-    expect(detail.milestones).toEqual([{ name: 'on-site', due: new Date(t + HOUR).toISOString() }]);
+    expect(detail.milestones).toEqual([{ name: 'on-site', due: new Date(t + HOUR).toISOString(), reachedAt: null }]);
     const row = detail.history.at(-1);
     expect(row).toMatchObject({ action: 'emergency', role: 'system', at: new Date(t).toISOString(), reason: expect.stringContaining('period 1') });
     expect(row.details).toMatchObject({ epoch: 1, level: 'II', deadline: { from: water.deadline, to: new Date(t + 12 * HOUR).toISOString() } });
