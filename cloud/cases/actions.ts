@@ -30,9 +30,9 @@ export interface ActionBody {
   actionId?: string;
 }
 
-/** Who acted, for the history and audit: the principal's actor when the sign-in gives one, else its token id. */
+/** Who acted, for the history and audit: `user:NAME` or `token:ID` (cloud/tokens.ts Principal). */
 export function actorOf(p: Principal): string {
-  return (p as Principal & { actor?: string }).actor ?? p.tokenId;
+  return p.actor;
 }
 
 export interface ActionInput {

@@ -127,7 +127,7 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
             expect(after.state).toBe(expected);
             const last = after.history[after.history.length - 1];
             expect(last).toMatchObject({ action, role: ROLE_FOR[action], fromState: state, toState: expected, reason: `test ${action}`, note: `notes for ${action}`, evidence: [`photo://${action}.jpg`] });
-            expect(last.actor).toMatch(/^tok_/);
+            expect(last.actor).toMatch(/^token:tok_/);
           });
         } else {
           it(`${action} on a ${state} case is refused with 409 naming the state and the action`, async () => {
@@ -160,7 +160,7 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
       expect(closed.state).toBe('closed');
       expect(closed.history.map((h) => h.action)).toEqual(['register', 'dispatch', 'accept', 'extend', 'handle', 'rework', 'accept', 'handle', 'verify']);
       const ext = closed.history.find((h) => h.action === 'extend')!;
-      expect(ext.details).toMatchObject({ approver: expect.stringMatching(/^tok_/), to: expect.any(String), from: expect.any(String) });
+      expect(ext.details).toMatchObject({ approver: expect.stringMatching(/^token:tok_/), to: expect.any(String), from: expect.any(String) });
       expect(closed.history[0]).toMatchObject({ role: 'system', actor: 'citysteward' });
     });
 
