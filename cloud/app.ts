@@ -45,7 +45,7 @@ import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
-import { registerWebConfigRoute, webOptions, type WebOptions } from './web/config-route.ts';
+import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 
 export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
@@ -281,7 +281,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   });
   registerWebConfigRoute(app, { district: opts.district, web });
   // The web application (docs/architecture.md#web-application): public page and files, data through the API.
-  await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir });
+  await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir, imgOrigins: tileOrigins(web.map?.tiles) });
 
   if (!opts.mode && opts.emergency !== false) {
     const cfg = opts.emergency ?? {};

@@ -25,6 +25,8 @@ export interface WebAppOptions {
   /** The built application; cloud/web/dist by default. */
   dir?: string;
   logger?: Logger;
+  /** Image origins besides the page's own: the configured map tiles' (config-route.ts tileOrigins). */
+  imgOrigins?: readonly string[];
 }
 
 interface Asset {
@@ -52,10 +54,11 @@ const TYPES: Record<string, string> = {
  * (the application must work without internet). Photos previewed before upload are blob: URLs.
  * `no-referrer` keeps even the path out of other logs.
  */
-export const PAGE_CSP = [
-  "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'",
+export const pageCsp = (imgOrigins: readonly string[] = []): string => [
+  "default-src 'none'", "script-src 'self'", "style-src 'self'", ["img-src 'self' data: blob:", ...imgOrigins].join(' '), "connect-src 'self'",
   "font-src 'self'", "media-src 'self' data: blob:", "manifest-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
 ].join('; ');
+export const PAGE_CSP = pageCsp();
 
 const NOT_BUILT = `<!doctype html><html lang="en"><meta charset="utf-8"><title>CitySteward</title>
 <h1>The web application is not built · 网页应用尚未构建</h1><p>Run <code>npm run build:web</code> (npm install does it) and restart.</p></html>`;
@@ -82,6 +85,7 @@ function send(req: FastifyRequest, reply: FastifyReply, a: Asset, cacheControl: 
 /** Registers the page at SPA_PATHS, the built files at `/assets/*` and `/web/points.json`. */
 export async function webApp(app: FastifyInstance, opts: WebAppOptions): Promise<void> {
   const dir = opts.dir ?? WEB_DIST_DIR;
+  const csp = pageCsp(opts.imgOrigins);
   const built = existsSync(join(dir, 'index.html'));
   if (!built) opts.logger?.warn({ dir }, 'the web application is not built: run npm run build:web');
   const page = asset(built ? readFileSync(join(dir, 'index.html')) : Buffer.from(NOT_BUILT), TYPES['.html']);
@@ -102,7 +106,7 @@ export async function webApp(app: FastifyInstance, opts: WebAppOptions): Promise
   const hidden = { hide: true } as const;
   // The page is revalidated on every load (cheap: 304), so a deployment shows up on reload.
   const sendPage = (req: FastifyRequest, reply: FastifyReply) =>
-    send(req, reply, page, 'no-cache', { 'content-security-policy': PAGE_CSP, 'referrer-policy': 'no-referrer' });
+    send(req, reply, page, 'no-cache', { 'content-security-policy': csp, 'referrer-policy': 'no-referrer' });
   for (const path of SPA_PATHS) app.get(path, { config: { public: true }, schema: hidden }, sendPage);
   // Vite names every built file by its content hash: cache it for good.
   app.get('/assets/*', { config: { public: true }, schema: hidden }, (req, reply) => {

@@ -30,7 +30,7 @@ async function serve(web?: Parameters<typeof buildCloud>[0]['web']) {
     const r = await fetch(`${base}/api/web/config`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
     return { status: r.status, json: async () => (await r.json()) as WebConfigReply };
   };
-  return { cloud, get };
+  return { cloud, get, base };
 }
 
 describe('GET /api/web/config', () => {
@@ -57,10 +57,20 @@ describe('GET /api/web/config', () => {
     }
   });
 
-  it('answers the configured XYZ tile source as given', async () => {
-    const { cloud, get } = await serve({ map: { tiles: TIANDITU_XYZ } });
+  it("answers the configured XYZ tile source as given, and the page's CSP lets its images in (and nothing else)", async () => {
+    const { cloud, get, base } = await serve({ map: { tiles: TIANDITU_XYZ } });
     const body = await (await get(await cloud.tokens.create('operator'))).json();
     expect(body.map.tiles).toEqual(TIANDITU_XYZ);
+    const csp = (await fetch(`${base}/operator`)).headers.get('content-security-policy') ?? '';
+    const img = csp.split('; ').find((d) => d.startsWith('img-src'));
+    expect(img).toBe(`img-src 'self' data: blob: ${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `https://t${i}.tianditu.gov.cn`).join(' ')}`);
+    expect(csp).toContain("connect-src 'self';");
+  });
+
+  it("keeps the page's CSP self-only without tiles", async () => {
+    const { base } = await serve();
+    const csp = (await fetch(`${base}/operator`)).headers.get('content-security-policy') ?? '';
+    expect(csp.split('; ').find((d) => d.startsWith('img-src'))).toBe("img-src 'self' data: blob:");
   });
 
   it('answers a WMTS source (Tianditu KVP endpoint with layer and matrix set)', async () => {
