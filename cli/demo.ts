@@ -16,6 +16,7 @@ import { CsError } from '../lib/errors.ts';
 import { preferPort } from './listen.ts';
 import { storeBeforePuback } from '../gateway/handoff.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
+import { ensureDemoUsers, type DemoUser } from './demo-users.ts';
 
 export const DEMO_DISTRICT = fileURLToPath(new URL('../devices/district/xiangzhou.yaml', import.meta.url));
 export const CLOUD_USER = 'cloud';
@@ -54,6 +55,8 @@ export interface DemoAddresses {
   observerFile: string;
   /** Tokens of the previous run of this data directory that this start revoked. */
   revokedTokens: number;
+  /** `{ url, users: [{ username, password, role, unit }] }`: the people who sign in (README "Signing in"). */
+  usersFile: string;
 }
 
 export interface Demo {
@@ -66,6 +69,8 @@ export interface Demo {
   readonly district: District;
   readonly profiles: Map<string, Profile>;
   readonly tokens: Record<string, string>;
+  /** The demo's users with their passwords (also in `usersFile`). */
+  readonly users: DemoUser[];
 }
 
 /**
@@ -82,6 +87,7 @@ export function buildDemo(opts: DemoOptions): Demo {
   const simulators = new Map<string, Simulator>();
   const edges = new Map<string, Edge>();
   const tokens: Record<string, string> = {};
+  const users: DemoUser[] = [];
   // Stopped in reverse order of start: edges first, then cloud, simulators, broker.
   const stops = new StopStack(log, 'demo');
 
@@ -166,6 +172,8 @@ export function buildDemo(opts: DemoOptions): Demo {
     for (const unit of district.units) tokens[`crew:${unit.id}`] = await cloud.tokens.create('crew', unit.id);
     writeFileSync(tokensFile, JSON.stringify(tokens, null, 2) + '\n', { mode: 0o600 });
     chmodSync(tokensFile, 0o600);
+    const people = await ensureDemoUsers(cloud.users, district, dataDir, httpAddr);
+    users.splice(0, users.length, ...people.users);
     const observerFile = join(dataDir, 'demo-mqtt-observer.json');
     writeFileSync(observerFile, JSON.stringify({ url: mqttUrl, username: OBSERVER_USER, password: passwords.get(OBSERVER_USER)! }, null, 2) + '\n', { mode: 0o600 });
     chmodSync(observerFile, 0o600);
@@ -185,6 +193,7 @@ export function buildDemo(opts: DemoOptions): Demo {
       tokensFile,
       observerFile,
       revokedTokens,
+      usersFile: people.file,
     };
     // Where the command line finds the running demo (`citysteward emergency status`, `sim set`).
     writeFileSync(join(dataDir, 'demo.json'), JSON.stringify(addresses, null, 2) + '\n');
@@ -205,6 +214,7 @@ export function buildDemo(opts: DemoOptions): Demo {
     get district() { return district; },
     get profiles() { return profiles; },
     tokens,
+    users,
   };
 }
 
