@@ -10,6 +10,7 @@ import { loadProfiles } from '../../devices/profile.ts';
 import { loadDistrict } from '../../devices/district.ts';
 import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
+import { Sqlite } from '../../lib/sqlite.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const profiles = loadProfiles();
@@ -73,6 +74,28 @@ describe('MQTT ingest', () => {
       const d = await cloud!.app.inject({ url: '/api/devices/XZ-WL-001', headers: { authorization: `Bearer ${token}` } });
       return d.json().status === 'offline';
     }, 'the device to show offline');
+  });
+
+  it('acknowledges each reading only once it is stored, with many in hand at a time', async () => {
+    const file = join(dir, 'cs.db');
+    cloud = await buildCloud({ db: { kind: 'sqlite', file }, district, profiles, escalation: false, mqtt: { url, username: 'cloud', password: 'unused-by-this-broker' } });
+    await cloud.start();
+    const other = new Sqlite(file, { readonly: true });
+    const storedCount = other.prepare('select count(*) as n from readings');
+    // Counted synchronously in the broker as each of the cloud's PUBACKs arrives (Aedes's 'ack' names no
+    // packet): the subscription delivers in order, so by the k-th PUBACK at least k readings are stored.
+    const storedAtAck: number[] = [];
+    broker.on('ack', (_packet, client) => {
+      if (client?.id !== 'gw-xz-jida') storedAtAck.push(Number((storedCount.get() as { n: number }).n));
+    });
+    publisher = await mqtt.connectAsync(url, { protocolVersion: 4, clientId: 'gw-xz-jida' });
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 300 }, (_, i) => publisher!.publishAsync(topics.up('gw-xz-jida', 'XZ-WL-001'),
+      JSON.stringify({ seq: i + 1, ts: new Date(t0 - 300_000 + i * 1000).toISOString(), device: 'XZ-WL-001', values: { level_m: 0.3 }, quality: 'good', historical: false }), { qos: 1 })));
+    await until(() => storedAtAck.length === 300, 'the cloud to acknowledge all 300');
+    other.close();
+    expect(storedAtAck.filter((n, k) => n < k + 1)).toEqual([]);
+    expect(cloud.stats().stored).toBe(300);
   });
 
   it('refuses to start when the broker cannot be reached', async () => {
