@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest] [-- --quick]`
+ * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest|history] [-- --quick]`
  * (ingest: `--readings N`, `--pairs N`, `--skip-pg`; bench/ingest-bench.ts)
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
  * throughput and latency, then memory per idle connection; then the emergency switch beside a
@@ -14,6 +14,7 @@ import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResul
 import { breachBench, writeBreachSection } from './breach-bench.ts';
 import { edgeBench, writeEdgeSection } from './edge-bench.ts';
 import { ingestBench } from './ingest-bench.ts';
+import { historyBench, writeHistorySection } from './history-bench.ts';
 import { ingestSection, writeIngestSection } from './ingest-report.ts';
 import { GATEWAY_COUNT } from './identities.ts';
 import { mqttCases, runMqttCase } from './mqtt-bench.ts';
@@ -23,8 +24,8 @@ const { values: args } = parseArgs({ options: {
   only: { type: 'string' }, quick: { type: 'boolean', default: false },
   readings: { type: 'string' }, pairs: { type: 'string' }, 'skip-pg': { type: 'boolean', default: false },
 } });
-if (args.only !== undefined && !['mqtt', 'connections', 'emergency', 'breach', 'edge', 'ingest'].includes(args.only)) {
-  console.error('usage: npm run bench -- [--only mqtt|connections|emergency|breach|edge|ingest] [--quick] [--readings N --pairs N --skip-pg]');
+if (args.only !== undefined && !['mqtt', 'connections', 'emergency', 'breach', 'edge', 'ingest', 'history'].includes(args.only)) {
+  console.error('usage: npm run bench -- [--only mqtt|connections|emergency|breach|edge|ingest|history] [--quick] [--readings N --pairs N --skip-pg]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -112,9 +113,14 @@ const ingestOpts = {
   readings: Number(args.readings ?? (quick ? 10_000 : 100_000)), pairs: Number(args.pairs ?? (quick ? 1 : 3)),
 };
 const ingest = only('ingest') ? [ingestSection(ingestOpts, await ingestBench(ingestOpts, log), machine())] : []; // ingest-bench.ts: end to end beside Mosquitto peers and Node-RED
+const history = only('history') ? [await historyBench(quick, log)] : []; // history-bench.ts: a month of 1 s readings in 500 buckets
 log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
-if (!quick && args.only === 'ingest') {
+if (!quick && args.only === 'history') {
+  log(history[0]!);
+  writeHistorySection(history[0]!);
+  log('wrote the history section of bench/RESULTS.md');
+} else if (!quick && args.only === 'ingest') {
   log(ingest[0]!);
   writeIngestSection(ingest[0]!);
   log('wrote the ingest section of bench/RESULTS.md');
@@ -168,6 +174,7 @@ if (!quick && args.only === 'ingest') {
     ...breach,
     ...edge,
     ...ingest,
+    ...history,
   ].join('\n'));
   log('wrote bench/RESULTS.md');
 }
