@@ -21,7 +21,10 @@ export interface FanoutStatus {
   command: ModeCommand | null;
   startedAt: number | null;
   acknowledged: { gateway: string; at: string; afterMs: number; outcome: string }[];
-  missing: { gateway: string; attempts: number; lastSentAt: string; online: boolean }[];
+  /** Gateways that have not acknowledged; `outcome` and `message` when one refused (it is retried). */
+  missing: { gateway: string; attempts: number; lastSentAt: string; online: boolean; outcome: string | null; message: string | null }[];
+  /** How many gateways the command went to (acknowledged + missing). */
+  total: number;
   lastAckAfterMs: number | null;
 }
 
@@ -136,8 +139,12 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
         acknowledged,
         missing: pending().map((gateway) => {
           const t = targets.get(gateway)!;
-          return { gateway, attempts: t.attempts, lastSentAt: new Date(t.lastSentAt || startedAt || 0).toISOString(), online: deps.isOnline(gateway) };
+          return {
+            gateway, attempts: t.attempts, lastSentAt: new Date(t.lastSentAt || startedAt || 0).toISOString(), online: deps.isOnline(gateway),
+            outcome: t.outcome ?? null, message: t.message ?? null,
+          };
         }),
+        total: targets.size,
         lastAckAfterMs: acknowledged.length && unacked === 0 ? Math.max(...acknowledged.map((a) => a.afterMs)) : null,
       };
     },

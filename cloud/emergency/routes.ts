@@ -8,6 +8,7 @@ import { principalOf } from '../http/auth.ts';
 import * as S from '../http/schemas.ts';
 import { iso } from '../cases/index.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
+import { RUNNING_STATES } from '../../lib/vocabulary.ts';
 import type { DB } from '../db/schema.ts';
 import { CapError, MAX_CAP_BYTES } from './cap.ts';
 import { EmergencyErrors } from './errors.ts';
@@ -28,6 +29,8 @@ const SwitchBody = Type.Object({
 
 /** The board lists at most this many cases per list; its counts cover every case. */
 const BOARD_LIMIT = 500;
+/** Warnings listed on the board and with the mode, newest first. */
+const WARNINGS_LIMIT = 20;
 
 const isoOrNull = (ms: number | null) => (ms ? iso(ms) : null);
 
@@ -51,6 +54,15 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
       .map((t) => ({ device: d.id, tier: t.id, point: t.point, limit: t.value as number }));
   });
 
+  /** The latest warnings received (CAP), newest first, each with what it did to the mode (its decision). */
+  async function recentWarnings() {
+    const rows = await db.selectFrom('cap_alerts').selectAll().orderBy('received_at', 'desc').limit(WARNINGS_LIMIT).execute();
+    return rows.map((r) => ({
+      sender: r.sender, identifier: r.identifier, sent: iso(r.sent), status: r.status, msgType: r.msg_type,
+      receivedAt: iso(r.received_at), decision: JSON.parse(r.decision) as Record<string, unknown>,
+    }));
+  }
+
   // CAP arrives as XML; keep the raw text for the parser (which bounds and validates it).
   app.addContentTypeParser(['application/cap+xml', 'application/xml', 'text/xml'], { parseAs: 'string', bodyLimit: MAX_CAP_BYTES }, (_req, body, done) => done(null, body));
 
@@ -62,6 +74,7 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
       mode: s.state.mode, level: s.state.level, since: isoOrNull(s.state.since), actor: s.state.actor, reason: s.state.reason,
       source: s.state.source, alerts: s.state.alerts, epoch: s.state.epoch, unitsOnDuty: s.unitsOnDuty,
       gateways: s.gateways,
+      warnings: (await recentWarnings()).map((w) => ({ ...w, inForce: s.state.alerts.includes(w.identifier) })),
       log: (await emergency.store.log(50)).map((e) => ({ ...e, at: iso(e.at) })),
     };
   });
@@ -105,7 +118,7 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
   }, async (req) => {
     const t = now();
     const openEmergency = () => db.selectFrom('cases').where(OPEN_CASE_PREDICATE).where('emergency', '=', 1);
-    const [open, overdue, byDistrict, byUnit, states, expired] = await Promise.all([
+    const [open, overdue, byDistrict, byUnit, states, expired, units, warnings] = await Promise.all([
       openEmergency().selectAll().orderBy('deadline_at', 'asc').limit(BOARD_LIMIT).execute(),
       openEmergency().selectAll().where('deadline_at', '<', t).orderBy('deadline_at', 'asc').limit(BOARD_LIMIT).execute(),
       // County code: the first 6 digits of the component code (GB/T 30428.2).
@@ -113,8 +126,15 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
       openEmergency().select(['unit as k', sql<number>`count(*)`.as('n')]).groupBy('unit').execute(),
       db.selectFrom('device_state').select(['device', 'last_values']).execute(),
       emergency.expired(),
+      // Every open case per unit (not only emergency ones): the board's duty list.
+      db.selectFrom('cases').where(OPEN_CASE_PREDICATE)
+        .select(['unit', sql<number>`count(*)`.as('open'), sql<number>`sum(emergency)`.as('emergency'),
+          sql<number>`sum(case when state in (${sql.join(RUNNING_STATES)}) and deadline_at < ${t} then 1 else 0 end)`.as('overdue')])
+        .groupBy('unit').execute(),
+      recentWarnings(),
     ]);
     const counts = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, Number(r.n)]));
+    const unitCounts = new Map(units.map((r) => [r.unit, r]));
     const asCase = (c: Record<string, any>) => ({
       id: c.id, device: c.device, hazard: c.hazard, severity: c.severity, state: c.state, unit: c.unit,
       deadline: iso(c.deadline_at), overdueByMs: Math.max(0, t - Number(c.deadline_at)), district: districtOf.get(c.device) ?? 'unknown',
@@ -135,7 +155,19 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
       overdue: overdue.map(asCase),
       countsByDistrict: counts(byDistrict),
       countsByUnit: counts(byUnit),
-      gateways: { acknowledged: status.gateways.acknowledged, missing: status.gateways.missing, lastAckAfterMs: status.gateways.lastAckAfterMs },
+      gateways: {
+        acknowledged: status.gateways.acknowledged, missing: status.gateways.missing, lastAckAfterMs: status.gateways.lastAckAfterMs,
+        // "n of N": the current mode command's acknowledgements over the gateways it went to.
+        command: status.gateways.command?.mode ?? null, acknowledgedCount: status.gateways.acknowledged.length, total: status.gateways.total,
+      },
+      units: district.units.map((u) => {
+        const c = unitCounts.get(u.id);
+        return {
+          id: u.id, name: u.name, dutyContact: u.dutyContact ?? null, onDuty: status.unitsOnDuty,
+          openCases: Number(c?.open ?? 0), overdueCases: Number(c?.overdue ?? 0), emergencyCases: Number(c?.emergency ?? 0),
+        };
+      }),
+      warnings: warnings.map((w) => ({ ...w, inForce: status.state.alerts.includes(w.identifier) })),
       unitsOnDuty: status.unitsOnDuty ? district.units.map((u) => ({ id: u.id, name: u.name, dutyContact: u.dutyContact ?? null })) : [],
       waterTiers,
       // Lines for the commander: a warning holding the mode expired (the mode stays; a human decides).

@@ -151,6 +151,32 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     expect((await cloud.app.inject({ url: '/api/situation', headers: as('crew') })).statusCode).toBe(403);
   });
 
+  it('gives the board the gateways\' acknowledgements as n of N with the missing named, the warnings received with what each did, and every unit\'s open and overdue cases with its duty contact', async () => {
+    expect((await cap('orange-typhoon')).statusCode).toBe(202);
+    t += 60_000;
+    expect((await cap('test-status')).statusCode).toBe(202);
+    const { id } = cloud.emergency!.status().gateways;
+    cloud.emergency!.fanout.onAck('gw-xz-jida', { id, outcome: 'ok' });
+    cloud.emergency!.fanout.onAck('gw-xz-gongbei', { id, outcome: 'rejected', message: 'fast mode not allowed by config' });
+    await reading('XZ-WL-001', { level_m: 0.97, battery_pct: 90 });
+    t += 13 * HOUR;
+    const board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    expect(board.gateways).toMatchObject({ command: 'fast', acknowledgedCount: 1, total: 2 });
+    expect(board.gateways.acknowledged.map((g: { gateway: string }) => g.gateway)).toEqual(['gw-xz-jida']);
+    expect(board.gateways.missing).toEqual([expect.objectContaining({ gateway: 'gw-xz-gongbei', outcome: 'rejected', message: 'fast mode not allowed by config' })]);
+    // Newest first, each with its decision; the one holding the mode is in force.
+    expect(board.warnings).toEqual([
+      expect.objectContaining({ status: 'Test', decision: expect.objectContaining({ action: 'ignore' }), inForce: false }),
+      expect.objectContaining({ identifier: 'GD-ZH-2026-TY-0917-001', msgType: 'Alert', decision: expect.objectContaining({ action: 'enter', level: 'II' }), inForce: true, receivedAt: new Date(T0).toISOString() }),
+    ]);
+    const drainage = board.units.find((u: { id: string }) => u.id === 'xz-drainage');
+    expect(drainage).toEqual({ id: 'xz-drainage', name: expect.any(String), dutyContact: '+86 756 000 0303', onDuty: true, openCases: 1, overdueCases: 1, emergencyCases: 1 });
+    expect(board.units).toHaveLength(district.units.length);
+    const mode = (await cloud.app.inject({ url: '/api/emergency', headers: as('operator') })).json();
+    expect(mode.warnings.map((w: { inForce: boolean }) => w.inForce)).toEqual([false, true]);
+    expect(mode.gateways).toMatchObject({ total: 2 });
+  });
+
   it('entering emergency mode rewrote open cases\' deadlines and left no history: each tightened case now has a system row naming the period, recomputed milestones and a case.updated event; device health is untouched', async () => {
     // Tier 1 waterlogging is routine (1 working day, no sub-deadlines); the low battery is device health.
     await reading('XZ-WL-002', { level_m: 0.75, battery_pct: 10 });
