@@ -260,9 +260,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'CitySteward cloud API', version: '0.1.0', description: 'Sensor readings, devices and the cases they become. Every route but /healthz and /docs needs `Authorization: Bearer TOKEN`.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      info: { title: 'CitySteward cloud API', version: '0.1.0', description: 'Sensor readings, devices and the cases they become. Every route but /healthz, POST /api/session and /docs needs `Authorization: Bearer TOKEN` or the session cookie `cs_session` (POST /api/session); cookie-authenticated changes must be same-origin.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'cs_session' } } },
+      security: [{ bearer: [] }, { session: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

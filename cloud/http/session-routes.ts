@@ -87,7 +87,8 @@ export function registerSessionRoutes(root: FastifyInstance, deps: SessionRouteD
     }
     if (!user) {
       guard.failed(username, address);
-      req.log.info({ username, address }, 'sign-in failed');
+      // A password typed into the name field must not reach the log: unknown names are not logged.
+      req.log.info({ username: (await deps.users.get(username)) ? username : '(unknown)', address }, 'sign-in failed');
       throw new CsError(CloudErrors.SIGNIN_FAILED, 'user name or password wrong');
     }
     guard.succeeded(username, address);
