@@ -135,9 +135,12 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
     ]);
     const counts = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, Number(r.n)]));
     const unitCounts = new Map(units.map((r) => [r.unit, r]));
+    // `class` (urgent 紧急) and `emergencyPeriod` (registered in or tightened by an emergency period) are
+    // different things the board labels apart (docs/domain.md#emergency-mode).
     const asCase = (c: Record<string, any>) => ({
       id: c.id, device: c.device, hazard: c.hazard, severity: c.severity, state: c.state, unit: c.unit,
-      deadline: iso(c.deadline_at), overdueByMs: Math.max(0, t - Number(c.deadline_at)), district: districtOf.get(c.device) ?? 'unknown',
+      class: c.class, emergencyPeriod: c.emergency_epoch == null ? null : Number(c.emergency_epoch), title: c.title, address: c.address ?? null,
+      openedAt: iso(c.opened_at), deadline: iso(c.deadline_at), overdueByMs: Math.max(0, t - Number(c.deadline_at)), district: districtOf.get(c.device) ?? 'unknown',
     });
     const status = emergency.status();
 

@@ -151,6 +151,18 @@ describe.each(BACKENDS)('emergency mode through the API ($backend)', ({ backend,
     expect((await cloud.app.inject({ url: '/api/situation', headers: as('crew') })).statusCode).toBe(403);
   });
 
+  it('labels a board case by its class and its emergency period apart: an urgent case opened in normal mode has no period; a routine one opened in emergency mode has one', async () => {
+    await reading('XZ-MH-004', { tilt_deg: 0.5, cover_open: false, water_depth_m: 0.8, gas_ch4_ppm: 10, gas_h2s_ppm: 0.2, battery_pct: 80 });
+    let board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    const urgent = board.openEmergencyCases.find((c: { device: string }) => c.device === 'XZ-MH-004');
+    expect(urgent).toMatchObject({ class: 'urgent', emergencyPeriod: null, title: expect.any(String), address: expect.any(String), openedAt: new Date(T0).toISOString() });
+    await cloud.app.inject({ method: 'POST', url: '/api/emergency', headers: as('commander'), payload: { mode: 'emergency', level: 'II', reason: 'orange signal' } });
+    t += 60_000;
+    await reading('XZ-PL-003', { pressure_mpa: 0.7, flow_m3h: 100 });
+    board = (await cloud.app.inject({ url: '/api/situation', headers: as('commander') })).json();
+    expect(board.openEmergencyCases.find((c: { device: string }) => c.device === 'XZ-PL-003')).toMatchObject({ class: 'routine', emergencyPeriod: 1 });
+  });
+
   it('gives the board the gateways\' acknowledgements as n of N with the missing named, the warnings received with what each did, and every unit\'s open and overdue cases with its duty contact', async () => {
     expect((await cap('orange-typhoon')).statusCode).toBe(202);
     t += 60_000;
