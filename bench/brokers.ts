@@ -9,7 +9,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CredentialStore } from '../gateway/credentials.ts';
-import { GATEWAY_COUNT, SERVICE, account, gatewayName } from './identities.ts';
+import { GATEWAY_COUNT, SERVICE, account, gatewayName, type Account } from './identities.ts';
 import { Worker } from './ipc.ts';
 
 export interface Broker {
@@ -66,12 +66,13 @@ export const MOSQUITTO_TUNING = [
   'persistence false',
 ];
 
-export async function startMosquitto(): Promise<Broker> {
+/** A private Mosquitto; `accounts` default to the bench identities (identities.ts). */
+export async function startMosquitto(accounts?: Account[]): Promise<Broker> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-mosquitto-'));
   chmodSync(dir, 0o755); // started as root, mosquitto drops to its own user and must read these files
   const port = await freePort();
-  const users = [SERVICE, ...Array.from({ length: GATEWAY_COUNT }, (_, i) => gatewayName(i))];
-  writeFileSync(join(dir, 'passwd'), users.map((u) => `${u}:${account(u).password}\n`).join(''));
+  const users = accounts ?? [SERVICE, ...Array.from({ length: GATEWAY_COUNT }, (_, i) => gatewayName(i))].map(account);
+  writeFileSync(join(dir, 'passwd'), users.map((u) => `${u.username}:${u.password}\n`).join(''));
   execFileSync('mosquitto_passwd', ['-U', join(dir, 'passwd')]); // hash in place (PBKDF2-SHA512)
   // The same rules as gateway/acl.ts: a gateway only in its own namespace, the service reads everything.
   writeFileSync(join(dir, 'acl'), [

@@ -13,6 +13,7 @@ import { runConnections } from './conn-bench.ts';
 import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResult } from './emergency-bench.ts';
 import { breachBench, writeBreachSection } from './breach-bench.ts';
 import { edgeBench, writeEdgeSection } from './edge-bench.ts';
+import { reconnectBench, reconnectSection, writeReconnectSection } from './reconnect-bench.ts';
 import { ingestBench } from './ingest-bench.ts';
 import { historyBench, writeHistorySection } from './history-bench.ts';
 import { ingestSection, writeIngestSection } from './ingest-report.ts';
@@ -24,8 +25,8 @@ const { values: args } = parseArgs({ options: {
   only: { type: 'string' }, quick: { type: 'boolean', default: false },
   readings: { type: 'string' }, pairs: { type: 'string' }, 'skip-pg': { type: 'boolean', default: false },
 } });
-if (args.only !== undefined && !['mqtt', 'connections', 'emergency', 'breach', 'edge', 'ingest', 'history'].includes(args.only)) {
-  console.error('usage: npm run bench -- [--only mqtt|connections|emergency|breach|edge|ingest|history] [--quick] [--readings N --pairs N --skip-pg]');
+if (args.only !== undefined && !['mqtt', 'connections', 'reconnect', 'emergency', 'breach', 'edge', 'ingest', 'history'].includes(args.only)) {
+  console.error('usage: npm run bench -- [--only mqtt|connections|reconnect|emergency|breach|edge|ingest|history] [--quick] [--readings N --pairs N --skip-pg]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -105,6 +106,8 @@ const started = Date.now();
 log(machine() + '\n');
 const mqtt = only('mqtt') ? await mqttBench() : [];
 const conns = only('connections') ? [await connectionBench()] : [];
+const reconnect = only('reconnect') ? [reconnectSection(await reconnectBench(quick, log))] : []; // reconnect-bench.ts: a storm of first logins
+reconnect.forEach((r) => log(r));
 const emergency = only('emergency') ? [await emergencyBench()] : [];
 const breach = only('breach') ? [await breachBench(quick, log)] : []; // breach-bench.ts: breach to case on the live stream
 const edge = only('edge') ? [await edgeBench(quick, log)] : []; // edge-bench.ts: RTU pass vs wire time, points per core, footprint
@@ -124,6 +127,9 @@ if (!quick && args.only === 'history') {
   log(ingest[0]!);
   writeIngestSection(ingest[0]!);
   log('wrote the ingest section of bench/RESULTS.md');
+} else if (!quick && args.only === 'reconnect') {
+  writeReconnectSection(reconnect[0]!);
+  log('wrote the reconnect section of bench/RESULTS.md');
 } else if (!quick && args.only === 'edge') {
   writeEdgeSection(edge[0]!);
   log('wrote the edge section of bench/RESULTS.md');
@@ -170,6 +176,7 @@ if (!quick && args.only === 'history') {
     '```', '',
     'Needs `mosquitto` and `mosquitto_passwd` on PATH (Debian package mosquitto); the bench starts its own',
     'Mosquitto and never uses the one on port 1883.', '',
+    ...reconnect,
     ...emergency,
     ...breach,
     ...edge,
