@@ -31,8 +31,8 @@ export const GatewayServiceConfig = Type.Object({
   }, { additionalProperties: false })),
   limits: Type.Object({
     maxConnections: Type.Integer({ minimum: 1, default: 50000 }),
-    connectionsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 500 }),
-    connectionBurst: Type.Integer({ minimum: 1, default: 1000 }),
+    connectionsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 2000 }),
+    connectionBurst: Type.Integer({ minimum: 1, default: 10000 }),
     publishesPerSecond: Type.Number({ exclusiveMinimum: 0, default: 500 }),
     publishBurst: Type.Integer({ minimum: 1, default: 2000 }),
     /** A subscriber whose socket stays full this long is disconnected (aedes drainTimeout). */

@@ -93,6 +93,7 @@ export function listeners(ctx: GatewayContext, certNames: WeakMap<Client, string
   /** Hands a counted socket to Aedes. */
   function serve(socket: Socket, certName?: string): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    batchWrites(socket);
     const client = ctx.broker!.handle(socket);
     ctx.remotes.set(client, remote);
     if (certName !== undefined) certNames.set(client, certName);
@@ -171,4 +172,28 @@ function listen(srv: Server, port: number, host: string): Promise<void> {
       resolveListen();
     });
   });
+}
+
+/**
+ * Fewer syscalls (docs/architecture.md#write-batching): the first write to a socket in a turn of
+ * the event loop corks it, and a setImmediate uncorks it, so every PUBACK and delivery produced
+ * for that socket meanwhile (e.g. by ingest hooks settling one by one) leaves in one writev.
+ * mqtt-packet corks only until process.nextTick, which covers writes of one synchronous run.
+ */
+function batchWrites(socket: Socket): void {
+  const s = socket as Socket & { csCorked?: boolean };
+  const write = s.write;
+  s.write = function batchedWrite(this: typeof s, ...args: unknown[]): boolean {
+    if (!this.csCorked && !this.destroyed) {
+      this.csCorked = true;
+      this.cork();
+      setImmediate(uncorkBatched, this);
+    }
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof s.write;
+}
+
+function uncorkBatched(s: Socket & { csCorked?: boolean }): void {
+  s.csCorked = false;
+  s.uncork();
 }
