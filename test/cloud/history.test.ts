@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { buildCloud, type Cloud, type DbOptions } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
-import { bucketStatement } from '../../cloud/db/reading-buckets.ts';
+import { bucketStatement, readingBuckets } from '../../cloud/db/reading-buckets.ts';
 import { BACKENDS, district, freshDatabase, profiles, type Backend } from './fixtures.ts';
 
 /**
@@ -129,6 +129,19 @@ describe.each(BACKENDS)('history buckets on $backend', ({ backend, skip }: { bac
       const unknown = await get(`/api/devices/XZ-NOPE/readings?buckets=10`);
       expect(unknown.status).toBe(404);
       expect(unknown.body.code).toBe('CS_CLOUD_DEVICE_NOT_FOUND');
+    });
+
+    it('reads a long span in slices of whole buckets with the same answer as one statement', async () => {
+      const db = openDatabase(dbOpts);
+      try {
+        const q = { device: DEVICE, from: T0 + 1234, to: T0 + N * 2500, stepMs: 45_000, points: ['level_m', 'battery_pct'] };
+        const whole = await readingBuckets(db, { ...q, sliceMs: q.to - q.from });
+        const sliced = await readingBuckets(db, { ...q, sliceMs: 7 * 45_000 + 5 });
+        expect(sliced).toEqual(whole);
+        expect(whole.level_m.map((b) => new Date(b.t).toISOString())).toEqual(expected(q.from, q.to, q.stepMs, 'level_m').map((b) => b.t));
+      } finally {
+        await db.close();
+      }
     });
 
     it.skipIf(backend !== 'sqlite')('walks the readings_device_ts index, not the whole table (SQLite query plan)', async () => {
