@@ -47,9 +47,15 @@ export function createSessionStore(database: Database, now: () => number, policy
       const value = randomBytes(32).toString('base64url');
       const at = now();
       const expiresAt = at + policy.absoluteMs;
-      await database.write((trx) => trx.insertInto('sessions').values({
-        id_hash: hashSessionId(value), user_id: user.id, created_at: at, last_seen_at: at, expires_at: expiresAt, revoked_at: null,
-      }).execute());
+      await database.write(async (trx) => {
+        // The user's ended sessions go when a new one starts: the table holds live sessions and few others.
+        await trx.deleteFrom('sessions').where('user_id', '=', user.id).where((eb) => eb.or([
+          eb('revoked_at', 'is not', null), eb('expires_at', '<=', at), eb('last_seen_at', '<=', at - policy.idleMs),
+        ])).execute();
+        await trx.insertInto('sessions').values({
+          id_hash: hashSessionId(value), user_id: user.id, created_at: at, last_seen_at: at, expires_at: expiresAt, revoked_at: null,
+        }).execute();
+      });
       return { value, expiresAt };
     },
     async verify(value) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,15 @@ describe('citysteward command line', () => {
     expect(line).toMatch(/dispatched to xz-drainage, due \d{4}-\d\d-\d\dT/);
     const tokens = JSON.parse(readFileSync(join(dir, 'demo-tokens.json'), 'utf8')) as Record<string, string>;
     expect(Object.keys(tokens)).toEqual(expect.arrayContaining(['admin', 'operator', 'commander', 'verifier', 'crew:xz-drainage']));
+    // The demo's people: a 0600 file; the banner names them, but as JSON lines (logs) it prints no password.
+    const people = JSON.parse(readFileSync(join(dir, 'demo-users.json'), 'utf8')) as { url: string; users: { username: string; password: string }[] };
+    expect(statSync(join(dir, 'demo-users.json')).mode & 0o777).toBe(0o600);
+    expect(people.url).toBe(http);
+    const operator = people.users.find((u) => u.username === 'operator')!;
+    const signedIn = await fetch(`${http}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'operator', password: operator.password }) });
+    expect(signedIn.status).toBe(200);
+    expect(demo.output()).toContain('crew-xz-drainage');
+    for (const u of people.users) expect(demo.output()).not.toContain(u.password);
     const res = await fetch(`${http}/api/cases`, { headers: { authorization: `Bearer ${tokens.operator}` } });
     expect(res.status).toBe(200);
     const body = await res.json() as { items: { id: string; device: string; hazard: string; severity: string; unit: string; deadline: string }[] };

@@ -93,6 +93,26 @@ describe.each(BACKENDS)('sign-in on $backend', ({ backend, skip }: { backend: Ba
       expect((await call('GET', '/api/session')).status).toBe(401);
     });
 
+    it('ends a session after 12 hours without a request, and after 7 days however busy', async () => {
+      const idle = cookieOf(await signIn('alice', PASSWORDS.alice));
+      const busy = cookieOf(await signIn('alice', PASSWORDS.alice));
+      const start = clock;
+      try {
+        clock = start + 11 * 3_600_000;
+        expect((await call('GET', '/api/session', { cookie: busy })).status).toBe(200);
+        clock = start + 12 * 3_600_000 + 1;
+        expect((await call('GET', '/api/session', { cookie: idle })).status).toBe(401);
+        for (let h = 22; h < 7 * 24; h += 11) {
+          clock = start + h * 3_600_000;
+          expect((await call('GET', '/api/session', { cookie: busy })).status, `after ${h} h`).toBe(200);
+        }
+        clock = start + 7 * 86_400_000;
+        expect((await call('GET', '/api/session', { cookie: busy })).status).toBe(401);
+      } finally {
+        clock = start;
+      }
+    });
+
     it('answers a wrong password exactly as an unknown user: 401 CS_CLOUD_SIGNIN_FAILED, no cookie', async () => {
       const wrong = await signIn('crew-zh-gas', 'not-the-password');
       const unknown = await signIn('nobody-at-all', 'not-the-password');
