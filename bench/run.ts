@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest|history] [-- --quick]`
+ * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest|history|ingest-batch] [-- --quick]`
  * (ingest: `--readings N`, `--pairs N`, `--skip-pg`; bench/ingest-bench.ts)
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
  * throughput and latency, then memory per idle connection; then the emergency switch beside a
@@ -16,6 +16,7 @@ import { edgeBench, writeEdgeSection } from './edge-bench.ts';
 import { reconnectBench, reconnectSection, writeReconnectSection } from './reconnect-bench.ts';
 import { ingestBench } from './ingest-bench.ts';
 import { historyBench, writeHistorySection } from './history-bench.ts';
+import { ingestBatchBench, writeIngestBatchSection } from './ingest-batch-bench.ts';
 import { ingestSection, writeIngestSection } from './ingest-report.ts';
 import { GATEWAY_COUNT } from './identities.ts';
 import { mqttCases, runMqttCase } from './mqtt-bench.ts';
@@ -25,8 +26,8 @@ const { values: args } = parseArgs({ options: {
   only: { type: 'string' }, quick: { type: 'boolean', default: false },
   readings: { type: 'string' }, pairs: { type: 'string' }, 'skip-pg': { type: 'boolean', default: false },
 } });
-if (args.only !== undefined && !['mqtt', 'connections', 'reconnect', 'emergency', 'breach', 'edge', 'ingest', 'history'].includes(args.only)) {
-  console.error('usage: npm run bench -- [--only mqtt|connections|reconnect|emergency|breach|edge|ingest|history] [--quick] [--readings N --pairs N --skip-pg]');
+if (args.only !== undefined && !['mqtt', 'connections', 'reconnect', 'emergency', 'breach', 'edge', 'ingest', 'history', 'ingest-batch'].includes(args.only)) {
+  console.error('usage: npm run bench -- [--only mqtt|connections|reconnect|emergency|breach|edge|ingest|history|ingest-batch] [--quick] [--readings N --pairs N --skip-pg]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -117,6 +118,7 @@ const ingestOpts = {
 };
 const ingest = only('ingest') ? [ingestSection(ingestOpts, await ingestBench(ingestOpts, log), machine())] : []; // ingest-bench.ts: end to end beside Mosquitto peers and Node-RED
 const history = only('history') ? [await historyBench(quick, log)] : []; // history-bench.ts: a month of 1 s readings in 500 buckets
+const ingestBatch = only('ingest-batch') ? [await ingestBatchBench(quick, log)] : []; // ingest-batch-bench.ts: one transaction per reading vs group commit
 log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
 if (!quick && args.only === 'history') {
@@ -130,6 +132,10 @@ if (!quick && args.only === 'history') {
 } else if (!quick && args.only === 'reconnect') {
   writeReconnectSection(reconnect[0]!);
   log('wrote the reconnect section of bench/RESULTS.md');
+} else if (!quick && args.only === 'ingest-batch') {
+  log(ingestBatch[0]!);
+  writeIngestBatchSection(ingestBatch[0]!);
+  log('wrote the ingest-batch section of bench/RESULTS.md');
 } else if (!quick && args.only === 'edge') {
   writeEdgeSection(edge[0]!);
   log('wrote the edge section of bench/RESULTS.md');
@@ -182,6 +188,7 @@ if (!quick && args.only === 'history') {
     ...edge,
     ...ingest,
     ...history,
+    ...ingestBatch,
   ].join('\n'));
   log('wrote bench/RESULTS.md');
 }
