@@ -24,6 +24,7 @@ import { DEFAULT_BATCH, type BatchOptions } from '../cloud/ingest-batch.ts';
 import { NORMAL_MODE } from '../cloud/mode.ts';
 import { DEFAULT_ROUTING } from '../cloud/routing.ts';
 import { createRuleEngine } from '../cloud/rules.ts';
+import { machine } from './report.ts';
 
 export const INGEST_BATCH_HEADING = '## Ingest: one transaction per reading vs group commit';
 const GATEWAYS = 100;
@@ -116,7 +117,7 @@ export async function ingestBatchBench(quick: boolean, log: (s: string) => void)
   }
   const rows = [...runs].map(([mode, rs]) => `| ${mode} | ${median(rs.map((r) => r.perSecond)).toFixed(0)} | ${median(rs.map((r) => r.cpuUsPerReading)).toFixed(1)} | ${median(rs.map((r) => r.bytesPerReading)).toFixed(0)} | ${median(rs.map((r) => r.commits))} |`);
   return [
-    INGEST_BATCH_HEADING, '',
+    INGEST_BATCH_HEADING, '', machine(), '',
     `The cloud's ingest pipeline (intake, checks, rules, store) in one process on a fresh SQLite file (WAL, synchronous=NORMAL), ${readings.toLocaleString('en-US')} in-range`,
     `readings from ${GATEWAYS} gateways × ${PER_GATEWAY} water-level points, ${IN_HAND} in hand (the next sent as one settles), median of ${pairs} alternated runs per mode;`,
     'no broker or network (the store\'s share only; `--only ingest` is end to end). CPU from process.cpuUsage; bytes = write syscalls of the process (/proc/self/io wchar).',
@@ -124,6 +125,7 @@ export async function ingestBatchBench(quick: boolean, log: (s: string) => void)
     '| mode | readings/s | CPU µs per reading | bytes written per reading | commits |',
     '|---|---:|---:|---:|---:|',
     ...rows, '',
+    'On a shared machine readings/s follows the load; CPU and bytes per reading are the figures to compare.', '',
   ].join('\n');
 }
 

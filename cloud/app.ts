@@ -326,6 +326,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await emergency?.stop();
       unpublish?.();
       await streamConsumer?.stop();
+      // What is stored by now is acknowledged before the subscription goes (less to redeliver).
+      await ingestor.flush();
       await subscriber?.stop();
       await ingestor.flush();
       await Promise.allSettled([...inFlight]);

@@ -40,13 +40,15 @@ export async function insertReadings(database: Database, trx: Kysely<DB>, rows: 
     return rows.map((r) => st.run(r.gateway, r.stream, r.seq, r.device, r.ts, r.received_at, r.values_json, r.quality, r.historical).changes === 1);
   }
   const returned = new Set<string>();
-  for (let i = 0; i < rows.length; i += PG_CHUNK) {
-    const out = await trx.insertInto('readings').values(rows.slice(i, i + PG_CHUNK))
+  // In key order, so that two workers inserting overlapping batches take the index locks in one order.
+  const sorted = [...rows].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+  for (let i = 0; i < sorted.length; i += PG_CHUNK) {
+    const out = await trx.insertInto('readings').values(sorted.slice(i, i + PG_CHUNK))
       .onConflict((oc) => oc.columns(['gateway', 'stream', 'device', 'seq']).doNothing())
       .returning(['gateway', 'stream', 'device', 'seq']).execute();
     for (const r of out) returned.add(keyOf(r));
   }
-  // A key twice in one statement is stored once, from its first row.
+  // A key twice in one statement is stored once, from its first row (the sort is stable).
   return rows.map((r) => returned.delete(keyOf(r)));
 }
 
@@ -70,8 +72,9 @@ export async function upsertDeviceStates(database: Database, trx: Kysely<DB>, ro
     for (const s of rows) st.run(s.device, s.gateway, s.last_seq, s.last_ts, s.last_values, s.last_quality, s.last_seen);
     return;
   }
-  for (let i = 0; i < rows.length; i += PG_CHUNK) {
-    await trx.insertInto('device_state').values(rows.slice(i, i + PG_CHUNK)).onConflict((oc) => oc.column('device').doUpdateSet({
+  const sorted = [...rows].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+  for (let i = 0; i < sorted.length; i += PG_CHUNK) {
+    await trx.insertInto('device_state').values(sorted.slice(i, i + PG_CHUNK)).onConflict((oc) => oc.column('device').doUpdateSet({
       gateway: sql`excluded.gateway`,
       last_seq: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_seq else device_state.last_seq end`,
       last_values: sql`case when excluded.last_ts >= device_state.last_ts then excluded.last_values else device_state.last_values end`,
