@@ -99,7 +99,7 @@ export async function runBreachBench(opts: BreachBenchOptions): Promise<BreachBe
     // Wait until every device reports.
     for (let i = 0; i < 200; i++) {
       const res = await demo.cloud.app.inject({ url: '/api/devices', headers: { authorization: `Bearer ${demo.tokens.operator}` } });
-      if ((res.json() as { items: { status: string }[] }).items.every((d) => d.status === 'online')) break;
+      if ((res.json() as { items: { link: string }[] }).items.every((d) => d.link === 'online')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
 

@@ -114,7 +114,7 @@ export async function runTyphoonDrill(o: DrillOptions): Promise<DrillReport> {
     };
     const cases = async () => ((await api('GET', '/api/cases?limit=1000')) as { items: CaseJson[] }).items;
     say(`demo district up: ${demo.district.devices.length} devices, ${demo.district.gateways.length} gateways, poll ${pollMs} ms`);
-    await eventuallyTrue(async () => ((await api('GET', '/api/devices')) as { items: { status: string }[] }).items.every((d) => d.status === 'online'), waitMs);
+    await eventuallyTrue(async () => ((await api('GET', '/api/devices')) as { items: { link: string }[] }).items.every((d) => d.link === 'online'), waitMs);
     say('every sensor reporting; sending the typhoon warning (orange signal)');
 
     const alertId = `DRILL-TY-${Date.now()}`;
