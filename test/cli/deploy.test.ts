@@ -16,6 +16,7 @@ describe('the deployment configs shipped in deploy/', () => {
     const cloud = loadConfig(join(DEPLOY, 'cloud.yaml'), CloudServiceConfig);
     expect(cloud.district).toBe('district.yaml');
     expect(cloud.emergency?.fastPollMs).toBe(250);
+    expect(cloud.mqtt.clientId).toBe('cs-cloud'); // a persistent session: the broker queues readings while the cloud restarts
     const gateway = loadConfig(join(DEPLOY, 'gateway.yaml'), GatewayServiceConfig);
     expect(gateway.mqtt.port).toBe(1883);
     const edge = loadEdgeConfig(join(DEPLOY, 'edge-gongbei.yaml'), profiles);
