@@ -7,6 +7,8 @@ import { DEFAULT_LOGIN_GUARD } from '../lib/login-guard.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { WorkflowConfig } from '../cloud/cases/policy.ts';
 import { WebConfigKey } from '../cloud/web/config-route.ts';
+import { resolve } from 'node:path';
+import { ConfigError } from '../lib/config.ts';
 
 /**
  * Config files of the services started by the command line (YAML, validated; a bad file
@@ -141,6 +143,11 @@ export const CloudServiceConfig = Type.Object({
    * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").
    */
   rules: Type.Optional(Type.String({ minLength: 1 })),
+  /** Case photos (README "Cases"): the directory (relative to the data directory; required with PostgreSQL) and the far-from-asset distance. */
+  photos: Type.Optional(Type.Object({
+    dir: Type.Optional(Type.String({ minLength: 1 })),
+    maxDistanceM: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+  }, { additionalProperties: false })),
   /** The case workflow's settings (README "Cases"): verification window, reopening, history interval, limits. */
   workflow: Type.Optional(WorkflowConfig),
   /** The web application (README "The map"): `web.map.tiles`, a tile source for deployments that have one. */
@@ -164,3 +171,11 @@ export const DemoConfig = Type.Object({
   mqttPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
 }, { additionalProperties: false });
 export type DemoConfig = Static<typeof DemoConfig>;
+
+/** The cloud's photo settings: `photos.dir` relative to the data directory; required with PostgreSQL (no file beside which to default it). */
+export function photosOf(cfg: CloudServiceConfig, db: 'sqlite' | 'postgres', file: string, dataDir: string): { dir?: string; maxDistanceM?: number } {
+  if (db === 'postgres' && !cfg.photos?.dir) {
+    throw new ConfigError('CS_CONFIG_INVALID', file, [{ key: 'photos.dir', message: 'is required when database.kind is postgres (where case photos are stored)' }]);
+  }
+  return { dir: cfg.photos?.dir ? resolve(dataDir, cfg.photos.dir) : undefined, maxDistanceM: cfg.photos?.maxDistanceM };
+}

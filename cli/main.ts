@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, parseConfig } from '../lib/config.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
-import { GatewayServiceConfig, CloudServiceConfig, DemoConfig } from './config.ts';
+import { GatewayServiceConfig, CloudServiceConfig, DemoConfig, photosOf } from './config.ts';
 import { CREDENTIAL_ROLES } from '../gateway/credentials.ts';
 import { adminHttpLimits } from '../gateway/admin.ts';
 import { DEMO_DISTRICT } from './demo.ts';
@@ -184,11 +184,12 @@ export function buildProgram(): Command {
       const profiles = profilesFor(o, cfg, o.config, logger);
       const district = loadDistrict(relativeTo(o.config, cfg.district), profiles);
       const db = databaseOf(cfg, o.config, o.dataDir);
+      const photos = photosOf(cfg, db.kind, o.config, o.dataDir);
       const e = cfg.emergency;
       const { loadRuleSet } = await import('../devices/rules.ts');
       const rules = cfg.rules ? loadRuleSet(relativeTo(o.config, cfg.rules), profiles, new Map(district.devices.map((d) => [d.id, d.profile]))) : undefined;
       const cloud = await buildCloud({
-        db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, web: cfg.web,
+        db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, web: cfg.web, photos,
         ingestBatch: { maxReadings: cfg.ingest?.batchReadings, maxDelayMs: cfg.ingest?.batchDelayMs }, http: cfg.http.limits, rules, workflow: cfg.workflow,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer } : { kind: 'mqtt' },
         emergency: e ? {

@@ -45,6 +45,9 @@ import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
+import { DEFAULT_PHOTO_MAX_DISTANCE_M, photoRoutes } from './photos/routes.ts';
+import { createPhotoStore } from './photos/store.ts';
+import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 
 export type { Role } from './tokens.ts';
@@ -106,6 +109,12 @@ export interface CloudOptions {
   ingestBatch?: Partial<BatchOptions>;
   /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
   warnLimit?: Partial<WarnLimit>;
+  /**
+   * Case photos: `dir` where they are stored (default `photos/` beside the SQLite file; with PostgreSQL
+   * there is no default and uploads answer 503 until it is set), `maxDistanceM` from the asset before a
+   * photo is flagged far-from-asset (default 200).
+   */
+  photos?: { dir?: string; maxDistanceM?: number };
   /** Session expiry: `idleMs` (default 12 h) and `absoluteMs` from sign-in (default 7 days). */
   sessions?: Partial<SessionPolicy>;
   /** Failed sign-ins: free failures and backoff (cloud/http/session-routes.ts DEFAULT_SIGNIN_GUARD). */
@@ -279,6 +288,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
     knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   });
+  const photosDir = opts.photos?.dir ?? (opts.db.kind === 'sqlite' ? join(dirname(opts.db.file), 'photos') : undefined);
+  await app.register(async (scope) => photoRoutes(scope, {
+    database, now, events, store: photosDir ? createPhotoStore(photosDir) : undefined,
+    maxDistanceM: opts.photos?.maxDistanceM ?? DEFAULT_PHOTO_MAX_DISTANCE_M,
+  }));
   registerWebConfigRoute(app, { district: opts.district, web });
   // The web application (docs/architecture.md#web-application): public page and files, data through the API.
   await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir, imgOrigins: tileOrigins(web.map?.tiles) });

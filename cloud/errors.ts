@@ -75,6 +75,8 @@ export const CloudErrors = {
   PHOTO_NOT_FOUND: 'CS_CLOUD_PHOTO_NOT_FOUND',
   /** A photo upload without files (multipart field `photo`). */
   PHOTO_MISSING: 'CS_CLOUD_PHOTO_MISSING',
+  /** This cloud has no photo directory (PostgreSQL without `photosDir`). */
+  PHOTOS_UNAVAILABLE: 'CS_CLOUD_PHOTOS_UNAVAILABLE',
   CALENDAR_INVALID: 'CS_CLOUD_CALENDAR_INVALID',
   RULES_INVALID: 'CS_CLOUD_RULES_INVALID',
 } as const;
@@ -122,6 +124,7 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_PHOTO_TYPE: 415,
   CS_CLOUD_PHOTO_NOT_FOUND: 404,
   CS_CLOUD_PHOTO_MISSING: 400,
+  CS_CLOUD_PHOTOS_UNAVAILABLE: 503,
   CS_CLOUD_CALENDAR_INVALID: 500,
   CS_CLOUD_RULES_INVALID: 500,
 };

@@ -52,6 +52,8 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'POST /api/cases/:id/made-safe': ['crew', 'admin'],
   'POST /api/cases/:id/request-extension': ['crew', 'admin'],
   'POST /api/cases/:id/refuse-extension': ['commander', 'admin'],
+  'POST /api/cases/:id/photos': ANY,
+  'GET /api/photos/:id': ANY,
   'GET /api/alarms': ANY,
   'POST /api/alarms/:id/ack': ['operator', 'commander', 'admin', 'crew'],
   'GET /api/units': ANY,
