@@ -220,7 +220,10 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
 
   // Every ingest path (MQTT, the in-process hand-off, the Redis Stream) comes through here.
   const ingest = (gateway: string, topic: string, payload: Buffer): Promise<IngestResult | EdgeAlarmResult> => {
-    const p = parseTopic(topic)?.kind === 'alarm' ? edgeAlarms.ingest(gateway, topic, payload) : ingestor.ingest(gateway, topic, payload);
+    // An edge alarm is stored after the readings queued before it (their batch commits first): a gateway's order is kept.
+    const p = parseTopic(topic)?.kind === 'alarm'
+      ? ingestor.flush().then(() => edgeAlarms.ingest(gateway, topic, payload))
+      : ingestor.ingest(gateway, topic, payload);
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
     return p;
