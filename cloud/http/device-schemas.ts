@@ -72,7 +72,8 @@ export const Gateway = Type.Object({
   outboxDepth: Nullable(Type.Integer()),
   devices: Type.Integer(),
 });
-export const GatewayList = Type.Object({ items: Type.Array(Gateway) });
+/** A bare array, as the helpers' contract for the console fixes it (other lists are `{items}`). */
+export const GatewayList = Type.Array(Gateway);
 
 export const ThresholdLine = Type.Object({
   id: Type.String(),

@@ -90,12 +90,10 @@ export function registerGatewayRoutes(root: FastifyInstance, deps: RouteDeps, de
     const newest = await newestReadings();
     const counts = new Map<string, number>();
     for (const d of district.devices) counts.set(gatewayOf(district, d), (counts.get(gatewayOf(district, d)) ?? 0) + 1);
-    return {
-      items: district.gateways.map((g) => {
-        const { health: _h, ...v } = gatewayView(g.id, newest.get(g.id));
-        return { ...v, name: g.name, devices: counts.get(g.id) ?? 0 };
-      }),
-    };
+    return district.gateways.map((g) => {
+      const { health: _h, ...v } = gatewayView(g.id, newest.get(g.id));
+      return { ...v, name: g.name, devices: counts.get(g.id) ?? 0 };
+    });
   });
 
   app.get('/api/devices/:id/thresholds', {

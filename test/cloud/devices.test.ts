@@ -182,7 +182,7 @@ describe('operator device data', () => {
   it('lists the gateways for operators and commanders, not crews', async () => {
     const r = await get('/api/gateways', 'commander');
     expect(r.status).toBe(200);
-    expect(r.body.items).toEqual([
+    expect(r.body).toEqual([
       { id: 'gw-xz-gongbei', name: expect.any(String), online: false, lastSeen: new Date(T0).toISOString(), mode: null, outboxDepth: null, devices: 16 },
       { id: 'gw-xz-jida', name: expect.any(String), online: true, lastSeen: new Date(T0).toISOString(), mode: 'fast', outboxDepth: 17, devices: 14 },
     ]);
