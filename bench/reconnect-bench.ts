@@ -136,7 +136,8 @@ export function reconnectSection(r: ReconnectResult): string {
   return [
     RECONNECT_HEADING, '',
     `${r.gateways.toLocaleString('en-US')} distinct gateway identities open a TCP connection and send CONNECT at once (raw MQTT 3.1.1`,
-    'clients, bench/reconnect-worker.ts, 2 processes) to a fresh broker: ours is `citysteward gateway` (log level warn) on',
+    'clients, bench/reconnect-worker.ts, 2 processes, each with up to 1,000 attempts in flight, so that the kernel\'s SYN queue',
+    'and its retransmission delays are not what is measured) to a fresh broker: ours is `citysteward gateway` (log level warn, default limits) on',
     `credentials made by \`citysteward credential import\` (${f(r.importSeconds)} s for ${r.gateways.toLocaleString('en-US')} with process start; generated`,
     `secrets, stored as SHA-256); Mosquitto has a password file of the same secrets hashed by \`mosquitto_passwd -U\` (${f(r.passwdSeconds)} s).`,
     'Time: first CONNECT sent to last CONNACK received. CPU: the broker process\'s user + system seconds over that time.',

@@ -164,10 +164,13 @@ export function listeners(ctx: GatewayContext, certNames: WeakMap<Client, string
   return { start, close, destroySockets };
 }
 
+/** Pending connections the kernel may queue (capped by net.core.somaxconn): a reconnect storm overflows Node's 511 and waits for SYN retries. */
+const LISTEN_BACKLOG = 8192;
+
 function listen(srv: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolveListen, reject) => {
     srv.once('error', reject);
-    srv.listen(port, host, () => {
+    srv.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       srv.off('error', reject);
       resolveListen();
     });
