@@ -18,7 +18,7 @@ import { checkPublish } from '../acl.ts';
 import type { Identity } from '../credentials.ts';
 import { GatewayErrors } from '../errors.ts';
 import type { GatewayContext } from '../context.ts';
-import { tokenBucket, type TokenBucket } from '../limits.ts';
+import type { TokenBucket } from '../limits.ts';
 import { LoginRefused, loginGuard, type GuardRefusal } from '../login-guard.ts';
 import { ANONYMOUS, CONNACK } from '../types.ts';
 import { runSteps, type Step } from './steps.ts';
@@ -48,7 +48,7 @@ export interface ConnectHandlers {
   ): void;
   /** Records the subject CN of a TLS client's verified certificate (listeners.ts). */
   certNames: WeakMap<Client, string>;
-  /** The publish rate bucket of a connected client (publish.ts). */
+  /** The publish rate bucket of a connected client, made at its first PUBLISH (publish.ts). */
   publishBuckets: WeakMap<Client, TokenBucket>;
 }
 
@@ -168,9 +168,7 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
     a.client.conn.once('close', () => {
       if (ctx.live.delete(a.client)) metrics?.connections.dec();
     });
-    if (limits.publishesPerSecond) {
-      publishBuckets.set(a.client, tokenBucket({ ratePerSecond: limits.publishesPerSecond, burst: limits.publishBurst, now: ctx.now }));
-    }
+    // The publish bucket is made at the first PUBLISH (publish.ts): an idle connection carries none.
   }
 
   function preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void {

@@ -14,7 +14,7 @@ import { canPublish, checkPublish } from '../acl.ts';
 import type { Identity } from '../credentials.ts';
 import { GatewayErrors } from '../errors.ts';
 import type { GatewayContext } from '../context.ts';
-import type { TokenBucket } from '../limits.ts';
+import { tokenBucket, type TokenBucket } from '../limits.ts';
 import { runSteps, type Step } from './steps.ts';
 
 interface PublishAttempt {
@@ -57,7 +57,12 @@ export function publishHandler(ctx: GatewayContext, publishBuckets: WeakMap<Clie
   function pace(a: PublishAttempt): void | Promise<void> {
     const client = a.client;
     if (!client) return;
-    const bucket = publishBuckets.get(client);
+    let bucket = publishBuckets.get(client);
+    if (!bucket && ctx.limits.publishesPerSecond) {
+      // Made at the first PUBLISH, full, as one made at CONNECT would be by then: idle connections stay small.
+      bucket = tokenBucket({ ratePerSecond: ctx.limits.publishesPerSecond, burst: ctx.limits.publishBurst, now: ctx.now });
+      publishBuckets.set(client, bucket);
+    }
     const wait = bucket ? bucket.take() : 0;
     const before = held.get(client);
     // Aedes handles a read chunk's packets at once, and a late timer lets the next chunk in
