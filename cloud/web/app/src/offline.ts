@@ -1,0 +1,129 @@
+import { ref } from 'vue';
+import { createStore, del, entries, set } from 'idb-keyval';
+import { api, ApiError } from './api';
+
+/**
+ * The crew's offline queue (docs/domain.md#milestones-and-extension-requests): an action tapped on
+ * the phone is written to IndexedDB first, with its photos as Blobs and a client-made `actionId`,
+ * then sent; without a connection it waits and is sent when the connection returns ('online'
+ * event, the next page load, the live stream's reconnect). The server applies an actionId once and
+ * answers a resend with the case as it is, so a send cut off after the server wrote it is harmless.
+ * A refusal (4xx: the case's state changed, another unit's case) is kept and shown, not retried.
+ */
+
+export interface QueuedPhoto { blob: Blob; name: string; uploadedId?: string }
+export interface QueuedAction {
+  actionId: string;
+  caseId: string;
+  action: string;
+  body: Record<string, unknown>;
+  photos: QueuedPhoto[];
+  createdAt: number;
+  /** waiting: to be sent; sending: on its way; refused: the server said no (kept until dismissed). */
+  status: 'waiting' | 'sending' | 'refused';
+  error?: { status: number; code: string; message: string };
+}
+
+const store = createStore('citysteward-crew', 'actions');
+
+/** Everything on this phone not yet accepted by the server, oldest first (reactive, for indicators). */
+export const queued = ref<QueuedAction[]>([]);
+
+type SentListener = (a: QueuedAction, result: unknown) => void;
+const sentListeners = new Set<SentListener>();
+/** Called for each action the server accepted (the pages reload what they show). */
+export function onSent(fn: SentListener): () => void {
+  sentListeners.add(fn);
+  return () => sentListeners.delete(fn);
+}
+
+async function load(): Promise<void> {
+  const all = (await entries<string, QueuedAction>(store)).map(([, v]) => v);
+  queued.value = all.sort((a, b) => a.createdAt - b.createdAt);
+}
+
+async function save(a: QueuedAction): Promise<void> {
+  await set(a.actionId, a, store);
+  const rest = queued.value.filter((x) => x.actionId !== a.actionId);
+  queued.value = [...rest, { ...a }].sort((x, y) => x.createdAt - y.createdAt);
+}
+
+async function remove(actionId: string): Promise<void> {
+  await del(actionId, store);
+  queued.value = queued.value.filter((x) => x.actionId !== actionId);
+}
+
+/** Keeps the action on the phone, then tries to send everything waiting. */
+export async function enqueue(a: Omit<QueuedAction, 'status' | 'createdAt'>): Promise<void> {
+  await save({ ...a, createdAt: Date.now(), status: 'waiting' });
+  void flush();
+}
+
+/** Forgets a refused action (the user read why). */
+export async function dismiss(actionId: string): Promise<void> {
+  await remove(actionId);
+}
+
+async function sendOne(a: QueuedAction): Promise<unknown> {
+  // Photos first: content-addressed on the server, so uploading one again after a cut-off is harmless.
+  const ids: string[] = [];
+  for (const p of a.photos) {
+    if (!p.uploadedId) {
+      const form = new FormData();
+      form.append('photo', p.blob, p.name);
+      const r = await api<{ photos: { id: string }[] }>(`/api/cases/${encodeURIComponent(a.caseId)}/photos`, { method: 'POST', body: form });
+      p.uploadedId = r.photos[0]?.id;
+      await set(a.actionId, a, store);
+    }
+    if (p.uploadedId) ids.push(p.uploadedId);
+  }
+  const body = { ...a.body, actionId: a.actionId, ...(ids.length ? { photos: ids } : {}) };
+  return api(`/api/cases/${encodeURIComponent(a.caseId)}/${a.action}`, { method: 'POST', body });
+}
+
+let running: Promise<void> | null = null;
+
+/** Sends what waits, in the order it was tapped; one run at a time. */
+export function flush(): Promise<void> {
+  running ??= (async () => {
+    try {
+      for (const a of [...queued.value]) {
+        if (a.status === 'refused') continue;
+        if (globalThis.navigator?.onLine === false) return;
+        const cur: QueuedAction = { ...a, status: 'sending' };
+        await save(cur);
+        try {
+          const result = await sendOne(cur);
+          await remove(a.actionId);
+          for (const fn of sentListeners) fn(a, result);
+        } catch (err) {
+          const e = err instanceof ApiError ? err : new ApiError(0, 'OFFLINE', String(err));
+          // No connection, a server restarting (5xx) or a rate limit: it waits for the next chance.
+          if (e.offline || e.status >= 500 || e.status === 429) {
+            await save({ ...cur, status: 'waiting' });
+            return;
+          }
+          await save({ ...cur, status: 'refused', error: { status: e.status, code: e.code, message: e.message } });
+        }
+      }
+    } finally {
+      running = null;
+    }
+  })();
+  return running;
+}
+
+const RETRY_MS = 20_000;
+let started = false;
+/** Loads what an earlier visit left and sends it; sends again whenever the connection returns. */
+export async function startOfflineQueue(): Promise<void> {
+  if (started) return;
+  started = true;
+  globalThis.addEventListener?.('online', () => { void flush(); });
+  // A connection that is up but does not reach the server fires no 'online': try again now and then.
+  setInterval(() => { if (queued.value.some((a) => a.status === 'waiting')) void flush(); }, RETRY_MS);
+  await load();
+  // An action left "sending" by a closed page is sent again: its actionId makes that safe.
+  for (const a of queued.value) if (a.status === 'sending') await save({ ...a, status: 'waiting' });
+  await flush();
+}
