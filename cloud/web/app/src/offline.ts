@@ -82,6 +82,16 @@ async function sendOne(a: QueuedAction): Promise<unknown> {
 }
 
 let running: Promise<void> | null = null;
+const FIRST_RETRY_MS = 1000;
+let backoff = FIRST_RETRY_MS;
+let retryTimer: ReturnType<typeof setTimeout> | null = null;
+
+/** A send that failed with the phone online (a cut-off, a server restarting) is tried again, 1 s doubling to 30 s. */
+function retryLater(): void {
+  if (retryTimer || globalThis.navigator?.onLine === false) return;
+  retryTimer = setTimeout(() => { retryTimer = null; void flush(); }, backoff);
+  backoff = Math.min(backoff * 2, 30_000);
+}
 
 /** Sends what waits, in the order it was tapped; one run at a time. */
 export function flush(): Promise<void> {
@@ -94,6 +104,7 @@ export function flush(): Promise<void> {
         await save(cur);
         try {
           const result = await sendOne(cur);
+          backoff = FIRST_RETRY_MS;
           await remove(a.actionId);
           for (const fn of sentListeners) fn(a, result);
         } catch (err) {
@@ -101,6 +112,7 @@ export function flush(): Promise<void> {
           // No connection, a server restarting (5xx) or a rate limit: it waits for the next chance.
           if (e.offline || e.status >= 500 || e.status === 429) {
             await save({ ...cur, status: 'waiting' });
+            retryLater();
             return;
           }
           await save({ ...cur, status: 'refused', error: { status: e.status, code: e.code, message: e.message } });

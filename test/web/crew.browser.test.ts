@@ -1,0 +1,245 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
+import { simSet } from '../../cli/run-sim.ts';
+import { eventually } from '../helpers/process.ts';
+import { launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
+
+/**
+ * The maintenance crew's phone on the real demo (issue 11): a case arrives live, the crew works it
+ * to handled with a photo; offline, a note and a handled report wait on the phone and reach the
+ * server exactly once, even when a reply is lost on the way; another unit's case is not found.
+ */
+
+interface HistoryRow { action: string; actor: string }
+interface CaseJson { id: string; device: string; state: string; unit: string; history: HistoryRow[]; photos?: { id: string }[] }
+
+const UNIT = 'xz-drainage';
+
+/** The page's visible text nodes outside data (marked data-raw) and outside other-language labels (marked lang). */
+const VISIBLE_TEXT = `(() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || !n.textContent.trim() || el.closest('[data-raw], [lang]:not(html), script, style')) continue;
+    if (el.checkVisibility()) out.push(n.textContent.trim());
+  }
+  return out;
+})()`;
+const CJK = /[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]/;
+
+describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
+  let dir: string;
+  let demo: Demo;
+  let browser: Browser;
+  let base: string;
+  let crew: { username: string; password: string };
+  let firstCase = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cs-web-crew-'));
+    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
+    base = (await demo.start()).http;
+    crew = await crewUser();
+    browser = await launch();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await demo?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The demo's crew account for the drainage office (<dataDir>/demo-users.json). */
+  async function crewUser(): Promise<{ username: string; password: string }> {
+    const file = join(dir, 'demo-users.json');
+    if (existsSync(file)) {
+      const users = (JSON.parse(readFileSync(file, 'utf8')) as { users: { username: string; password: string; role: string; unit: string | null }[] }).users;
+      const u = users.find((x) => x.role === 'crew' && x.unit === UNIT);
+      if (u) return u;
+    }
+    // A demo without its own accounts: one made the way `citysteward user create` makes it.
+    const password = 'crew-test-password-1';
+    await demo.cloud.users.create(`crew-${UNIT}`, 'crew', UNIT, password);
+    return { username: `crew-${UNIT}`, password };
+  }
+
+  async function apiCase(id: string): Promise<CaseJson> {
+    const res = await demo.cloud.app.inject({ url: `/api/cases/${id}`, headers: { authorization: `Bearer ${demo.tokens.operator}` } });
+    expect(res.statusCode).toBe(200);
+    return res.json() as CaseJson;
+  }
+
+  /** Writes a breaching value into a simulated sensor and waits for the case it opens. */
+  async function breach(device: string, assignment: string): Promise<string> {
+    await simSet({ districtFile: DEMO_DISTRICT, dataDir: dir, device, assignment });
+    return eventually(async () => {
+      const res = await demo.cloud.app.inject({ url: `/api/cases?device=${device}`, headers: { authorization: `Bearer ${demo.tokens.operator}` } });
+      return (res.json() as { items: { id: string }[] }).items[0]?.id;
+    }, 20_000, 100);
+  }
+
+  const count = (c: CaseJson, action: string) => c.history.filter((h) => h.action === action).length;
+
+  /** A real JPEG, drawn and encoded by the browser. */
+  async function jpeg(page: Page): Promise<Buffer> {
+    // Runs in the page (a string: the tests' TypeScript has no DOM types).
+    const b64 = await page.evaluate<string>(`(async () => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 64; canvas.height = 48;
+      const g = canvas.getContext('2d');
+      g.fillStyle = '#2b6cb0'; g.fillRect(0, 0, 64, 48); g.fillStyle = '#f6e05e'; g.fillRect(16, 12, 32, 24);
+      const blob = await new Promise((r) => canvas.toBlob(r, 'image/jpeg', 0.9));
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      let s = '';
+      for (const x of bytes) s += String.fromCharCode(x);
+      return btoa(s);
+    })()`);
+    return Buffer.from(b64, 'base64');
+  }
+
+  async function act(page: Page, action: string, text?: string, photo?: Buffer): Promise<void> {
+    await page.locator(`[data-test="action-${action}"]`).click();
+    if (text === undefined) return;
+    const form = page.locator(`[data-test="form-${action}"]`);
+    await form.locator('[data-test="action-text"]').fill(text);
+    if (photo) {
+      await form.locator('[data-test="action-photos"]').setInputFiles({ name: 'site.jpg', mimeType: 'image/jpeg', buffer: photo });
+      expect(await form.locator('[data-test="photo-previews"] img').first().getAttribute('src')).toMatch(/^blob:/);
+    }
+    await form.locator('[data-test="action-submit"]').click();
+  }
+
+  const historyEntry = (page: Page, action: string) => page.locator(`[data-test="history-entry"][data-action="${action}"]`);
+
+  it('a crew member sees a new case arrive live, accepts it, is on site, sends a photo and reports it handled', async () => {
+    const context = await browser.newContext(PHONE);
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    try {
+      await signIn(page, base, crew.username, crew.password);
+      expect(new URL(page.url()).pathname).toBe('/crew');
+      await page.locator('[data-test="empty"]').waitFor();
+      await page.locator('[data-test="live"][data-state="on"]').waitFor();
+
+      firstCase = await breach('XZ-WL-002', 'level_m=0.9');
+      const alert = page.locator('[data-test="new-case-alert"]');
+      await alert.waitFor({ timeout: 15_000 });
+      expect(await alert.getAttribute('role')).toBe('alert');
+      const item = page.locator(`[data-test="case"][data-case-id="${firstCase}"]`);
+      await item.waitFor();
+      // An urgent case opened in normal mode: its class (紧急类) is shown, and no emergency period (应急).
+      expect(await item.locator('[data-test="class"]').textContent()).toContain('紧急类');
+      expect(await item.locator('[data-test="emergency-period"]').count()).toBe(0);
+      expect(await item.locator('[data-test="countdown"]').textContent()).toMatch(/剩余/);
+      await screenshot(page, 'crew-list');
+
+      await alert.locator('[data-test="new-case-open"]').click();
+      await page.waitForURL(`**/crew/cases/${firstCase}`);
+      await page.locator('[data-test="readings-chart"]').first().waitFor();
+      expect(await page.locator('[data-test="geo-link"]').getAttribute('href')).toMatch(/^geo:22\.\d+,113\.\d+$/);
+      expect(await page.locator('[data-test="amap-link"]').getAttribute('href')).toMatch(/^https:\/\/uri\.amap\.com\/marker\?position=113\.\d+,22\.\d+&name=/);
+
+      await act(page, 'accept');
+      await historyEntry(page, 'accept').waitFor();
+      await act(page, 'on-site');
+      await historyEntry(page, 'on-site').waitFor();
+      await screenshot(page, 'crew-case');
+      await act(page, 'handle', '井内积水已抽排，井盖复位。', await jpeg(page));
+      await historyEntry(page, 'handle').waitFor();
+      await page.locator('[data-test="photo"]').first().waitFor();
+      expect(await page.locator('[data-test="action-handle"]').count()).toBe(0);
+
+      const c = await apiCase(firstCase);
+      expect(c.state).toBe('handled');
+      expect([count(c, 'accept'), count(c, 'on-site'), count(c, 'handle')]).toEqual([1, 1, 1]);
+      expect(c.photos).toHaveLength(1);
+      expect(c.history.find((h) => h.action === 'handle')?.actor).toBe(`user:${crew.username}`);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('offline, a progress note and a handled report wait on the phone and reach the server exactly once, a lost reply included', async () => {
+    const second = await breach('XZ-WL-003', 'level_m=0.9');
+    const context = await browser.newContext(PHONE);
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    try {
+      await signIn(page, base, crew.username, crew.password);
+      await page.goto(`${base}/crew/cases/${second}`);
+      await act(page, 'accept');
+      await historyEntry(page, 'accept').waitFor();
+
+      await context.setOffline(true);
+      await act(page, 'note', '已到达现场，正在排水。');
+      await page.locator('[data-test="pending-count"]').filter({ hasText: '1 个操作待发送' }).waitFor();
+      await act(page, 'handle', '排水完毕，水位恢复正常。', await jpeg(page));
+      await page.locator('[data-test="pending-count"]').filter({ hasText: '2 个操作待发送' }).waitFor();
+      expect(await page.locator('[data-test="pending-action"]').count()).toBe(2);
+      // Nothing reached the server while offline.
+      let c = await apiCase(second);
+      expect([count(c, 'note'), count(c, 'handle'), c.state]).toEqual([0, 0, 'accepted']);
+
+      // Back online, the handled report's first reply is lost after the server applied it: the
+      // phone sends it again with the same actionId and the server answers without applying it twice.
+      let cut = 0;
+      await page.route('**/api/cases/*/handle', async (route) => {
+        if (cut++ > 0) return route.continue();
+        await route.fetch();
+        await route.abort('internetdisconnected');
+      });
+      await context.setOffline(false);
+      await page.locator('[data-test="pending"]').waitFor({ state: 'detached', timeout: 20_000 });
+      expect(cut).toBeGreaterThanOrEqual(2);
+      await historyEntry(page, 'handle').waitFor();
+
+      c = await apiCase(second);
+      expect(c.state).toBe('handled');
+      expect([count(c, 'note'), count(c, 'handle')]).toEqual([1, 1]);
+      expect(c.photos).toHaveLength(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it("does not open another unit's case; both pages pass axe and switch every string to English and back", async () => {
+    const other = await breach('XZ-PL-001', 'pressure_mpa=0.05');
+    expect((await apiCase(other)).unit).not.toBe(UNIT);
+    const context = await browser.newContext(PHONE);
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    try {
+      await signIn(page, base, crew.username, crew.password);
+      await page.goto(`${base}/crew/cases/${other}`);
+      await page.locator('[data-test="not-found"]').waitFor();
+      expect(await page.evaluate(async (id) => (await fetch(`/api/cases/${id}`)).status, other)).toBe(404);
+
+      for (const path of ['/crew', `/crew/cases/${firstCase}`]) {
+        await page.goto(`${base}${path}`);
+        await page.locator(path === '/crew' ? '[data-test="case-list"]' : '[data-test="history"]').waitFor();
+        expect(await seriousViolations(page), path).toEqual([]);
+        const h1 = await page.locator('h1').textContent();
+        await page.locator('[data-test="lang"]').click();
+        await expect.poll(() => page.locator('html').getAttribute('lang')).toBe('en');
+        expect(await page.locator('[data-test="who"]').textContent()).toContain('Crew');
+        if (path === '/crew') expect(await page.locator('h1').textContent()).toBe('My cases');
+        else expect(await page.locator('#h-where').textContent()).toBe('Where');
+        // Every visible string is English: no CJK outside data (titles, addresses, notes: marked data-raw)
+        // and outside the switch's own label (the other language's name, marked with its lang).
+        const left = await page.evaluate<string[]>(VISIBLE_TEXT);
+        expect(left.filter((s) => CJK.test(s)), path).toEqual([]);
+        await page.locator('[data-test="lang"]').click();
+        await expect.poll(() => page.locator('h1').textContent()).toBe(h1);
+      }
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+});
