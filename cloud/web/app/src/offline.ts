@@ -1,4 +1,4 @@
-import { ref } from 'vue';
+import { shallowRef } from 'vue';
 import { createStore, del, entries, set } from 'idb-keyval';
 import { api, ApiError } from './api';
 
@@ -26,8 +26,8 @@ export interface QueuedAction {
 
 const store = createStore('citysteward-crew', 'actions');
 
-/** Everything on this phone not yet accepted by the server, oldest first (reactive, for indicators). */
-export const queued = ref<QueuedAction[]>([]);
+/** Everything on this phone not yet accepted by the server, oldest first (shallow: IndexedDB cannot store reactive proxies). */
+export const queued = shallowRef<QueuedAction[]>([]);
 
 type SentListener = (a: QueuedAction, result: unknown) => void;
 const sentListeners = new Set<SentListener>();
@@ -95,34 +95,35 @@ function retryLater(): void {
 
 /** Sends what waits, in the order it was tapped; one run at a time. */
 export function flush(): Promise<void> {
-  running ??= (async () => {
-    try {
-      for (const a of [...queued.value]) {
-        if (a.status === 'refused') continue;
-        if (globalThis.navigator?.onLine === false) return;
-        const cur: QueuedAction = { ...a, status: 'sending' };
-        await save(cur);
-        try {
-          const result = await sendOne(cur);
-          backoff = FIRST_RETRY_MS;
-          await remove(a.actionId);
-          for (const fn of sentListeners) fn(a, result);
-        } catch (err) {
-          const e = err instanceof ApiError ? err : new ApiError(0, 'OFFLINE', String(err));
-          // No connection, a server restarting (5xx) or a rate limit: it waits for the next chance.
-          if (e.offline || e.status >= 500 || e.status === 429) {
-            await save({ ...cur, status: 'waiting' });
-            retryLater();
-            return;
-          }
-          await save({ ...cur, status: 'refused', error: { status: e.status, code: e.code, message: e.message } });
-        }
-      }
-    } finally {
-      running = null;
-    }
-  })();
+  // Cleared in a callback, which runs after the assignment even when sendAll finishes at once.
+  running ??= sendAll().finally(() => { running = null; });
   return running;
+}
+
+const nextWaiting = (): QueuedAction | undefined => queued.value.find((x) => x.status === 'waiting');
+
+async function sendAll(): Promise<void> {
+  // The oldest waiting action each time round: actions tapped while this runs are sent by it too.
+  for (let a = nextWaiting(); a; a = nextWaiting()) {
+    if (globalThis.navigator?.onLine === false) return;
+    const cur: QueuedAction = { ...a, status: 'sending' };
+    await save(cur);
+    try {
+      const result = await sendOne(cur);
+      backoff = FIRST_RETRY_MS;
+      await remove(a.actionId);
+      for (const fn of sentListeners) fn(a, result);
+    } catch (err) {
+      const e = err instanceof ApiError ? err : new ApiError(0, 'OFFLINE', String(err));
+      // No connection, a server restarting (5xx) or a rate limit: it waits for the next chance.
+      if (e.offline || e.status >= 500 || e.status === 429) {
+        await save({ ...cur, status: 'waiting' });
+        retryLater();
+        return;
+      }
+      await save({ ...cur, status: 'refused', error: { status: e.status, code: e.code, message: e.message } });
+    }
+  }
 }
 
 const RETRY_MS = 20_000;
