@@ -158,8 +158,8 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
     }
   }, 60_000);
 
-  it('offline, a progress note and a handled report wait on the phone and reach the server exactly once, a lost reply included', async () => {
-    const second = await breach('XZ-WL-003', 'level_m=0.9');
+  it('offline, a progress note and a handled report wait on the phone and reach the server exactly once, a lost reply included; a refused one is shown, not retried', async () => {
+    const [second, third] = await Promise.all([breach('XZ-WL-003', 'level_m=0.9'), breach('XZ-WL-004', 'level_m=0.9')]);
     const context = await browser.newContext(PHONE);
     const page = await context.newPage();
     const errors = watchErrors(page);
@@ -196,7 +196,31 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       expect(c.state).toBe('handled');
       expect([count(c, 'note'), count(c, 'handle')]).toEqual([1, 1]);
       expect(c.photos).toHaveLength(1);
-      expect(errors).toEqual([]);
+
+      // Accepted offline, but the operator voided the case meanwhile: the 409 is shown and not sent again.
+      await page.goto(`${base}/crew/cases/${third}`);
+      await page.locator('[data-test="action-accept"]').waitFor();
+      await context.setOffline(true);
+      await act(page, 'accept');
+      await page.locator('[data-test="pending-count"]').filter({ hasText: '1 个操作待发送' }).waitFor();
+      const voided = await demo.cloud.app.inject({
+        method: 'POST', url: `/api/cases/${third}/void`, headers: { authorization: `Bearer ${demo.tokens.operator}` }, payload: { reason: 'sensor test, not a flood' },
+      });
+      expect(voided.statusCode).toBe(200);
+      let accepts = 0;
+      page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith(`/api/cases/${third}/accept`)) accepts++; });
+      await context.setOffline(false);
+      const refused = page.locator('[data-test="pending-refused"]');
+      await refused.waitFor();
+      expect(await refused.getAttribute('role')).toBe('alert');
+      expect(await refused.textContent()).toContain('409');
+      await page.waitForTimeout(2500); // past the first retry a lost connection would get
+      expect(accepts).toBe(1);
+      expect(count(await apiCase(third), 'accept')).toBe(0);
+      await page.locator('[data-test="pending-dismiss"]').click();
+      await page.locator('[data-test="pending"]').waitFor({ state: 'detached' });
+      // The one error expected: the browser logs the 409.
+      expect(errors.filter((e) => !e.includes(`409 (Conflict) (${base}/api/cases/${third}/accept)`))).toEqual([]);
     } finally {
       await context.close();
     }
