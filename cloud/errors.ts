@@ -56,6 +56,8 @@ export const CloudErrors = {
   MIGRATION_FAILED: 'CS_CLOUD_MIGRATION_FAILED',
   MQTT_CONNECT: 'CS_CLOUD_MQTT_CONNECT',
   CASE_UPSERT_FAILED: 'CS_CLOUD_CASE_UPSERT_FAILED',
+  /** A reading's key was already stored, yet its row could not be read back (the batch fails and is retried). */
+  READING_STORE_FAILED: 'CS_CLOUD_READING_STORE_FAILED',
   /** An action the case's current state does not allow (the message names both). */
   CASE_ILLEGAL_ACTION: 'CS_CLOUD_CASE_ILLEGAL_ACTION',
   /** Verification refused: the asset's readings are out of range, or back in range for too short a time. */
@@ -114,6 +116,7 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_MIGRATION_FAILED: 500,
   CS_CLOUD_MQTT_CONNECT: 503,
   CS_CLOUD_CASE_UPSERT_FAILED: 500,
+  CS_CLOUD_READING_STORE_FAILED: 500,
   CS_CLOUD_CASE_ILLEGAL_ACTION: 409,
   CS_CLOUD_CASE_SENSOR_NOT_CLEAR: 409,
   CS_CLOUD_CASE_ALREADY_OPEN: 409,

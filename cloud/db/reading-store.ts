@@ -1,4 +1,6 @@
 import { sql, type Kysely } from 'kysely';
+import { CsError } from '../../lib/errors.ts';
+import { CloudErrors } from '../errors.ts';
 import type { Database } from './database.ts';
 import type { DB, DeviceStateTable, ReadingsTable } from './schema.ts';
 
@@ -54,13 +56,15 @@ export async function insertReadings(database: Database, trx: Kysely<DB>, rows: 
 
 export async function priorReading(database: Database, trx: Kysely<DB>, r: ReadingRow): Promise<PriorReading> {
   if (database.statement) {
-    const row = database.statement(PRIOR_SQLITE).get(r.gateway, r.stream, r.device, r.seq) as PriorReading | undefined;
-    if (!row) throw new Error(`reading (${r.gateway}, ${r.stream}, ${r.device}, ${r.seq}) neither stored nor found`);
-    return { ...row, ts: Number(row.ts) };
+    return found(r, database.statement(PRIOR_SQLITE).get(r.gateway, r.stream, r.device, r.seq) as PriorReading | undefined);
   }
-  const row = await trx.selectFrom('readings').select(['ts', 'values_json', 'quality'])
+  return found(r, await trx.selectFrom('readings').select(['ts', 'values_json', 'quality'])
     .where('gateway', '=', r.gateway).where('stream', '=', r.stream).where('device', '=', r.device).where('seq', '=', r.seq)
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst());
+}
+
+function found(r: ReadingRow, row: PriorReading | undefined): PriorReading {
+  if (!row) throw new CsError(CloudErrors.READING_STORE_FAILED, `reading (${r.gateway}, ${r.stream}, ${r.device}, ${r.seq}) was neither stored nor found stored`);
   return { ...row, ts: Number(row.ts) };
 }
 
