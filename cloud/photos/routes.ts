@@ -54,7 +54,11 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     const row = await visibleCase(database.db, req.params.id, principal);
     if (!req.isMultipart()) throw new CsError(CloudErrors.UNSUPPORTED_MEDIA_TYPE, 'send the photos as multipart/form-data, field "photo"');
     if (!deps.store) throw new CsError(CloudErrors.PHOTOS_UNAVAILABLE, 'this cloud has no photo directory (photosDir); photos cannot be stored');
-    const files: { bytes: Buffer; type: string; name: string }[] = [];
+    const at = now();
+    const actor = actorOf(principal);
+    // Each file is checked and stored as it arrives, so at most one is held in memory; a refused file
+    // leaves the ones before it on disk (content-addressed, no row: nothing refers to them).
+    const stored: { id: string; type: string; size: number; exif: Awaited<ReturnType<typeof readExif>>; flags: PhotoFlag[] }[] = [];
     try {
       for await (const part of req.parts()) {
         if (part.type !== 'file' || part.fieldname !== 'photo') {
@@ -65,22 +69,16 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
         if (!sniffed || !PHOTO_TYPES.has(sniffed.mime)) {
           throw new CsError(CloudErrors.PHOTO_TYPE, `"${part.filename}" is ${sniffed ? sniffed.mime : 'not an image this service recognises'}; photos must be JPEG, PNG or WebP`);
         }
-        files.push({ bytes, type: sniffed.mime, name: part.filename });
+        const exif = await readExif(bytes);
+        const flags: PhotoFlag[] = [];
+        if (exif.takenAt !== null && exif.takenAt < Number(row.opened_at)) flags.push('taken-before-case');
+        if (exif.lat !== null && exif.lon !== null && distanceM(exif.lat, exif.lon, Number(row.lat), Number(row.lon)) > deps.maxDistanceM) flags.push('far-from-asset');
+        stored.push({ id: await deps.store.put(bytes), type: sniffed.mime, size: bytes.length, exif, flags });
       }
     } catch (err) {
       throw multipartError(err);
     }
-    if (!files.length) throw new CsError(CloudErrors.PHOTO_MISSING, 'no photo in the upload: send one or more files in the multipart field "photo"');
-    const at = now();
-    const actor = actorOf(principal);
-    const stored: { id: string; type: string; size: number; exif: Awaited<ReturnType<typeof readExif>>; flags: PhotoFlag[] }[] = [];
-    for (const f of files) {
-      const exif = await readExif(f.bytes);
-      const flags: PhotoFlag[] = [];
-      if (exif.takenAt !== null && exif.takenAt < Number(row.opened_at)) flags.push('taken-before-case');
-      if (exif.lat !== null && exif.lon !== null && distanceM(exif.lat, exif.lon, Number(row.lat), Number(row.lon)) > deps.maxDistanceM) flags.push('far-from-asset');
-      stored.push({ id: await deps.store.put(f.bytes), type: f.type, size: f.bytes.length, exif, flags });
-    }
+    if (!stored.length) throw new CsError(CloudErrors.PHOTO_MISSING, 'no photo in the upload: send one or more files in the multipart field "photo"');
     const ids = await database.write(async (trx) => {
       const linked: string[] = [];
       for (const p of stored) {
