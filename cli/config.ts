@@ -89,6 +89,11 @@ export const CloudServiceConfig = Type.Object({
   http: Type.Object({
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    /**
+     * Behind a reverse proxy: trust its X-Forwarded-For/-Proto (Fastify trustProxy: true, or the proxy's
+     * addresses, e.g. "127.0.0.1,10.0.0.0/8"), so sign-in throttling sees the client and cookies get Secure.
+     */
+    trustProxy: Type.Optional(Type.Union([Type.Boolean(), Type.String({ minLength: 1 })])),
     /** Timeouts and connection caps (README "Limits and error bodies"); lib/http-limits.ts defaults for what is omitted. */
     limits: Type.Optional(Type.Object({
       headersTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 120_000 })),

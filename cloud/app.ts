@@ -119,6 +119,8 @@ export interface CloudOptions {
   sessions?: Partial<SessionPolicy>;
   /** Failed sign-ins: free failures and backoff (cloud/http/session-routes.ts DEFAULT_SIGNIN_GUARD). */
   signIn?: LoginGuardOptions;
+  /** Behind a reverse proxy: trust its X-Forwarded-For/-Proto (Fastify `trustProxy`); off by default. */
+  trustProxy?: boolean | string;
   /** Real elapsed time (ms) for the per-credential rate limit and sign-in locks; default `performance.now`. */
   clock?: () => number;
 }
@@ -262,6 +264,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const app = Fastify({
     loggerInstance: httpLog,
     bodyLimit: 256 * 1024,
+    trustProxy: opts.trustProxy ?? false,
     ...serverOptions(limits),
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(httpLog),

@@ -209,6 +209,32 @@ describe.each(BACKENDS)('sign-in on $backend', ({ backend, skip }: { backend: Ba
   });
 });
 
+describe('behind a reverse proxy (trustProxy)', () => {
+  it('sets Secure on the cookie when the proxy says the browser used HTTPS, and counts failures per forwarded client', async () => {
+    const fresh = await freshDatabase('sqlite');
+    const cloud = await buildCloud({ db: fresh.db, district, profiles, escalation: false, trustProxy: '127.0.0.1', signIn: { freeFailuresPerAddress: 1 } });
+    try {
+      await cloud.start();
+      await cloud.users.create('proxied', 'operator', undefined, 'proxied-password-1');
+      const post = (username: string, password: string, client: string) => cloud.app.inject({
+        method: 'POST', url: '/api/session', payload: { username, password },
+        headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': client }, remoteAddress: '127.0.0.1',
+      });
+      const ok = await post('proxied', 'proxied-password-1', '203.0.113.7');
+      expect(ok.statusCode).toBe(200);
+      expect(ok.headers['set-cookie']).toMatch(/; Secure/);
+      // Two failures lock one forwarded client's address, not the proxy's: another client still signs in.
+      await post('nobody', 'wrong-password-x', '203.0.113.66');
+      await post('nobody', 'wrong-password-x', '203.0.113.66');
+      expect((await post('proxied', 'proxied-password-1', '203.0.113.66')).statusCode).toBe(429);
+      expect((await post('proxied', 'proxied-password-1', '198.51.100.9')).statusCode).toBe(200);
+    } finally {
+      await cloud.stop();
+      await fresh.drop();
+    }
+  });
+});
+
 describe('per-credential rate limit', () => {
   let cloud: Cloud;
   let drop: () => Promise<void>;
