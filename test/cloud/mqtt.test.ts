@@ -98,6 +98,25 @@ describe('MQTT ingest', () => {
     expect(cloud.stats().stored).toBe(300);
   });
 
+  it('leaves unacknowledged only the reading the database refused, acknowledging the rest of its batch', async () => {
+    const file = join(dir, 'cs.db');
+    cloud = await buildCloud({ db: { kind: 'sqlite', file }, district, profiles, escalation: false, mqtt: { url, username: 'cloud', password: 'unused-by-this-broker' } });
+    await cloud.start();
+    const admin = new Sqlite(file);
+    admin.exec("create trigger refuse_17 before insert on readings when new.seq = 17 begin select raise(abort, 'seq 17 refused by the test trigger'); end");
+    admin.close();
+    let acks = 0;
+    broker.on('ack', (_packet, client) => { if (client?.id !== 'gw-xz-jida') acks++; });
+    publisher = await mqtt.connectAsync(url, { protocolVersion: 4, clientId: 'gw-xz-jida' });
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => publisher!.publishAsync(topics.up('gw-xz-jida', 'XZ-WL-001'),
+      JSON.stringify({ seq: i + 1, ts: new Date(t0 - 60_000 + i * 1000).toISOString(), device: 'XZ-WL-001', values: { level_m: 0.3 }, quality: 'good', historical: false }), { qos: 1 })));
+    await until(() => cloud!.stats().stored === 39 && cloud!.stats().failed === 1, 'the batch to be stored but one');
+    await until(() => acks === 39, '39 acknowledgements');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(acks).toBe(39);
+  });
+
   it('refuses to start when the broker cannot be reached', async () => {
     const port = (server.address() as AddressInfo).port;
     await new Promise<void>((resolve) => server.close(() => resolve()));
