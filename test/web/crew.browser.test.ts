@@ -18,6 +18,19 @@ interface CaseJson { id: string; device: string; state: string; unit: string; hi
 
 const UNIT = 'xz-drainage';
 
+/** Records the page's notifications and oscillator tones (the real ones cannot be heard or seen in a test). */
+const ALERT_SPIES = `(() => {
+  window.__notes = [];
+  window.__tones = 0;
+  const Real = window.Notification;
+  function Spy(title, opts) { window.__notes.push({ title, body: opts && opts.body }); return { close() {}, onclick: null }; }
+  Object.defineProperty(Spy, 'permission', { get: () => Real.permission });
+  Spy.requestPermission = (...a) => Real.requestPermission(...a);
+  window.Notification = Spy;
+  const osc = AudioContext.prototype.createOscillator;
+  AudioContext.prototype.createOscillator = function () { window.__tones++; return osc.call(this); };
+})()`;
+
 /** The page's visible text nodes outside data (marked data-raw) and outside other-language labels (marked lang). */
 const VISIBLE_TEXT = `(() => {
   const out = [];
@@ -109,14 +122,18 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
   const historyEntry = (page: Page, action: string) => page.locator(`[data-test="history-entry"][data-action="${action}"]`);
 
   it('a crew member sees a new case arrive live, accepts it, is on site and reports it handled', async () => {
-    const context = await browser.newContext(PHONE);
+    const context = await browser.newContext({ ...PHONE, permissions: ['notifications'] });
     const page = await context.newPage();
+    await page.addInitScript(ALERT_SPIES);
     const errors = watchErrors(page);
     try {
       await signIn(page, base, crew.username, crew.password);
       expect(new URL(page.url()).pathname).toBe('/crew');
       await page.locator('[data-test="empty"]').waitFor();
       await page.locator('[data-test="live"][data-state="on"]').waitFor();
+      // Sound needs a gesture: the button turns it on (notifications are granted to this browser).
+      await page.locator('[data-test="enable-alerts"]').click();
+      await page.locator('[data-test="alerts-on"]').waitFor();
 
       const firstCase = await breach('XZ-WL-002', 'level_m=0.9');
       const alert = page.locator('[data-test="new-case-alert"]');
@@ -128,6 +145,10 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       expect(await item.locator('[data-test="class"]').textContent()).toContain('紧急类');
       expect(await item.locator('[data-test="emergency-period"]').count()).toBe(0);
       expect(await item.locator('[data-test="countdown"]').textContent()).toMatch(/剩余/);
+      // The tone played (two beeps) and the browser's notification names the case.
+      const heard = await page.evaluate<{ notes: { title: string; body: string }[]; tones: number }>('({ notes: window.__notes, tones: window.__tones })');
+      expect(heard.tones).toBe(2);
+      expect(heard.notes).toEqual([{ title: '新派遣案件', body: await item.locator('.case-title').textContent() }]);
       await screenshot(page, 'crew-list');
 
       await alert.locator('[data-test="new-case-open"]').click();
