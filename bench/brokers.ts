@@ -18,6 +18,8 @@ export interface Broker {
   pid: number;
   /** Lets the broker reach a steady state before a memory reading (a full GC for ours). */
   settle(): Promise<void>;
+  /** JS heap in use after the last settle(), in bytes (ours only). */
+  heapUsed?: number;
   stop(): Promise<void>;
 }
 
@@ -45,17 +47,18 @@ function ourCredentials(): string {
 export async function startOurs(): Promise<Broker> {
   const worker = new Worker('gateway-worker.ts', ['--expose-gc'], [ourCredentials()]);
   const { port } = await worker.next<{ type: string; port: number }>('ready');
-  return {
+  const broker: Broker = {
     name: 'ours',
     url: `mqtt://127.0.0.1:${port}`,
     pid: worker.pid,
     async settle() {
       worker.send({ type: 'settle' });
-      await worker.next('settled');
+      this.heapUsed = (await worker.next<{ heapUsed: number }>('settled')).heapUsed;
       await sleep(500);
     },
     stop: () => worker.stop(),
   };
+  return broker;
 }
 
 /** Mosquitto settings that differ from its defaults, for a like-for-like comparison. */

@@ -1,4 +1,7 @@
 /** Broker memory per idle authenticated connection: RSS before and after N clients connect. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import type { Broker } from './brokers.ts';
 import { rssKiB, sleep } from './brokers.ts';
 import type { Job } from './client-worker.ts';
@@ -16,6 +19,8 @@ export interface ConnResult {
   rssAfterKiB: number;
   /** Bytes of broker RSS per connection. */
   perConnection: number;
+  /** Of which JS heap (after a full GC), when the broker reports it (ours). */
+  heapPerConnection?: number;
   connectSeconds: number;
 }
 
@@ -38,6 +43,7 @@ export async function runConnections(broker: Broker, target: number, processes: 
   await sleep(1_000);
   await broker.settle();
   const rssBeforeKiB = rssKiB(broker.pid);
+  const heapBefore = broker.heapUsed;
   const workers = Array.from({ length: processes }, () => new Worker('client-worker.ts'));
   try {
     workers.forEach((w, p) => {
@@ -55,9 +61,35 @@ export async function runConnections(broker: Broker, target: number, processes: 
     return {
       target, connected, failed, rssStartKiB, rssBeforeKiB, rssAfterKiB,
       perConnection: connected > 0 ? ((rssAfterKiB - rssBeforeKiB) * 1024) / connected : NaN,
+      ...(heapBefore !== undefined && broker.heapUsed !== undefined && connected > 0 ? { heapPerConnection: (broker.heapUsed - heapBefore) / connected } : {}),
       connectSeconds: Math.max(...ready.map((r) => r.elapsedMs)) / 1000,
     };
   } finally {
     await all(workers, (w) => w.stop());
   }
+}
+
+/** Replaces the idle connections table of RESULTS.md (its `### ... idle authenticated connections` heading to the next heading). */
+export function writeConnSection(section: string): void {
+  const url = new URL('RESULTS.md', import.meta.url);
+  const text = existsSync(url) ? readFileSync(url, 'utf8') : '';
+  const m = /^### [\d,]+ idle authenticated connections$/m.exec(text);
+  const stamp = `Measured by \`npm run bench -- --only connections\` at ${new Date().toISOString().slice(0, 16)}Z on ${availableParallelism()} shared cores, load average ${loadavg().map((l) => l.toFixed(1)).join(', ')} after the run.\n`;
+  const body = section.replace(/\n\n/, `\n\n${stamp}\n`).replace(/\n*$/, '\n\n');
+  if (!m) return writeFileSync(url, `${text.trimEnd()}\n\n${body}`);
+  const after = text.slice(m.index + m[0].length);
+  const next = after.search(/\n#{2,3} /);
+  writeFileSync(url, text.slice(0, m.index) + body + (next < 0 ? '' : after.slice(next + 1)));
+}
+
+/** RSS of an idle Node process, bare and with the tsx loader, in KiB: the floor under ours at start. */
+export async function runtimeRss(): Promise<{ node: number; tsx: number }> {
+  const idle = async (args: string[]): Promise<number> => {
+    const p = spawn(process.execPath, [...args, '-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore', cwd: new URL('..', import.meta.url).pathname });
+    await sleep(2_500);
+    const kib = rssKiB(p.pid!);
+    p.kill();
+    return kib;
+  };
+  return { node: await idle([]), tsx: await idle(['--import', 'tsx']) };
 }

@@ -34,8 +34,12 @@ export function mqttSection(c: MqttCase, ours: MqttResult, mosq: MqttResult): st
   ].join('\n');
 }
 
-export function connSection(ours: ConnResult, mosq: ConnResult): string {
+export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { node: number; tsx: number }): string {
   const mib = (kib: number): number => kib / 1024;
+  const runtime = runtimeKiB ? [
+    `Of ours at start, an idle Node process holds ${mib(runtimeKiB.node).toFixed(1)} MiB and one with the tsx loader (a hooks thread with a V8`,
+    `isolate of its own, how every citysteward process runs TypeScript) ${mib(runtimeKiB.tsx).toFixed(1)} MiB, before any module of ours.`, '',
+  ] : [];
   return [
     `### ${ours.target.toLocaleString('en-US')} idle authenticated connections`, '',
     table([
@@ -46,8 +50,11 @@ export function connSection(ours: ConnResult, mosq: ConnResult): string {
       ['memory per connection, from start (KiB)', (ours.rssAfterKiB - ours.rssStartKiB) / ours.connected,
         (mosq.rssAfterKiB - mosq.rssStartKiB) / mosq.connected, 2],
       ['time to connect all (s)', ours.connectSeconds, mosq.connectSeconds, 1],
-    ], [['connected', `${ours.connected} / ${ours.target}`, `${mosq.connected} / ${mosq.target}`, '']]),
-    '',
+    ], [
+      ...(ours.heapPerConnection !== undefined ? [['of which JS heap, after a full GC (KiB)', (ours.heapPerConnection / 1024).toFixed(2), '', '']] : []),
+      ['connected', `${ours.connected} / ${ours.target}`, `${mosq.connected} / ${mosq.target}`, ''],
+    ]),
+    '', ...runtime,
   ].join('\n');
 }
 

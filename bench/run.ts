@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { MOSQUITTO_TUNING, startMosquitto, startOurs, type Broker } from './brokers.ts';
-import { runConnections } from './conn-bench.ts';
+import { runConnections, runtimeRss, writeConnSection } from './conn-bench.ts';
 import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResult } from './emergency-bench.ts';
 import { breachBench, writeBreachSection } from './breach-bench.ts';
 import { edgeBench, writeEdgeSection } from './edge-bench.ts';
@@ -69,7 +69,7 @@ async function connectionBench(): Promise<string> {
   // One broker at a time, each fresh, so that the other's clients cost it nothing.
   const a = await withBroker(startOurs, (b) => runConnections(b, CONNECTIONS, CONN_PROCESSES));
   const b = await withBroker(startMosquitto, (b) => runConnections(b, CONNECTIONS, CONN_PROCESSES));
-  const section = connSection(a, b);
+  const section = connSection(a, b, await runtimeRss());
   log(section);
   return section;
 }
@@ -129,6 +129,9 @@ if (!quick && args.only === 'history') {
   log(ingest[0]!);
   writeIngestSection(ingest[0]!);
   log('wrote the ingest section of bench/RESULTS.md');
+} else if (!quick && args.only === 'connections') {
+  writeConnSection(conns[0]!);
+  log('wrote the idle connections section of bench/RESULTS.md');
 } else if (!quick && args.only === 'reconnect') {
   writeReconnectSection(reconnect[0]!);
   log('wrote the reconnect section of bench/RESULTS.md');
