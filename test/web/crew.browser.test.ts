@@ -5,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 import { eventually } from '../helpers/process.ts';
+import { withExif } from '../helpers/exif.ts';
 import { launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
 
 /**
  * The maintenance crew's phone on the real demo (issue 11): a case arrives live, the crew works it
- * to handled; offline, a note and a handled report wait on the phone and reach the
+ * to handled with a photo; offline, a note and a handled report wait on the phone and reach the
  * server exactly once, even when a reply is lost on the way; another unit's case is not found.
  */
 
@@ -121,7 +122,7 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
 
   const historyEntry = (page: Page, action: string) => page.locator(`[data-test="history-entry"][data-action="${action}"]`);
 
-  it('a crew member sees a new case arrive live, accepts it, is on site and reports it handled', async () => {
+  it('a crew member sees a new case arrive live, accepts it, is on site and reports it handled with a photo', async () => {
     const context = await browser.newContext({ ...PHONE, permissions: ['notifications'] });
     const page = await context.newPage();
     await page.addInitScript(ALERT_SPIES);
@@ -162,13 +163,18 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       await act(page, 'on-site');
       await historyEntry(page, 'on-site').waitFor();
       await screenshot(page, 'crew-case');
-      await act(page, 'handle', '井内积水已抽排，井盖复位。');
+      await act(page, 'handle', '井内积水已抽排，井盖复位。', await jpeg(page));
       await historyEntry(page, 'handle').waitFor();
+      // A photo without EXIF time or position carries no flag.
+      const photo = page.locator('[data-test="photo"]');
+      await photo.first().waitFor();
+      expect(await photo.getAttribute('data-flags')).toBe('');
       expect(await page.locator('[data-test="action-handle"]').count()).toBe(0);
 
       const c = await apiCase(firstCase);
       expect(c.state).toBe('handled');
       expect([count(c, 'accept'), count(c, 'on-site'), count(c, 'handle')]).toEqual([1, 1, 1]);
+      expect(c.photos).toHaveLength(1);
       expect(c.history.find((h) => h.action === 'handle')?.actor).toBe(`user:${crew.username}`);
       expect(errors).toEqual([]);
     } finally {
@@ -190,7 +196,9 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       await context.setOffline(true);
       await act(page, 'note', '已到达现场，正在排水。');
       await page.locator('[data-test="pending-count"]').filter({ hasText: '1 个操作待发送' }).waitFor();
-      await act(page, 'handle', '排水完毕，水位恢复正常。');
+      // The camera's clock says 2025: the photo was taken before the case opened.
+      const old = withExif(await jpeg(page), { dateTimeOriginal: '2025:06:01 09:30:00', offsetTimeOriginal: '+08:00' });
+      await act(page, 'handle', '排水完毕，水位恢复正常。', old);
       await page.locator('[data-test="pending-count"]').filter({ hasText: '2 个操作待发送' }).waitFor();
       expect(await page.locator('[data-test="pending-action"]').count()).toBe(2);
       // Nothing reached the server while offline.
@@ -213,6 +221,10 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       c = await apiCase(second);
       expect(c.state).toBe('handled');
       expect([count(c, 'note'), count(c, 'handle')]).toEqual([1, 1]);
+      expect(c.photos).toHaveLength(1);
+      const flag = page.locator('[data-test="photo-flag"][data-flag="taken-before-case"]');
+      await flag.waitFor();
+      expect(await flag.textContent()).toContain('拍摄时间早于立案');
 
       // Accepted offline, but the operator voided the case meanwhile: the 409 is shown and not sent again.
       await page.goto(`${base}/crew/cases/${third}`);
