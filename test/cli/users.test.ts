@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCliOnce } from '../helpers/process.ts';
+import { spawn, spawnSync } from 'node:child_process';
+import { BIN, runCliOnce } from '../helpers/process.ts';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { ensureDemoUsers, DEMO_USERS_FILE, type DemoUser } from '../../cli/demo-users.ts';
@@ -51,6 +52,32 @@ describe('citysteward user', () => {
       const res = await signIn(base, 'wang', printed.password);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ user: { username: 'wang', role: 'crew', unit: 'xz-drainage' } });
+    });
+  }, 60_000);
+
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  it.skipIf(!hasScript)('create on a terminal asks twice without echoing what is typed (util-linux script gives it a pty)', async () => {
+    const dir = tmp();
+    const password = 'typed-on-a-tty-1';
+    const child = spawn('script', ['-qec', `${process.execPath} ${BIN} user create tty --role operator --data-dir ${dir}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    const seen = (re: RegExp) => new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${re} in ${JSON.stringify(out)}`)), 30_000);
+      const check = () => { if (re.test(out)) { clearTimeout(t); child.stdout.off('data', check); resolve(); } };
+      child.stdout.on('data', check);
+      check();
+    });
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    await seen(/password: /);
+    child.stdin.write(`${password}\r`);
+    await seen(/again: /);
+    child.stdin.write(`${password}\r`);
+    await seen(/"username":"tty"/);
+    child.stdin.end();
+    await new Promise((r) => child.once('exit', r));
+    expect(out).not.toContain(password);
+    await withCloud(dir, async (_c, base) => {
+      expect((await signIn(base, 'tty', password)).status).toBe(200);
     });
   }, 60_000);
 
