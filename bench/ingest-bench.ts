@@ -24,6 +24,8 @@ export interface IngestRun {
   stored: number;
   seconds: number;
   cpu: number;
+  /** CPU seconds by process: the path's first, its second (if any), then Redis and PostgreSQL backends. */
+  cpuParts: number[];
   rssMiB: number;
   written: number;
 }
@@ -44,9 +46,11 @@ async function runOnce(path: PathName, o: IngestOptions, base: string, nodeRedDi
   const extra = redis ? [redis] : [];
   const cpu0 = new Map<number, number>();
   try {
-    for (const pid of [...await run.pids(), ...extra]) cpu0.set(pid, cpuSeconds(pid));
     const load = new Worker('ingest-load.ts');
     load.send({ type: 'start', url: run.url, gateways: o.gateways, devices: o.devices, readings: o.readings, window: o.window });
+    await load.next('connected', 300_000);
+    for (const pid of [...await run.pids(), ...extra]) cpu0.set(pid, cpuSeconds(pid));
+    load.send({ type: 'go' });
     const done = await load.next<{ acked: number; firstSend: number; lastAck: number }>('done', 3_600_000);
     await load.stop();
     // Stored until every acknowledged reading is in, or nothing changed for STABLE_MS.
@@ -59,10 +63,13 @@ async function runOnce(path: PathName, o: IngestOptions, base: string, nodeRedDi
     }
     const end = Math.max(done.lastAck, stored >= done.acked ? at : done.lastAck);
     const pids = [...await run.pids(), ...extra];
-    const cpu = pids.reduce((s, pid) => s + cpuSeconds(pid) - (cpu0.get(pid) ?? 0), 0);
+    const used = (pid: number): number => cpuSeconds(pid) - (cpu0.get(pid) ?? 0);
+    const n = path === 'single' ? 1 : 2;
+    const cpuParts = [...pids.slice(0, n).map(used), redis ? used(redis) : 0, pids.slice(n).filter((p) => p !== redis).reduce((s, p) => s + used(p), 0)];
+    const cpu = cpuParts.reduce((a, b) => a + b, 0);
     const own = pids.slice(0, path === 'single' ? 1 : 2); // the path's own processes, not Redis or PostgreSQL
     return {
-      path, acked: done.acked, stored, seconds: (end - done.firstSend) / 1000, cpu,
+      path, acked: done.acked, stored, seconds: (end - done.firstSend) / 1000, cpu, cpuParts,
       rssMiB: own.reduce((s, pid) => s + peakRssMiB(pid), 0), written: await run.written(),
     };
   } finally {
@@ -82,7 +89,7 @@ export async function ingestBench(o: IngestOptions, log: (s: string) => void): P
       for (const p of pair % 2 === 0 ? paths : [...paths].reverse()) {
         log(`-- ingest pair ${pair + 1}/${o.pairs}: ${p}`);
         const r = await runOnce(p, o, base, nodeRedDir);
-        log(`   ${Math.round(r.stored / r.seconds)} readings/s, acked ${r.acked}, stored ${r.stored}, cpu ${r.cpu.toFixed(1)} s, rss ${r.rssMiB.toFixed(0)} MiB`);
+        log(`   ${Math.round(r.stored / r.seconds)} readings/s, acked ${r.acked}, stored ${r.stored}, cpu ${r.cpu.toFixed(1)} s (${r.cpuParts.map((c) => c.toFixed(1)).join(' + ')}), rss ${r.rssMiB.toFixed(0)} MiB`);
         runs.push(r);
       }
     }

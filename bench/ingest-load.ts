@@ -3,6 +3,8 @@
  * gateway (MQTT 3.1.1, QoS 1), each keeping at most `window` readings unacknowledged, round-robin over its
  * covers. Parent protocol (IPC):
  *   <- { type: 'start', url, gateways, devices, readings, window }
+ *   -> { type: 'connected' }    every client has its CONNACK (logins are not the ingest's cost)
+ *   <- { type: 'go' }
  *   -> { type: 'done', acked, published, firstSend, lastAck }   every reading acknowledged (PUBACK)
  */
 import mqtt, { type MqttClient } from 'mqtt';
@@ -22,6 +24,8 @@ async function run(o: Start): Promise<void> {
     c.once('connect', () => resolve());
     c.once('error', reject);
   })));
+  process.send!({ type: 'connected' });
+  await new Promise<void>((resolve) => process.once('message', () => resolve()));
   let acked = 0;
   let published = 0;
   let lastAck = 0;

@@ -23,7 +23,7 @@ const median = (xs: number[]): number => {
 };
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-interface Row { path: PathName; rate: number; rates: number[]; cpu: number; rss: number; bytes: number; loss: number; acked: number }
+interface Row { path: PathName; rate: number; rates: number[]; cpu: number; parts: number[]; rss: number; bytes: number; loss: number; acked: number }
 
 function rows(runs: IngestRun[]): Row[] {
   const by = new Map<PathName, IngestRun[]>();
@@ -33,6 +33,7 @@ function rows(runs: IngestRun[]): Row[] {
     rates: rs.map((r) => r.stored / r.seconds),
     rate: median(rs.map((r) => r.stored / r.seconds)),
     cpu: median(rs.map((r) => r.cpu / r.stored * 100_000)),
+    parts: rs[0]!.cpuParts.map((_, i) => median(rs.map((r) => (r.cpuParts[i] ?? 0) / r.stored * 100_000))),
     rss: median(rs.map((r) => r.rssMiB)),
     bytes: median(rs.map((r) => r.written / r.stored)),
     loss: rs.reduce((s, r) => s + Math.max(0, r.acked - r.stored), 0),
@@ -40,12 +41,19 @@ function rows(runs: IngestRun[]): Row[] {
   }));
 }
 
+/** CPU per 100,000 by process, named. */
+function cpuSplit(r: Row): string {
+  const names = r.path === 'single' ? ['process'] : r.path.startsWith('ours') ? ['gateway', 'cloud'] : r.path === 'nodered' ? ['Mosquitto', 'Node-RED'] : ['Mosquitto', 'subscriber'];
+  const [redis, postgres] = r.parts.slice(names.length);
+  return [...names.map((n, i) => `${n} ${r.parts[i]!.toFixed(1)}`), ...(redis ? [`Redis ${redis.toFixed(1)}`] : []), ...(postgres ? [`PostgreSQL ${postgres.toFixed(1)}`] : [])].join(', ');
+}
+
 function table(rs: Row[], ours: PathName): string[] {
   const base = rs.find((r) => r.path === ours);
   return [
-    '| path | readings/s (median) | per run | data points/s | CPU s per 100,000 | peak RSS MiB | bytes written per reading | lost (acked, not stored) | ours ÷ it |',
+    '| path | readings/s (median) | per run | data points/s | CPU s per 100,000 (by process) | peak RSS MiB | bytes written per reading | lost (acked, not stored) | ours ÷ it |',
     '|---|---:|---|---:|---:|---:|---:|---:|---:|',
-    ...rs.map((r) => `| ${LABEL[r.path]} | ${int(r.rate)} | ${r.rates.map(int).join(', ')} | ${int(r.rate * 6)} | ${r.cpu.toFixed(1)} | ${int(r.rss)} | ${int(r.bytes)} | ${int(r.loss)} of ${int(r.acked)} | ${r.path === ours || !base ? '' : (base.rate / r.rate).toFixed(2)} |`),
+    ...rs.map((r) => `| ${LABEL[r.path]} | ${int(r.rate)} | ${r.rates.map(int).join(', ')} | ${int(r.rate * 6)} | ${r.cpu.toFixed(1)} (${cpuSplit(r)}) | ${int(r.rss)} | ${int(r.bytes)} | ${int(r.loss)} of ${int(r.acked)} | ${r.path === ours || !base ? '' : (base.rate / r.rate).toFixed(2)} |`),
   ];
 }
 
@@ -70,7 +78,7 @@ export function ingestSection(o: IngestOptions, runs: IngestRun[], machine: stri
     `  ${int(o.readings)} readings a run from a load process of its own (mqtt.js, one client per gateway); ${o.pairs} pairs, the`,
     '  paths alternating in order, each run on a fresh database (and a fresh Redis stream prefix).',
     '- readings/s: readings stored (counted) ÷ time from the first send to the last reading stored; data points = 6 a reading.',
-    '- CPU: user + system seconds from /proc/PID/stat of every process of the path: for ours the gateway and the cloud and',
+    '- CPU: user + system seconds from /proc/PID/stat, from the moment every publisher is connected (logins apart) to the last reading stored, of every process of the path: for ours the gateway and the cloud and',
     '  the machine\'s Redis server; for the peers Mosquitto and the subscriber; on PostgreSQL also the database backends',
     '  (sampled at the end). Peak RSS: VmHWM of the path\'s own two processes (one for the single process), not Redis or PostgreSQL.',
     '- Bytes written: /proc/PID/io write_bytes of the storing process (SQLite file and WAL); on PostgreSQL the growth of',
