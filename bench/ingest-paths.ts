@@ -97,6 +97,7 @@ async function ours(base: string, kind: 'sqlite' | 'postgres'): Promise<PathRun>
   writeFileSync(join(dir, 'cloud.yaml'), stringify({
     district: 'district.yaml', http: { host: '127.0.0.1', port: 0 },
     database: db ? { kind: 'postgres', url: db.url } : { kind: 'sqlite', file: 'citysteward.db' },
+    ...(db ? { photos: { dir: 'photos' } } : {}),
     mqtt: { url, ...account(SERVICE) },
     stream: { url: REDIS_URL, key: `${prefix}readings`, group: 'cloud', consumer: 'bench' },
   }));
