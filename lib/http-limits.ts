@@ -46,7 +46,9 @@ const RESERVED_FDS = 256;
 export function defaultHttpLimits(fdLimit = openFileLimit()): HttpLimits {
   return {
     headersTimeoutMs: 5_000,
-    requestTimeoutMs: 10_000,
+    // A crew's 10 MB photo over a 1 Mbit/s mobile link takes about 80 s (README "Cases": photos); a stalled
+    // body is still cut by idleTimeoutMs, and a slow-header client by headersTimeoutMs.
+    requestTimeoutMs: 120_000,
     keepAliveTimeoutMs: 5_000,
     idleTimeoutMs: 30_000,
     maxConnections: fdLimit === undefined ? 4_096 : Math.max(64, Math.min(10_000, fdLimit - RESERVED_FDS)),

@@ -138,10 +138,12 @@ describe('HTTP error bodies and limits', () => {
     }
   });
 
-  it('defaults to timeouts of a few seconds and caps of its own', () => {
+  it('defaults to header and idle timeouts of seconds, a request time that lets a 10 MB photo arrive over a 1 Mbit/s link, and caps of its own', () => {
     const d = defaultHttpLimits(1024);
     expect(d.headersTimeoutMs).toBeLessThanOrEqual(10_000);
-    expect(d.requestTimeoutMs).toBeLessThanOrEqual(30_000);
+    expect(d.idleTimeoutMs).toBeLessThanOrEqual(60_000);
+    expect(d.requestTimeoutMs).toBeGreaterThanOrEqual((10 * 1024 * 1024 * 8) / 1_000_000 * 1000);
+    expect(d.requestTimeoutMs).toBeLessThanOrEqual(180_000);
     expect(d.keepAliveTimeoutMs).toBeLessThanOrEqual(10_000);
     expect(d.maxConnections).toBeLessThan(1024);
     expect(d.maxConnectionsPerAddress).toBeGreaterThan(0);
