@@ -46,6 +46,10 @@ export const CITY_MODES = ['normal', 'emergency'] as const;
 export type CityMode = (typeof CITY_MODES)[number];
 export const CityModeT = literals(CITY_MODES);
 
+/** Emergency response levels, lowest (IV) to highest (I) (docs/domain.md#emergency-mode). */
+export const RESPONSE_LEVELS = ['IV', 'III', 'II', 'I'] as const;
+export type ResponseLevel = (typeof RESPONSE_LEVELS)[number];
+
 /** An edge gateway's poll mode; the cloud puts every gateway in `fast` in emergency mode. */
 export const POLL_MODES = ['normal', 'fast'] as const;
 export type PollMode = (typeof POLL_MODES)[number];

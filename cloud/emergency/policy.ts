@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { CapAlert, CapInfo } from './cap.ts';
+import { RESPONSE_LEVELS, type ResponseLevel } from '../../lib/vocabulary.ts';
 
 /**
  * How a warning maps to emergency mode: which areas concern the city, which events count, and how
@@ -7,8 +8,8 @@ import type { CapAlert, CapInfo } from './cap.ts';
  * response levels IV (lowest) to I (highest). Data, configurable per deployment.
  */
 
-export const LEVELS = ['IV', 'III', 'II', 'I'] as const;
-export type Level = (typeof LEVELS)[number];
+export const LEVELS = RESPONSE_LEVELS;
+export type Level = ResponseLevel;
 const LevelOrNull = Type.Union([...LEVELS.map((l) => Type.Literal(l)), Type.Null()]);
 
 export const WarningPolicy = Type.Object({

@@ -10,7 +10,7 @@ import { launch, screenshot, seriousViolations, signIn, skipReason, WALL, watchE
  * The command centre's board on the real demo with its two edge gateways, on a 1920x1080 wall: the
  * commander switches emergency mode (level II, with a reason) and sees both gateways acknowledge, the
  * map shows every sensor, a breach arrives as an open case counting down, a crew's extension request
- * is approved, and the language switch turns the board's own words to English and back.
+ * is approved and a second one refused, and the language switch turns the board's own words to English and back.
  */
 const CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
 
@@ -60,7 +60,7 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
     return r.json() as Promise<T>;
   }
 
-  it('switches to emergency level II with a reason and sees 2 of 2 gateways acknowledge; a breach counts down; an extension is approved; English and back', async () => {
+  it('switches to emergency level II with a reason and sees 2 of 2 gateways acknowledge; a breach counts down; an extension is approved and another refused; English and back', async () => {
     const context = await browser.newContext(WALL);
     const page = await context.newPage();
     const errors = watchErrors(page);
@@ -103,6 +103,9 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
       expect(await row.locator('[data-test="class-urgent"]').textContent()).toBe('紧急类');
       expect(await row.locator('[data-test="emergency-period"]').textContent()).toMatch(/^应急期间 #\d+$/);
       await expect.poll(() => page.locator('[data-test="warning"]').count(), { timeout: 20_000 }).toBe(1);
+      // Its marker takes the tier breached (under the emergency thresholds now in force), no longer "normal".
+      const wl2 = demo.district.devices.find((d) => d.id === 'XZ-WL-002')!;
+      await expect.poll(() => page.locator(`.cs-marker[title^="${wl2.name} · "]`).getAttribute('title'), { timeout: 10_000 }).toMatch(/ · (提示|一般|严重|紧急)$/);
 
       // The unit's crew asks for more time through the API; the request reaches the board live.
       const caseId = await row.getAttribute('data-case');
@@ -118,6 +121,16 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
       await ext.waitFor({ state: 'detached', timeout: 10_000 });
       const after = await apiCall<{ deadline: string; extensionRequest: unknown }>('GET', `/api/cases/${caseId}`, demo.tokens.commander);
       expect(after).toMatchObject({ deadline: until, extensionRequest: null });
+
+      // A second request is refused with a reason: the deadline stays.
+      await apiCall('POST', `/api/cases/${caseId}/request-extension`, demo.tokens[`crew:${before.unit}`], { reason: '再延一小时' });
+      await ext.waitFor({ timeout: 10_000 });
+      await ext.locator('[data-test="ext-refuse"]').click();
+      expect(await page.locator('#ext-until').count()).toBe(0);
+      await page.locator('[data-test="ext-reason"]').fill('已批准过一次，请按时办结');
+      await page.locator('[data-test="ext-confirm"]').click();
+      await ext.waitFor({ state: 'detached', timeout: 10_000 });
+      expect(await apiCall('GET', `/api/cases/${caseId}`, demo.tokens.commander)).toMatchObject({ deadline: until, extensionRequest: null });
 
       await screenshot(page, 'command-board');
       expect(await seriousViolations(page)).toEqual([]);

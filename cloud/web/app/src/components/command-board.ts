@@ -1,16 +1,16 @@
-import { isRunning, type CaseClass, type CityMode, type DeviceStatus, type Severity } from '../../../../../lib/vocabulary.ts';
+import { isRunning, RESPONSE_LEVELS, type CaseClass, type CityMode, type DeviceStatus, type PollMode, type ResponseLevel, type Severity } from '../../../../../lib/vocabulary.ts';
 
 /**
  * The command board's data (cloud/emergency/routes.ts GET /api/emergency and /api/situation,
  * GET /api/cases?extensionRequested=true) and the few rules the board applies to it.
  */
 
-/** Response levels, lowest to highest (cloud/emergency/policy.ts LEVELS). */
-export const LEVELS = ['IV', 'III', 'II', 'I'] as const;
-export type Level = (typeof LEVELS)[number];
+/** Response levels, lowest to highest. */
+export const LEVELS = RESPONSE_LEVELS;
+export type Level = ResponseLevel;
 
 export interface GatewayAcks {
-  command: { mode: 'fast' | 'normal' } | null;
+  command: { mode: PollMode } | null;
   acknowledged: { gateway: string; at: string; afterMs: number }[];
   missing: { gateway: string; attempts: number; online: boolean; outcome: string | null; message: string | null }[];
   total: number;
