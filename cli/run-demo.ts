@@ -26,8 +26,7 @@ export async function runDemo(o: { dataDir: string; districtFile?: string; profi
   say(`MQTT broker   ${at.mqtt}${at.mqtt.endsWith(':1883') ? '' : '  (1883 was taken; another broker holds it)'}`);
   say(`Cloud API     ${at.http}/api   OpenAPI docs ${at.http}/docs   health ${at.http}/healthz`);
   for (const [bus, addr] of Object.entries(at.buses)) say(`Modbus bus    ${bus} on ${addr}`);
-  say(`Dashboard     ${at.http}/#token=${demo.tokens.operator}   (open in a browser: the sensor map and open cases)`);
-  say(`Sign in       ${at.http}/signin   users and passwords in ${at.usersFile}:`);
+  say(`Web app       ${at.http}/   sign in as one of these (users and passwords in ${at.usersFile}):`);
   // Passwords on a terminal only: JSON lines are log records, and passwords are never logged.
   for (const u of demo.users) say(`                ${u.username.padEnd(20)} ${format === 'pretty' ? u.password : '(password in the file)'}   (${u.role}${u.unit ? `, ${u.unit}` : ''})`);
   say(`API tokens    ${at.tokensFile} (admin, operator, commander, verifier, crew:UNIT)${at.revokedTokens ? `; the previous run's ${at.revokedTokens} tokens are revoked` : ''}`);
