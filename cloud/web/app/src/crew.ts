@@ -1,6 +1,5 @@
 import { TRANSITIONS, ACTION_ROLES, type CaseAction } from '../../../workflow.ts';
 import type { CaseClass, CaseState, Severity } from '../../../../lib/vocabulary.ts';
-import type { User } from './session';
 
 /**
  * What the crew's pages read of the case API (README "The API", cloud/http/schemas.ts Case and
@@ -62,7 +61,7 @@ export function predictedState(state: CaseState, queued: readonly string[]): Cas
  * the workflow's transitions from the predicted state; a milestone already reached (or queued) and
  * a second extension request are not offered.
  */
-export function offeredActions(c: CaseDetail, user: User | null, queued: readonly string[]): CrewAction[] {
+export function offeredActions(c: CaseDetail, user: { role: string } | null, queued: readonly string[]): CrewAction[] {
   const role = user?.role;
   if (!role) return [];
   const state = predictedState(c.state, queued);
