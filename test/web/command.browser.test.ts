@@ -143,6 +143,7 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
       expect(await row.locator('[data-test="countdown"]').textContent()).toMatch(/^\d+ h \d+ min left$/);
       expect(await row.locator('[data-test="class-urgent"]').textContent()).toBe('Urgent');
       expect((await wordsOutsideData(page)).filter((s) => CJK.test(s))).toEqual([]);
+      await screenshot(page, 'command-board-en');
       expect(await seriousViolations(page)).toEqual([]);
       await page.locator('[data-test="lang"]').click();
       await expect.poll(() => page.locator('h1').textContent()).toBe('应急指挥');
