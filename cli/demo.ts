@@ -42,6 +42,8 @@ export interface DemoOptions {
   fastPollMs?: number;
   /** Let CAP alerts with status Exercise switch the mode (drills). */
   acceptExerciseWarnings?: boolean;
+  /** How long a handled case's sensor must stay back in range before verification (workflow.verifyClearMs; tests use short ones). */
+  verifyClearMs?: number;
   logger?: Logger;
   now?: () => number;
 }
@@ -154,6 +156,7 @@ export function buildDemo(opts: DemoOptions): Demo {
       mqtt: { url: mqttUrl, username: CLOUD_USER, password: passwords.get(CLOUD_USER)! },
       logger: log.child({ svc: 'cloud' }),
       now: opts.now,
+      ...(opts.verifyClearMs !== undefined ? { workflow: { verifyClearMs: opts.verifyClearMs } } : {}),
       emergency: {
         fast: { pollMs: opts.fastPollMs ?? DEFAULT_FAST_POLL_MS },
         retryMs: 2000,

@@ -42,6 +42,7 @@ export function caseToJson(r: CaseRow, now?: number, extras: CaseExtras = { phot
     openedAt: iso(r.opened_at),
     updatedAt: iso(r.updated_at),
     deadline: iso(r.deadline_at),
+    handledAt: r.handled_at == null ? null : iso(r.handled_at),
     overdue: now !== undefined && isOverdue(r.state, Number(r.deadline_at), now),
     milestones: parseMilestones(r.milestones).map((m) => ({ name: m.name, due: m.due == null ? null : iso(m.due), reachedAt: m.reachedAt == null ? null : iso(m.reachedAt) })),
     emergency: Number(r.emergency) === 1,

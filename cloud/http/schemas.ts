@@ -80,6 +80,7 @@ export const Case = Type.Object({
   openedAt: Iso('registration time'),
   updatedAt: Iso('last change'),
   deadline: Iso('absolute deadline; urgent cases are due at most 12 h after registration'),
+  handledAt: Nullable(Iso('when the crew last reported it handled; null unless handled or closed')),
   overdue: Type.Boolean({ description: 'running (registered, dispatched, accepted) past its deadline' }),
   milestones: Type.Array(Milestone),
   emergency: Type.Boolean({ description: 'under the 12-hour emergency cap (urgent class, or registered in emergency mode)' }),
