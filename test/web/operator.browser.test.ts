@@ -101,13 +101,22 @@ describe.skipIf(skipReason !== null)('the operator console in a browser', () => 
       expect(Number(await chart.getAttribute('data-points'))).toBe(answer.series.level_m.length);
       expect(await page.locator('[data-test="chart-step"]').getAttribute('data-step-ms')).toBe(String(answer.stepMs));
       await expect.poll(() => page.locator('[data-test="gateway-online"]').getAttribute('data-online')).toBe('true');
+      await screenshot(page, 'operator-device');
+      // Zooming in (the mouse wheel over the chart) fetches finer buckets for the window shown.
+      const finer = page.waitForResponse((r) => /\/readings\?.*buckets=500/.test(r.url()) && !r.url().includes(encodeURIComponent(answer.from)));
+      const box = (await chart.boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
+      for (let i = 0; i < 4; i++) await page.mouse.wheel(0, -400);
+      const zoomed = await (await finer).json() as { from: string; to: string; stepMs: number };
+      expect(Date.parse(zoomed.to) - Date.parse(zoomed.from)).toBeLessThan(30 * 86_400_000);
+      await expect.poll(async () => Number(await page.locator('[data-test="chart-step"]').getAttribute('data-step-ms'))).toBe(zoomed.stepMs);
+      expect(zoomed.stepMs).toBeLessThan(answer.stepMs);
 
       // The breach's alarm, acknowledged here.
       const alarm = page.locator('[data-test="alarm"][data-active="true"]').first();
       await alarm.waitFor({ timeout: 15_000 });
       const alarmId = (await alarm.getAttribute('data-alarm'))!;
       expect(await page.locator('[data-test="open-case"]').count()).toBe(1);
-      await screenshot(page, 'operator-device');
       expect(await seriousViolations(page)).toEqual([]);
       await alarm.locator('[data-test="ack"]').click();
       await expect.poll(() => page.locator(`[data-test="alarm"][data-alarm="${alarmId}"]`).getAttribute('data-acked')).toBe('true');
