@@ -89,6 +89,10 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
       // The gateways acknowledge fast mode; the board polls until they all have.
       await expect.poll(() => acks.textContent(), { timeout: 20_000 }).toContain('2 / 2 个网关已确认');
       expect(await page.locator('[data-test="acks-missing"]').count()).toBe(0);
+      // The audit log names the switch, who made it and why.
+      const logged = await page.locator('[data-test="log-entry"]').first().textContent();
+      expect(logged).toContain('启动应急');
+      expect(logged).toContain('台风橙色预警，演练');
 
       // A warning received shows with what it did.
       const sent = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, '+00:00');

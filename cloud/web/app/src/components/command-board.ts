@@ -26,9 +26,13 @@ export interface Warning {
   decision: WarningDecision; inForce: boolean;
 }
 
+export interface ModeLogEntry {
+  seq: number; epoch: number; at: string; action: string; mode: CityMode; level: Level | null; actor: string; role: string; reason: string; alertId: string | null;
+}
+
 export interface EmergencyStatus {
   mode: CityMode; level: Level | null; since: string | null; actor: string; reason: string; source: string;
-  alerts: string[]; epoch: number; gateways: GatewayAcks; warnings: Warning[];
+  alerts: string[]; epoch: number; gateways: GatewayAcks; warnings: Warning[]; log: ModeLogEntry[];
 }
 
 export interface BoardCase {
