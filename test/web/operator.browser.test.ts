@@ -116,7 +116,10 @@ describe.skipIf(skipReason !== null)('the operator console in a browser', () => 
       const alarm = page.locator('[data-test="alarm"][data-active="true"]').first();
       await alarm.waitFor({ timeout: 15_000 });
       const alarmId = (await alarm.getAttribute('data-alarm'))!;
-      expect(await page.locator('[data-test="open-case"]').count()).toBe(1);
+      // The alarm links to the open case it opened, listed beside it.
+      await expect.poll(() => page.locator('[data-test="open-case"]').count()).toBe(1);
+      const caseId = await alarm.locator('[data-test="alarm-case"]').textContent();
+      expect(await page.locator('[data-test="open-case"]').getAttribute('id')).toBe(`case-${caseId}`);
       expect(await seriousViolations(page)).toEqual([]);
       await alarm.locator('[data-test="ack"]').click();
       await expect.poll(() => page.locator(`[data-test="alarm"][data-alarm="${alarmId}"]`).getAttribute('data-acked')).toBe('true');
