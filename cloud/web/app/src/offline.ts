@@ -1,6 +1,7 @@
-import { shallowRef } from 'vue';
+import { computed, shallowRef } from 'vue';
 import { createStore, del, entries, set } from 'idb-keyval';
 import { api, ApiError } from './api';
+import { session } from './session';
 
 /**
  * The crew's offline queue (docs/domain.md#milestones-and-extension-requests): an action tapped on
@@ -9,11 +10,14 @@ import { api, ApiError } from './api';
  * event, the next page load, the live stream's reconnect). The server applies an actionId once and
  * answers a resend with the case as it is, so a send cut off after the server wrote it is harmless.
  * A refusal (4xx: the case's state changed, another unit's case) is kept and shown, not retried.
+ * Actions belong to the user who tapped them: on a shared phone only their own session sends them.
  */
 
 export interface QueuedPhoto { blob: Blob; name: string; uploadedId?: string }
 export interface QueuedAction {
   actionId: string;
+  /** Who tapped it: only that user's session sends it (a shared phone signed in as someone else does not). */
+  user: string;
   caseId: string;
   action: string;
   body: Record<string, unknown>;
@@ -26,8 +30,10 @@ export interface QueuedAction {
 
 const store = createStore('citysteward-crew', 'actions');
 
-/** Everything on this phone not yet accepted by the server, oldest first (shallow: IndexedDB cannot store reactive proxies). */
-export const queued = shallowRef<QueuedAction[]>([]);
+/** Everything on this phone not yet accepted by the server (shallow: IndexedDB cannot store reactive proxies). */
+const all = shallowRef<QueuedAction[]>([]);
+/** The signed-in user's actions not yet accepted by the server, oldest first (for indicators and the case page). */
+export const queued = computed(() => all.value.filter((a) => a.user === session.user?.username));
 
 type SentListener = (a: QueuedAction, result: unknown) => void;
 const sentListeners = new Set<SentListener>();
@@ -38,24 +44,26 @@ export function onSent(fn: SentListener): () => void {
 }
 
 async function load(): Promise<void> {
-  const all = (await entries<string, QueuedAction>(store)).map(([, v]) => v);
-  queued.value = all.sort((a, b) => a.createdAt - b.createdAt);
+  const stored = (await entries<string, QueuedAction>(store)).map(([, v]) => v);
+  // Merged with what was tapped while loading (already written, maybe not yet read back).
+  const byId = new Map([...stored, ...all.value].map((a) => [a.actionId, a]));
+  all.value = [...byId.values()].sort((a, b) => a.createdAt - b.createdAt);
 }
 
 async function save(a: QueuedAction): Promise<void> {
   await set(a.actionId, a, store);
-  const rest = queued.value.filter((x) => x.actionId !== a.actionId);
-  queued.value = [...rest, { ...a }].sort((x, y) => x.createdAt - y.createdAt);
+  const rest = all.value.filter((x) => x.actionId !== a.actionId);
+  all.value = [...rest, { ...a }].sort((x, y) => x.createdAt - y.createdAt);
 }
 
 async function remove(actionId: string): Promise<void> {
   await del(actionId, store);
-  queued.value = queued.value.filter((x) => x.actionId !== actionId);
+  all.value = all.value.filter((x) => x.actionId !== actionId);
 }
 
 /** Keeps the action on the phone, then tries to send everything waiting. */
-export async function enqueue(a: Omit<QueuedAction, 'status' | 'createdAt'>): Promise<void> {
-  await save({ ...a, createdAt: Date.now(), status: 'waiting' });
+export async function enqueue(a: Omit<QueuedAction, 'status' | 'createdAt' | 'user'>): Promise<void> {
+  await save({ ...a, user: session.user?.username ?? '', createdAt: Date.now(), status: 'waiting' });
   void flush();
 }
 
@@ -127,16 +135,20 @@ async function sendAll(): Promise<void> {
 }
 
 const RETRY_MS = 20_000;
-let started = false;
-/** Loads what an earlier visit left and sends it; sends again whenever the connection returns. */
+let loaded: Promise<void> | null = null;
+/**
+ * Loads what an earlier visit left and sends the signed-in user's actions; sends again whenever the
+ * connection returns. Each page that works with the queue calls it (another user may have signed in).
+ */
 export async function startOfflineQueue(): Promise<void> {
-  if (started) return;
-  started = true;
-  globalThis.addEventListener?.('online', () => { void flush(); });
-  // A connection that is up but does not reach the server fires no 'online': try again now and then.
-  setInterval(() => { if (queued.value.some((a) => a.status === 'waiting')) void flush(); }, RETRY_MS);
-  await load();
-  // An action left "sending" by a closed page is sent again: its actionId makes that safe.
-  for (const a of queued.value) if (a.status === 'sending') await save({ ...a, status: 'waiting' });
+  loaded ??= (async () => {
+    globalThis.addEventListener?.('online', () => { void flush(); });
+    // A connection that is up but does not reach the server fires no 'online': try again now and then.
+    setInterval(() => { if (queued.value.some((a) => a.status === 'waiting')) void flush(); }, RETRY_MS);
+    await load();
+    // An action left "sending" by a closed page is sent again: its actionId makes that safe.
+    for (const a of all.value) if (a.status === 'sending') await save({ ...a, status: 'waiting' });
+  })();
+  await loaded;
   await flush();
 }
