@@ -102,7 +102,16 @@ async function ours(base: string, kind: 'sqlite' | 'postgres'): Promise<PathRun>
     stream: { url: REDIS_URL, key: `${prefix}readings`, group: 'cloud', consumer: 'bench' },
   }));
   const cloud: Running = runCli(['cloud', '--config', join(dir, 'cloud.yaml'), '--data-dir', dir], env);
-  await cloud.waitFor(/HTTP API on/, 60_000);
+  try {
+    await cloud.waitFor(/HTTP API on/, 60_000);
+  } catch (err) { // leave nothing running behind a failed start
+    await cloud.stop();
+    await gw.stop();
+    await db?.drop();
+    await deleteKeys(prefix);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const file = join(dir, 'citysteward.db');
   const wal0 = db ? await db.wal() : 0;
   return {
