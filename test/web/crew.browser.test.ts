@@ -255,7 +255,7 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
     }
   }, 60_000);
 
-  it("does not open another unit's case; both pages pass axe and switch every string to English and back", async () => {
+  it("does not open another unit's case; both pages pass axe and switch every string to English and back; an extension is requested with a reason", async () => {
     const [other, open] = await Promise.all([breach('XZ-PL-001', 'pressure_mpa=0.05'), breach('XZ-WL-005', 'level_m=0.9')]);
     expect((await apiCase(other)).unit).not.toBe(UNIT);
     const context = await browser.newContext(PHONE);
@@ -284,6 +284,11 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
         await page.locator('[data-test="lang"]').click();
         await expect.poll(() => page.locator('h1').textContent()).toBe(h1);
       }
+      // On the open case the crew asks for more time, with a reason; the request shows until a commander decides.
+      await act(page, 'request-extension', '排水泵故障，等待备件。');
+      await page.locator('[data-test="extension-request"]').filter({ hasText: '排水泵故障' }).waitFor();
+      expect(await page.locator('[data-test="action-request-extension"]').count()).toBe(0);
+      expect((await apiCase(open)).history.filter((h) => h.action === 'request-extension')).toHaveLength(1);
       // The one error expected: the browser logs the 404 of the other unit's case.
       expect(errors.filter((e) => !e.includes(`404 (Not Found) (${base}/api/cases/${other})`))).toEqual([]);
     } finally {
