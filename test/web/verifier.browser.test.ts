@@ -16,10 +16,12 @@ import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchE
  */
 
 interface HistoryRow { action: string; reason: string | null }
-interface CaseJson { id: string; state: string; openedAt: string; history: HistoryRow[] }
+interface CaseJson { id: string; state: string; openedAt: string; history: HistoryRow[]; verification?: { inRange: boolean; ready: boolean } }
 
 const UNIT = 'xz-drainage';
 const WINDOW_MS = 3000;
+/** A tablet held upright (iPad Air). */
+const TABLET = { width: 820, height: 1180 };
 const TINY_JPEG = readFileSync(new URL('../fixtures/photos/tiny.jpg', import.meta.url));
 
 /** The page's visible text outside data (marked data-raw) and the language switch (marked lang). */
@@ -106,7 +108,7 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
     await expect.poll(() => page.locator('h1').textContent()).toBe(h1);
   }
 
-  it('a handled case joins the queue live, shows its flagged photo, waits for the sensor window and closes on verify; another goes back for rework with a reason', async () => {
+  it('a handled case joins the queue live, shows its flagged photo, waits for the sensor window and closes on verify; another, refused while its sensor breaches again, goes back for rework with a reason', async () => {
     const [first, second] = await Promise.all([acceptedCase('XZ-WL-002'), acceptedCase('XZ-WL-003')]);
     const context = await browser.newContext(DESK);
     const page = await context.newPage();
@@ -135,6 +137,12 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
       expect(await row.locator('[data-test="readiness"]').textContent()).toContain('可核查');
       await screenshot(page, 'verifier-queue');
       await axeAndLanguages(page, '/verify');
+      // On a tablet held upright each case is a card with labelled cells: nothing runs off the screen.
+      await page.setViewportSize(TABLET);
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(TABLET.width);
+      expect(await row.locator('[data-test="readiness"]').isVisible()).toBe(true);
+      expect(await seriousViolations(page), '/verify on a tablet').toEqual([]);
+      await page.setViewportSize(DESK.viewport);
 
       // The case: the photo flagged in words, opened full size; the crew's notes; the chart; the history.
       await row.locator('[data-test="case-link"]').click();
@@ -154,6 +162,7 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
       await page.locator('[data-test="readings-chart"]').first().waitFor();
       expect(await page.locator('[data-test="back-since"]').textContent()).not.toBe('报警未清除过');
       await page.locator('[data-test="verify"]:enabled').waitFor();
+      await page.evaluate('window.scrollTo(0, 0)');
       await screenshot(page, 'verifier-case');
       await axeAndLanguages(page, `/verify/cases/${first.id}`);
 
@@ -161,11 +170,32 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
       await page.locator('[data-test="done"][data-action="verify"]').waitFor();
       expect((await apiCase(first.id)).state).toBe('closed');
 
-      // The second: its sensor still breaches, so verify is disabled with the reason; rework needs a reason.
+      // The second: its sensor still breaches, so verify is disabled with the reason.
       await page.goto(`${base}/verify/cases/${second.id}`);
       await page.locator('[data-test="verify-why"]').waitFor();
       expect(await page.locator('[data-test="verify"]').isDisabled()).toBe(true);
       expect(await page.locator('[data-test="verify-why"]').textContent()).toContain('超限');
+
+      // Back in range for the window, then breaching again while the page has not heard (its event
+      // stream cut): the API refuses verify, and the page shows its 409 and the sensor check anew.
+      await simSet({ districtFile: DEMO_DISTRICT, dataDir: dir, device: 'XZ-WL-003', assignment: 'level_m=0.02' });
+      await eventually(async () => (await apiCase(second.id)).verification?.ready || undefined, 15_000, 200);
+      await page.route('**/api/events', (route) => route.abort());
+      await page.goto(`${base}/verify/cases/${second.id}`);
+      await page.locator('[data-test="verify"]:enabled').waitFor();
+      await simSet({ districtFile: DEMO_DISTRICT, dataDir: dir, device: 'XZ-WL-003', assignment: 'level_m=0.9' });
+      await eventually(async () => ((await apiCase(second.id)).verification?.inRange === false || undefined), 15_000, 200);
+      await page.locator('[data-test="verify"]').click();
+      const refusal = page.locator('[data-test="refused"]');
+      await refusal.waitFor();
+      expect(await refusal.textContent()).toContain('409');
+      expect(await refusal.textContent()).toContain('still out of range');
+      await page.locator('[data-test="verify-why"]').waitFor();
+      expect(await page.locator('[data-test="verify"]').isDisabled()).toBe(true);
+      expect((await apiCase(second.id)).state).toBe('handled');
+      await page.unroute('**/api/events');
+
+      // Rework needs a reason; with one (and a photo) the case goes back to the unit.
       await page.locator('[data-test="rework-open"]').click();
       await page.locator('[data-test="rework-submit"]').click();
       expect(await page.locator('#rework-reason').getAttribute('aria-invalid')).toBe('true');
@@ -180,7 +210,8 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
       // Neither waits in the queue any more.
       await page.locator('[data-test="back"]').click();
       await page.locator('[data-test="empty"]').waitFor();
-      expect(errors).toEqual([]);
+      // The one error expected: the browser logs the 409 of the refused verify.
+      expect(errors.filter((e) => !e.includes(`409 (Conflict) (${base}/api/cases/${second.id}/verify)`))).toEqual([]);
     } finally {
       await context.close();
     }
