@@ -79,6 +79,8 @@ export function toZoneInput(iso: string, zone: string): string {
 
 /** A datetime-local value read in the city's zone, as an ISO instant (null when empty or invalid). */
 export function fromZoneInput(value: string, zone: string): string | null {
+  // Only the input's own shape: Date.parse reads odd strings leniently (":00Z" alone is a date in V8).
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(value)) return null;
   const guess = Date.parse(`${value}:00Z`);
   if (!Number.isFinite(guess)) return null;
   return new Date(guess - zoneOffsetMs(guess, zone)).toISOString();
