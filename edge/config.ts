@@ -118,6 +118,14 @@ export const EdgeAlarms = Type.Object({
   enabled: Type.Boolean({ default: true }),
 }, { additionalProperties: false });
 
+/** The optional local HTTP port: GET /metrics (Prometheus) and GET /healthz (README "Edge gateway"). */
+export const EdgeHttp = Type.Object({
+  /** 0 lets the system choose (tests). */
+  port: Type.Integer({ minimum: 0, maximum: 65535 }),
+  /** Loopback by default: the metrics are for a local scraper or an SSH tunnel, not the street. */
+  host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+}, { additionalProperties: false });
+
 export const EdgeConfig = Type.Object({
   gateway: Id,
   mqtt: EdgeMqtt,
@@ -139,6 +147,8 @@ export const EdgeConfig = Type.Object({
   rules: Type.Optional(Type.Union([Type.String({ minLength: 1 }), RuleSet])),
   /** Health on cs/v1/{gw}/health every healthMs (0: off). */
   healthMs: Type.Integer({ minimum: 0, default: 30_000 }),
+  /** Off unless given. */
+  http: Type.Optional(EdgeHttp),
   buses: Type.Array(EdgeBus, { minItems: 1 }),
   devices: Type.Array(EdgeDevice, { minItems: 1 }),
 }, { additionalProperties: false });
@@ -146,13 +156,14 @@ export type EdgeConfig = Static<typeof EdgeConfig>;
 
 type Defaulted<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 /** An edge config as written (a file, a test, the demo): every key with a default may be left out. */
-export type EdgeConfigInput = Defaulted<Omit<EdgeConfig, 'buses' | 'reporting' | 'breaker' | 'outbox' | 'fast' | 'alarms'>, 'pollMs' | 'maxGap' | 'healthMs'> & {
+export type EdgeConfigInput = Defaulted<Omit<EdgeConfig, 'buses' | 'reporting' | 'breaker' | 'outbox' | 'fast' | 'alarms' | 'http'>, 'pollMs' | 'maxGap' | 'healthMs'> & {
   buses: Defaulted<EdgeBus, 'type' | 'host' | 'timeoutMs'>[];
   reporting?: Partial<EdgeConfig['reporting']>;
   breaker?: Partial<EdgeConfig['breaker']>;
   outbox?: Partial<EdgeConfig['outbox']>;
   fast?: Partial<EdgeConfig['fast']>;
   alarms?: Partial<EdgeConfig['alarms']>;
+  http?: { port: number; host?: string };
 };
 
 /** What the schema cannot check: references to profiles and buses, unique ids, unique slaves and endpoints. */

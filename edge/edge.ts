@@ -12,6 +12,8 @@ import { createCommandRouter, type CommandRouter } from './commands.ts';
 import { edgeRuleSet, validateEdgeConfig, type EdgeConfig, type EdgeConfigInput } from './config.ts';
 import { EdgeErrors } from './errors.ts';
 import type { EdgeHealth } from './health.ts';
+import { startEdgeHttp, type EdgeHttpServer } from './http.ts';
+import { createEdgeMetrics } from './metrics.ts';
 import { readMode, writeMode, type EdgeMode } from './mode.ts';
 import { createMemoryOutbox, openSqliteOutbox, type Outbox, type OutboxStats } from './outbox.ts';
 import { planReads } from './plan.ts';
@@ -34,7 +36,8 @@ import { createBusTransport, type BusTransport } from './transport.ts';
  * - the MQTT session (session.ts): birth, Will, commands and their acknowledgements, offline state;
  * - commands (commands.ts), one handler per type: report-now, set-mode, write-point (cmd-*.ts); the
  *   mode is persisted (mode.ts) and survives a restart;
- * - health (bus, link and slave counters, outbox depth) on `cs/v1/{gw}/health` every `healthMs`.
+ * - health (bus, link and slave counters, outbox depth) on `cs/v1/{gw}/health` every `healthMs`, and
+ *   from the same figures `/metrics` and `/healthz` on the optional local `http` port (metrics.ts, http.ts).
  *
  * The factory stores its dependencies; start() creates and stop() releases every socket and timer.
  */
@@ -83,6 +86,8 @@ export interface Edge {
   drained(timeoutMs?: number): Promise<boolean>;
   stats(): EdgeStats;
   health(): EdgeHealth;
+  /** Where the local HTTP port listens while running (config `http`), else undefined. */
+  httpAddress(): { host: string; port: number } | undefined;
 }
 
 export function buildEdge(opts: EdgeOptions): Edge {
@@ -113,6 +118,8 @@ export function buildEdge(opts: EdgeOptions): Edge {
   /** Expired entries already logged. */
   let expiredLogged = 0;
   let boxClosed = false;
+  let http: EdgeHttpServer | undefined;
+  const metrics = createEdgeMetrics({ health: () => health(), mqttConnected: () => Boolean(session?.client.connected), polling: () => state === 'running' });
 
   const iso = () => new Date(now()).toISOString();
 
@@ -198,9 +205,14 @@ export function buildEdge(opts: EdgeOptions): Edge {
       const t = transports.get(id)!;
       buses[id] = { ...p.stats(), link: t.stats(), slaves: p.health() };
     }
+    let box: EdgeHealth['outbox'] = { depth: 0, appended: 0, acked: 0, dropped: 0, expired: 0, inflight: 0 };
+    if (outbox) {
+      const { oldestAt, ...s } = outboxStats();
+      box = { ...s, inflight: pump.inflight, ...(oldestAt !== undefined ? { oldestAgeMs: Math.max(0, Math.round(now() - oldestAt)) } : {}) };
+    }
     return {
       ts: iso(), gateway: gw, mode: mode.mode, seq: seq?.last ?? 0,
-      outbox: outbox ? { ...outboxStats(), inflight: pump.inflight } : { depth: 0, appended: 0, acked: 0, dropped: 0, expired: 0, inflight: 0 },
+      outbox: box,
       published: pump.published, suppressed: counts.suppressed, buses,
     };
   }
@@ -255,7 +267,10 @@ export function buildEdge(opts: EdgeOptions): Edge {
         devices.set(d.id, { ...dev, cfg: d });
         return { ...dev, pollMs: intervalOf(dev) };
       });
-      const poller = createBusPoller({ busId: bus.id, transport, devices: polled, logger: busLog, onReading, breaker: config.breaker, now });
+      const poller = createBusPoller({
+        busId: bus.id, transport, devices: polled, logger: busLog, onReading, breaker: config.breaker, now,
+        onPolled: (_device, ms) => metrics.observePoll(bus.id, ms),
+      });
       pollers.set(bus.id, poller);
     }
     state = 'running';
@@ -267,6 +282,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
       healthTimer.unref();
     }
     try {
+      if (config.http) http = await startEdgeHttp({ host: config.http.host, port: config.http.port, metrics, logger: log.child({ part: 'http' }) });
       await session.ready;
     } catch (err) {
       await stop();
@@ -283,6 +299,8 @@ export function buildEdge(opts: EdgeOptions): Edge {
     state = 'stopped';
     clearInterval(healthTimer);
     clearTimeout(modeTimer);
+    await http?.close();
+    http = undefined;
     await Promise.all([...pollers.values()].map((p) => p.stop()));
     await session?.close((ms) => pump.drained(ms));
     pump.forget();
@@ -312,5 +330,5 @@ export function buildEdge(opts: EdgeOptions): Edge {
     };
   }
 
-  return { start, stop, pollNow: () => pollNow(false), drained: (timeoutMs = 10_000) => pump.drained(timeoutMs), stats, health };
+  return { start, stop, pollNow: () => pollNow(false), drained: (timeoutMs = 10_000) => pump.drained(timeoutMs), stats, health, httpAddress: () => http?.address };
 }

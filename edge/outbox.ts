@@ -44,6 +44,8 @@ export interface OutboxStats {
   /** Entries dropped by the retention (`maxAgeMs`) since open. */
   expired: number;
   oldestSeq?: number;
+  /** When the oldest entry was appended (ms since the epoch; this open's start for entries of an older outbox). */
+  oldestAt?: number;
 }
 
 export interface Outbox {
@@ -119,7 +121,7 @@ export function createMemoryOutbox(limits: OutboxLimits = {}): Outbox {
       return list.slice(from, from + Math.min(limit, list.length)).map(({ seq, topic, payload }) => ({ seq, topic, payload }));
     },
     size: () => list.length,
-    stats: () => ({ depth: list.length, ...counters, ...(list.length ? { oldestSeq: list[0].seq } : {}) }),
+    stats: () => ({ depth: list.length, ...counters, ...(list.length ? { oldestSeq: list[0].seq, oldestAt: list[0].at } : {}) }),
     async close() {
       list = [];
     },
@@ -171,7 +173,7 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     del: db.prepare('DELETE FROM outbox WHERE seq = ?'),
     dropOldest: db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)'),
     count: db.prepare('SELECT COUNT(*) FROM outbox').pluck(),
-    oldest: db.prepare('SELECT MIN(seq) FROM outbox').pluck(),
+    oldest: db.prepare('SELECT seq, at FROM outbox ORDER BY seq LIMIT 1'),
     pending: db.prepare('SELECT seq, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
   let depth = stmts.count.get() as number;
@@ -277,8 +279,8 @@ export function openSqliteOutbox(opts: SqliteOutboxOptions): Outbox {
     },
     stats() {
       if (!closed) flush();
-      const oldest = closed ? null : (stmts.oldest.get() as number | null);
-      return { depth, ...counters, ...(oldest !== null ? { oldestSeq: oldest } : {}) };
+      const oldest = closed ? undefined : (stmts.oldest.get() as { seq: number; at: number } | undefined);
+      return { depth, ...counters, ...(oldest ? { oldestSeq: oldest.seq, oldestAt: oldest.at } : {}) };
     },
     async close() {
       if (closed) return;

@@ -49,6 +49,8 @@ export interface BusPollerOptions {
   breaker?: BreakerOptions;
   /** Clock of the breaker and health times; default Date.now. */
   now?: () => number;
+  /** Called after each device poll that touched the bus, with its duration (metrics). */
+  onPolled?: (device: string, ms: number) => void;
 }
 
 export interface BusStats { ok: number; errors: number }
@@ -206,6 +208,7 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
         st.h.probes += 1;
         probe = true;
       }
+      const t0 = performance.now();
       try {
         const reading = await readDevice(st.dev);
         onSuccess(st);
@@ -213,6 +216,7 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
       } catch (err) {
         onFailure(st, err, probe);
       }
+      opts.onPolled?.(st.dev.id, performance.now() - t0);
     });
     tail = task;
     const done = task.then(() => accepted).catch((err) => {

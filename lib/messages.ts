@@ -124,6 +124,8 @@ export const EdgeHealthSchema = Type.Object({
     depth: Count, appended: Count, acked: Count, dropped: Count, inflight: Count, oldestSeq: Type.Optional(Count),
     /** Entries dropped by the outbox's retention (`outbox.maxAgeMs`); optional for older edges. */
     expired: Type.Optional(Count),
+    /** Age of the oldest entry waiting (ms); optional for older edges. */
+    oldestAgeMs: Type.Optional(Count),
   }),
   buses: Type.Record(Type.String(), Type.Object({
     ok: Count,
