@@ -21,6 +21,7 @@ interface Json {
   milestones: { name: string; due: string | null; reachedAt: string | null }[];
   extensionRequest: { reason: string; until: string | null; at: string; by: string } | null;
   verification?: { inRange: boolean; backSince: string | null; windowMs: number; ready: boolean };
+  handledAt: string | null;
   history: { action: string; actor: string; role: string; fromState: string | null; toState: string | null; note: string | null; reason: string | null; details: Record<string, unknown> | null }[];
   allowedActions: string[];
 }
@@ -155,10 +156,12 @@ describe.each(BACKENDS)('case work on $backend', ({ backend, skip }: { backend: 
       expect((await post(id, 'request-extension', tok.crew, { reason: 'too early', until: c0.deadline })).statusCode).toBe(400);
     });
 
-    it('a handled case shows the verification check verify enforces: out of range, back for too short a time, then ready', async () => {
+    it('a handled case shows when it was handled and the verification check verify enforces: out of range, back for too short a time, then ready', async () => {
       const high = await freshCase(true);
-      await post(high, 'accept', tok.crew);
+      expect((await post(high, 'accept', tok.crew)).json().handledAt).toBeNull();
+      const handledAt = new Date(clock).toISOString();
       const h1 = (await post(high, 'handle', tok.crew, { notes: 'done' })).json() as Json;
+      expect(h1.handledAt).toBe(handledAt);
       expect(h1.verification).toEqual({ inRange: false, backSince: null, windowMs: 10 * MIN, ready: false });
       expect((await post(high, 'verify', tok.verifier)).statusCode).toBe(409);
       const device = (await show(high) as unknown as { device: string }).device;
@@ -171,6 +174,7 @@ describe.each(BACKENDS)('case work on $backend', ({ backend, skip }: { backend: 
       clock += 5 * MIN;
       const listed = (await get('/api/cases?state=handled', tok.verifier)).json().items.find((x: { id: string }) => x.id === high);
       expect(listed.verification).toEqual({ inRange: true, backSince: back, windowMs: 10 * MIN, ready: true });
+      expect(listed.handledAt).toBe(handledAt);
       expect((await post(high, 'verify', tok.verifier)).statusCode).toBe(200);
       expect((await show(high)).verification).toBeUndefined();
     });

@@ -1,4 +1,4 @@
-import type { CaseDetail, CaseJson } from './crew';
+import type { CaseDetail, CaseJson } from './crew.ts';
 
 /**
  * What the verifier's pages read of the case API (cloud/http/schemas.ts Verification): the sensor
