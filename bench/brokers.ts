@@ -20,6 +20,8 @@ export interface Broker {
   settle(): Promise<void>;
   /** JS heap in use after the last settle(), in bytes (ours only). */
   heapUsed?: number;
+  /** Writes a heap snapshot to `path` after a full GC and returns it (ours only; bench/heap-conn.ts). */
+  snapshot?(path: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -55,6 +57,10 @@ export async function startOurs(): Promise<Broker> {
       worker.send({ type: 'settle' });
       this.heapUsed = (await worker.next<{ heapUsed: number }>('settled')).heapUsed;
       await sleep(500);
+    },
+    async snapshot(path) {
+      worker.send({ type: 'snapshot', path });
+      return (await worker.next<{ path: string }>('snapshotted', 300_000)).path;
     },
     stop: () => worker.stop(),
   };

@@ -12,7 +12,7 @@ import type { Client } from 'aedes';
 import { GatewayErrors } from './errors.ts';
 import type { GatewayContext } from './context.ts';
 import { tokenBucket } from './limits.ts';
-import { guardPacketSize } from './packet-size.ts';
+import { packetSizeGuard } from './packet-size.ts';
 
 export interface Listeners {
   /** Binds the listeners; on failure closes what it opened and throws (errno codes kept). */
@@ -53,7 +53,11 @@ export function listeners(ctx: GatewayContext, certNames: WeakMap<Client, string
 
   function track(socket: Socket): void {
     ctx.sockets.add(socket);
-    socket.once('close', () => ctx.sockets.delete(socket));
+    socket.on('close', untrack); // shared, not a closure per socket
+  }
+
+  function untrack(this: Socket): void {
+    ctx.sockets.delete(this);
   }
 
   function onConnection(socket: Socket): void {
@@ -90,6 +94,12 @@ export function listeners(ctx: GatewayContext, certNames: WeakMap<Client, string
     serve(socket, certName);
   }
 
+  const guardPacketSize = packetSizeGuard(ctx.maxPacketSize, (client, size) => {
+    ctx.counters.denied++;
+    ctx.drop('packet-too-large', { username: client ? ctx.identities.get(client)?.username ?? null : null,
+      remote: client ? ctx.remotes.get(client) : undefined, size, maxPacketSize: ctx.maxPacketSize }, 'mqtt packet too large: closing the connection');
+  });
+
   /** Hands a counted socket to Aedes. */
   function serve(socket: Socket, certName?: string): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -98,11 +108,7 @@ export function listeners(ctx: GatewayContext, certNames: WeakMap<Client, string
     ctx.remotes.set(client, remote);
     if (certName !== undefined) certNames.set(client, certName);
     try {
-      guardPacketSize(client, ctx.maxPacketSize, (size) => {
-        ctx.counters.denied++;
-        ctx.drop('packet-too-large', { username: ctx.identities.get(client)?.username ?? null, remote, size, maxPacketSize: ctx.maxPacketSize },
-          'mqtt packet too large: closing the connection');
-      });
+      guardPacketSize(client);
     } catch (err) {
       log.error({ err, remote }, 'cannot guard the packet size: refusing the connection');
       socket.destroy();

@@ -165,10 +165,15 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
     ctx.live.add(a.client);
     metrics?.connections.inc();
     metrics?.connectionsTotal.inc();
-    a.client.conn.once('close', () => {
-      if (ctx.live.delete(a.client)) metrics?.connections.dec();
-    });
+    // One shared listener, not a closure over the attempt: that kept its password copy and
+    // CONNECT fields for the connection's life (docs/architecture.md#broker-memory).
+    a.client.conn.on('close', leftLive);
     // The publish bucket is made at the first PUBLISH (publish.ts): an idle connection carries none.
+  }
+
+  /** A socket's 'close': Aedes sets `conn.client` (its lib/client.js). */
+  function leftLive(this: { client?: Client }): void {
+    if (this.client && ctx.live.delete(this.client)) metrics?.connections.dec();
   }
 
   function preConnect(client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void {
@@ -184,6 +189,9 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   ): void {
     const packet = packets.get(client);
     packets.delete(client);
+    // mqtt-packet's parser keeps the CONNECT as its `settings` for the connection's life: the
+    // secret need not stay in memory with it (docs/architecture.md#broker-memory).
+    if (packet) packet.password = undefined;
     const attempt: ConnectAttempt = {
       client,
       clientId: client.id,

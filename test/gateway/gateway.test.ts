@@ -339,6 +339,17 @@ describe('gateway with mqtt.js clients', () => {
     expect(gateway.stats()).toEqual({ connections: 1, authFailures: 2, denied: 1, messages: 1, dropped: 0 });
   });
 
+  it('keeps no copy of a connected client password and counts it out when it leaves (regression: the close listener held the CONNECT attempt)', async () => {
+    const gw1 = await connect('gw1', PASS.gw1, { clientId: 'idle-1' });
+    const client = Object.values((gateway.broker as unknown as { clients: Record<string, { _parser: { settings: { password?: unknown; username?: string } } }> }).clients)[0]!;
+    expect(client._parser.settings.username).toBe('gw1');
+    expect(client._parser.settings.password).toBeUndefined();
+    expect(gateway.stats().connections).toBe(1);
+    await gw1.endAsync();
+    for (let i = 0; i < 100 && gateway.stats().connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(gateway.stats().connections).toBe(0);
+  });
+
   it('closes every client socket on stop, authenticated or not', async () => {
     const g = await startGateway();
     const gw1 = await connect('gw1', PASS.gw1, { port: g.port });
