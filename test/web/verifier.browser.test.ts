@@ -11,7 +11,7 @@ import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchE
 /**
  * The verifier's work surface on the real demo (issue 11): a case the crew reports handled joins the
  * queue live; its photo taken before the case opened is flagged; verify waits for the sensor to be
- * back in range for the window (3 s here), then closes the case; another case goes back for rework
+ * back in range for the window (5 s here), then closes the case; another case goes back for rework
  * with a reason. Both pages pass axe and switch to English and back.
  */
 
@@ -19,7 +19,7 @@ interface HistoryRow { action: string; reason: string | null }
 interface CaseJson { id: string; state: string; openedAt: string; history: HistoryRow[]; verification?: { inRange: boolean; ready: boolean } }
 
 const UNIT = 'xz-drainage';
-const WINDOW_MS = 3000;
+const WINDOW_MS = 5000;
 /** A tablet held upright (iPad Air). */
 const TABLET = { width: 820, height: 1180 };
 const TINY_JPEG = readFileSync(new URL('../fixtures/photos/tiny.jpg', import.meta.url));
@@ -133,6 +133,9 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
 
       // The first sensor back in range: the row counts down the window, then says ready.
       await simSet({ districtFile: DEMO_DISTRICT, dataDir: dir, device: 'XZ-WL-002', assignment: 'level_m=0.02' });
+      const waiting = row.locator('[data-test="readiness"][data-ready="waiting"]');
+      await waiting.waitFor({ timeout: 10_000 });
+      expect(await waiting.textContent()).toMatch(/未到核查时间：还需 0分0[0-5]秒/);
       await row.locator('[data-test="readiness"][data-ready="ready"]').waitFor({ timeout: 15_000 });
       expect(await row.locator('[data-test="readiness"]').textContent()).toContain('可核查');
       await screenshot(page, 'verifier-queue');
