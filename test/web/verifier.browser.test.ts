@@ -16,7 +16,7 @@ import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchE
  */
 
 interface HistoryRow { action: string; reason: string | null }
-interface CaseJson { id: string; state: string; openedAt: string; history: HistoryRow[]; verification?: { inRange: boolean; ready: boolean } }
+interface CaseJson { id: string; state: string; openedAt: string; history: HistoryRow[]; verification?: { inRange: boolean; ready: boolean }; photos?: { stage: string }[] }
 
 const UNIT = 'xz-drainage';
 const WINDOW_MS = 5000;
@@ -210,6 +210,7 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
       const back = await apiCase(second.id);
       expect(back.state).toBe('dispatched');
       expect(back.history.find((h) => h.action === 'rework')?.reason).toBe('雨水口仍有淤泥，请清理干净并补拍照片。');
+      expect(back.photos?.filter((p) => p.stage === 'rework')).toHaveLength(1);
       // Neither waits in the queue any more.
       await page.locator('[data-test="back"]').click();
       await page.locator('[data-test="empty"]').waitFor();
