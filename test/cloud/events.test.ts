@@ -118,7 +118,7 @@ describe('case and alarm events', () => {
     const [alarm] = (await cloud!.app.inject({ url: '/api/alarms?active=true', headers: h })).json().items;
     expect(alarm).toMatchObject({ device: 'XZ-WL-001', hazard: 'waterlogging', active: true, acknowledgedAt: null, caseId: expect.stringMatching(/^C-/) });
     const acked = await cloud!.app.inject({ method: 'POST', url: `/api/alarms/${alarm.id}/ack`, headers: h });
-    expect(acked.json()).toMatchObject({ id: alarm.id, acknowledgedBy: expect.stringMatching(/^tok_/) });
+    expect(acked.json()).toMatchObject({ id: alarm.id, acknowledgedBy: expect.stringMatching(/^token:tok_/) });
     const otherCrew = await cloud!.tokens.create('crew', 'zh-gas');
     expect((await cloud!.app.inject({ method: 'POST', url: `/api/alarms/${alarm.id}/ack`, headers: { authorization: `Bearer ${otherCrew}` } })).statusCode).toBe(404);
   });
