@@ -143,6 +143,12 @@ export const CloudServiceConfig = Type.Object({
     batchReadings: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 256 })),
     batchDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 2 })),
   }, { additionalProperties: false })),
+  /** How long readings are kept (README "Retention of readings"): raw rows, minute and hour rollups, in days. */
+  retention: Type.Optional(Type.Object({
+    rawDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, default: 30 })),
+    minuteDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, default: 90 })),
+    hourDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, default: 730 })),
+  }, { additionalProperties: false })),
   /**
    * A rule-set file (devices/rules.ts; relative to this file); the defaults when omitted. Give every
    * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").

@@ -47,6 +47,7 @@ import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
 import { DEFAULT_PHOTO_MAX_DISTANCE_M, photoRoutes } from './photos/routes.ts';
 import { createPhotoStore } from './photos/store.ts';
+import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionPolicy } from './reading-retention.ts';
 import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 
@@ -105,6 +106,8 @@ export interface CloudOptions {
   web?: WebOptions;
   /** Plausible reading time: `maxSkewMs` ahead (default 5 min), `maxAgeMs` behind (default 90 days). */
   readings?: Partial<ReadingLimits>;
+  /** Raw readings and rollups kept (cloud/reading-retention.ts); DEFAULT_RETENTION for what is omitted. */
+  retention?: Partial<RetentionPolicy>;
   /** Group commit: readings per transaction and the longest wait for a batch (docs/architecture.md#ingest). */
   ingestBatch?: Partial<BatchOptions>;
   /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
@@ -178,6 +181,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
   const ruleProblems = checkRuleSet(ruleSet, opts.profiles, '', new Map(opts.district.devices.map((d) => [d.id, d.profile])));
   if (ruleProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `rules invalid: ${ruleProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
+  const retention = { ...DEFAULT_RETENTION, ...Object.fromEntries(Object.entries(opts.retention ?? {}).filter(([, v]) => v !== undefined)) };
+  const retentionProblems = checkRetention(retention);
+  if (retentionProblems.length) throw new CsError(CloudErrors.CONFIG_INVALID, retentionProblems.join('; '));
   const web = webOptions(opts.web);
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
   const knownUnits = new Set(opts.district.units.map((u) => u.id));
@@ -214,6 +220,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
     policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ mod: 'case-clock' }),
   });
+  const pruner = createReadingPruner({ database, now, logger: logger.child({ mod: 'retention' }), policy: retention });
   const metrics = createCloudMetrics(() => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }));
   const gatewayStates = new Map<string, GatewayState>();
   // The newest edge health per gateway (bus and slave counters, outbox depth), shown by the device API.
@@ -288,7 +295,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
-    routing, metrics: metrics.scrape, engine, mode,
+    routing, metrics: metrics.scrape, engine, mode, retention,
   });
   registerCaseRoutes(app, {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
@@ -337,12 +344,14 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await subscriber?.start();
       await streamConsumer?.start();
       escalator?.start();
+      pruner.start();
       logger.info({ db: opts.db.kind, mqtt: opts.mqtt?.url ?? null }, 'cloud started');
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       await escalator?.stop();
+      await pruner.stop();
       await emergency?.stop();
       unpublish?.();
       await streamConsumer?.stop();

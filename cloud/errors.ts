@@ -81,6 +81,8 @@ export const CloudErrors = {
   PHOTOS_UNAVAILABLE: 'CS_CLOUD_PHOTOS_UNAVAILABLE',
   CALENDAR_INVALID: 'CS_CLOUD_CALENDAR_INVALID',
   RULES_INVALID: 'CS_CLOUD_RULES_INVALID',
+  /** A setting of the cloud's options out of bounds (e.g. `retention`). */
+  CONFIG_INVALID: 'CS_CLOUD_CONFIG_INVALID',
 } as const;
 export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
 
@@ -130,6 +132,7 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_PHOTOS_UNAVAILABLE: 503,
   CS_CLOUD_CALENDAR_INVALID: 500,
   CS_CLOUD_RULES_INVALID: 500,
+  CS_CLOUD_CONFIG_INVALID: 500,
 };
 
 const EMERGENCY_STATUS: Record<string, number> = Object.fromEntries(Object.values(EmergencyErrors).map((e) => [e.code, e.status]));

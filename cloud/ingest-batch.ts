@@ -6,6 +6,7 @@ import { recordBreach, recordClear, type AlarmChange, type CaseChange } from './
 import type { IngestOutcome, PipelineDeps, Registered } from './intake.ts';
 import { readingHash } from './reading-check.ts';
 import type { DB } from './db/schema.ts';
+import { recordRollups, type RolledReading } from './db/rollups.ts';
 import { foldState, insertReadings, priorReading, upsertDeviceStates, type DeviceStateRow, type ReadingRow } from './db/reading-store.ts';
 
 /**
@@ -13,7 +14,7 @@ import { foldState, insertReadings, priorReading, upsertDeviceStates, type Devic
  * write transaction per batch: up to `maxReadings`, or what arrived within `maxDelayMs` of the
  * first. Inside it, each reading in arrival order is inserted (idempotent on gateway+stream+device+seq),
  * judged by the rules and its breaches recorded, exactly as one reading's transaction did; the
- * devices' latest values are upserted once per device at the end. A reading's promise settles
+ * devices' latest values are upserted once per device and the rollups once per touched bucket at the end. A reading's promise settles
  * after the commit, so its acknowledgement never precedes it. A batch that fails is undone
  * (rule transitions included) and its readings retried one transaction each: the good ones are
  * stored, the bad one fails alone. Batches run one at a time, in order.
@@ -95,15 +96,19 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
     const stored = await insertReadings(database, trx, rows);
     const latest = new Map<string, DeviceStateRow>();
     const out: Stored[] = [];
+    const rolled: RolledReading[] = [];
     for (let i = 0; i < batch.length; i++) {
       const row = rows[i];
       if (!stored[i]) {
         out.push(await priorOutcome(trx, batch[i], row));
         continue;
       }
+      rolled.push({ device: row.device, ts: row.ts, values: batch[i].reading.values });
       foldState(latest, { device: row.device, gateway: row.gateway, last_seq: row.seq, last_ts: row.ts, last_values: row.values_json, last_quality: row.quality, last_seen: at });
       out.push(await evaluate(trx, batch[i], at, undo));
     }
+    // Rollups of the readings this batch inserted (replayed ones too; duplicates are not counted again).
+    await recordRollups(database, trx, rolled);
     await upsertDeviceStates(database, trx, [...latest.values()]);
     return out;
   }

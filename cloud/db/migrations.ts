@@ -1,6 +1,7 @@
 import { emergencyMigration } from '../emergency/migration.ts';
 import { edgeAlarmMigration } from '../edge-alarms/migration.ts';
 import { caseworkMigration } from '../cases/migration.ts';
+import { rollupMigration } from './rollups-migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -239,6 +240,7 @@ export const migrations: Record<string, Migration> = {
   '0005_edge_alarms': edgeAlarmMigration,
   '0006_users_sessions': m0006,
   '0007_casework': caseworkMigration,
+  '0008_reading_rollups': rollupMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

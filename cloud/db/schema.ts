@@ -21,6 +21,20 @@ export interface ReadingsTable {
   historical: number;
 }
 
+/** A rollup bucket of one device's point (cloud/db/rollups.ts): `bucket` is its start (epoch ms, a multiple of the level). */
+export interface ReadingRollupTable {
+  device: string;
+  point: string;
+  bucket: number;
+  min: number;
+  max: number;
+  sum: number;
+  count: number;
+  /** The value with the greatest measurement time in the bucket, and that time. */
+  last: number;
+  last_ts: number;
+}
+
 /** Latest state of a device: the newest reading by `ts`, and when anything was last heard from it. */
 export interface DeviceStateTable {
   device: string;
@@ -253,6 +267,8 @@ export interface CapAlertsTable {
 
 export interface DB {
   readings: ReadingsTable;
+  reading_rollups_1m: ReadingRollupTable;
+  reading_rollups_1h: ReadingRollupTable;
   device_state: DeviceStateTable;
   cases: CasesTable;
   case_history: CaseHistoryTable;

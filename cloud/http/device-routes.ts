@@ -10,7 +10,8 @@ import { judgeValues } from '../rules.ts';
 import { principalOf, scopeUnit } from './auth.ts';
 import { iso } from '../cases/index.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
-import { readingBuckets } from '../db/reading-buckets.ts';
+import { historyBuckets, planHistory } from '../db/rollup-buckets.ts';
+import { DEFAULT_RETENTION } from '../reading-retention.ts';
 import type { DeviceStateTable } from '../db/schema.ts';
 import * as S from './schemas.ts';
 import * as D from './device-schemas.ts';
@@ -189,9 +190,11 @@ export function registerDeviceRoutes(root: FastifyInstance, deps: RouteDeps): vo
       const n = Math.ceil((toMs - fromMs) / stepMs);
       if (n > D.MAX_BUCKETS) throw new CsError(CloudErrors.BAD_QUERY, `query parameter "step" (${stepMs} ms) makes ${n} buckets over this span, above the cap of ${D.MAX_BUCKETS}`);
       const points = profileOf(d).points.filter((p) => p.type !== 'bits' && p.type !== 'string').map((p) => p.key);
-      const stats = await readingBuckets(database, { device: d.id, from: fromMs, to: toMs, stepMs, points });
+      // Raw rows, minute or hour rollups; on a rollup level the step and span are those of the answer.
+      const plan = planHistory({ from: fromMs, to: toMs, stepMs, now: now(), maxBuckets: D.MAX_BUCKETS }, deps.retention ?? DEFAULT_RETENTION);
+      const stats = await historyBuckets(database, plan, { device: d.id, points });
       const series = Object.fromEntries(Object.entries(stats).map(([p, list]) => [p, list.map((b) => ({ ...b, t: iso(b.t) }))]));
-      return { device: d.id, from: iso(fromMs), to: iso(toMs), stepMs, series };
+      return { device: d.id, from: iso(plan.from), to: iso(plan.to), stepMs: plan.stepMs, series };
     }
     let q = db.selectFrom('readings').selectAll().where('device', '=', d.id);
     if (fromMs !== undefined) q = q.where('ts', '>=', fromMs);

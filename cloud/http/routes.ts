@@ -30,6 +30,8 @@ export interface RouteDeps {
   mode: ModeProvider;
   /** The Prometheus text of this cloud's counters (cloud/metrics.ts); no `/metrics` route when omitted. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** How far back raw rows and minute rollups reach (the history picks its level by it); DEFAULT_RETENTION when omitted. */
+  retention?: { rawDays: number; minuteDays: number };
 }
 
 

@@ -1,0 +1,93 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database } from './database.ts';
+import type { DB, ReadingRollupTable } from './schema.ts';
+
+/**
+ * Rollups of readings (docs/architecture.md#rollups): per device, point and bucket of a level
+ * (1 minute, 1 hour), the min, max, sum, count and the last value with its measurement time, of
+ * the point's JSON numbers. Maintained inside the batch's write transaction from the readings the
+ * batch actually inserted (a duplicate is not counted twice): the batch is folded in memory first,
+ * then one upsert per touched bucket (SQLite: a statement prepared once; PostgreSQL: multi-row
+ * INSERT ... ON CONFLICT DO UPDATE). The upsert text holds on both engines (CASE, not min()/least()).
+ */
+
+export const ROLLUP_LEVELS = [
+  { name: 'minute', table: 'reading_rollups_1m', ms: 60_000 },
+  { name: 'hour', table: 'reading_rollups_1h', ms: 3_600_000 },
+] as const;
+export type RollupLevel = (typeof ROLLUP_LEVELS)[number];
+export type RollupTable = RollupLevel['table'];
+
+export type RollupRow = ReadingRollupTable;
+
+/** What a stored reading contributes: its device, measurement time and values (only JSON numbers count). */
+export interface RolledReading { device: string; ts: number; values: Record<string, unknown> }
+
+/** Rows per PostgreSQL statement: 9 parameters a row. */
+const PG_CHUNK = 1000;
+
+/** Folds readings into one row per (device, point, bucket) of the level, as upserting them one by one would. */
+export function foldRollups(readings: readonly RolledReading[], levelMs: number): RollupRow[] {
+  const acc = new Map<string, RollupRow>();
+  for (const r of readings) {
+    const bucket = Math.floor(r.ts / levelMs) * levelMs;
+    for (const point in r.values) {
+      const v = r.values[point];
+      if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+      const key = `${r.device}\u0000${point}\u0000${bucket}`;
+      const a = acc.get(key);
+      if (!a) {
+        acc.set(key, { device: r.device, point, bucket, min: v, max: v, sum: v, count: 1, last: v, last_ts: r.ts });
+        continue;
+      }
+      if (v < a.min) a.min = v;
+      if (v > a.max) a.max = v;
+      a.sum += v;
+      a.count++;
+      if (r.ts >= a.last_ts) {
+        a.last = v;
+        a.last_ts = r.ts;
+      }
+    }
+  }
+  return [...acc.values()];
+}
+
+const upsertTail = (t: string) => ' on conflict (device, point, bucket) do update set '
+  + `min = case when excluded.min < ${t}.min then excluded.min else ${t}.min end, `
+  + `max = case when excluded.max > ${t}.max then excluded.max else ${t}.max end, `
+  + `sum = ${t}.sum + excluded.sum, count = ${t}.count + excluded.count, `
+  + `last = case when excluded.last_ts >= ${t}.last_ts then excluded.last else ${t}.last end, `
+  + `last_ts = case when excluded.last_ts >= ${t}.last_ts then excluded.last_ts else ${t}.last_ts end`;
+
+const sqliteUpsert = (t: RollupTable) => `insert into ${t} (device, point, bucket, min, max, sum, count, last, last_ts) values (?, ?, ?, ?, ?, ?, ?, ?, ?)${upsertTail(t)}`;
+
+const order = (a: RollupRow, b: RollupRow) => (a.device < b.device ? -1 : a.device > b.device ? 1 : a.point < b.point ? -1 : a.point > b.point ? 1 : a.bucket - b.bucket);
+
+/** Adds folded rows to a level's table. `database` undefined (the migration's backfill): the portable Kysely path. */
+export async function upsertRollups(database: Database | undefined, trx: Kysely<DB>, table: RollupTable, rows: RollupRow[]): Promise<void> {
+  if (!rows.length) return;
+  if (database?.statement) {
+    const st = database.statement(sqliteUpsert(table));
+    for (const r of rows) st.run(r.device, r.point, r.bucket, r.min, r.max, r.sum, r.count, r.last, r.last_ts);
+    return;
+  }
+  // In key order, so that two workers upserting overlapping buckets take the row locks in one order.
+  const sorted = [...rows].sort(order);
+  for (let i = 0; i < sorted.length; i += PG_CHUNK) {
+    await trx.insertInto(table).values(sorted.slice(i, i + PG_CHUNK)).onConflict((oc) => oc.columns(['device', 'point', 'bucket']).doUpdateSet({
+      min: sql`case when excluded.min < ${sql.ref(`${table}.min`)} then excluded.min else ${sql.ref(`${table}.min`)} end`,
+      max: sql`case when excluded.max > ${sql.ref(`${table}.max`)} then excluded.max else ${sql.ref(`${table}.max`)} end`,
+      sum: sql`${sql.ref(`${table}.sum`)} + excluded.sum`,
+      count: sql`${sql.ref(`${table}.count`)} + excluded.count`,
+      last: sql`case when excluded.last_ts >= ${sql.ref(`${table}.last_ts`)} then excluded.last else ${sql.ref(`${table}.last`)} end`,
+      last_ts: sql`case when excluded.last_ts >= ${sql.ref(`${table}.last_ts`)} then excluded.last_ts else ${sql.ref(`${table}.last_ts`)} end`,
+    })).execute();
+  }
+}
+
+/** Both levels' rollups of readings just inserted, inside the caller's write transaction. */
+export async function recordRollups(database: Database | undefined, trx: Kysely<DB>, readings: readonly RolledReading[]): Promise<void> {
+  if (!readings.length) return;
+  for (const level of ROLLUP_LEVELS) await upsertRollups(database, trx, level.table, foldRollups(readings, level.ms));
+}
