@@ -40,7 +40,7 @@ export function rollupStatement(kind: Database['kind'], level: RollupLevel, q: B
   const points = sql.join(q.points.map((p) => sql`${p}`));
   const from = kind === 'sqlite' ? sql`${q.from}` : sql`${q.from}::bigint`;
   const step = kind === 'sqlite' ? sql`${q.stepMs}` : sql`${q.stepMs}::bigint`;
-  return sql<{ b: number | string; k: string; min: number; max: number; s: number; n: number | string }>`select (bucket - ${from}) / ${step} as b, point as k,
+  return sql<{ b: number | string; k: string; min: number; max: number; s: number; n: number | string }>`select ${kind === 'sqlite' ? sql`cast((bucket - ${from}) / ${step} as integer)` : sql`(bucket - ${from}) / ${step}`} as b, point as k,
       min(min) as min, max(max) as max, sum(sum) as s, sum(count) as n
     from ${t} where device = ${q.device} and point in (${points}) and bucket >= ${from} and bucket < ${kind === 'sqlite' ? sql`${q.to}` : sql`${q.to}::bigint`}
     group by b, k order by b`;
