@@ -1,17 +1,19 @@
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
-import { readingBuckets, type BucketQuery, type BucketStat } from './reading-buckets.ts';
+import { bucketStatement, readingBuckets, type BucketQuery, type BucketStat } from './reading-buckets.ts';
 import { ROLLUP_LEVELS, type RollupLevel } from './rollups.ts';
 
 /**
  * Which level answers a bucketed history (docs/architecture.md#rollups): raw rows when the step is
  * under a minute and the span lies within the raw retention; else minute rollups when the step is
  * under an hour (and the span within their retention); else hour rollups. On a rollup level the
- * step is rounded up to a multiple of the level and the span widened to level boundaries, so each
- * bucket is a whole number of rollup buckets and the answer equals a direct aggregate of the raw
- * rows over the returned from, to and stepMs.
+ * step is rounded up to a multiple of the level and `from` moved back to a level boundary, so each
+ * bucket is a whole number of rollup buckets. A `to` inside a level bucket is kept when the raw rows
+ * still reach back to that bucket's start (`tail`: the rollups up to it, the raw rows after); else it
+ * is moved on to the boundary. Either way the answer equals a direct aggregate of the raw rows over
+ * the returned from, to and stepMs.
  */
-export interface HistoryPlan { level: 'raw' | RollupLevel; from: number; to: number; stepMs: number }
+export interface HistoryPlan { level: 'raw' | RollupLevel; from: number; to: number; stepMs: number; tail?: number }
 
 /** `keptDays`: how far back each level reaches (the retention policy's days). */
 export function planHistory(q: { from: number; to: number; stepMs: number; now: number; maxBuckets: number },
@@ -21,17 +23,36 @@ export function planHistory(q: { from: number; to: number; stepMs: number; now: 
   if (q.stepMs < minute.ms && reaches(kept.rawDays)) return { level: 'raw', from: q.from, to: q.to, stepMs: q.stepMs };
   const level = q.stepMs < hour.ms && reaches(kept.minuteDays) ? minute : hour;
   const from = Math.floor(q.from / level.ms) * level.ms;
-  const to = Math.ceil(q.to / level.ms) * level.ms;
+  const tail = Math.floor(q.to / level.ms) * level.ms;
+  const keepTo = tail < q.to && tail >= q.now - kept.rawDays * 86_400_000;
+  const to = keepTo ? q.to : Math.ceil(q.to / level.ms) * level.ms;
   let stepMs = Math.ceil(q.stepMs / level.ms) * level.ms;
   // Widening the span may add a bucket past the cap: a coarser step then.
   while (Math.ceil((to - from) / stepMs) > q.maxBuckets) stepMs += level.ms;
-  return { level, from, to, stepMs };
+  return keepTo ? { level, from, to, stepMs, tail } : { level, from, to, stepMs };
 }
 
 /** The plan's answer: per point, the buckets that hold at least one value, oldest first. */
 export async function historyBuckets(database: Database, plan: HistoryPlan, q: Pick<BucketQuery, 'device' | 'points'>): Promise<Record<string, BucketStat[]>> {
   if (plan.level === 'raw') return readingBuckets(database, { ...q, from: plan.from, to: plan.to, stepMs: plan.stepMs });
-  return rollupBuckets(database, plan.level, { ...q, from: plan.from, to: plan.to, stepMs: plan.stepMs });
+  const series = await rollupBuckets(database, plan.level, { ...q, from: plan.from, to: plan.tail ?? plan.to, stepMs: plan.stepMs });
+  if (plan.tail === undefined) return series;
+  // The raw rows after the last whole level bucket (under one level's worth), folded into their bucket.
+  const rows = (await bucketStatement(database.kind, { ...q, from: plan.from, to: plan.to, stepMs: plan.stepMs }, plan.tail).execute(database.db)).rows;
+  for (const r of rows) {
+    const list = series[r.k];
+    if (!list) continue;
+    const t = plan.from + Number(r.b) * plan.stepMs;
+    const add = { t, min: Number(r.min), max: Number(r.max), mean: Number(r.mean), count: Number(r.n) };
+    const last = list[list.length - 1];
+    if (!last || last.t !== t) {
+      list.push(add);
+      continue;
+    }
+    const count = last.count + add.count;
+    list[list.length - 1] = { t, min: Math.min(last.min, add.min), max: Math.max(last.max, add.max), mean: (last.mean * last.count + add.mean * add.count) / count, count };
+  }
+  return series;
 }
 
 /**

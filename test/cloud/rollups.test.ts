@@ -138,6 +138,13 @@ describe.each(BACKENDS)('rollups and retention on $backend', ({ backend, skip }:
       expect(r.body.from).toBe(new Date(alignedFrom).toISOString());
       const direct = await readingBuckets(db, { device: DEVICE, from: alignedFrom, to: end, stepMs: 120_000, points: POINTS });
       close(numeric(r.body.series).level_m, direct.level_m);
+      // A `to` inside a minute is kept: the rollups up to its minute, the raw rows after.
+      const to = end - 30_500;
+      const cut = await history(from, to, 'step=90000');
+      expect(cut.body.to).toBe(new Date(to).toISOString());
+      const directCut = await readingBuckets(db, { device: DEVICE, from: alignedFrom, to, stepMs: 120_000, points: POINTS });
+      close(numeric(cut.body.series).level_m, directCut.level_m);
+      close(numeric(cut.body.series).battery_pct, directCut.battery_pct);
     }, 60_000);
 
     it('prunes raw rows older than the retention on its timer; the rollups remain and answer as before', async () => {
