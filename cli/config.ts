@@ -1,8 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULT_MAX_PACKET_SIZE } from '../gateway/gateway.ts';
-import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from '../gateway/cluster.ts';
-import { DEFAULT_STREAM_MAXLEN } from '../gateway/stream.ts';
-import { DEFAULT_ADMIN_HTTP_LIMITS } from '../gateway/admin.ts';
+import { DEFAULT_KEY_PREFIX, DEFAULT_STREAM_MAXLEN, KEY_PREFIX_PATTERN } from '../gateway/redis-defaults.ts';
+import { DEFAULT_ADMIN_HTTP_LIMITS } from '../gateway/admin-limits.ts';
 import { DEFAULT_LOGIN_GUARD } from '../lib/login-guard.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { WorkflowConfig } from '../cloud/cases/policy.ts';

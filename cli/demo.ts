@@ -1,6 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../lib/log.ts';
 import { silentLogger } from '../lib/log.ts';
 import { loadProfiles, type Profile } from '../devices/profile.ts';
@@ -18,7 +17,9 @@ import { storeBeforePuback } from '../gateway/handoff.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { ensureDemoUsers, type DemoUser } from './demo-users.ts';
 
-export const DEMO_DISTRICT = fileURLToPath(new URL('../devices/district/xiangzhou.yaml', import.meta.url));
+import { DEMO_DISTRICT } from './demo-district.ts';
+
+export { DEMO_DISTRICT };
 export const CLOUD_USER = 'cloud';
 /** The demo's read-only MQTT identity (role observer: subscribe to cs/v1/#, publish nothing). */
 export const OBSERVER_USER = 'observer';

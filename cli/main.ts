@@ -7,8 +7,8 @@ import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { GatewayServiceConfig, CloudServiceConfig, DemoConfig, photosOf } from './config.ts';
 import { CREDENTIAL_ROLES } from '../gateway/credentials.ts';
-import { adminHttpLimits } from '../gateway/admin.ts';
-import { DEMO_DISTRICT } from './demo.ts';
+import { adminHttpLimits } from '../gateway/admin-limits.ts';
+import { DEMO_DISTRICT } from './demo-district.ts';
 import { runUntilSignal } from './wait.ts';
 import { registerUserCommands } from './user-commands.ts';
 

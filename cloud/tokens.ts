@@ -8,8 +8,9 @@ import { openDatabase, type Database, type DbOptions } from './db/database.ts';
  * Roles: admin, operator, commander, verifier, crew; a crew token belongs to exactly one unit.
  */
 
-export const ROLES = ['admin', 'operator', 'commander', 'verifier', 'crew'] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, type Role } from './roles.ts';
+
+export { ROLES, type Role };
 
 export interface Principal {
   /** The credential's key for per-credential caps: a token's id, or `ses_...` for a session. */

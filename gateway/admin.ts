@@ -28,24 +28,12 @@ import type { Logger } from '../lib/log.ts';
 import { CREDENTIAL_ROLES, type CredentialStore, type Role } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { checkHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
+import { guardConnections, serverOptions, type ConnectionStats } from '../lib/http-limits.ts';
+import { adminHttpLimits, type AdminHttpLimits } from './admin-limits.ts';
+
+export { adminHttpLimits, DEFAULT_ADMIN_HTTP_LIMITS, type AdminHttpLimits } from './admin-limits.ts';
 
 /** Timeouts (ms) and connection caps of the admin endpoint. */
-export type AdminHttpLimits = Omit<HttpLimits, 'maxEventStreamsPerToken' | 'requestsPerSecond' | 'requestBurst'>;
-export const DEFAULT_ADMIN_HTTP_LIMITS: AdminHttpLimits = {
-  headersTimeoutMs: 5_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, idleTimeoutMs: 10_000,
-  maxConnections: 256, maxConnectionsPerAddress: 32,
-};
-
-/**
- * The defaults with `limits` over them, checked as the cloud's are (lib/http-limits.ts; no event
- * stream here, so no heartbeat floor): throws CS_CONFIG_INVALID naming the keys.
- */
-export function adminHttpLimits(limits: Partial<AdminHttpLimits> = {}): HttpLimits {
-  const given = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
-  return checkHttpLimits({ ...DEFAULT_ADMIN_HTTP_LIMITS, ...given, maxEventStreamsPerToken: 0, requestsPerSecond: 0, requestBurst: 0 }, { eventStreams: false });
-}
-
 export interface AdminOptions {
   credentials: CredentialStore;
   metrics: GatewayMetrics;

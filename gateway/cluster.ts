@@ -13,6 +13,7 @@
 import createRedisPersistence from 'aedes-persistence-redis';
 import mqemitterRedis from 'mqemitter-redis';
 import type { Logger } from '../lib/log.ts';
+import { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN } from './redis-defaults.ts';
 
 export interface RedisClusterOptions {
   /** `redis://host:port/db`. */
@@ -31,9 +32,7 @@ export interface ClusterBackend {
   close(): Promise<void>;
 }
 
-export const DEFAULT_KEY_PREFIX = 'cs:';
-/** Letters, digits and `:_.-`: nothing that Redis glob patterns or MQTT topics treat specially. */
-export const KEY_PREFIX_PATTERN = '^[A-Za-z0-9:_.-]{1,64}$';
+export { DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN };
 
 interface EmitterLike {
   close(cb: () => void): void;

@@ -17,14 +17,14 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { adminHttpLimits, buildAdminApp, type AdminHttpLimits } from './admin.ts';
+import { adminHttpLimits, type AdminHttpLimits } from './admin-limits.ts';
 import type { LoginGuardOptions } from './login-guard.ts';
-import { buildClusterBackend, type ClusterBackend } from './cluster.ts';
+import type { ClusterBackend } from './cluster.ts';
 import type { CredentialStore } from './credentials.ts';
 import { GatewayErrors } from './errors.ts';
 import { buildGateway, type Gateway, type GatewayLimits, type GatewayTlsOptions } from './gateway.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
-import { buildStreamAppender, type StreamAppender } from './stream.ts';
+import type { StreamAppender } from './stream.ts';
 
 export interface GatewayServiceSettings {
   mqtt: { host: string; port: number; maxPacketSizeBytes: number };
@@ -82,7 +82,9 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
     try {
       const tls = readTls(s.tls);
       let cluster: ClusterBackend | undefined;
+      // Redis modules (ioredis, the Aedes persistence and emitter) load only when configured.
       if (s.redis) {
+        const { buildClusterBackend } = await import('./cluster.ts');
         const c = cluster = buildClusterBackend({ url: s.redis.url, keyPrefix: s.redis.keyPrefix }, log.child({ mod: 'redis' }));
         stops.push(() => c.close());
         await c.ready().catch((err: Error) => {
@@ -91,6 +93,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
       }
       let appender: StreamAppender | undefined;
       if (streamKey) {
+        const { buildStreamAppender } = await import('./stream.ts');
         const a = appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ mod: 'stream' }) });
         stops.push(() => a.stop());
         await a.start().catch((err: Error) => {
@@ -117,6 +120,7 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
       stops.push(() => g.stop());
       let http: string | undefined;
       if (s.http) {
+        const { buildAdminApp } = await import('./admin.ts'); // Fastify only with an HTTP port
         const admin: FastifyInstance = await buildAdminApp({
           credentials: opts.credentials, metrics, adminToken: opts.adminToken, logger: log.child({ mod: 'admin' }),
           connections: () => g.stats().connections, limits: s.http.limits,

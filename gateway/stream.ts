@@ -14,6 +14,7 @@
 import { Redis } from 'ioredis';
 import { parseTopic } from '../lib/topics.ts';
 import type { Logger } from '../lib/log.ts';
+import { DEFAULT_STREAM_MAXLEN } from './redis-defaults.ts';
 
 export interface StreamAppenderOptions {
   url: string;
@@ -34,7 +35,7 @@ export interface StreamAppender {
   append(topic: string, payload: Buffer): Promise<boolean>;
 }
 
-export const DEFAULT_STREAM_MAXLEN = 1_000_000;
+export { DEFAULT_STREAM_MAXLEN };
 
 export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender {
   const now = opts.now ?? Date.now;

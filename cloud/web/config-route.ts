@@ -6,7 +6,7 @@ import { ConfigError } from '../../lib/config.ts';
 import { LibErrors } from '../../lib/errors.ts';
 import { check, type SchemaProblem } from '../../lib/schema.ts';
 import * as S from '../http/schemas.ts';
-import { ROLES } from '../tokens.ts';
+import { ROLES } from '../roles.ts';
 
 /**
  * `GET /api/web/config`: what the web application needs from the deployment (docs/map-data.md):

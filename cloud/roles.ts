@@ -1,0 +1,6 @@
+/**
+ * The API roles, in a module of their own so that what only needs the
+ * vocabulary (config schemas read by every command) does not load the database (docs/architecture.md#broker-memory).
+ */
+export const ROLES = ['admin', 'operator', 'commander', 'verifier', 'crew'] as const;
+export type Role = (typeof ROLES)[number];
