@@ -185,7 +185,12 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const retentionProblems = checkRetention(retention);
   if (retentionProblems.length) throw new CsError(CloudErrors.CONFIG_INVALID, retentionProblems.join('; '));
   const web = webOptions(opts.web);
-  const database = openDatabase(opts.db, logger.child({ mod: 'db' }));
+  // The metrics come first: the database and the ingest report timings to them; the rest is read when scraped.
+  let liveStreams = (): number => 0;
+  const metrics = createCloudMetrics(() => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }), {
+    db: () => database.db, now, caseClock: () => escalator?.stats(), liveStreams: () => liveStreams(),
+  });
+  const database = openDatabase(opts.db, logger.child({ mod: 'db' }), metrics.query);
   const knownUnits = new Set(opts.district.units.map((u) => u.id));
   const tokenStore = createTokenStore(database, now, knownUnits);
   const userStore = createUserStore(database, now, { knownUnits });
@@ -210,7 +215,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const intake = createIntake({ district: opts.district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit });
   const ingestor = createIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake,
+    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake, observe: metrics.ingest,
   });
   const edgeAlarms = createEdgeAlarmIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
@@ -221,7 +226,6 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ mod: 'case-clock' }),
   });
   const pruner = createReadingPruner({ database, now, logger: logger.child({ mod: 'retention' }), policy: retention });
-  const metrics = createCloudMetrics(() => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }));
   const gatewayStates = new Map<string, GatewayState>();
   // The newest edge health per gateway (bus and slave counters, outbox depth), shown by the device API.
   const gatewayHealth = new Map<string, { at: number; health: EdgeHealth }>();
@@ -297,10 +301,10 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
     routing, metrics: metrics.scrape, engine, mode, retention,
   });
-  registerCaseRoutes(app, {
+  ({ liveStreams } = registerCaseRoutes(app, {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
     knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
-  });
+  }));
   const photosDir = opts.photos?.dir ?? (opts.db.kind === 'sqlite' ? join(dirname(opts.db.file), 'photos') : undefined);
   await app.register(async (scope) => photoRoutes(scope, {
     database, now, events, store: photosDir ? createPhotoStore(photosDir) : undefined,

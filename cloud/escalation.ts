@@ -50,6 +50,8 @@ export interface Escalator {
   stop(): Promise<void>;
   /** One pass (the timer calls it; tests may too). */
   tick(): Promise<void>;
+  /** Reminders and escalation steps this worker made since start (metrics). */
+  stats(): { reminders: number; escalations: number };
 }
 
 export function buildEscalator(deps: EscalatorDeps): Escalator {
@@ -57,6 +59,7 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
   const db = database.db;
   let timer: ReturnType<typeof setInterval> | undefined;
   let running: Promise<void> | undefined;
+  const counts = { reminders: 0, escalations: 0 };
 
   function remindAt(openedAt: number, deadline: number): number {
     return deadline - Math.min(policy.remindBeforeMs, (deadline - openedAt) / 4);
@@ -75,6 +78,7 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
         return true;
       });
       if (done) {
+        counts.reminders++;
         deps.events.emit({ type: 'case.reminder', at: iso(at), caseId: r.id, unit: r.unit, device: r.device, hazard: r.hazard, state: r.state, data: { deadline: iso(r.deadline_at) } });
       }
     }
@@ -123,6 +127,7 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
       });
       if (done) {
         logger.warn({ caseId: r.id, unit: r.unit, level: to, rung }, `case escalated: ${why}`);
+        counts.escalations++;
         deps.events.emit({ type: 'case.escalated', at: iso(at), caseId: r.id, unit: r.unit, device: r.device, hazard: r.hazard, state: r.state, data: { level: to, rung, contact, reason: why } });
       }
     }
@@ -193,5 +198,6 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
       await running;
     },
     tick,
+    stats: () => ({ ...counts }),
   };
 }

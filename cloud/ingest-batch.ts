@@ -31,7 +31,17 @@ export const DEFAULT_BATCH: BatchOptions = { maxReadings: 256, maxDelayMs: 2 };
 
 export type Stored = Extract<IngestOutcome<string>, { status: 'stored' | 'duplicate' | 'conflict' }>;
 
-export interface Queued { gateway: string; reg: Registered; reading: Reading; ts: number; log: Logger }
+export interface Queued {
+  gateway: string; reg: Registered; reading: Reading; ts: number; log: Logger;
+  /** performance.now() when the message arrived (the ingest latency runs from here to the commit). */
+  receivedAt?: number;
+}
+
+/** Timings for the metrics (cloud/metrics.ts), in ms: each committed reading's receive-to-commit, each batch's transaction. */
+export interface BatchObserver {
+  committed(latencyMs: number): void;
+  batch(ms: number, readings: number): void;
+}
 
 export interface Batcher {
   /** Settles after the transaction holding the reading committed (or rejects with why it was not stored). */
@@ -47,7 +57,7 @@ type Item = Queued & { resolve(s: Stored): void; reject(err: unknown): void };
 const TRANSIENT = /SQLITE_BUSY|database is locked|deadlock detected|could not serialize/;
 const BUSY_RETRIES = 3;
 
-export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions> = {}): Batcher {
+export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions> = {}, observe?: BatchObserver): Batcher {
   const { database, now } = deps;
   const maxReadings = Math.max(1, Math.floor(options.maxReadings ?? DEFAULT_BATCH.maxReadings));
   const maxDelayMs = Math.max(0, options.maxDelayMs ?? DEFAULT_BATCH.maxDelayMs);
@@ -70,8 +80,14 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
   async function run(batch: Item[], attempt = 0): Promise<void> {
     const undo: (() => void)[] = [];
     try {
+      const t0 = performance.now();
       const out = await database.write((trx) => storeAll(trx, batch, undo));
       counts.batches++;
+      if (observe) {
+        const t = performance.now();
+        observe.batch(t - t0, batch.length);
+        for (const it of batch) if (it.receivedAt !== undefined) observe.committed(t - it.receivedAt);
+      }
       batch.forEach((it, i) => it.resolve(out[i]));
     } catch (err) {
       // Not committed: forget the rule transitions so that the retry (or redelivery) makes them again.

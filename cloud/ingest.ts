@@ -1,6 +1,6 @@
 import { Reading } from '../lib/messages.ts';
 import { breachEvents } from './cases/index.ts';
-import { createBatcher, type BatchOptions } from './ingest-batch.ts';
+import { createBatcher, type BatchObserver, type BatchOptions } from './ingest-batch.ts';
 import { createIntake, Rejection, type IngestOutcome, type IntakeCounters, type IntakeRejectReason, type PipelineDeps, type Registered } from './intake.ts';
 import { checkTime, checkValues, DEFAULT_READING_LIMITS, type ReadingLimits } from './reading-check.ts';
 
@@ -37,6 +37,8 @@ export interface IngestDeps extends PipelineDeps {
   limits?: Partial<ReadingLimits>;
   /** Group commit: readings per transaction and wait (DEFAULT_BATCH when omitted). */
   batch?: Partial<BatchOptions>;
+  /** Ingest latency and batch commit times (cloud/metrics.ts). */
+  observe?: BatchObserver;
 }
 
 export interface Ingestor {
@@ -59,7 +61,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   const counters: IngestStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0, warningsSuppressed: 0 };
   const limits: ReadingLimits = { ...DEFAULT_READING_LIMITS, ...deps.limits };
   const intake = deps.intake ?? createIntake(deps);
-  const batcher = createBatcher(deps, deps.batch);
+  const batcher = createBatcher(deps, deps.batch, deps.observe);
   const spec = { kind: 'up' as const, what: 'reading', maxBytes: MAX_PAYLOAD_BYTES, schema: Reading };
 
   function checkPlausible(reg: Registered, reading: Reading, ts: number): void {
@@ -74,12 +76,13 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   // ---- pipeline ----------------------------------------------------------------------------
 
   function ingest(gateway: string, topic: string, payload: Buffer): Promise<IngestResult> {
+    const receivedAt = performance.now();
     return intake.guard<IngestResult, RejectReason>(spec, gateway, topic, counters, async ({ log, checked }) => {
       const { reg, body: reading } = intake.decode(spec, gateway, topic, payload);
       const ts = Date.parse(reading.ts);
       checkPlausible(reg, reading, ts);
       checked();
-      const result = await batcher.submit({ gateway, reg, reading, ts, log });
+      const result = await batcher.submit({ gateway, reg, reading, ts, log, receivedAt });
       if (result.status === 'duplicate') {
         counters.duplicates++;
         log.debug({ seq: reading.seq }, 'duplicate reading ignored');

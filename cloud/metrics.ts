@@ -1,21 +1,48 @@
 /**
  * Prometheus metrics of one cloud instance (prom-client), on a registry of its own so that several
- * clouds in one process (tests, the demo) never share counters. The values are the ingest counters
- * (`cloud.stats()`), read when scraped. Served at `GET /metrics` (admin, operator; README "The API").
+ * clouds in one process (tests, the demo) never share counters. The counters are the ingest counters
+ * (`cloud.stats()`) and the case clock's, read when scraped; case gauges are counted in SQL when
+ * scraped; latencies are histograms observed as they happen. Served at `GET /metrics` (admin,
+ * operator; README "The API", "Metrics").
  */
-import { Counter, Registry } from 'prom-client';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { Kysely } from 'kysely';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CASE_CLASSES, CASE_STATES, RUNNING_STATES } from '../lib/vocabulary.ts';
+import type { DB } from './db/schema.ts';
 import type { IngestStats } from './ingest.ts';
+import type { BatchObserver } from './ingest-batch.ts';
 import type { EdgeAlarmStats } from './edge-alarms/ingest.ts';
 
 export type CloudStats = IngestStats & { edgeAlarms: EdgeAlarmStats };
+
+/** What the metrics read besides the ingest counters; each is optional (its metrics stay empty). */
+export interface CloudMetricSources {
+  /** The database the case gauges are counted in, when scraped. */
+  db?: () => Kysely<DB>;
+  now?: () => number;
+  /** Reminders and escalation steps made by this worker's case clock. */
+  caseClock?: () => { reminders: number; escalations: number } | undefined;
+  /** Live event streams (`GET /api/events`) open now. */
+  liveStreams?: () => number;
+}
 
 export interface CloudMetrics {
   readonly registry: Registry;
   /** The Prometheus text exposition and its content type. */
   scrape(): Promise<{ contentType: string; body: string }>;
+  /** Ingest latency (receive to commit) and batch commit times, from the batched ingest. */
+  readonly ingest: BatchObserver;
+  /** One query through the database layer took `ms`. */
+  query(ms: number, ok: boolean): void;
 }
 
-export function createCloudMetrics(stats: () => CloudStats): CloudMetrics {
+/** The event loop's delay, process-wide (every cloud in a process shares the loop): enabled once, on first use. */
+let loopDelay: IntervalHistogram | undefined;
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createCloudMetrics(stats: () => CloudStats, sources: CloudMetricSources = {}): CloudMetrics {
   const registry = new Registry();
   const registers = [registry];
   let snapshot: CloudStats | undefined;
@@ -49,8 +76,63 @@ export function createCloudMetrics(stats: () => CloudStats): CloudMetrics {
     [{ path: 'readings' }, s.warningsSuppressed], [{ path: 'edge-alarms' }, s.edgeAlarms.warningsSuppressed],
   ]);
 
+  const caseClock = () => sources.caseClock?.() ?? { reminders: 0, escalations: 0 };
+  mirror('cs_cloud_case_reminders_total', 'Reminders of a near deadline sent by this worker\'s case clock', [], () => [[{}, caseClock().reminders]]);
+  mirror('cs_cloud_case_escalations_total', 'Escalation steps made by this worker\'s case clock', [], () => [[{}, caseClock().escalations]]);
+
+  const db = sources.db;
+  const now = sources.now ?? Date.now;
+  new Gauge<'state' | 'class'>({
+    name: 'cs_cloud_cases', help: 'Cases by state and class (counted in the database when scraped)', labelNames: ['state', 'class'], registers,
+    async collect() {
+      this.reset();
+      if (!db) return;
+      const rows = await db().selectFrom('cases').select(['state', 'class', (eb) => eb.fn.countAll<number>().as('n')]).groupBy(['state', 'class']).execute();
+      for (const state of CASE_STATES) for (const cls of CASE_CLASSES) this.set({ state, class: cls }, 0);
+      for (const r of rows) this.set({ state: r.state, class: r.class }, Number(r.n));
+    },
+  });
+  new Gauge<'class'>({
+    name: 'cs_cloud_cases_overdue', help: 'Running cases (registered, dispatched, accepted) past their deadline, by class', labelNames: ['class'], registers,
+    async collect() {
+      this.reset();
+      if (!db) return;
+      const rows = await db().selectFrom('cases').select(['class', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('state', 'in', [...RUNNING_STATES]).where('deadline_at', '<', now()).groupBy('class').execute();
+      for (const cls of CASE_CLASSES) this.set({ class: cls }, 0);
+      for (const r of rows) this.set({ class: r.class }, Number(r.n));
+    },
+  });
+  new Gauge({
+    name: 'cs_cloud_sse_clients', help: 'Live event streams (GET /api/events) open now', registers,
+    collect() { this.set(sources.liveStreams?.() ?? 0); },
+  });
+
+  loopDelay ??= (() => { const h = monitorEventLoopDelay({ resolution: 10 }); h.enable(); return h; })();
+  const loop = loopDelay;
+  new Gauge<'stat'>({
+    name: 'cs_cloud_event_loop_lag_seconds', help: 'Event loop delay since the previous scrape (p50, p99, max; process-wide)', labelNames: ['stat'], registers,
+    collect() {
+      const ns = (v: number) => (Number.isFinite(v) ? v / 1e9 : 0);
+      this.set({ stat: 'p50' }, ns(loop.percentile(50)));
+      this.set({ stat: 'p99' }, ns(loop.percentile(99)));
+      this.set({ stat: 'max' }, ns(loop.max));
+      loop.reset();
+    },
+  });
+
+  const latency = new Histogram({ name: 'cs_cloud_ingest_latency_seconds', help: 'Reading received to its batch committed', registers, buckets: LATENCY_BUCKETS });
+  const commit = new Histogram({ name: 'cs_cloud_db_batch_commit_seconds', help: 'One ingest batch\'s write transaction (lock wait, store, rules, commit)', registers, buckets: LATENCY_BUCKETS });
+  const batchSize = new Histogram({ name: 'cs_cloud_db_batch_readings', help: 'Readings per ingest batch', registers, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] });
+  const queries = new Histogram<'outcome'>({ name: 'cs_cloud_db_query_seconds', help: 'Queries through the database layer (Kysely), by outcome (ok, error)', labelNames: ['outcome'], registers, buckets: LATENCY_BUCKETS });
+
   return {
     registry,
+    ingest: {
+      committed: (ms) => latency.observe(ms / 1000),
+      batch: (ms, n) => { commit.observe(ms / 1000); batchSize.observe(n); },
+    },
+    query: (ms, ok) => queries.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000),
     async scrape() {
       snapshot = undefined;
       try {

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { Sqlite, type SqliteDatabase, type SqliteStatement } from '../../lib/sqlite.ts';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { CsError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/log.ts';
@@ -60,11 +60,19 @@ function serialised<T>(file: string, fn: () => Promise<T>): Promise<T> {
 
 const SQLITE_BUSY = /SQLITE_BUSY|database is locked/;
 
-export function openDatabase(opts: DbOptions, logger: Logger = silentLogger()): Database {
-  return opts.kind === 'sqlite' ? openSqlite(opts.file) : openPostgres(opts.url, logger);
+/** Told the duration of each query made through Kysely (not the prepared statements of `statement`). */
+export type QueryObserver = (ms: number, ok: boolean) => void;
+
+export function openDatabase(opts: DbOptions, logger: Logger = silentLogger(), onQuery?: QueryObserver): Database {
+  return opts.kind === 'sqlite' ? openSqlite(opts.file, onQuery) : openPostgres(opts.url, logger, onQuery);
 }
 
-function openSqlite(file: string): Database {
+/** Kysely's `log` option for an observer (Kysely times each query only when given one). */
+function queryLog(onQuery?: QueryObserver) {
+  return onQuery ? { log: (e: LogEvent) => onQuery(e.queryDurationMillis, e.level === 'query') } : {};
+}
+
+function openSqlite(file: string, onQuery?: QueryObserver): Database {
   // Nothing is opened here: the file is opened by the first query (the cloud's start() migrates),
   // so a factory that only builds never holds a file handle (docs/architecture.md#processes-and-deployments).
   let raw: SqliteDatabase | undefined;
@@ -85,7 +93,7 @@ function openSqlite(file: string): Database {
     lockFor(key).users++;
     return raw;
   };
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: async () => open() }) });
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: async () => open() }), ...queryLog(onQuery) });
   let closed = false;
   const counts = { commits: 0, rollbacks: 0 };
   const statements = new Map<string, SqliteStatement>();
@@ -147,7 +155,7 @@ function openSqlite(file: string): Database {
   };
 }
 
-function openPostgres(url: string, logger: Logger): Database {
+function openPostgres(url: string, logger: Logger, onQuery?: QueryObserver): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
@@ -159,7 +167,7 @@ function openPostgres(url: string, logger: Logger): Database {
   });
   // An idle client whose server goes away emits 'error' on the pool: log it, never crash on it.
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection lost'));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...queryLog(onQuery) });
   let closed = false;
   const counts = { commits: 0, rollbacks: 0 };
   return {

@@ -47,7 +47,8 @@ const ACTION_SUMMARY: Record<CaseAction, string> = {
 };
 
 /** Cases, alarms, the workflow actions, rules, routing, calendar and the live event stream. */
-export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): void {
+/** Returns the count of live event streams open now (metrics). */
+export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): { liveStreams(): number } {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { database, now, env } = deps;
   const db = database.db;
@@ -266,6 +267,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     res.on('close', done);
     req.raw.on('close', done);
   });
+  return { liveStreams: () => streams.size };
 }
 
 /** History entries on one page of a case's detail unless `limit` says otherwise. */
