@@ -1,7 +1,8 @@
 /** Broker memory per idle authenticated connection: RSS before and after N clients connect. */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Broker } from './brokers.ts';
 import { rssKiB, sleep } from './brokers.ts';
 import type { Job } from './client-worker.ts';
@@ -82,14 +83,25 @@ export function writeConnSection(section: string): void {
   writeFileSync(url, text.slice(0, m.index) + body + (next < 0 ? '' : after.slice(next + 1)));
 }
 
-/** RSS of an idle Node process, bare and with the tsx loader, in KiB: the floor under ours at start. */
-export async function runtimeRss(): Promise<{ node: number; tsx: number }> {
-  const idle = async (args: string[]): Promise<number> => {
-    const p = spawn(process.execPath, [...args, '-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore', cwd: new URL('..', import.meta.url).pathname });
-    await sleep(2_500);
+/**
+ * RSS in KiB of an idle Node process, bare and with the tsx loader (the floor under ours at start), and of
+ * the `citysteward gateway` command itself (a fresh data directory, no HTTP port, no Redis) 5 s after its start.
+ */
+export async function runtimeRss(): Promise<{ node: number; tsx: number; command: number }> {
+  const idle = async (args: string[], ms = 2_500): Promise<number> => {
+    const p = spawn(process.execPath, args, { stdio: 'ignore', cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, CS_LOG_FORMAT: 'json' } });
+    await sleep(ms);
     const kib = rssKiB(p.pid!);
     p.kill();
+    await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));
     return kib;
   };
-  return { node: await idle([]), tsx: await idle(['--import', 'tsx']) };
+  const wait = ['-e', 'setTimeout(() => {}, 5000)'];
+  const dir = mkdtempSync(join(tmpdir(), 'cs-bench-command-'));
+  try {
+    const command = await idle(['bin/citysteward.js', 'gateway', '--data-dir', dir, '--mqtt-port', '0'], 5_000);
+    return { node: await idle(wait), tsx: await idle(['--import', 'tsx', ...wait]), command };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

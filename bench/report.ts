@@ -34,11 +34,12 @@ export function mqttSection(c: MqttCase, ours: MqttResult, mosq: MqttResult): st
   ].join('\n');
 }
 
-export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { node: number; tsx: number }): string {
+export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { node: number; tsx: number; command: number }): string {
   const mib = (kib: number): number => kib / 1024;
   const runtime = runtimeKiB ? [
     `Of ours at start, an idle Node process holds ${mib(runtimeKiB.node).toFixed(1)} MiB and one with the tsx loader (a hooks thread with a V8`,
-    `isolate of its own, how every citysteward process runs TypeScript) ${mib(runtimeKiB.tsx).toFixed(1)} MiB, before any module of ours.`, '',
+    `isolate of its own, how every citysteward process runs TypeScript) ${mib(runtimeKiB.tsx).toFixed(1)} MiB, before any module of ours.`,
+    `The \`citysteward gateway\` command itself (its CLI, a fresh data directory, no HTTP port, no Redis) holds ${mib(runtimeKiB.command).toFixed(1)} MiB 5 s after its start.`, '',
   ] : [];
   return [
     `### ${ours.target.toLocaleString('en-US')} idle authenticated connections`, '',
