@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildCloud } from '../../cloud/app.ts';
+import { parseConfig } from '../../lib/config.ts';
+import { CloudServiceConfig } from '../../cli/config.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { createMigrator } from '../../cloud/db/migrations.ts';
 import { readingBuckets } from '../../cloud/db/reading-buckets.ts';
@@ -62,5 +64,13 @@ describe('retention settings', () => {
       .rejects.toMatchObject({ code: 'CS_CLOUD_CONFIG_INVALID', message: expect.stringMatching(/minuteDays \(30\) is shorter than rawDays \(60\)/) });
     await expect(buildCloud({ db, district, profiles, retention: { hourDays: 0 } }))
       .rejects.toMatchObject({ code: 'CS_CLOUD_CONFIG_INVALID', message: expect.stringMatching(/retention\.hourDays must be a positive number/) });
+  });
+
+  it('reads retention.rawDays, minuteDays and hourDays from the cloud config file and refuses other keys or non-integers', () => {
+    const base = { district: 'd.yaml', mqtt: { url: 'mqtt://x:1883', username: 'cloud', password: 'p' } };
+    const cfg = parseConfig(JSON.stringify({ ...base, retention: { rawDays: 14, minuteDays: 60, hourDays: 365 } }), CloudServiceConfig, 'cloud.yaml');
+    expect(cfg.retention).toEqual({ rawDays: 14, minuteDays: 60, hourDays: 365 });
+    expect(() => parseConfig(JSON.stringify({ ...base, retention: { rawDays: 1.5 } }), CloudServiceConfig, 'cloud.yaml')).toThrow(/rawDays/);
+    expect(() => parseConfig(JSON.stringify({ ...base, retention: { days: 3 } }), CloudServiceConfig, 'cloud.yaml')).toThrow(/retention/);
   });
 });
