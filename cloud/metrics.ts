@@ -39,6 +39,7 @@ export interface CloudMetrics {
 
 /** The event loop's delay, process-wide (every cloud in a process shares the loop): enabled once, on first use. */
 let loopDelay: IntervalHistogram | undefined;
+const LOOP_RESOLUTION_MS = 10;
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
@@ -108,12 +109,13 @@ export function createCloudMetrics(stats: () => CloudStats, sources: CloudMetric
     collect() { this.set(sources.liveStreams?.() ?? 0); },
   });
 
-  loopDelay ??= (() => { const h = monitorEventLoopDelay({ resolution: 10 }); h.enable(); return h; })();
+  loopDelay ??= (() => { const h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS }); h.enable(); return h; })();
   const loop = loopDelay;
   new Gauge<'stat'>({
     name: 'cs_cloud_event_loop_lag_seconds', help: 'Event loop delay since the previous scrape (p50, p99, max; process-wide)', labelNames: ['stat'], registers,
     collect() {
-      const ns = (v: number) => (Number.isFinite(v) ? v / 1e9 : 0);
+      // The histogram records whole timer intervals: the lag is what exceeds the resolution.
+      const ns = (v: number) => (Number.isFinite(v) ? Math.max(0, v - LOOP_RESOLUTION_MS * 1e6) / 1e9 : 0);
       this.set({ stat: 'p50' }, ns(loop.percentile(50)));
       this.set({ stat: 'p99' }, ns(loop.percentile(99)));
       this.set({ stat: 'max' }, ns(loop.max));

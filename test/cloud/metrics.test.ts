@@ -1,3 +1,4 @@
+import { request, type ClientRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildCloud, type Cloud, type DbOptions } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
@@ -100,11 +101,14 @@ describe('cloud metrics: live event streams', () => {
     const auth = { authorization: `Bearer ${await cloud.tokens.create('admin')}` };
     const sse = async () => metric((await cloud.app.inject({ url: '/metrics', headers: auth })).body, 'cs_cloud_sse_clients');
     expect(await sse()).toBe(0);
-    const abort = new AbortController();
-    const res = await fetch(`${base}/api/events`, { headers: auth, signal: abort.signal });
-    expect(res.status).toBe(200);
+    const { req, status } = await new Promise<{ req: ClientRequest; status?: number }>((resolve, reject) => {
+      const r = request(`${base}/api/events`, { headers: auth }, (res) => resolve({ req: r, status: res.statusCode }));
+      r.on('error', reject);
+      r.end();
+    });
+    expect(status).toBe(200);
     expect(await sse()).toBe(1);
-    abort.abort();
+    req.destroy();
     await eventually(async () => (await sse()) === 0, 5_000, 20);
   });
 });
