@@ -1,10 +1,13 @@
 import { ref } from 'vue';
+import { api, ApiError } from './api';
 
 /**
  * The live event stream (GET /api/events, server-sent events; docs/architecture.md#events). One
  * EventSource per page, shared by every view. When the server restarts, the stream reconnects by
  * itself; `state` says so ('reconnecting') and every subscriber's `resync` runs once it is back,
  * because events sent while the page was away are not replayed: pages reload what they show.
+ * A refused stream whose session ended (GET /api/session answers 401) is not retried: that 401
+ * sends the app to sign-in.
  */
 
 export type LiveState = 'off' | 'connecting' | 'on' | 'reconnecting';
@@ -36,6 +39,18 @@ let source: EventSource | null = null;
 let everOpen = false;
 let retry: ReturnType<typeof setTimeout> | null = null;
 let backoff = 1000;
+/** Bumped by close(): a check still under way from before then schedules nothing. */
+let generation = 0;
+
+/** Whether the session ended; the 401 itself runs the app's unauthorised handler (api.ts). */
+async function sessionEnded(): Promise<boolean> {
+  try {
+    await api('/api/session');
+    return false;
+  } catch (err) {
+    return err instanceof ApiError && err.status === 401;
+  }
+}
 
 function open(): void {
   if (source) return;
@@ -51,11 +66,17 @@ function open(): void {
   };
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {
-      // The server refused the stream (restarting, or the session ended): try again with back-off.
+      // The server refused the stream: EventSource cannot see why. A session that ended goes to
+      // sign-in (the 401 from /api/session); otherwise (restarting) try again with back-off.
       source = null;
       liveState.value = 'reconnecting';
-      retry ??= setTimeout(() => { retry = null; if (subscribers.size) open(); }, backoff);
-      backoff = Math.min(backoff * 2, 15_000);
+      const gen = generation;
+      void sessionEnded().then((ended) => {
+        if (gen !== generation || source) return;
+        if (ended) { liveState.value = 'off'; return; }
+        retry ??= setTimeout(() => { retry = null; if (subscribers.size) open(); }, backoff);
+        backoff = Math.min(backoff * 2, 15_000);
+      });
     } else {
       liveState.value = 'reconnecting';
     }
@@ -84,6 +105,7 @@ export function subscribe(onEvent: (e: LiveEvent) => void, resync?: () => void):
 
 /** Closes the stream (sign-out). */
 export function close(): void {
+  generation++;
   if (retry) { clearTimeout(retry); retry = null; }
   source?.close();
   source = null;
