@@ -6,18 +6,22 @@ import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 import { eventually } from '../helpers/process.ts';
 import { withExif } from '../helpers/exif.ts';
-import { launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
+import { DESK, launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
 
 /**
  * The maintenance crew's phone on the real demo (issue 11): a case arrives live, the crew works it
  * to handled with a photo; offline, a note and a handled report wait on the phone and reach the
- * server exactly once, even when a reply is lost on the way; another unit's case is not found.
+ * server exactly once, even when a reply is lost on the way; another unit's case and photo are not
+ * found. The handled case, its sensor back in range, is verified by the verifier and closes.
  */
 
 interface HistoryRow { action: string; actor: string }
 interface CaseJson { id: string; device: string; state: string; unit: string; history: HistoryRow[]; photos?: { id: string }[] }
 
 const UNIT = 'xz-drainage';
+/** A short verification window (workflow.verifyClearMs), so the crew's handled case can be verified in the test. */
+const WINDOW_MS = 5000;
+const TINY_JPEG = readFileSync(new URL('../fixtures/photos/tiny.jpg', import.meta.url));
 
 /** Records the page's notifications and oscillator tones (the real ones cannot be heard or seen in a test). */
 const ALERT_SPIES = `(() => {
@@ -51,12 +55,16 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
   let browser: Browser;
   let base: string;
   let crew: { username: string; password: string };
+  let verifier: { username: string; password: string };
+  /** The case the crew reported handled in the first walk, for the verifier's. */
+  let handled: string | undefined;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-web-crew-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
+    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000, verifyClearMs: WINDOW_MS });
     base = (await demo.start()).http;
-    crew = crewUser();
+    crew = demoUser('crew', UNIT);
+    verifier = demoUser('verifier');
     browser = await launch();
   }, 60_000);
 
@@ -66,11 +74,11 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The demo's crew account for the drainage office (<dataDir>/demo-users.json). */
-  function crewUser(): { username: string; password: string } {
+  /** A demo account of the role (and unit) from <dataDir>/demo-users.json. */
+  function demoUser(role: string, unit?: string): { username: string; password: string } {
     const users = (JSON.parse(readFileSync(join(dir, 'demo-users.json'), 'utf8')) as { users: { username: string; password: string; role: string; unit: string | null }[] }).users;
-    const u = users.find((x) => x.role === 'crew' && x.unit === UNIT);
-    if (!u) throw new Error(`demo-users.json has no crew of ${UNIT}`);
+    const u = users.find((x) => x.role === role && (unit === undefined || x.unit === unit));
+    if (!u) throw new Error(`demo-users.json has no ${role}${unit ? ` of ${unit}` : ''}`);
     return u;
   }
 
@@ -177,6 +185,33 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       expect(c.photos).toHaveLength(1);
       expect(c.history.find((h) => h.action === 'handle')?.actor).toBe(`user:${crew.username}`);
       expect(errors).toEqual([]);
+      handled = firstCase;
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it("the crew's handled case, its sensor back in range for the window, is verified by the verifier on a desk and closes", async () => {
+    expect(handled, 'the walk above left a handled case').toBeDefined();
+    await simSet({ districtFile: DEMO_DISTRICT, dataDir: dir, device: 'XZ-WL-002', assignment: 'level_m=0.02' });
+    const context = await browser.newContext(DESK);
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    try {
+      await signIn(page, base, verifier.username, verifier.password);
+      expect(new URL(page.url()).pathname).toBe('/verify');
+      const row = page.locator(`[data-test="queue-case"][data-case-id="${handled}"]`);
+      await row.waitFor({ timeout: 10_000 });
+      await row.locator('[data-test="readiness"][data-ready="ready"]').waitFor({ timeout: 20_000 });
+      await row.locator('[data-test="case-link"]').click();
+      await page.waitForURL(`**/verify/cases/${handled}`);
+      await page.locator('[data-test="verify"]:enabled').waitFor();
+      await page.locator('[data-test="verify"]').click();
+      await page.locator('[data-test="done"][data-action="verify"]').waitFor();
+      const c = await apiCase(handled!);
+      expect(c.state).toBe('closed');
+      expect(c.history.find((h) => h.action === 'verify')?.actor).toBe(`user:${verifier.username}`);
+      expect(errors).toEqual([]);
     } finally {
       await context.close();
     }
@@ -255,9 +290,18 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
     }
   }, 60_000);
 
-  it("does not open another unit's case; both pages pass axe and switch every string to English and back; an extension is requested with a reason", async () => {
+  it("does not open another unit's case nor fetch its photo; both pages pass axe and switch every string to English and back; an extension is requested with a reason", async () => {
     const [other, open] = await Promise.all([breach('XZ-PL-001', 'pressure_mpa=0.05'), breach('XZ-WL-005', 'level_m=0.9')]);
-    expect((await apiCase(other)).unit).not.toBe(UNIT);
+    const otherUnit = (await apiCase(other)).unit;
+    expect(otherUnit).not.toBe(UNIT);
+    // That unit's crew puts a photo on its case; its own crew can fetch it.
+    const otherCrew = demo.tokens[`crew:${otherUnit}`];
+    const form = new FormData();
+    form.append('photo', new Blob([TINY_JPEG], { type: 'image/jpeg' }), 'site.jpg');
+    const up = await fetch(`${base}/api/cases/${other}/photos`, { method: 'POST', headers: { authorization: `Bearer ${otherCrew}` }, body: form });
+    expect(up.status, await up.clone().text()).toBe(201);
+    const [{ id: otherPhoto }] = ((await up.json()) as { photos: { id: string }[] }).photos;
+    expect((await demo.cloud.app.inject({ url: `/api/photos/${otherPhoto}`, headers: { authorization: `Bearer ${otherCrew}` } })).statusCode).toBe(200);
     const context = await browser.newContext(PHONE);
     const page = await context.newPage();
     const errors = watchErrors(page);
@@ -266,6 +310,8 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       await page.goto(`${base}/crew/cases/${other}`);
       await page.locator('[data-test="not-found"]').waitFor();
       expect(await page.evaluate(async (id) => (await fetch(`/api/cases/${id}`)).status, other)).toBe(404);
+      // Nor its photo: the crew's session gets 404 for the other unit's photo URL.
+      expect(await page.evaluate(async (id) => (await fetch(`/api/photos/${id}`, { credentials: 'include' })).status, otherPhoto)).toBe(404);
 
       for (const path of ['/crew', `/crew/cases/${open}`]) {
         await page.goto(`${base}${path}`);
@@ -289,8 +335,8 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
       await page.locator('[data-test="extension-request"]').filter({ hasText: '排水泵故障' }).waitFor();
       expect(await page.locator('[data-test="action-request-extension"]').count()).toBe(0);
       expect((await apiCase(open)).history.filter((h) => h.action === 'request-extension')).toHaveLength(1);
-      // The one error expected: the browser logs the 404 of the other unit's case.
-      expect(errors.filter((e) => !e.includes(`404 (Not Found) (${base}/api/cases/${other})`))).toEqual([]);
+      // The errors expected: the browser logs the 404s of the other unit's case and photo.
+      expect(errors.filter((e) => !e.includes(`404 (Not Found) (${base}/api/cases/${other})`) && !e.includes(`404 (Not Found) (${base}/api/photos/${otherPhoto})`))).toEqual([]);
     } finally {
       await context.close();
     }
