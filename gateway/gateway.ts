@@ -14,6 +14,7 @@
  * allowAnonymous (development only): a CONNECT without credentials gets the `anonymous`
  * identity (the cs/v1 tree, never $-topics); a loud warning is logged at start.
  */
+import { createRequire } from 'node:module';
 import { Aedes, type Client } from 'aedes';
 import { CsError } from '../lib/errors.ts';
 import { createContext } from './context.ts';
@@ -31,6 +32,16 @@ export {
   ANONYMOUS, DEFAULT_MAX_PACKET_SIZE,
   type Gateway, type GatewayAddress, type GatewayLimits, type GatewayOptions, type GatewayStats, type GatewayTlsOptions,
 } from './types.ts';
+
+/**
+ * mqtt-packet (the instance Aedes loads) fills a cache of 65,536 two-byte Buffers, about 6.5 MiB of heap, at
+ * its first write unless told not to before it (its README, `writeToStream.cacheNumbers`); a packet id
+ * then costs one small allocation per write (docs/architecture.md#broker-memory).
+ */
+export function disableNumberCache(): void {
+  const mqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { writeToStream: { cacheNumbers: boolean } };
+  mqttPacket.writeToStream.cacheNumbers = false;
+}
 
 export function buildGateway(opts: GatewayOptions): Gateway {
   const ctx = createContext(opts);
@@ -69,6 +80,7 @@ export function buildGateway(opts: GatewayOptions): Gateway {
     if (opts.tls?.clientCerts && opts.tls.clientCerts !== 'none' && !opts.tls.ca) {
       throw new CsError(GatewayErrors.TLS_CONFIG, 'client certificates need a CA bundle (tls.ca)');
     }
+    disableNumberCache();
     const broker = await Aedes.createBroker({
       ...(opts.cluster ? { persistence: opts.cluster.persistence, mq: opts.cluster.mq } as object : {}),
       ...(opts.brokerId ? { id: opts.brokerId } : {}),

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -348,6 +349,17 @@ describe('gateway with mqtt.js clients', () => {
     await gw1.endAsync();
     for (let i = 0; i < 100 && gateway.stats().connections > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(gateway.stats().connections).toBe(0);
+  });
+
+  it('builds no mqtt-packet number cache for the broker (regression: 65,536 Buffers, 6.5 MiB, after the first client)', async () => {
+    const gw1 = await connect('gw1', PASS.gw1);
+    const commands = await connect('cloud', PASS.cloud);
+    await gw1.subscribeAsync('cs/v1/gw1/cmd', { qos: 1 });
+    const got = new Promise<string>((resolve) => gw1.once('message', (_t, p) => resolve(p.toString())));
+    await commands.publishAsync('cs/v1/gw1/cmd', 'open', { qos: 1 });
+    expect(await got).toBe('open'); // a QoS 1 delivery with a packet id written without the cache
+    const fromAedes = createRequire(import.meta.resolve('aedes'));
+    expect(Object.keys((fromAedes('mqtt-packet/numbers.js') as { cache: object }).cache)).toHaveLength(0);
   });
 
   it('closes every client socket on stop, authenticated or not', async () => {
