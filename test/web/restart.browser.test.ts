@@ -11,7 +11,8 @@ import { DESK, launch, seriousViolations, signIn, skipReason, watchErrors, type 
  * Issue 11: the live updates keep working across a server restart. An operator's alarms page (which
  * refreshes only from the event stream) stays open while the cloud stops and a new one starts on the
  * same port and database: the header says it is reconnecting, then live again, and an alarm raised by
- * the new process reaches the page with no reload.
+ * the new process reaches the page with no reload. A stream refused because the session ended is
+ * not retried forever: the page goes to sign-in.
  */
 describe.skipIf(skipReason !== null)('the pages across a cloud restart', () => {
   let dir: string;
@@ -66,6 +67,38 @@ describe.skipIf(skipReason !== null)('the pages across a cloud restart', () => {
       await row.first().waitFor({ state: 'visible', timeout: 10_000 });
       expect(await page.evaluate(() => (globalThis as unknown as { csMark?: number }).csMark)).toBe(42);
       expect(await seriousViolations(page)).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
+  it('goes to sign-in, not reconnecting forever, when the stream is refused because the session ended', async () => {
+    await cloud?.stop();
+    const base = await startCloud();
+    await cloud!.users.create('op2', 'operator', undefined, 'restart-test-pass-2');
+    const context = await browser.newContext(DESK);
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    try {
+      await signIn(page, base, 'op2', 'restart-test-pass-2');
+      await page.goto(`${base}/operator/alarms`);
+      const live = page.locator('[data-test="live"]');
+      await expect.poll(() => live.getAttribute('data-state'), { timeout: 10_000 }).toBe('on');
+
+      // Signed out elsewhere: the server ends the session, the browser keeps its cookie.
+      const cookies = await context.cookies();
+      expect(await page.evaluate(async () => (await fetch('/api/session', { method: 'DELETE' })).status)).toBe(204);
+      await context.addCookies(cookies);
+      // The stream drops (a restart); its reconnect is refused (401): the page goes to sign-in and stops asking.
+      await cloud!.stop();
+      await startCloud();
+      await page.waitForURL((u) => u.pathname === '/signin', { timeout: 30_000 });
+      expect(new URL(page.url()).searchParams.get('next')).toBe('/operator/alarms');
+      let streams = 0;
+      page.on('request', (r) => { if (r.url().endsWith('/api/events')) streams++; });
+      await page.waitForTimeout(2500);
+      expect(streams).toBe(0);
       expect(errors).toEqual([]);
     } finally {
       await context.close();
