@@ -79,6 +79,8 @@ export const CloudErrors = {
   PHOTO_MISSING: 'CS_CLOUD_PHOTO_MISSING',
   /** This cloud has no photo directory (PostgreSQL without `photosDir`). */
   PHOTOS_UNAVAILABLE: 'CS_CLOUD_PHOTOS_UNAVAILABLE',
+  /** A photo upload to a closed or void case (its record is final: docs/domain.md#the-case). */
+  PHOTO_CASE_FINAL: 'CS_CLOUD_PHOTO_CASE_FINAL',
   CALENDAR_INVALID: 'CS_CLOUD_CALENDAR_INVALID',
   RULES_INVALID: 'CS_CLOUD_RULES_INVALID',
   /** A setting of the cloud's options out of bounds (e.g. `retention`). */
@@ -130,6 +132,7 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_PHOTO_NOT_FOUND: 404,
   CS_CLOUD_PHOTO_MISSING: 400,
   CS_CLOUD_PHOTOS_UNAVAILABLE: 503,
+  CS_CLOUD_PHOTO_CASE_FINAL: 409,
   CS_CLOUD_CALENDAR_INVALID: 500,
   CS_CLOUD_RULES_INVALID: 500,
   CS_CLOUD_CONFIG_INVALID: 500,

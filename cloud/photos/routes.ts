@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { fileTypeFromBuffer } from 'file-type';
 import { CsError } from '../../lib/errors.ts';
+import { FINAL_STATES, type CaseState } from '../../lib/vocabulary.ts';
 import { CloudErrors } from '../errors.ts';
 import { actorOf, appendHistory, iso, visibleCase } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
@@ -45,13 +46,14 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     config: { roles: ['crew', 'operator', 'commander', 'verifier', 'admin'] },
     schema: {
       summary: 'Upload photos to a case: multipart/form-data, field `photo`, one or more JPEG, PNG or WebP files of at most 10 MB each; a crew only to its unit\'s cases',
-      description: 'The bytes decide the type (415 CS_CLOUD_PHOTO_TYPE otherwise); over 10 MB: 413 CS_CLOUD_PHOTO_TOO_LARGE. EXIF time and GPS are read: flags taken-before-case and far-from-asset.',
+      description: 'The bytes decide the type (415 CS_CLOUD_PHOTO_TYPE otherwise); over 10 MB: 413 CS_CLOUD_PHOTO_TOO_LARGE. EXIF time and GPS are read: flags taken-before-case and far-from-asset. A closed or void case takes no photos: 409 CS_CLOUD_PHOTO_CASE_FINAL.',
       tags: ['photos'], consumes: ['multipart/form-data'], params: S.IdParams,
-      response: { 201: S.PhotoUpload, 404: S.ErrorReply, 413: S.ErrorReply, 415: S.ErrorReply, 503: S.ErrorReply, ...S.authErrors },
+      response: { 201: S.PhotoUpload, 404: S.ErrorReply, 409: S.ErrorReply, 413: S.ErrorReply, 415: S.ErrorReply, 503: S.ErrorReply, ...S.authErrors },
     },
   }, async (req, reply) => {
     const principal = principalOf(req);
     const row = await visibleCase(database.db, req.params.id, principal);
+    refuseFinal(row.id, row.state);
     if (!req.isMultipart()) throw new CsError(CloudErrors.UNSUPPORTED_MEDIA_TYPE, 'send the photos as multipart/form-data, field "photo"');
     if (!deps.store) throw new CsError(CloudErrors.PHOTOS_UNAVAILABLE, 'this cloud has no photo directory (photosDir); photos cannot be stored');
     const at = now();
@@ -80,6 +82,9 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     }
     if (!stored.length) throw new CsError(CloudErrors.PHOTO_MISSING, 'no photo in the upload: send one or more files in the multipart field "photo"');
     const ids = await database.write(async (trx) => {
+      // The case may have been closed or voided while the files arrived.
+      const now = await trx.selectFrom('cases').select('state').where('id', '=', row.id).executeTakeFirstOrThrow();
+      refuseFinal(row.id, now.state);
       const linked: string[] = [];
       for (const p of stored) {
         await trx.insertInto('photos').values({
@@ -123,6 +128,13 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     return reply.header('content-type', photo.type).header('x-content-type-options', 'nosniff')
       .header('cache-control', 'private, max-age=86400').header('content-disposition', 'inline').send(bytes as never);
   });
+}
+
+/** A closed or void case's record is final (docs/domain.md#the-case): no photos are added to it. */
+function refuseFinal(id: string, state: string): void {
+  if (FINAL_STATES.includes(state as CaseState)) {
+    throw new CsError(CloudErrors.PHOTO_CASE_FINAL, `case ${id} is ${state}: photos can no longer be added to it`, { state });
+  }
 }
 
 /** @fastify/multipart's limits and malformed bodies as our codes. */

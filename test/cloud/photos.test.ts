@@ -56,10 +56,10 @@ describe.each(BACKENDS)('case photos on $backend', ({ backend, skip }: { backend
       rmSync(photosDir, { recursive: true, force: true });
     });
 
-    async function freshCase(): Promise<{ id: string; lat: number; lon: number }> {
+    async function freshCase(): Promise<{ id: string; device: string; lat: number; lon: number }> {
       const device = district.devices.filter((d) => d.id.startsWith('WL-T-'))[next++];
       const r = await cloud.ingest(GW, topics.up(GW, device.id), reading(device.id, ++seq, clock, { level_m: 0.9 }));
-      return { id: (r as { cases: { caseId: string }[] }).cases[0].caseId, lat: device.lat, lon: device.lon };
+      return { id: (r as { cases: { caseId: string }[] }).cases[0].caseId, device: device.id, lat: device.lat, lon: device.lon };
     }
 
     const upload = (caseId: string, token: string, files: { bytes: Buffer; name: string; type?: string }[], field = 'photo') => {
@@ -163,6 +163,37 @@ describe.each(BACKENDS)('case photos on $backend', ({ backend, skip }: { backend
       const handled = await post(c.id, 'handle', tok.crew, { notes: 'pumped dry', photos: [mine.id] });
       expect(handled.status).toBe(200);
       expect((await body(handled)).photos[0].stage).toBe('handle');
+    });
+
+    it('refuses photos to a closed or a void case (409 CS_CLOUD_PHOTO_CASE_FINAL), adding nothing to it', async () => {
+      const voided = await freshCase();
+      expect((await post(voided.id, 'void', tok.operator, { reason: 'false alarm: sensor under test' })).status).toBe(200);
+      const closed = await freshCase();
+      const shot = ((await body(await upload(closed.id, tok.crew, [{ bytes: withExif(JPEG, { dateTimeOriginal: '2026:11:25 10:43:00' }), name: 'h.jpg' }]))).photos as Photo[])[0];
+      expect((await post(closed.id, 'accept', tok.crew, {})).status).toBe(200);
+      expect((await post(closed.id, 'handle', tok.crew, { notes: 'pumped dry', photos: [shot.id] })).status).toBe(200);
+      const start = clock;
+      try {
+        await cloud.ingest(GW, topics.up(GW, closed.device), reading(closed.device, ++seq, clock, { level_m: 0 }));
+        clock += 11 * 60_000; // past the default 10 min back in range (workflow.verifyClearMs)
+        await cloud.ingest(GW, topics.up(GW, closed.device), reading(closed.device, ++seq, clock, { level_m: 0 }));
+        const verified = await post(closed.id, 'verify', tok.verifier, {});
+        expect(verified.status, await verified.clone().text()).toBe(200);
+        expect((await body(verified)).state).toBe('closed');
+        for (const [c, state] of [[voided, 'void'], [closed, 'closed']] as const) {
+          const before = await body(await get(`/api/cases/${c.id}`, tok.operator));
+          const r = await upload(c.id, tok.crew, [{ bytes: withExif(JPEG, { dateTimeOriginal: `2026:11:25 10:5${state.length}:00` }), name: 'late.jpg' }]);
+          expect(r.status, state).toBe(409);
+          const j = await body(r);
+          expect(j.code).toBe('CS_CLOUD_PHOTO_CASE_FINAL');
+          expect(j.message).toBe(`case ${c.id} is ${state}: photos can no longer be added to it`);
+          const after = await body(await get(`/api/cases/${c.id}`, tok.operator));
+          expect(after.photos).toEqual(before.photos);
+          expect(after.history).toHaveLength(before.history.length);
+        }
+      } finally {
+        clock = start;
+      }
     });
   });
 });
