@@ -7,13 +7,18 @@ import { fileURLToPath } from 'node:url';
  * What the browser tests share (docs/architecture.md#platform-notes): Debian's chromium driven by
  * playwright-core (never `playwright install`), a page that fails the test on any script error or
  * CSP refusal, an accessibility check with axe-core, and screenshots for README under docs/screenshots.
- * Tests skip, saying why, without playwright-core or /usr/bin/chromium.
+ * Tests skip, saying why, without playwright-core or /usr/bin/chromium; under CI (env CI set) or
+ * CS_REQUIRE_BROWSER=1 they fail instead, so a CI run without a browser cannot pass silently.
  */
 
 export const CHROMIUM = process.env.CS_CHROMIUM ?? '/usr/bin/chromium';
 export const pw = await import('playwright-core').catch(() => null);
 export const skipReason = !pw ? 'playwright-core is not installed (npm install)'
   : !existsSync(CHROMIUM) ? `${CHROMIUM} is absent (apt-get install chromium)` : null;
+const underCi = !!process.env.CI && !['0', 'false'].includes(process.env.CI);
+if (skipReason && (underCi || process.env.CS_REQUIRE_BROWSER === '1')) {
+  throw new Error(`browser tests required (${process.env.CS_REQUIRE_BROWSER === '1' ? 'CS_REQUIRE_BROWSER=1' : 'CI is set'}) but cannot run: ${skipReason}`);
+}
 if (skipReason) console.warn(`browser tests skipped: ${skipReason}`);
 
 export type Browser = Awaited<ReturnType<NonNullable<typeof pw>['chromium']['launch']>>;
