@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
-import { launch, screenshot, seriousViolations, signIn, skipReason, WALL, watchErrors, type Browser, type Page } from './harness.ts';
+import { launch, screenshot, seriousViolations, signIn, skipReason, WALL, watchErrors, chineseLeft, demoUser, type Browser, type DemoUser } from './harness.ts';
 
 /**
  * The command centre's board on the real demo with its two edge gateways, on a 1920x1080 wall: the
@@ -12,38 +12,19 @@ import { launch, screenshot, seriousViolations, signIn, skipReason, WALL, watchE
  * map shows every sensor, a breach arrives as an open case counting down, a crew's extension request
  * is approved and a second one refused, and the language switch turns the board's own words to English and back.
  */
-const CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
-
-/** Visible text of the page that is not data (names, addresses, reasons people typed, a warning's own words) nor the switch back to Chinese. */
-function wordsOutsideData(page: Page): Promise<string[]> {
-  // A string: the test's TypeScript has no DOM types; this runs in the page.
-  return page.evaluate(`(() => {
-    const out = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      const el = n.parentElement;
-      const text = n.textContent.trim();
-      if (!el || !text || el.closest('.data, [lang="zh-CN"], script, style, noscript') || !el.checkVisibility()) continue;
-      out.push(text);
-    }
-    return out;
-  })()`);
-}
-
 describe.skipIf(skipReason !== null)('the command board in a browser', () => {
   let dir: string;
   let demo: Demo;
   let browser: Browser;
   let base: string;
-  let commander: { username: string; password: string };
+  let commander: DemoUser;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-web-command-'));
     demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
     const addresses = await demo.start();
     base = addresses.http;
-    const people = JSON.parse(readFileSync(addresses.usersFile, 'utf8')) as { users: { username: string; password: string; role: string }[] };
-    commander = people.users.find((u) => u.role === 'commander')!;
+    commander = demoUser(addresses.usersFile, 'commander');
     browser = await launch();
   }, 60_000);
 
@@ -146,7 +127,7 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
       expect(await acks.textContent()).toContain('2 of 2 gateways acknowledged');
       expect(await row.locator('[data-test="countdown"]').textContent()).toMatch(/^\d+ h \d+ min left$/);
       expect(await row.locator('[data-test="class-urgent"]').textContent()).toBe('Urgent');
-      expect((await wordsOutsideData(page)).filter((s) => CJK.test(s))).toEqual([]);
+      expect(await chineseLeft(page)).toEqual([]);
       await screenshot(page, 'command-board-en');
       expect(await seriousViolations(page)).toEqual([]);
       await page.locator('[data-test="lang"]').click();

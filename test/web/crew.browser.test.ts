@@ -6,7 +6,7 @@ import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 import { eventually } from '../helpers/process.ts';
 import { withExif } from '../helpers/exif.ts';
-import { DESK, launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
+import { DESK, launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, type Browser, type Page } from './harness.ts';
 
 /**
  * The maintenance crew's phone on the real demo (issue 11): a case arrives live, the crew works it
@@ -36,18 +36,6 @@ const ALERT_SPIES = `(() => {
   AudioContext.prototype.createOscillator = function () { window.__tones++; return osc.call(this); };
 })()`;
 
-/** The page's visible text nodes outside data (marked data-raw) and outside other-language labels (marked lang). */
-const VISIBLE_TEXT = `(() => {
-  const out = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement;
-    if (!el || !n.textContent.trim() || el.closest('[data-raw], [lang]:not(html), script, style')) continue;
-    if (el.checkVisibility()) out.push(n.textContent.trim());
-  }
-  return out;
-})()`;
-const CJK = /[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]/;
 
 describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
   let dir: string;
@@ -63,8 +51,8 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-web-crew-'));
     demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000, verifyClearMs: WINDOW_MS });
     base = (await demo.start()).http;
-    crew = demoUser('crew', UNIT);
-    verifier = demoUser('verifier');
+    crew = demoUser(join(dir, 'demo-users.json'), 'crew', UNIT);
+    verifier = demoUser(join(dir, 'demo-users.json'), 'verifier');
     browser = await launch();
   }, 60_000);
 
@@ -73,14 +61,6 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
     await demo?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
-
-  /** A demo account of the role (and unit) from <dataDir>/demo-users.json. */
-  function demoUser(role: string, unit?: string): { username: string; password: string } {
-    const users = (JSON.parse(readFileSync(join(dir, 'demo-users.json'), 'utf8')) as { users: { username: string; password: string; role: string; unit: string | null }[] }).users;
-    const u = users.find((x) => x.role === role && (unit === undefined || x.unit === unit));
-    if (!u) throw new Error(`demo-users.json has no ${role}${unit ? ` of ${unit}` : ''}`);
-    return u;
-  }
 
   async function apiCase(id: string): Promise<CaseJson> {
     const res = await demo.cloud.app.inject({ url: `/api/cases/${id}`, headers: { authorization: `Bearer ${demo.tokens.operator}` } });
@@ -325,8 +305,7 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
         else expect(await page.locator('#h-where').textContent()).toBe('Where');
         // Every visible string is English: no CJK outside data (titles, addresses, notes: marked data-raw)
         // and outside the switch's own label (the other language's name, marked with its lang).
-        const left = await page.evaluate<string[]>(VISIBLE_TEXT);
-        expect(left.filter((s) => CJK.test(s)), path).toEqual([]);
+        expect(await chineseLeft(page), path).toEqual([]);
         await page.locator('[data-test="lang"]').click();
         await expect.poll(() => page.locator('h1').textContent()).toBe(h1);
       }

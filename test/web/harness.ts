@@ -89,3 +89,38 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 }
+
+/** Chinese characters and their punctuation: what must not be left on a page switched to English. */
+export const CJK = /[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]/;
+
+/**
+ * The page's visible text outside data (names, addresses, notes people typed: marked `.data` or
+ * `data-raw`) and outside other-language labels (the language switch, marked with its `lang`).
+ * A string: the tests' TypeScript has no DOM types; this runs in the page.
+ */
+const VISIBLE_TEXT = `(() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    const text = n.textContent.trim();
+    if (!el || !text || el.closest('.data, [data-raw], [lang]:not(html), script, style, noscript') || !el.checkVisibility()) continue;
+    out.push(text);
+  }
+  return out;
+})()`;
+
+/** What of the page's own words (not data) is still in Chinese: empty on a page switched to English. */
+export async function chineseLeft(page: Page): Promise<string[]> {
+  return (await page.evaluate<string[]>(VISIBLE_TEXT)).filter((s) => CJK.test(s));
+}
+
+export interface DemoUser { username: string; password: string; role: string; unit: string | null }
+
+/** A demo account of the role (and unit) from the demo's users file (<dataDir>/demo-users.json). */
+export function demoUser(usersFile: string, role: string, unit?: string): DemoUser {
+  const users = (JSON.parse(readFileSync(usersFile, 'utf8')) as { users: DemoUser[] }).users;
+  const u = users.find((x) => x.role === role && (unit === undefined || x.unit === unit));
+  if (!u) throw new Error(`${usersFile} has no ${role}${unit ? ` of ${unit}` : ''}`);
+  return u;
+}

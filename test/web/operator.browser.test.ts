@@ -1,49 +1,31 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
-import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
+import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, type Browser, type DemoUser } from './harness.ts';
 
 /**
  * The operator's console on the real demo at 1440x900: the device list filtered on the server, a
  * device's month chart drawn from the history's buckets, an alarm raised by a breach acknowledged,
  * no serious accessibility violation on the three pages, and the language switch to English and back.
  */
-const CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
 const BREACHED = 'XZ-WL-002';
-
-/** Visible text of the page that is not data (device names, addresses, hazards) nor the switch back to Chinese. */
-function wordsOutsideData(page: Page): Promise<string[]> {
-  // A string: the test's TypeScript has no DOM types; this runs in the page.
-  return page.evaluate(`(() => {
-    const out = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      const el = n.parentElement;
-      const text = n.textContent.trim();
-      if (!el || !text || el.closest('.data, [lang="zh-CN"], script, style, noscript') || !el.checkVisibility()) continue;
-      out.push(text);
-    }
-    return out;
-  })()`);
-}
 
 describe.skipIf(skipReason !== null)('the operator console in a browser', () => {
   let dir: string;
   let demo: Demo;
   let browser: Browser;
   let base: string;
-  let operator: { username: string; password: string };
+  let operator: DemoUser;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cs-web-operator-'));
     demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
     const addresses = await demo.start();
     base = addresses.http;
-    const people = JSON.parse(readFileSync(addresses.usersFile, 'utf8')) as { users: { username: string; password: string; role: string }[] };
-    operator = people.users.find((u) => u.role === 'operator')!;
+    operator = demoUser(addresses.usersFile, 'operator');
     browser = await launch();
   }, 60_000);
 
@@ -143,14 +125,14 @@ describe.skipIf(skipReason !== null)('the operator console in a browser', () => 
       await page.locator('[data-test="lang"]').click();
       await expect.poll(() => page.locator('h1').textContent()).toBe('Alarms');
       expect(await listed.locator('[data-test="acked"]').textContent()).toMatch(/^Acknowledged .* by user:operator$/);
-      expect((await wordsOutsideData(page)).filter((s) => CJK.test(s))).toEqual([]);
+      expect(await chineseLeft(page)).toEqual([]);
       await page.goto(`${base}/operator/devices/${BREACHED}`);
       await expect.poll(() => page.locator('#health-h').textContent()).toBe('Health');
-      expect((await wordsOutsideData(page)).filter((s) => CJK.test(s))).toEqual([]);
+      expect(await chineseLeft(page)).toEqual([]);
       await page.goto(`${base}/operator`);
       await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(total);
       expect(await page.locator('[data-test="offline-gateways"]').textContent()).toBe('0 of 2 offline');
-      expect((await wordsOutsideData(page)).filter((s) => CJK.test(s))).toEqual([]);
+      expect(await chineseLeft(page)).toEqual([]);
       await page.locator('[data-test="lang"]').click();
       await expect.poll(() => page.locator('h1').textContent()).toBe('设备监测');
       expect(errors).toEqual([]);

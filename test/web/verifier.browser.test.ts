@@ -6,7 +6,7 @@ import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 import { eventually } from '../helpers/process.ts';
 import { withExif } from '../helpers/exif.ts';
-import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser, type Page } from './harness.ts';
+import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, type Browser, type Page } from './harness.ts';
 
 /**
  * The verifier's work surface on the real demo (issue 11): a case the crew reports handled joins the
@@ -24,18 +24,6 @@ const WINDOW_MS = 5000;
 const TABLET = { width: 820, height: 1180 };
 const TINY_JPEG = readFileSync(new URL('../fixtures/photos/tiny.jpg', import.meta.url));
 
-/** The page's visible text outside data (marked data-raw) and the language switch (marked lang). */
-const VISIBLE_TEXT = `(() => {
-  const out = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement;
-    if (!el || !n.textContent.trim() || el.closest('[data-raw], [lang]:not(html), script, style')) continue;
-    if (el.checkVisibility()) out.push(n.textContent.trim());
-  }
-  return out;
-})()`;
-const CJK = /[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]/;
 
 /** `YYYY:MM:DD HH:MM:SS` in Shanghai time, as a camera there writes DateTimeOriginal. */
 function exifTime(ms: number): string {
@@ -53,8 +41,7 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
     dir = mkdtempSync(join(tmpdir(), 'cs-web-verifier-'));
     demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000, verifyClearMs: WINDOW_MS });
     base = (await demo.start()).http;
-    const users = (JSON.parse(readFileSync(join(dir, 'demo-users.json'), 'utf8')) as { users: { username: string; password: string; role: string }[] }).users;
-    verifier = users.find((u) => u.role === 'verifier')!;
+    verifier = demoUser(join(dir, 'demo-users.json'), 'verifier');
     browser = await launch();
   }, 60_000);
 
@@ -102,8 +89,7 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
     await page.locator('[data-test="lang"]').click();
     await expect.poll(() => page.locator('html').getAttribute('lang')).toBe('en');
     expect(await page.locator('[data-test="who"]').textContent()).toContain('Verifier');
-    const left = await page.evaluate<string[]>(VISIBLE_TEXT);
-    expect(left.filter((s) => CJK.test(s)), label).toEqual([]);
+    expect(await chineseLeft(page), label).toEqual([]);
     await page.locator('[data-test="lang"]').click();
     await expect.poll(() => page.locator('h1').textContent()).toBe(h1);
   }
