@@ -1,10 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
+import { DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
-import { launch, screenshot, seriousViolations, signIn, skipReason, WALL, watchErrors, chineseLeft, demoUser, type Browser, type DemoUser } from './harness.ts';
+import { screenshot, seriousViolations, signIn, skipReason, WALL, watchErrors, chineseLeft, demoUser, openDemo, type Browser, type DemoEnv, type DemoUser } from './harness.ts';
 
 /**
  * The command centre's board on the real demo with its two edge gateways, on a 1920x1080 wall: the
@@ -13,6 +11,7 @@ import { launch, screenshot, seriousViolations, signIn, skipReason, WALL, watchE
  * is approved and a second one refused, and the language switch turns the board's own words to English and back.
  */
 describe.skipIf(skipReason !== null)('the command board in a browser', () => {
+  let env: DemoEnv | undefined;
   let dir: string;
   let demo: Demo;
   let browser: Browser;
@@ -20,18 +19,13 @@ describe.skipIf(skipReason !== null)('the command board in a browser', () => {
   let commander: DemoUser;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-web-command-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
-    const addresses = await demo.start();
-    base = addresses.http;
-    commander = demoUser(addresses.usersFile, 'commander');
-    browser = await launch();
+    env = await openDemo('command');
+    ({ dir, demo, base, browser } = env);
+    commander = demoUser(env.usersFile, 'commander');
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await demo?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   const bearer = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });

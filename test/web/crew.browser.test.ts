@@ -1,12 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
+import { DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 import { eventually } from '../helpers/process.ts';
 import { withExif } from '../helpers/exif.ts';
-import { DESK, launch, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, type Browser, type Page } from './harness.ts';
+import { DESK, PHONE, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, openDemo, type Browser, type DemoEnv, type Page } from './harness.ts';
 
 /**
  * The maintenance crew's phone on the real demo (issue 11): a case arrives live, the crew works it
@@ -38,6 +37,7 @@ const ALERT_SPIES = `(() => {
 
 
 describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
+  let env: DemoEnv | undefined;
   let dir: string;
   let demo: Demo;
   let browser: Browser;
@@ -48,18 +48,14 @@ describe.skipIf(skipReason !== null)("the crew's phone in a browser", () => {
   let handled: string | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-web-crew-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000, verifyClearMs: WINDOW_MS });
-    base = (await demo.start()).http;
+    env = await openDemo('crew', { verifyClearMs: WINDOW_MS });
+    ({ dir, demo, base, browser } = env);
     crew = demoUser(join(dir, 'demo-users.json'), 'crew', UNIT);
     verifier = demoUser(join(dir, 'demo-users.json'), 'verifier');
-    browser = await launch();
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await demo?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   async function apiCase(id: string): Promise<CaseJson> {

@@ -1,7 +1,9 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDemo, type Demo, type DemoOptions } from '../../cli/demo.ts';
 
 /**
  * What the browser tests share (docs/architecture.md#platform-notes): Debian's chromium driven by
@@ -123,4 +125,34 @@ export function demoUser(usersFile: string, role: string, unit?: string): DemoUs
   const u = users.find((x) => x.role === role && (unit === undefined || x.unit === unit));
   if (!u) throw new Error(`${usersFile} has no ${role}${unit ? ` of ${unit}` : ''}`);
   return u;
+}
+
+/** A real demo on loopback (ephemeral ports, a temp data directory) and a browser, for one test file. */
+export interface DemoEnv {
+  dir: string;
+  demo: Demo;
+  base: string;
+  usersFile: string;
+  browser: Browser;
+  /** Closes the browser first (its event streams would hold the cloud open), then the demo, then removes the directory. */
+  close(): Promise<void>;
+}
+
+export async function openDemo(name: string, opts: Partial<DemoOptions> = {}): Promise<DemoEnv> {
+  const dir = mkdtempSync(join(tmpdir(), `cs-web-${name}-`));
+  const demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000, ...opts });
+  let browser: Browser | undefined;
+  const close = async () => {
+    await browser?.close();
+    await demo.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const at = await demo.start();
+    browser = await launch();
+    return { dir, demo, base: at.http, usersFile: at.usersFile, browser, close };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
 }

@@ -1,29 +1,22 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, type Demo } from '../../cli/demo.ts';
-import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, type Browser } from './harness.ts';
+import type { Demo } from '../../cli/demo.ts';
+import { DESK, screenshot, seriousViolations, signIn, skipReason, watchErrors, openDemo, type Browser, type DemoEnv } from './harness.ts';
 
 /** The operator's page on the real demo: the city map with the district's 30 sensors, offline (no tiles). */
 describe.skipIf(skipReason !== null)('the operator page map in a browser', () => {
-  let dir: string;
+  let env: DemoEnv | undefined;
   let demo: Demo;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-web-opmap-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
-    base = (await demo.start()).http;
+    env = await openDemo('opmap');
+    ({ demo, base, browser } = env);
     await demo.cloud.users.create('map-operator', 'operator', undefined, 'map-operator-pass-1');
-    browser = await launch();
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await demo?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   it('shows every device of the district over the outlines, asks no other origin, and opens a device from its marker', async () => {

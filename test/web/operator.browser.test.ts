@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
+import { DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
-import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, type Browser, type DemoUser } from './harness.ts';
+import { DESK, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, openDemo, type Browser, type DemoEnv, type DemoUser } from './harness.ts';
 
 /**
  * The operator's console on the real demo at 1440x900: the device list filtered on the server, a
@@ -14,6 +11,7 @@ import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchE
 const BREACHED = 'XZ-WL-002';
 
 describe.skipIf(skipReason !== null)('the operator console in a browser', () => {
+  let env: DemoEnv | undefined;
   let dir: string;
   let demo: Demo;
   let browser: Browser;
@@ -21,18 +19,13 @@ describe.skipIf(skipReason !== null)('the operator console in a browser', () => 
   let operator: DemoUser;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-web-operator-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
-    const addresses = await demo.start();
-    base = addresses.http;
-    operator = demoUser(addresses.usersFile, 'operator');
-    browser = await launch();
+    env = await openDemo('operator');
+    ({ dir, demo, base, browser } = env);
+    operator = demoUser(env.usersFile, 'operator');
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await demo?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   it('filters the devices, draws a device\'s month from buckets, acknowledges a breach\'s alarm, and switches to English and back', async () => {

@@ -1,28 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, type Demo } from '../../cli/demo.ts';
-import { launch, PHONE, screenshot, seriousViolations, skipReason, watchErrors, type Browser } from './harness.ts';
+import type { Demo } from '../../cli/demo.ts';
+import { PHONE, screenshot, seriousViolations, skipReason, watchErrors, openDemo, type Browser, type DemoEnv } from './harness.ts';
 
 /** The sign-in page on the real demo, in Chinese by default and in English after the switch. */
 describe.skipIf(skipReason !== null)('the sign-in page in a browser', () => {
-  let dir: string;
+  let env: DemoEnv | undefined;
   let demo: Demo;
   let browser: Browser;
   let base: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-web-signin-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000 });
-    base = (await demo.start()).http;
-    browser = await launch();
+    env = await openDemo('signin');
+    ({ demo, base, browser } = env);
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await demo?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   it('opens on the sign-in form in Chinese, switches every string to English and back, and keeps the choice', async () => {

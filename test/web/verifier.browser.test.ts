@@ -1,12 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
+import { DEMO_DISTRICT, type Demo } from '../../cli/demo.ts';
 import { simSet } from '../../cli/run-sim.ts';
 import { eventually } from '../helpers/process.ts';
 import { withExif } from '../helpers/exif.ts';
-import { DESK, launch, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, type Browser, type Page } from './harness.ts';
+import { DESK, screenshot, seriousViolations, signIn, skipReason, watchErrors, chineseLeft, demoUser, openDemo, type Browser, type DemoEnv, type Page } from './harness.ts';
 
 /**
  * The verifier's work surface on the real demo (issue 11): a case the crew reports handled joins the
@@ -31,6 +30,7 @@ function exifTime(ms: number): string {
 }
 
 describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser", () => {
+  let env: DemoEnv | undefined;
   let dir: string;
   let demo: Demo;
   let browser: Browser;
@@ -38,17 +38,13 @@ describe.skipIf(skipReason !== null)("the verifier's queue and case in a browser
   let verifier: { username: string; password: string };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cs-web-verifier-'));
-    demo = buildDemo({ dataDir: dir, mqttPort: 0, httpPort: 0, scenarios: false, pollMs: 1000, verifyClearMs: WINDOW_MS });
-    base = (await demo.start()).http;
+    env = await openDemo('verifier', { verifyClearMs: WINDOW_MS });
+    ({ dir, demo, base, browser } = env);
     verifier = demoUser(join(dir, 'demo-users.json'), 'verifier');
-    browser = await launch();
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await demo?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   });
 
   const crewToken = () => demo.tokens[`crew:${UNIT}`];
