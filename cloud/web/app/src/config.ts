@@ -1,16 +1,9 @@
 import { reactive } from 'vue';
 import { api } from './api';
 import { cityZone } from './time';
+import type { TileSource } from './components/map-markers';
 
 /** What the deployment configures for the pages (GET /api/web/config): the city's zone and the map's tiles. */
-export interface TileSource {
-  kind: 'xyz' | 'wmts';
-  url: string;
-  attribution?: string;
-  subdomains?: string[] | string;
-  layer?: string;
-  tileMatrixSet?: string;
-}
 
 export const webConfig = reactive<{ loaded: boolean; timeZone: string; map: { tiles: TileSource | null; center: [number, number] | null; zoom: number | null } }>({
   loaded: false, timeZone: 'Asia/Shanghai', map: { tiles: null, center: null, zoom: null },

@@ -1,4 +1,5 @@
 import { ref } from 'vue';
+import type { CsEvent, CsEventType } from '../../../events.ts';
 import { api, ApiError } from './api';
 
 /**
@@ -12,21 +13,11 @@ import { api, ApiError } from './api';
 
 export type LiveState = 'off' | 'connecting' | 'on' | 'reconnecting';
 
-export interface LiveEvent {
-  seq: number;
-  type: string;
-  at: string;
-  caseId?: string;
-  alarmId?: string;
-  unit?: string;
-  device?: string;
-  hazard?: string;
-  state?: string;
-  data?: Record<string, unknown>;
-}
+/** An event as the cloud streams it (cloud/events.ts). */
+export type LiveEvent = CsEvent;
 
 /** The event names the cloud sends (cloud/events.ts CsEventType). */
-const TYPES = [
+const TYPES: CsEventType[] = [
   'case.opened', 'case.updated', 'case.reopened', 'case.transition', 'case.reminder', 'case.escalated',
   'alarm.raised', 'alarm.cleared', 'alarm.acknowledged', 'emergency.warning-expired',
 ];

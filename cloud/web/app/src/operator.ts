@@ -1,4 +1,4 @@
-import { api } from './api';
+import { api, post } from './api';
 import type { DeviceStatus, Severity } from '../../../../lib/vocabulary.ts';
 
 /**
@@ -57,3 +57,9 @@ export function formatValue(v: unknown): string {
 }
 
 export const devicePath = (id: string): string => `/operator/devices/${encodeURIComponent(id)}`;
+
+/** Acknowledges an alarm (POST /api/alarms/:id/ack) and gives back the list with the acknowledged alarm in its place. */
+export async function acknowledge(alarms: Alarm[], id: string): Promise<Alarm[]> {
+  const a = await post<Alarm>(`/api/alarms/${encodeURIComponent(id)}/ack`);
+  return alarms.map((x) => (x.id === a.id ? a : x));
+}
