@@ -148,6 +148,12 @@ export const CloudServiceConfig = Type.Object({
     minuteDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, default: 90 })),
     hourDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 36_500, default: 730 })),
   }, { additionalProperties: false })),
+  /** The InfluxDB sink (README "InfluxDB sink"): off when absent; the token is never logged. */
+  influx: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^https?://' }), org: Type.String({ minLength: 1 }), bucket: Type.String({ minLength: 1 }), token: Type.String({ minLength: 1 }),
+    queueDir: Type.Optional(Type.String({ minLength: 1 })),
+    maxQueueBytes: Type.Optional(Type.Integer({ minimum: 65_536 })),
+  }, { additionalProperties: false })),
   /**
    * A rule-set file (devices/rules.ts; relative to this file); the defaults when omitted. Give every
    * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").

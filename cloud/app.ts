@@ -4,7 +4,6 @@ import swaggerUi from '@fastify/swagger-ui';
 import cookie from '@fastify/cookie';
 import { performance } from 'node:perf_hooks';
 import { silentLogger, type Logger } from '../lib/log.ts';
-import type { GatewayState } from '../lib/messages.ts';
 import type { District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
 import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
@@ -14,6 +13,7 @@ import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } f
 import type { ReadingLimits } from './reading-check.ts';
 import { createIntake } from './intake.ts';
 import { createCloudMetrics } from './metrics.ts';
+import { buildInfluxSink, type InfluxConfig } from './influx/sink.ts';
 import { createEdgeAlarmIngestor, type EdgeAlarmResult, type EdgeAlarmStats } from './edge-alarms/ingest.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
@@ -43,7 +43,7 @@ import { buildEmergency, type Emergency } from './emergency/service.ts';
 import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import { check } from '../lib/schema.ts';
-import { EdgeHealthSchema, type EdgeHealth } from '../lib/messages.ts';
+import { EdgeHealthSchema, type EdgeHealth, type GatewayState } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
 import { DEFAULT_PHOTO_MAX_DISTANCE_M, photoRoutes } from './photos/routes.ts';
 import { createPhotoStore } from './photos/store.ts';
@@ -58,7 +58,6 @@ export type { EdgeAlarmResult, EdgeAlarmStats } from './edge-alarms/ingest.ts';
 export type { HttpLimits, ConnectionStats } from '../lib/http-limits.ts';
 export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
 export type { User, UserStore } from './users.ts';
-
 /**
  * Where readings come from (gateway states always come over MQTT when `mqtt` is set):
  * `mqtt` (default) subscribes to them; `redis-stream` consumes the brokers' readings stream
@@ -124,6 +123,7 @@ export interface CloudOptions {
   signIn?: LoginGuardOptions;
   /** Behind a reverse proxy: trust its X-Forwarded-For/-Proto (Fastify `trustProxy`); off by default. */
   trustProxy?: boolean | string;
+  influx?: InfluxConfig; // the InfluxDB sink (cloud/influx/sink.ts, README "InfluxDB sink"); off when omitted
   /** Real elapsed time (ms) for the per-credential rate limit and sign-in locks; default `performance.now`. */
   clock?: () => number;
 }
@@ -185,10 +185,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const retentionProblems = checkRetention(retention);
   if (retentionProblems.length) throw new CsError(CloudErrors.CONFIG_INVALID, retentionProblems.join('; '));
   const web = webOptions(opts.web);
+  const influx = buildInfluxSink(opts.influx, opts.db, logger.child({ mod: 'influx' }));
   // The metrics come first: the database and the ingest report timings to them; the rest is read when scraped.
   let liveStreams = (): number => 0;
   const metrics = createCloudMetrics(() => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }), {
-    db: () => database.db, now, caseClock: () => escalator?.stats(), liveStreams: () => liveStreams(),
+    db: () => database.db, now, caseClock: () => escalator?.stats(), liveStreams: () => liveStreams(), influxQueue: influx && (() => influx.stats()),
   });
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }), metrics.query);
   const knownUnits = new Set(opts.district.units.map((u) => u.id));
@@ -215,7 +216,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const intake = createIntake({ district: opts.district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit });
   const ingestor = createIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
-    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake, observe: metrics.ingest,
+    now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake, observe: metrics.ingest, sink: influx?.stored,
   });
   const edgeAlarms = createEdgeAlarmIngestor({
     database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
@@ -349,6 +350,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await streamConsumer?.start();
       escalator?.start();
       pruner.start();
+      influx?.start();
       logger.info({ db: opts.db.kind, mqtt: opts.mqtt?.url ?? null }, 'cloud started');
     },
     async stop() {
@@ -364,6 +366,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await subscriber?.stop();
       await ingestor.flush();
       await Promise.allSettled([...inFlight]);
+      await influx?.stop();
       ingestor.close();
       edgeAlarms.close();
       await app.close();

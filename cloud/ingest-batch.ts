@@ -57,7 +57,10 @@ type Item = Queued & { resolve(s: Stored): void; reject(err: unknown): void };
 const TRANSIENT = /SQLITE_BUSY|database is locked|deadlock detected|could not serialize/;
 const BUSY_RETRIES = 3;
 
-export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions> = {}, observe?: BatchObserver): Batcher {
+/** Readings a batch stored (not duplicates), told after the commit and before they settle (the InfluxDB sink's queue). */
+export type CommittedSink = (readings: { device: string; gateway: string; kind: string; ts: number; values: Record<string, unknown> }[]) => void;
+
+export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions> = {}, observe?: BatchObserver, sink?: CommittedSink): Batcher {
   const { database, now } = deps;
   const maxReadings = Math.max(1, Math.floor(options.maxReadings ?? DEFAULT_BATCH.maxReadings));
   const maxDelayMs = Math.max(0, options.maxDelayMs ?? DEFAULT_BATCH.maxDelayMs);
@@ -88,6 +91,7 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
         observe.batch(t - t0, batch.length);
         for (const it of batch) if (it.receivedAt !== undefined) observe.committed(t - it.receivedAt);
       }
+      if (sink) tellSink(batch, out);
       batch.forEach((it, i) => it.resolve(out[i]));
     } catch (err) {
       // Not committed: forget the rule transitions so that the retry (or redelivery) makes them again.
@@ -101,6 +105,13 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
       batch[0].log.warn({ err: (err as Error)?.message, readings: batch.length }, 'batch of readings failed; storing them one by one');
       for (const it of batch) await run([it], BUSY_RETRIES);
     }
+  }
+
+  function tellSink(batch: Item[], out: Stored[]): void {
+    const rows = batch.flatMap((it, i) => (out[i].status === 'stored'
+      ? [{ device: it.reading.device, gateway: it.gateway, kind: it.reg.profile.kind, ts: it.ts, values: it.reading.values }] : []));
+    // The readings are stored: a sink failure (disk full) is logged and never fails them.
+    try { if (rows.length) sink!(rows); } catch (err) { batch[0].log.error({ err: (err as Error)?.message }, 'InfluxDB queue append failed'); }
   }
 
   async function storeAll(trx: Kysely<DB>, batch: Item[], undo: (() => void)[]): Promise<Stored[]> {

@@ -1,6 +1,6 @@
 import { Reading } from '../lib/messages.ts';
 import { breachEvents } from './cases/index.ts';
-import { createBatcher, type BatchObserver, type BatchOptions } from './ingest-batch.ts';
+import { createBatcher, type BatchObserver, type BatchOptions, type CommittedSink } from './ingest-batch.ts';
 import { createIntake, Rejection, type IngestOutcome, type IntakeCounters, type IntakeRejectReason, type PipelineDeps, type Registered } from './intake.ts';
 import { checkTime, checkValues, DEFAULT_READING_LIMITS, type ReadingLimits } from './reading-check.ts';
 
@@ -39,6 +39,8 @@ export interface IngestDeps extends PipelineDeps {
   batch?: Partial<BatchOptions>;
   /** Ingest latency and batch commit times (cloud/metrics.ts). */
   observe?: BatchObserver;
+  /** Told the readings each batch stored, after its commit (cloud/influx/sink.ts). */
+  sink?: CommittedSink;
 }
 
 export interface Ingestor {
@@ -61,7 +63,7 @@ export function createIngestor(deps: IngestDeps): Ingestor {
   const counters: IngestStats = { stored: 0, duplicates: 0, conflicts: 0, rejected: {}, failed: 0, casesOpened: 0, casesUpdated: 0, warningsSuppressed: 0 };
   const limits: ReadingLimits = { ...DEFAULT_READING_LIMITS, ...deps.limits };
   const intake = deps.intake ?? createIntake(deps);
-  const batcher = createBatcher(deps, deps.batch, deps.observe);
+  const batcher = createBatcher(deps, deps.batch, deps.observe, deps.sink);
   const spec = { kind: 'up' as const, what: 'reading', maxBytes: MAX_PAYLOAD_BYTES, schema: Reading };
 
   function checkPlausible(reg: Registered, reading: Reading, ts: number): void {

@@ -25,6 +25,8 @@ export interface CloudMetricSources {
   caseClock?: () => { reminders: number; escalations: number } | undefined;
   /** Live event streams (`GET /api/events`) open now. */
   liveStreams?: () => number;
+  /** The InfluxDB sink's queue (cloud/influx/sink.ts), when the sink is on. */
+  influxQueue?: () => { queued: number; dropped: number; sent: number; failures: number };
 }
 
 export interface CloudMetrics {
@@ -108,6 +110,16 @@ export function createCloudMetrics(stats: () => CloudStats, sources: CloudMetric
     name: 'cs_cloud_sse_clients', help: 'Live event streams (GET /api/events) open now', registers,
     collect() { this.set(sources.liveStreams?.() ?? 0); },
   });
+
+  new Gauge({
+    name: 'cs_cloud_influx_queue_points', help: 'Points waiting in the InfluxDB sink\'s disk queue (0 when the sink is off)', registers,
+    collect() { this.set(sources.influxQueue?.().queued ?? 0); },
+  });
+  const influx = () => sources.influxQueue?.() ?? { queued: 0, dropped: 0, sent: 0, failures: 0 };
+  mirror('cs_cloud_influx_points_total', 'InfluxDB sink points by outcome: sent (acknowledged), dropped (oldest, queue over its cap)', ['outcome'], () => [
+    [{ outcome: 'sent' }, influx().sent], [{ outcome: 'dropped' }, influx().dropped],
+  ]);
+  mirror('cs_cloud_influx_write_failures_total', 'InfluxDB write requests that failed (retried with back-off)', [], () => [[{}, influx().failures]]);
 
   loopDelay ??= (() => { const h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS }); h.enable(); return h; })();
   const loop = loopDelay;
