@@ -51,12 +51,11 @@ import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionP
 import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 
-export type { Role } from './tokens.ts';
 export type { DbOptions } from './db/database.ts';
 export type { IngestResult, IngestStats } from './ingest.ts';
 export type { EdgeAlarmResult, EdgeAlarmStats } from './edge-alarms/ingest.ts';
 export type { HttpLimits, ConnectionStats } from '../lib/http-limits.ts';
-export { createTokenInDatabase, revokeTokenInDatabase } from './tokens.ts';
+export { createTokenInDatabase, revokeTokenInDatabase, type Role } from './tokens.ts';
 export type { User, UserStore } from './users.ts';
 /**
  * Where readings come from (gateway states always come over MQTT when `mqtt` is set):
