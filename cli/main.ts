@@ -11,6 +11,7 @@ import { adminHttpLimits } from '../gateway/admin-limits.ts';
 import { DEMO_DISTRICT } from './demo-district.ts';
 import { runUntilSignal } from './wait.ts';
 import { registerUserCommands } from './user-commands.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 
 /** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
 
@@ -326,7 +327,7 @@ export function buildProgram(): Command {
       console.log(await createTokenInDatabase(db, o.role, o.unit));
     });
 
-  registerUserCommands(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
+  for (const register of [registerUserCommands, registerAuditCommands]) register(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
 
   return program;
 }

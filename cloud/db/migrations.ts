@@ -2,6 +2,7 @@ import { emergencyMigration } from '../emergency/migration.ts';
 import { edgeAlarmMigration } from '../edge-alarms/migration.ts';
 import { caseworkMigration } from '../cases/migration.ts';
 import { rollupMigration } from './rollups-migration.ts';
+import { historyChainMigration } from '../cases/chain-migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -241,6 +242,7 @@ export const migrations: Record<string, Migration> = {
   '0006_users_sessions': m0006,
   '0007_casework': caseworkMigration,
   '0008_reading_rollups': rollupMigration,
+  '0009_history_chain': historyChainMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

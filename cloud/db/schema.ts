@@ -92,6 +92,8 @@ export interface CasesTable {
   escalated_at: number | null;
   /** A crew's pending extension request as JSON `{ reason, until, at, by }` (0007), or null. */
   extension_request: string | null;
+  /** The hash of the case's last history row (0009; cloud/cases/history.ts), null before its first. */
+  history_head: string | null;
 }
 
 /** Action ids applied (0007): a resent action with the same id is answered, not applied again. */
@@ -180,6 +182,10 @@ export interface CaseHistoryTable {
   evidence: string | null;
   /** JSON object: e.g. an extension's old and new deadline and its approver. */
   details: string | null;
+  /** The previous row's hash (null for a case's first row; cloud/cases/history.ts). */
+  prev_hash: Generated<string | null>;
+  /** sha256 over this row's fields and prev_hash. */
+  hash: Generated<string | null>;
 }
 
 /** Per-day counter behind case ids `C-YYYYMMDD-NNNN` (day in Asia/Shanghai). */

@@ -14,6 +14,7 @@ import type { Routing } from '../routing.ts';
 import type { RuleEngine } from '../rules.ts';
 import type { ModeProvider } from '../mode.ts';
 import { registerDeviceRoutes } from './device-routes.ts';
+import { registerAuditRoutes } from './audit-routes.ts';
 
 export interface RouteDeps {
   database: Database;
@@ -70,6 +71,7 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
   }
 
   registerDeviceRoutes(root, deps);
+  registerAuditRoutes(root, deps);
 
   // ---- units ---------------------------------------------------------------------------------
 
