@@ -5,6 +5,7 @@ import { openDatabase } from '../../cloud/db/database.ts';
 import { topics } from '../../lib/topics.ts';
 import { BACKENDS, district, freshDatabase, profiles, reading, type Backend } from './fixtures.ts';
 import { eventually } from '../helpers/process.ts';
+import { metric } from '../helpers/metrics.ts';
 
 /**
  * The cloud's GET /metrics moves with the load it gets (README "Metrics"): readings stored and
@@ -20,17 +21,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** The value of the series `name` whose labels include `labels` (0 when absent). */
-function metric(body: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of body.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return 0;
-}
 
 async function caseRow(db: DbOptions) {
   const d = openDatabase(db);

@@ -8,6 +8,7 @@ import { buildSimulator, type Simulator } from '../../devices/simulator.ts';
 import { buildEdge, type Edge } from '../../edge/edge.ts';
 import { validateEdgeConfig, type EdgeConfigInput } from '../../edge/config.ts';
 import { recordingBroker, until, type RecordingBroker } from './helpers.ts';
+import { metric } from '../helpers/metrics.ts';
 
 /**
  * The edge's local HTTP port (README "Edge gateway"): /metrics moves with the polls, faults and
@@ -52,17 +53,6 @@ async function setup(): Promise<{ broker: RecordingBroker; sim: Simulator; edge:
   await edge.start();
   const addr = edge.httpAddress()!;
   return { broker, sim, edge, base: `http://${addr.host}:${addr.port}` };
-}
-
-/** The value of the series `name` whose labels include `labels` (0 when absent). */
-function metric(body: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of body.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return 0;
 }
 
 async function scrape(base: string): Promise<string> {
