@@ -7,7 +7,7 @@ import type { IngestOutcome, PipelineDeps, Registered } from './intake.ts';
 import { readingHash } from './reading-check.ts';
 import type { DB } from './db/schema.ts';
 import { recordRollups, type RolledReading } from './db/rollups.ts';
-import { foldState, insertReadings, priorReading, upsertDeviceStates, type DeviceStateRow, type ReadingRow } from './db/reading-store.ts';
+import { foldState, insertReadings, priorReadings, upsertDeviceStates, type DeviceStateRow, type PriorReading, type ReadingRow } from './db/reading-store.ts';
 
 /**
  * Group commit (docs/architecture.md#ingest): checked readings queue here and are stored in one
@@ -48,7 +48,6 @@ export interface Batcher {
   submit(q: Queued): Promise<Stored>;
   /** Stores what is queued now and waits for it. */
   flush(): Promise<void>;
-  stats(): { batches: number; retried: number };
 }
 
 type Item = Queued & { resolve(s: Stored): void; reject(err: unknown): void };
@@ -67,7 +66,6 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
   let queue: Item[] = [];
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<void> = Promise.resolve();
-  const counts = { batches: 0, retried: 0 };
 
   function cut(): Promise<void> {
     if (timer) clearTimeout(timer);
@@ -85,7 +83,6 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
     try {
       const t0 = performance.now();
       const out = await database.write((trx) => storeAll(trx, batch, undo));
-      counts.batches++;
       if (observe) {
         const t = performance.now();
         observe.batch(t - t0, batch.length);
@@ -101,7 +98,6 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
         return run(batch, attempt + 1);
       }
       if (batch.length === 1) return batch[0].reject(err);
-      counts.retried++;
       batch[0].log.warn({ err: (err as Error)?.message, readings: batch.length }, 'batch of readings failed; storing them one by one');
       for (const it of batch) await run([it], BUSY_RETRIES);
     }
@@ -121,13 +117,16 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
       values_json: JSON.stringify(reading.values), quality: reading.quality, historical: reading.historical ? 1 : 0,
     }));
     const stored = await insertReadings(database, trx, rows);
+    // Redeliveries are looked up together, not one query each.
+    const redelivered = rows.filter((_, i) => !stored[i]);
+    const priors = await priorReadings(database, trx, redelivered);
     const latest = new Map<string, DeviceStateRow>();
     const out: Stored[] = [];
     const rolled: RolledReading[] = [];
-    for (let i = 0; i < batch.length; i++) {
+    for (let i = 0, p = 0; i < batch.length; i++) {
       const row = rows[i];
       if (!stored[i]) {
-        out.push(await priorOutcome(trx, batch[i], row));
+        out.push(priorOutcome(batch[i], row, priors[p++]));
         continue;
       }
       rolled.push({ device: row.device, ts: row.ts, values: batch[i].reading.values });
@@ -141,9 +140,8 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
   }
 
   /** Redelivery is normal (at least once); the same key with other values is not. */
-  async function priorOutcome(trx: Kysely<DB>, it: Item, row: ReadingRow): Promise<Stored> {
+  function priorOutcome(it: Item, row: ReadingRow, prior: PriorReading): Stored {
     const { gateway, reading, ts } = it;
-    const prior = await priorReading(database, trx, row);
     const storedHash = readingHash({ device: reading.device, ts: prior.ts, values: JSON.parse(prior.values_json), quality: prior.quality });
     const hash = readingHash({ device: reading.device, ts, values: reading.values, quality: reading.quality });
     if (storedHash !== hash) return { status: 'conflict', gateway, stream: row.stream, seq: reading.seq, device: reading.device, storedHash, hash };
@@ -197,6 +195,5 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
       });
     },
     flush: () => cut(),
-    stats: () => ({ ...counts }),
   };
 }

@@ -54,13 +54,22 @@ export async function insertReadings(database: Database, trx: Kysely<DB>, rows: 
   return rows.map((r) => returned.delete(keyOf(r)));
 }
 
-export async function priorReading(database: Database, trx: Kysely<DB>, r: ReadingRow): Promise<PriorReading> {
+/** The stored rows under the keys of readings the insert did not store (redeliveries), in the order given: one query per chunk on PostgreSQL. */
+export async function priorReadings(database: Database, trx: Kysely<DB>, rows: ReadingRow[]): Promise<PriorReading[]> {
+  if (rows.length === 0) return [];
   if (database.statement) {
-    return found(r, database.statement(PRIOR_SQLITE).get(r.gateway, r.stream, r.device, r.seq) as PriorReading | undefined);
+    const st = database.statement(PRIOR_SQLITE);
+    return rows.map((r) => found(r, st.get(r.gateway, r.stream, r.device, r.seq) as PriorReading | undefined));
   }
-  return found(r, await trx.selectFrom('readings').select(['ts', 'values_json', 'quality'])
-    .where('gateway', '=', r.gateway).where('stream', '=', r.stream).where('device', '=', r.device).where('seq', '=', r.seq)
-    .executeTakeFirst());
+  const byKey = new Map<string, PriorReading>();
+  for (let i = 0; i < rows.length; i += PG_CHUNK) {
+    const chunk = rows.slice(i, i + PG_CHUNK);
+    const out = await trx.selectFrom('readings').select(['gateway', 'stream', 'device', 'seq', 'ts', 'values_json', 'quality'])
+      .where((eb) => eb.or(chunk.map((r) => eb.and([eb('gateway', '=', r.gateway), eb('stream', '=', r.stream), eb('device', '=', r.device), eb('seq', '=', r.seq)]))))
+      .execute();
+    for (const p of out) byKey.set(keyOf(p), { ts: p.ts, values_json: p.values_json, quality: p.quality });
+  }
+  return rows.map((r) => found(r, byKey.get(keyOf(r))));
 }
 
 function found(r: ReadingRow, row: PriorReading | undefined): PriorReading {

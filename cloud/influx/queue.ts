@@ -4,7 +4,7 @@
  * and a cursor file (segment, byte offset) rewritten and fsync'd after the server acknowledged a
  * write. Over the byte cap the oldest whole segments are dropped and their points counted.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SEGMENT_BYTES = 256 * 1024;
@@ -152,9 +152,4 @@ export function openPointQueue(dir: string, maxBytes: number): PointQueue {
       fd = -1;
     },
   };
-}
-
-/** Bytes on disk of a queue directory's segments (for tests and tools). */
-export function queueBytes(dir: string): number {
-  return readdirSync(dir).filter((f) => NAME.test(f)).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }
