@@ -1,5 +1,5 @@
 import { TRANSITIONS, ACTION_ROLES, type CaseAction } from '../../../workflow.ts';
-import type { CaseClass, CaseState, Severity } from '../../../../lib/vocabulary.ts';
+import type { CaseClass, CaseState, CityMode, Severity } from '../../../../lib/vocabulary.ts';
 
 /**
  * What the crew's pages read of the case API (README "The API", cloud/http/schemas.ts Case and
@@ -96,4 +96,23 @@ export function geoLink(lat: number, lon: number): string {
 }
 export function amapLink(lat: number, lon: number, name: string): string {
   return `https://uri.amap.com/marker?position=${lon},${lat}&name=${encodeURIComponent(name)}&coordinate=wgs84&callnative=1`;
+}
+
+/** The rules in force for a device (GET /api/devices/:id/thresholds), as the charts draw them. */
+export interface ThresholdLine { point: string; op: string; value: number | boolean; severity: string }
+export interface Thresholds { inForce: CityMode; normal: ThresholdLine[]; emergency: ThresholdLine[] }
+
+/** The points a case's chart draws: those its alarms were about, else the first two numeric points read. */
+export function chartPoints(d: Pick<CaseDetail, 'alarms' | 'readings'> | null): string[] {
+  if (!d) return [];
+  const fromAlarms = [...new Set(d.alarms.map((a) => a.point).filter((p): p is string => !!p))];
+  if (fromAlarms.length) return fromAlarms;
+  return [...new Set(d.readings.flatMap((r) => Object.keys(r.values).filter((k) => typeof r.values[k] === 'number')))].slice(0, 2);
+}
+
+/** The numeric limits in force on one point, labelled with the severity's name (`severityName`). */
+export function thresholdLines(th: Thresholds | null, point: string, severityName: (s: string) => string): ChartLine[] {
+  if (!th) return [];
+  return th[th.inForce].filter((l) => l.point === point && typeof l.value === 'number')
+    .map((l) => ({ value: l.value as number, severity: l.severity, label: `${l.op} ${l.value} (${severityName(l.severity)})` }));
 }
