@@ -125,7 +125,7 @@ export function buildProgram(): Command {
   const cred = program.command('credential').description('provision MQTT credentials (stored hashed in DATA_DIR/credentials.json, or on a running gateway with --admin-url)');
   cred.command('create <username>')
     .description('create a credential and print its password once')
-    .addOption(new Option('--role <role>', 'gateway (its own namespace), service (the cloud) or observer (read-only cs/v1/#)').choices([...CREDENTIAL_ROLES]).default('gateway'))
+    .addOption(new Option('--role <role>', 'gateway (its own namespace), service (the cloud), observer (read-only cs/v1/#) or integrator (read-only events and readings)').choices([...CREDENTIAL_ROLES]).default('gateway'))
     .addOption(dataDirOption())
     .addOption(adminUrlOption())
     .action(async (username, o) => {
@@ -313,7 +313,7 @@ export function buildProgram(): Command {
   const token = program.command('token').description('API tokens');
   token.command('create')
     .description('issue an API token (printed once; stored hashed)')
-    .addOption(new Option('--role <role>', 'role of the token').choices(['admin', 'operator', 'commander', 'verifier', 'crew']).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'role of the token').choices(['admin', 'operator', 'commander', 'verifier', 'crew', 'integrator']).makeOptionMandatory())
     .option('--unit <unit>', 'the unit of a crew token')
     .addOption(configOption(false))
     .addOption(dataDirOption())

@@ -45,6 +45,10 @@ export function rulesFor(identity: Identity): AclRules {
     // Read-only: watch the traffic, publish nothing.
     return { publish: [], subscribe: [`${TOPIC_ROOT}/#`] };
   }
+  if (identity.role === 'integrator') {
+    // Read-only, narrower than observer: the cloud's events and the readings; no states, health or commands.
+    return { publish: [], subscribe: [topics.events('#'), topics.allUp] };
+  }
   if (identity.role === 'anonymous') {
     // Development switch only (allowAnonymous): the whole cs/v1 tree, still never $-topics.
     return { publish: [`${TOPIC_ROOT}/#`], subscribe: [`${TOPIC_ROOT}/#`] };

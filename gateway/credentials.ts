@@ -29,9 +29,10 @@ import { GatewayErrors } from './errors.ts';
 
 /**
  * Credential roles: `gateway` writes its own namespace, `service` (the cloud) reads everything and
- * writes commands and events, `observer` only reads `cs/v1/#` (an operator's mosquitto_sub or MQTT Explorer).
+ * writes commands and events, `observer` only reads `cs/v1/#` (an operator's mosquitto_sub or MQTT Explorer),
+ * `integrator` (Node-RED, `citysteward flows`) only reads the cloud's events and the readings.
  */
-export const CREDENTIAL_ROLES = ['gateway', 'service', 'observer'] as const;
+export const CREDENTIAL_ROLES = ['gateway', 'service', 'observer', 'integrator'] as const;
 export type Role = (typeof CREDENTIAL_ROLES)[number];
 
 export interface Identity {

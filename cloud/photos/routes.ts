@@ -43,7 +43,7 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
 
   app.post('/api/cases/:id/photos', {
     bodyLimit: MAX_PHOTOS_PER_UPLOAD * (MAX_PHOTO_BYTES + 64 * 1024),
-    config: { roles: ['crew', 'operator', 'commander', 'verifier', 'admin'] },
+    config: { roles: ['crew', 'operator', 'commander', 'verifier', 'admin', 'integrator'] },
     schema: {
       summary: 'Upload photos to a case: multipart/form-data, field `photo`, one or more JPEG, PNG or WebP files of at most 10 MB each; a crew only to its unit\'s cases',
       description: 'The bytes decide the type (415 CS_CLOUD_PHOTO_TYPE otherwise); over 10 MB: 413 CS_CLOUD_PHOTO_TOO_LARGE. EXIF time and GPS are read: flags taken-before-case and far-from-asset. A closed or void case takes no photos: 409 CS_CLOUD_PHOTO_CASE_FINAL.',

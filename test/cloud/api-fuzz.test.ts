@@ -21,7 +21,7 @@ import { mulberry32 } from '../../devices/scenario.ts';
  * `app.routeAccess` must equal it route by route, so a route whose roles were widened (or narrowed)
  * in the code without the README fails here. A new route needs its row. HEAD mirrors GET.
  */
-const ANY = ['admin', 'operator', 'commander', 'verifier', 'crew'] as const;
+const ANY = ['admin', 'operator', 'commander', 'verifier', 'crew', 'integrator'] as const;
 const PUBLIC = 'public' as const;
 const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /healthz': PUBLIC,

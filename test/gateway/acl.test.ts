@@ -105,6 +105,20 @@ describe('ACL', () => {
     for (const t of ['cs/v1/gw1/up/x', 'cs/v1/gw1/cmd', 'cs/v1/events/case/opened', 'cs/v1/gw1/state']) expect(canPublish(observer, t)).toBe(false);
   });
 
+  it('lets an integrator (Node-RED) subscribe to the cloud\'s events and the readings only, and publish nothing', () => {
+    const integrator = { username: 'nodered', role: 'integrator' as const, createdAt: '2026-01-01T00:00:00Z' };
+    for (const f of ['cs/v1/events/#', 'cs/v1/events/case/+', 'cs/v1/events/alarm/raised', 'cs/v1/+/up/+', 'cs/v1/gw1/up/XZ-WL-001']) {
+      expect(canSubscribe(integrator, f), f).toBe(true);
+    }
+    for (const f of ['cs/v1/#', 'cs/v1/+/cmd', 'cs/v1/gw1/cmd/ack', 'cs/v1/+/state', 'cs/v1/+/health', 'cs/v1/+/alarm/+', '#', '$SYS/#']) {
+      expect(canSubscribe(integrator, f), f).toBe(false);
+    }
+    expect(canReceive(integrator, 'cs/v1/events/case/transition')).toBe(true);
+    expect(canReceive(integrator, 'cs/v1/gw1/up/x')).toBe(true);
+    expect(canReceive(integrator, 'cs/v1/gw1/cmd')).toBe(false);
+    for (const t of ['cs/v1/gw1/up/x', 'cs/v1/gw1/cmd', 'cs/v1/events/case/opened', 'cs/v1/gw1/state', 'cs/v1/gw1/cmd/ack']) expect(canPublish(integrator, t)).toBe(false);
+  });
+
   it('gives a gateway identity without a valid gateway id no rules at all', () => {
     expect(rulesFor({ ...gw1, gateway: undefined })).toEqual({ publish: [], subscribe: [] });
     expect(rulesFor({ ...gw1, gateway: 'events' })).toEqual({ publish: [], subscribe: [] });
