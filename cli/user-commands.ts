@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { CsError } from '../lib/errors.ts';
 import type { DbOptions } from '../cloud/db/database.ts';
+import { ROLES } from '../cloud/roles.ts';
 
 /** `citysteward user create|passwd|disable`: people who sign in (cloud/users.ts); wired as `token create`. */
 export interface UserCommandHelpers {
@@ -18,7 +19,7 @@ export function registerUserCommands(program: Command, h: UserCommandHelpers): v
     : { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') });
   user.command('create <name>')
     .description('create a user; without --password: asked twice on a terminal, else generated and printed once')
-    .addOption(new Option('--role <role>', 'role of the user').choices(['admin', 'operator', 'commander', 'verifier', 'crew']).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'role of the user').choices([...ROLES]).makeOptionMandatory())
     .option('--unit <unit>', 'the unit of a crew user')
     .option('--password <password>', 'the password (visible in the process list: prefer the prompt)')
     .addOption(h.configOption(false))

@@ -44,7 +44,7 @@ export const ACTION_ROLES: Record<CaseAction, readonly Role[]> = {
   defer: ['commander', 'admin'],
   void: ['operator', 'commander', 'admin'],
   reopen: ['operator', 'commander', 'verifier', 'admin'],
-  note: ['crew', 'operator', 'commander', 'verifier', 'admin', 'integrator'],
+  note: ['crew', 'operator', 'commander', 'verifier', 'admin', 'integrator', 'inspector'],
   'on-site': ['crew', 'admin'],
   'made-safe': ['crew', 'admin'],
   'request-extension': ['crew', 'admin'],

@@ -41,6 +41,14 @@ export const isRunning = (state: string): boolean => (RUNNING_STATES as readonly
 /** Is the case over (closed or void)? */
 export const isFinal = (state: string): boolean => (FINAL_STATES as readonly string[]).includes(state);
 
+/**
+ * Where a case came from: a sensor breach, an inspector (巡查员) on patrol, the hotline (an operator
+ * registers a call), a citizen's report accepted by an operator (docs/domain.md#cases-from-people).
+ */
+export const CASE_SOURCES = ['sensor', 'inspector', 'hotline', 'citizen'] as const;
+export type CaseSource = (typeof CASE_SOURCES)[number];
+export const CaseSourceT = literals(CASE_SOURCES);
+
 /** The city's mode (docs/domain.md, emergency mode). */
 export const CITY_MODES = ['normal', 'emergency'] as const;
 export type CityMode = (typeof CITY_MODES)[number];

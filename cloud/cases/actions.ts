@@ -45,10 +45,10 @@ export interface ActionInput {
   knownUnits: ReadonlySet<string>;
 }
 
-/** Reads a case as the principal may see it: a crew sees only its unit's cases (404 otherwise). */
+/** Reads a case as the principal may see it: a crew sees only its unit's cases, an inspector the ones it registered (404 otherwise). */
 export async function visibleCase(db: Kysely<DB>, id: string, principal: Principal): Promise<CaseRow> {
   const row = await db.selectFrom('cases').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row || (principal.role === 'crew' && row.unit !== principal.unit)) {
+  if (!row || (principal.role === 'crew' && row.unit !== principal.unit) || (principal.role === 'inspector' && row.reporter !== principal.actor)) {
     throw new CsError(CloudErrors.CASE_NOT_FOUND, `no case "${id}"`);
   }
   return row;

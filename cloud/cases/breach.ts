@@ -5,6 +5,7 @@ import { CloudErrors } from '../errors.ts';
 import { capFor, categoryFor, mergeKeyFor, scheduleFor, underCap } from '../categories.ts';
 import { describeBreach } from '../rules.ts';
 import { routeCase } from '../routing.ts';
+import { districtOf } from '../../devices/district.ts';
 import { OPEN_CASE_PREDICATE } from '../db/migrations.ts';
 import type { CasesTable, DB } from '../db/schema.ts';
 import { nextCaseId } from './ids.ts';
@@ -186,6 +187,11 @@ async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange
     lon: device.lon,
     address: device.address ?? null,
     component_code: device.componentCode,
+    source: 'sensor',
+    category: null,
+    reporter: null,
+    self_corrected: 0,
+    district: districtOf(device),
     merge_key: mergeKeyFor(env.categories, breach.hazard, breach.class),
     hazards: JSON.stringify([breach.hazard]),
     milestones: JSON.stringify(schedule.milestones),

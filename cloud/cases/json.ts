@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { CaseClass, Severity, Static } from '../../lib/vocabulary.ts';
+import type { CaseClass, CaseSource, Severity, Static } from '../../lib/vocabulary.ts';
 import type { AlarmsTable, CasesTable } from '../db/schema.ts';
 import type { Alarm, Case, HistoryEntry } from '../http/schemas.ts';
 import { isOverdue, type CaseState } from '../workflow.ts';
@@ -56,6 +56,11 @@ export function caseToJson(r: CaseRow, now?: number, extras: CaseExtras = { phot
     grid: r.grid ?? null,
     componentCode: r.component_code,
     extensionRequest: ext && { reason: ext.reason, until: ext.until === null ? null : iso(ext.until), at: iso(ext.at), by: ext.by },
+    source: (r.source ?? 'sensor') as CaseSource,
+    category: r.category ?? null,
+    reporter: r.reporter ?? null,
+    selfCorrected: Number(r.self_corrected ?? 0) === 1,
+    district: r.district ?? null,
     photos: extras.photos,
     ...(extras.verification ? { verification: extras.verification } : {}),
   };

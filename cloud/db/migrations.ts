@@ -3,6 +3,7 @@ import { edgeAlarmMigration } from '../edge-alarms/migration.ts';
 import { caseworkMigration } from '../cases/migration.ts';
 import { rollupMigration } from './rollups-migration.ts';
 import { historyChainMigration } from '../cases/chain-migration.ts';
+import { peopleCasesMigration } from '../cases/people-migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -243,6 +244,7 @@ export const migrations: Record<string, Migration> = {
   '0007_casework': caseworkMigration,
   '0008_reading_rollups': rollupMigration,
   '0009_history_chain': historyChainMigration,
+  '0010_people_cases': peopleCasesMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

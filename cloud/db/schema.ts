@@ -94,6 +94,16 @@ export interface CasesTable {
   extension_request: string | null;
   /** The hash of the case's last history row (0009; cloud/cases/history.ts), null before its first. */
   history_head: string | null;
+  /** Where the case came from (0010; lib/vocabulary.ts CASE_SOURCES). */
+  source: string;
+  /** Catalogue category code (GB/T 30428.2 minor class; cloud/catalogue/), null for sensor cases before 0010. */
+  category: string | null;
+  /** The actor who registered a person's case (`user:NAME`, `token:ID`); null for sensor cases. */
+  reporter: string | null;
+  /** 1: an inspector fixed it on the spot (自查自纠), registered and closed in one step. */
+  self_corrected: number;
+  /** County code (6 digits) of the component code or grid code. */
+  district: string | null;
 }
 
 /** Action ids applied (0007): a resent action with the same id is answered, not applied again. */

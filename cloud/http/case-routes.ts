@@ -13,6 +13,7 @@ import { rulesFor } from '../rules.ts';
 import type { WorkCalendar } from '../calendar.ts';
 import { ACTION_ROLES, CASE_ACTIONS, legalActions, RUNNING_STATES, type CaseAction, type CaseState } from '../workflow.ts';
 import { principalOf, scopeUnit } from './auth.ts';
+import { STAFF_ROLES } from '../roles.ts';
 import * as S from './schemas.ts';
 import type { StreamLimiter } from '../../lib/http-limits.ts';
 
@@ -55,16 +56,21 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
 
   app.get('/api/cases', {
     schema: {
-      summary: 'Cases, newest first; a crew token sees its own unit only',
+      summary: 'Cases, newest first; a crew token sees its own unit only, an inspector the cases it registered',
       tags: ['cases'], querystring: S.CaseQuery, response: { 200: S.CaseList, ...S.authErrors },
     },
   }, async (req) => {
-    const { state, unit, hazard, device, limit, cursor, overdue, emergency, area, extensionRequested } = req.query;
+    const { state, unit, hazard, device, limit, cursor, overdue, emergency, area, extensionRequested, source, category, district } = req.query;
     const cls = req.query.class;
-    const scope = scopeUnit(principalOf(req));
+    const p = principalOf(req);
+    const scope = scopeUnit(p);
     const at = now();
     let q = db.selectFrom('cases').selectAll();
     if (scope !== undefined) q = q.where('unit', '=', scope);
+    if (p.role === 'inspector') q = q.where('reporter', '=', p.actor);
+    if (source) q = q.where('source', '=', source);
+    if (category) q = q.where('category', '=', category);
+    if (district) q = q.where('district', '=', district);
     if (unit) q = q.where('unit', '=', unit);
     if (state) q = q.where('state', '=', state);
     if (hazard) q = q.where((eb) => eb.or([eb('hazard', '=', hazard), eb('hazards', 'like', `%"${hazard.replace(/[%_"]/g, '')}"%`)]));
@@ -162,6 +168,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   // ---- alarms --------------------------------------------------------------------------------
 
   app.get('/api/alarms', {
+    config: { roles: STAFF_ROLES },
     schema: { summary: 'Alarms, newest first; a crew token sees alarms of its unit\'s assets', tags: ['alarms'], querystring: S.AlarmQuery, response: { 200: S.AlarmList, ...S.authErrors } },
   }, async (req) => {
     const p = principalOf(req);
@@ -237,6 +244,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   });
 
   app.get('/api/events', {
+    config: { roles: STAFF_ROLES },
     schema: {
       summary: 'Live case and alarm events as server-sent events (text/event-stream); a crew token gets its unit\'s events only',
       tags: ['events'], response: { 429: S.ErrorReply, ...S.authErrors },

@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { PointValue } from '../../lib/messages.ts';
-import { CaseClassT, DEVICE_STATUSES, SEVERITIES, SeverityT } from '../../lib/vocabulary.ts';
+import { CaseClassT, CaseSourceT, DEVICE_STATUSES, SEVERITIES, SeverityT } from '../../lib/vocabulary.ts';
 import { CASE_STATES } from '../workflow.ts';
 
 /** TypeBox schemas of the REST API: validation, types and the OpenAPI document from one source. */
@@ -94,6 +94,11 @@ export const Case = Type.Object({
   grid: Nullable(Type.String()),
   componentCode: Type.String(),
   extensionRequest: Nullable(ExtensionRequest),
+  source: CaseSourceT,
+  category: Nullable(Type.String({ description: 'catalogue category code (GB/T 30428.2 minor class; GET /api/catalogue)' })),
+  reporter: Nullable(Type.String({ description: 'who registered a person\'s case (user:NAME or token:ID); null for sensor cases' })),
+  selfCorrected: Type.Boolean({ description: 'an inspector fixed it on the spot (自查自纠): registered and closed in one step' }),
+  district: Nullable(Type.String({ description: 'county code (6 digits) of the component or grid code' })),
   photos: Type.Array(Photo),
   verification: Type.Optional(Verification),
 });
@@ -177,6 +182,9 @@ export const CaseQuery = Type.Object({
   hazard: Type.Optional(Type.String({ maxLength: 64 })),
   device: Type.Optional(Type.String({ maxLength: 64 })),
   extensionRequested: Type.Optional(Type.Boolean({ description: 'only cases with (true) or without (false) a pending extension request' })),
+  source: Type.Optional(CaseSourceT),
+  category: Type.Optional(Type.String({ maxLength: 32 })),
+  district: Type.Optional(Type.String({ maxLength: 12 })),
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   cursor: Type.Optional(Type.String({ maxLength: 200 })),
 }, { additionalProperties: false });

@@ -43,7 +43,7 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
 
   app.post('/api/cases/:id/photos', {
     bodyLimit: MAX_PHOTOS_PER_UPLOAD * (MAX_PHOTO_BYTES + 64 * 1024),
-    config: { roles: ['crew', 'operator', 'commander', 'verifier', 'admin', 'integrator'] },
+    config: { roles: ['crew', 'operator', 'commander', 'verifier', 'admin', 'integrator', 'inspector'] },
     schema: {
       summary: 'Upload photos to a case: multipart/form-data, field `photo`, one or more JPEG, PNG or WebP files of at most 10 MB each; a crew only to its unit\'s cases',
       description: 'The bytes decide the type (415 CS_CLOUD_PHOTO_TYPE otherwise); over 10 MB: 413 CS_CLOUD_PHOTO_TOO_LARGE. EXIF time and GPS are read: flags taken-before-case and far-from-asset. A closed or void case takes no photos: 409 CS_CLOUD_PHOTO_CASE_FINAL.',
@@ -122,6 +122,7 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     let q = database.db.selectFrom('case_photos').innerJoin('cases', 'cases.id', 'case_photos.case_id').innerJoin('photos', 'photos.id', 'case_photos.photo_id')
       .select(['photos.id', 'photos.type']).where('case_photos.photo_id', '=', req.params.id);
     if (scope !== undefined) q = q.where('cases.unit', '=', scope);
+    if (p.role === 'inspector') q = q.where('cases.reporter', '=', p.actor);
     const photo = await q.limit(1).executeTakeFirst();
     const bytes = photo && (await deps.store?.get(photo.id));
     if (!photo || !bytes) throw new CsError(CloudErrors.PHOTO_NOT_FOUND, `no photo "${req.params.id}"`);

@@ -91,9 +91,9 @@ describe.each(BACKENDS)('case history chain on $backend', ({ backend, skip }: { 
       const before = await sql((d) => d.selectFrom('case_history').select(['case_id', 'seq', 'prev_hash', 'hash']).orderBy('case_id').orderBy('seq').execute());
       await sql(async (d) => {
         const m = createMigrator(d);
-        const down = await m.migrateDown();
+        const down = await m.migrateTo('0008_reading_rollups');
         expect(down.error).toBeUndefined();
-        expect(down.results?.[0]?.migrationName).toBe('0009_history_chain');
+        expect(down.results?.map((r) => r.migrationName)).toContain('0009_history_chain');
         const up = await m.migrateToLatest();
         expect(up.error).toBeUndefined();
       });
