@@ -70,6 +70,7 @@ export interface Stack {
   /** The cloud's HTTP API. */
   base: string;
   mqttUrl: string;
+  broker: Aedes;
   token(role: string, unit?: string): Promise<string>;
   /** Loads a flow into Node-RED (with extra node modules, e.g. the citysteward nodes) and serves its HTTP-in routes. */
   load(flow: FlowNode[], credentials?: Record<string, unknown>, nodes?: NodeModule[]): Promise<{ url: string }>;
@@ -90,7 +91,7 @@ export async function startStack(opts: Partial<CloudOptions> = {}): Promise<Stac
   let nodeServer: HttpServer | undefined;
   let loaded = false;
   return {
-    cloud, base, mqttUrl,
+    cloud, base, mqttUrl, broker,
     token: (role, unit) => cloud.tokens.create(role as never, unit),
     async load(flow, credentials = {}, nodes = []) {
       let httpNode: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
