@@ -40,7 +40,7 @@ async function setup(units: (r: Record<string, string>) => object, opts: Paramet
   writeFileSync(contacts, JSON.stringify({ language: 'zh', timeZone: 'Asia/Shanghai', ...units({ webhook: webhook.url, wecom: wecom.url, dingtalk: dingtalk.url, sms: sms.url }) }));
   const [host, port] = stack.mqttUrl.replace('mqtt://', '').split(':');
   const flow = withEnv(shippedFlow('notifications'), {
-    CITYSTEWARD_URL: stack.base, CITYSTEWARD_TOKEN: await stack.token('operator'), CS_NOTIFY_CONTACTS: contacts,
+    CITYSTEWARD_URL: stack.base, CITYSTEWARD_TOKEN: await stack.token('integrator'), CS_NOTIFY_CONTACTS: contacts,
   }).map((n) => (n.type === 'mqtt-broker' ? { ...n, broker: host, port } : n));
   const subscribed = new Promise<void>((resolve) => stack.broker.on('subscribe', (subs) => { if (subs.some((x) => x.topic === 'cs/v1/events/case/+')) resolve(); }));
   const red = await stack.load(flow);
