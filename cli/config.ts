@@ -48,6 +48,8 @@ export const GatewayServiceConfig = Type.Object({
   stream: Type.Optional(Type.Object({
     key: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'readings' }),
     maxLen: Type.Integer({ minimum: 0, default: DEFAULT_STREAM_MAXLEN }),
+    /** Partitions by gateway (docs/architecture.md#partitions); the same on every broker and cloud worker. */
+    partitions: Type.Integer({ minimum: 1, maximum: 1024, default: 1 }),
   }, { additionalProperties: false })),
   /** /metrics, /healthz and the credentials admin API (admin token from CS_GATEWAY_ADMIN_TOKEN). */
   http: Type.Optional(Type.Object({
@@ -131,6 +133,10 @@ export const CloudServiceConfig = Type.Object({
     group: Type.String({ minLength: 1, default: 'cloud' }),
     /** This worker's name, unique and stable across restarts (e.g. the host name). */
     consumer: Type.String({ minLength: 1 }),
+    /** Partitions by gateway, as on the brokers (docs/architecture.md#partitions): one worker owns each. */
+    partitions: Type.Integer({ minimum: 1, maximum: 1024, default: 1 }),
+    /** A worker's leases on its partitions last this long unrenewed, ms: how soon another takes over a dead one's. */
+    leaseMs: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000 }),
   }, { additionalProperties: false })),
   /** Plausible reading time (README "Topics"): how far ahead of the cloud's clock, how far behind. */
   readings: Type.Optional(Type.Object({

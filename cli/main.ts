@@ -192,7 +192,7 @@ export function buildProgram(): Command {
       const cloud = await buildCloud({
         db, district, profiles, mqtt: cfg.mqtt, logger, readings: cfg.readings, retention: cfg.retention, web: cfg.web, photos, influx: cfg.influx,
         ingestBatch: { maxReadings: cfg.ingest?.batchReadings, maxDelayMs: cfg.ingest?.batchDelayMs }, http: cfg.http.limits, trustProxy: cfg.http.trustProxy, rules, workflow: cfg.workflow,
-        source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer } : { kind: 'mqtt' },
+        source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer, partitions: cfg.stream.partitions, leaseMs: cfg.stream.leaseMs } : { kind: 'mqtt' },
         emergency: e ? {
           fast: { pollMs: e.fastPollMs },
           policy: {

@@ -17,7 +17,8 @@ import { buildInfluxSink, type InfluxConfig } from './influx/sink.ts';
 import { createEdgeAlarmIngestor, type EdgeAlarmResult, type EdgeAlarmStats } from './edge-alarms/ingest.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { createSubscriber, type MqttOptions } from './mqtt.ts';
-import { createStreamConsumer, type StreamSourceOptions } from './stream.ts';
+import type { StreamSourceOptions } from './stream.ts';
+import { streamWorker } from './stream-worker.ts';
 import { createCalendar, DEFAULT_CALENDAR, type WorkCalendar } from './calendar.ts';
 import { DEFAULT_WORKFLOW, type CaseEnv, type WorkflowPolicy } from './cases/index.ts';
 import { buildEscalator, DEFAULT_ESCALATION, type EscalationPolicy, type Escalator } from './escalation.ts';
@@ -261,12 +262,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       gatewayHealth.set(gateway, { at: now(), health: r.value });
     },
   }) : undefined;
-  const streamConsumer = source.kind === 'redis-stream' ? createStreamConsumer({
-    options: source,
-    logger: logger.child({ mod: 'stream' }),
-    // As over MQTT: rejected readings are acknowledged, failed ones stay pending for redelivery.
-    handle: async (e) => (await ingest(e.gateway, e.topic, e.payload)).status !== 'failed',
-  }) : undefined;
+  const streamConsumer = source.kind === 'redis-stream' ? streamWorker(source, { engine, ingestor, district: opts.district, logger, ingest }) : undefined;
   // Events for integrations: cs/v1/events/{case|alarm}/{action}, published by the service identity.
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 

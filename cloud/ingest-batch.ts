@@ -163,7 +163,7 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
       if (reading.historical) {
         breaches = deps.engine.judge(reading.device, reg.profile.id, reading.values, emergency);
       } else {
-        ({ breaches, raised, cleared } = deps.engine.evaluate(reading.device, reg.profile.id, reading.values, ts, emergency));
+        ({ breaches, raised, cleared } = deps.engine.evaluate(reading.device, reg.profile.id, reading.values, ts, emergency, gateway));
       }
     }
     for (const b of raised) undo.push(() => deps.engine.setAlarmed(reading.device, b.hazard, false));

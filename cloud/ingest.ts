@@ -52,8 +52,9 @@ export interface Ingestor {
   /**
    * Seeds the rule engine with the alarms active in the database and repairs a device whose
    * latest reading lies in the future (stored before ts was checked); call after migrating.
+   * With `which`, only the alarms of the devices it picks (a stream partition taken, docs/architecture.md#partitions).
    */
-  seed(): Promise<void>;
+  seed(which?: (device: string) => boolean): Promise<void>;
   /** Logs what the warning limit still holds back. */
   close(): void;
 }
@@ -128,13 +129,13 @@ export function createIngestor(deps: IngestDeps): Ingestor {
     stats: () => ({ ...counters, rejected: { ...counters.rejected } }),
     flush: () => batcher.flush(),
     close: () => intake.close(),
-    async seed() {
-      await repairFutureLatest();
+    async seed(which) {
+      if (!which) await repairFutureLatest();
       const active = await database.db.selectFrom('alarms').select(['device', 'hazard']).where('cleared_at', 'is', null).execute();
       const profileOf = new Map(deps.district.devices.map((d) => [d.id, d.profile]));
       for (const a of active) {
         const profile = profileOf.get(a.device);
-        if (profile) deps.engine.seedActive(a.device, profile, a.hazard);
+        if (profile && (!which || which(a.device))) deps.engine.seedActive(a.device, profile, a.hazard);
       }
     },
   };

@@ -84,6 +84,8 @@ interface DeviceState {
   samples: Map<string, { ts: number; v: number }[]>;
   /** Hazards with an active alarm. */
   alarmed: Set<string>;
+  /** The gateway its last reading came through (its stream partition, docs/architecture.md#partitions). */
+  gateway?: string;
 }
 
 export interface Evaluation {
@@ -97,7 +99,7 @@ export interface Evaluation {
 
 export interface RuleEngine {
   /** A live reading: moves hold times, hysteresis, rate windows and the active alarms. */
-  evaluate(device: string, kind: string, values: Record<string, PointValue>, ts: number, emergency: boolean): Evaluation;
+  evaluate(device: string, kind: string, values: Record<string, PointValue>, ts: number, emergency: boolean, gateway?: string): Evaluation;
   /** A replayed (historical) reading: the same rules, judged statelessly (`judgeValues`); moves nothing. */
   judge(device: string, kind: string, values: Record<string, PointValue>, emergency: boolean): Breach[];
   /**
@@ -108,6 +110,12 @@ export interface RuleEngine {
   /** A hazard cleared or raised elsewhere (the scheduler's silence check). */
   setAlarmed(device: string, hazard: string, on: boolean): void;
   rules(kind: string, device: string): Rule[];
+  /**
+   * Drops the state (hold times, hysteresis, rate windows, alarms) of the devices `which` picks, by
+   * device and the gateway of its last reading: their stream partition moved to another worker
+   * (docs/architecture.md#partitions). Resolves the devices dropped.
+   */
+  forget(which: (device: string, gateway: string | undefined) => boolean): string[];
 }
 
 export function createRuleEngine(set: RuleSet): RuleEngine {
@@ -150,8 +158,15 @@ export function createRuleEngine(set: RuleSet): RuleEngine {
       if (on) s.alarmed.add(hazard);
       else s.alarmed.delete(hazard);
     },
-    evaluate(device, kind, values, ts, emergency) {
+    forget(which) {
+      const out: string[] = [];
+      for (const [d, s] of devices) if (which(d, s.gateway)) out.push(d);
+      for (const d of out) devices.delete(d);
+      return out;
+    },
+    evaluate(device, kind, values, ts, emergency, gateway) {
       const s = state(device);
+      if (gateway !== undefined) s.gateway = gateway;
       const rules = rulesFor(set, kind, device);
       const worst = new Map<string, Breach>();
       const holding = new Set<string>();

@@ -1,25 +1,31 @@
 /**
  * The cloud's Redis Streams consumer: the hand-off of readings and edge alarms at scale (README "Cluster").
  *
- * Every broker appends the readings and edge alarms its clients publish to one stream (gateway/stream.ts);
- * cloud workers read it through one consumer group, so each entry goes to one worker:
+ * Every broker appends the readings and edge alarms its clients publish to the stream partition of
+ * their gateway (gateway/stream.ts, lib/partition.ts); cloud workers read through one consumer
+ * group, and each partition is read by one worker at a time, the one holding its lease
+ * (cloud/stream-leases.ts, docs/architecture.md#partitions): one device, one rule state.
  *
  * - at least once: an entry is acknowledged (XACK) only after `handle` resolved true (the
  *   reading stored, or rejected for good); the cloud is idempotent on (gateway, seq), so a
  *   redelivery stores nothing twice;
- * - a worker that dies or hangs leaves its entries pending; every worker periodically
- *   takes over entries pending longer than `claimIdleMs` with XAUTOCLAIM (Redis 6.2+);
- * - on start a worker first handles its own pending entries (a restart under the same
- *   consumer name resumes where it stopped).
+ * - a worker that takes a partition (at start, on a join, or after its owner died or left)
+ *   first takes over every entry pending on it (XAUTOCLAIM from 0, any idle time), in order,
+ *   before reading new ones; entries whose handling failed are retried after `claimIdleMs`;
+ * - `moved(partition, owned)` is told when a partition comes or goes, between batches, so the
+ *   rule state of its devices is dropped (docs/architecture.md#partitions).
  *
  * Entry fields: `gw`, `topic`, `payload` (raw bytes), `broker`, `at` (gateway/stream.ts); `handle`
  * tells a reading (`up/+`) from an edge alarm (`alarm/+`) by the topic.
- * One loop, no timers: a blocking XREADGROUP of at most `blockMs`, then a claim when due.
+ * One loop reads (a blocking XREADGROUP over the partitions held, of at most `blockMs`); a timer
+ * renews the leases every leaseMs/3.
  */
 import { Redis } from 'ioredis';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import { agreePartitions, partitionKey } from '../lib/partition.ts';
 import { parseTopic } from '../lib/topics.ts';
+import { createPartitionLeases, type PartitionLeases } from './stream-leases.ts';
 
 export interface StreamSourceOptions {
   /** `redis://host:port/db`. */
@@ -30,11 +36,15 @@ export interface StreamSourceOptions {
   group: string;
   /** This worker's name, unique and stable across its restarts (e.g. the host name). */
   consumer: string;
+  /** Partitions by gateway, as on the brokers; default 1. */
+  partitions?: number;
+  /** Lease of a partition unrenewed, ms; default 10000: a dead worker's partitions move after about this. */
+  leaseMs?: number;
   /** Entries read per call; default 100. */
   batch?: number;
-  /** Longest wait of one blocking read, ms; default 1000 (also bounds how late a claim runs). */
+  /** Longest wait of one blocking read, ms; default 1000 (also bounds how late a partition is picked up). */
   blockMs?: number;
-  /** An entry pending this long on any worker is taken over, ms; default 30000. */
+  /** An entry whose handling failed is retried once pending this long, ms; default 30000. */
   claimIdleMs?: number;
   /** How often to look for such entries, ms; default claimIdleMs / 2. */
   claimEveryMs?: number;
@@ -51,6 +61,8 @@ export interface StreamConsumerDeps {
   options: StreamSourceOptions;
   /** Resolves true when the entry may be acknowledged; false or a rejection leaves it pending. */
   handle(entry: StreamEntry): Promise<boolean>;
+  /** A partition came (owned) or went: called between batches, before its first entry is handled. */
+  moved?(partition: number, owned: boolean): Promise<void> | void;
   logger: Logger;
   now?: () => number;
 }
@@ -60,15 +72,17 @@ export interface StreamConsumerStats {
   acked: number;
   /** Entries left pending because handle failed. */
   failed: number;
-  /** Entries taken over from other (dead or stuck) workers. */
+  /** Entries taken over from other (dead, stuck or departed) workers, or retried. */
   claimed: number;
   /** Entries without the expected fields: acknowledged and dropped. */
   malformed: number;
+  /** Partitions this worker reads now. */
+  partitions: number[];
 }
 
 export interface StreamConsumer {
   start(): Promise<void>;
-  /** Finishes the entry in hand, acknowledges it, and closes both Redis connections. */
+  /** Finishes the batch in hand, acknowledges it, releases its partitions and closes both Redis connections. */
   stop(): Promise<void>;
   stats(): StreamConsumerStats;
 }
@@ -76,6 +90,8 @@ export interface StreamConsumer {
 export const StreamErrors = {
   /** Redis cannot be reached, or the group cannot be created, at start. */
   UNAVAILABLE: 'CS_CLOUD_STREAM_UNAVAILABLE',
+  /** The stream was started with another partition count (docs/architecture.md#partitions). */
+  PARTITIONS: 'CS_CLOUD_STREAM_PARTITIONS',
 } as const;
 
 type RawEntry = [id: Buffer, fields: Buffer[]];
@@ -84,28 +100,40 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
   const o = deps.options;
   const log = deps.logger.child({ stream: o.stream, group: o.group, consumer: o.consumer });
   const now = deps.now ?? Date.now;
+  const partitions = o.partitions ?? 1;
+  const leaseMs = o.leaseMs ?? 10_000;
   const batch = o.batch ?? 100;
   const blockMs = o.blockMs ?? 1000;
   const claimIdleMs = o.claimIdleMs ?? 30_000;
   const claimEveryMs = o.claimEveryMs ?? Math.max(1, Math.floor(claimIdleMs / 2));
-  const stats: StreamConsumerStats = { handled: 0, acked: 0, failed: 0, claimed: 0, malformed: 0 };
+  const stats: Omit<StreamConsumerStats, 'partitions'> = { handled: 0, acked: 0, failed: 0, claimed: 0, malformed: 0 };
   /** Blocking reads on one connection, everything else on the other: stop() can cut a read short. */
   let reader: Redis | undefined;
   let writer: Redis | undefined;
+  let leases: PartitionLeases | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> | undefined;
   let stopping = false;
   let loop: Promise<void> | undefined;
   let nextClaimAt = 0;
-  let claimCursor = '0-0';
+  /** Partitions taken over (pending entries handled) and read now. */
+  const ready = new Set<number>();
+  const groups = new Set<number>();
+  const keyOf = (p: number) => partitionKey(o.stream, p, partitions);
+  const partitionOfKey = new Map<string, number>();
+  for (let p = 0; p < partitions; p++) partitionOfKey.set(keyOf(p), p);
 
   // ---- steps -------------------------------------------------------------------------------
 
-  async function ensureGroup(r: Redis): Promise<void> {
+  async function ensureGroup(p: number): Promise<void> {
+    if (groups.has(p)) return;
     try {
-      await r.xgroup('CREATE', o.stream, o.group, '0', 'MKSTREAM');
-      log.info('consumer group created');
+      await writer!.xgroup('CREATE', keyOf(p), o.group, '0', 'MKSTREAM');
+      log.info({ partition: p }, 'consumer group created');
     } catch (err) {
       if (!String((err as Error).message).startsWith('BUSYGROUP')) throw err;
     }
+    groups.add(p);
   }
 
   function decode(raw: RawEntry): StreamEntry | undefined {
@@ -120,11 +148,13 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
   }
 
   /**
-   * Hands the entries over in stream order, readings without waiting for each other (the cloud
-   * stores them in one batch, docs/architecture.md#ingest); an entry of another kind (an edge
-   * alarm) waits for those before it. The good ones are acknowledged in one XACK once all settled.
+   * Hands the entries of one partition over in stream order, readings without waiting for each
+   * other (the cloud stores them in one batch, docs/architecture.md#ingest); an entry of another
+   * kind (an edge alarm) waits for those before it. The good ones are acknowledged in one XACK once
+   * all settled. A partition no longer held is left alone: its entries stay pending for the next owner.
    */
-  async function handleAll(raws: RawEntry[]): Promise<void> {
+  async function handleAll(p: number, raws: RawEntry[]): Promise<void> {
+    if (!leases!.held(p)) return;
     const ack: string[] = [];
     const inHand: Promise<void>[] = [];
     for (const raw of raws) {
@@ -132,19 +162,19 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
       const entry = decode(raw);
       if (!entry) {
         stats.malformed++;
-        log.warn({ id: raw[0].toString() }, 'stream entry without gw, topic or payload: dropped');
+        log.warn({ id: raw[0].toString(), partition: p }, 'stream entry without gw, topic or payload: dropped');
         ack.push(raw[0].toString());
         continue;
       }
       const reading = parseTopic(entry.topic)?.kind === 'up';
       if (!reading) await Promise.all(inHand);
-      const p = handleOne(entry, ack);
-      if (reading) inHand.push(p);
-      else await p;
+      const q = handleOne(entry, ack);
+      if (reading) inHand.push(q);
+      else await q;
     }
     await Promise.all(inHand);
     if (ack.length) {
-      await writer!.xack(o.stream, o.group, ...ack);
+      await writer!.xack(keyOf(p), o.group, ...ack);
       stats.acked += ack.length;
     }
   }
@@ -161,41 +191,63 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
     else stats.failed++; // stays pending: a later claim retries it
   }
 
-  async function readOwnPending(): Promise<void> {
-    for (let after = '0'; !stopping;) {
-      const res = await writer!.callBuffer('XREADGROUP', 'GROUP', o.group, o.consumer, 'COUNT', String(batch), 'STREAMS', o.stream, after) as [Buffer, RawEntry[]][] | null;
-      const entries = res?.[0]?.[1] ?? [];
-      if (entries.length === 0) return;
-      await handleAll(entries);
-      after = entries[entries.length - 1][0].toString();
-    }
+  /** XAUTOCLAIM key group consumer min-idle start COUNT n: entries idle longer than min-idle become ours, in id order. */
+  async function claim(p: number, minIdle: number, all: boolean): Promise<void> {
+    let cursor = '0-0';
+    do {
+      const res = await writer!.callBuffer('XAUTOCLAIM', keyOf(p), o.group, o.consumer, String(minIdle), cursor, 'COUNT', String(batch)) as [Buffer, RawEntry[], ...unknown[]];
+      cursor = res[0].toString();
+      const entries = (res[1] ?? []).filter((e) => e && e[0]);
+      if (entries.length) {
+        stats.claimed += entries.length;
+        log.warn({ count: entries.length, partition: p }, 'took over pending stream entries');
+        await handleAll(p, entries);
+      }
+    } while (all && cursor !== '0-0' && !stopping && leases!.held(p));
   }
 
-  async function claimStale(): Promise<void> {
-    // XAUTOCLAIM key group consumer min-idle start COUNT n: entries idle longer than min-idle become ours.
-    const res = await writer!.callBuffer('XAUTOCLAIM', o.stream, o.group, o.consumer, String(claimIdleMs), claimCursor, 'COUNT', String(batch)) as [Buffer, RawEntry[], ...unknown[]];
-    claimCursor = res[0].toString();
-    const entries = (res[1] ?? []).filter((e) => e && e[0]);
-    if (entries.length) {
-      stats.claimed += entries.length;
-      log.warn({ count: entries.length }, 'took over stream entries pending on another worker');
-      await handleAll(entries);
+  /** Follows the leases between batches: releases what moves away, takes over what came. */
+  async function follow(): Promise<void> {
+    for (const p of await leases!.settle()) {
+      ready.delete(p);
+      await deps.moved?.(p, false);
+    }
+    const owned = leases!.owned();
+    for (const p of [...ready]) {
+      if (owned.includes(p)) continue;
+      ready.delete(p);
+      await deps.moved?.(p, false);
+    }
+    for (const p of owned) {
+      if (ready.has(p) || stopping) continue;
+      await ensureGroup(p);
+      await deps.moved?.(p, true);
+      await claim(p, 0, true);
+      if (leases!.held(p)) ready.add(p);
     }
   }
 
   async function readNew(): Promise<void> {
-    const res = await reader!.callBuffer('XREADGROUP', 'GROUP', o.group, o.consumer, 'COUNT', String(batch), 'BLOCK', String(blockMs), 'STREAMS', o.stream, '>') as [Buffer, RawEntry[]][] | null;
-    const entries = res?.[0]?.[1] ?? [];
-    if (entries.length) await handleAll(entries);
+    const keys = [...ready].map(keyOf);
+    if (keys.length === 0) {
+      await new Promise((r) => setTimeout(r, Math.min(blockMs, 200)));
+      return;
+    }
+    const res = await reader!.callBuffer('XREADGROUP', 'GROUP', o.group, o.consumer, 'COUNT', String(batch), 'BLOCK', String(blockMs), 'STREAMS', ...keys, ...keys.map(() => '>')) as [Buffer, RawEntry[]][] | null;
+    for (const [key, entries] of res ?? []) {
+      const p = partitionOfKey.get(key.toString());
+      if (p !== undefined && entries.length) await handleAll(p, entries);
+    }
   }
 
   async function run(): Promise<void> {
     let backoff = 100;
     while (!stopping) {
       try {
+        await follow();
         if (now() >= nextClaimAt) {
           nextClaimAt = now() + claimEveryMs;
-          await claimStale();
+          for (const p of ready) await claim(p, claimIdleMs, false);
           if (stopping) break;
         }
         await readNew();
@@ -209,34 +261,57 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
     }
   }
 
+  function tick(): void {
+    if (ticking || !leases) return;
+    ticking = leases.tick()
+      .catch((err) => { if (!stopping) log.warn({ err: (err as Error).message }, 'partition leases not renewed; retrying'); })
+      .finally(() => { ticking = undefined; });
+  }
+
   return {
     async start() {
       const opts = { maxRetriesPerRequest: null, lazyConnect: true } as const;
       reader = new Redis(o.url, opts);
       writer = new Redis(o.url, opts);
       for (const r of [reader, writer]) r.on('error', (err) => { if (!stopping) log.warn({ err: err.message }, 'redis connection error'); });
+      let problem: string | undefined;
       try {
         await Promise.all([reader.connect(), writer.connect()]);
-        await ensureGroup(writer);
-        await readOwnPending();
+        problem = await agreePartitions(writer, o.stream, partitions);
+        if (!problem) {
+          leases = createPartitionLeases({ redis: writer, stream: o.stream, consumer: o.consumer, partitions, leaseMs, logger: log, now });
+          await leases.tick();
+          await follow();
+        }
       } catch (err) {
+        problem = undefined;
         reader.disconnect();
         writer.disconnect();
         reader = writer = undefined;
         throw new CsError(StreamErrors.UNAVAILABLE, `cannot consume redis stream ${o.stream} at ${o.url}: ${(err as Error).message}`);
       }
-      log.info({ claimIdleMs, batch }, 'consuming readings stream');
+      if (problem) {
+        reader.disconnect();
+        writer.disconnect();
+        reader = writer = undefined;
+        throw new CsError(StreamErrors.PARTITIONS, problem);
+      }
+      ticker = setInterval(tick, Math.max(100, Math.floor(leaseMs / 3)));
+      log.info({ claimIdleMs, batch, partitions, leaseMs, owned: leases!.owned() }, 'consuming readings stream');
       loop = run();
     },
     async stop() {
       if (!reader || stopping) return loop;
       stopping = true;
-      // Cuts the blocking read short; the entry in hand still finishes and is acknowledged.
+      clearInterval(ticker);
+      // Cuts the blocking read short; the batch in hand still finishes and is acknowledged.
       reader.disconnect();
       await loop;
+      await ticking;
+      await leases?.leave();
       await writer!.quit().catch(() => writer!.disconnect());
       reader = writer = undefined;
     },
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, partitions: [...ready].sort((a, b) => a - b) }),
   };
 }

@@ -55,6 +55,8 @@ export const GatewayErrors = {
   ADMIN_BAD_REQUEST: 'CS_GW_ADMIN_BAD_REQUEST',
   /** Redis (cluster state or the readings stream) cannot be reached at start. */
   REDIS_UNAVAILABLE: 'CS_GW_REDIS_UNAVAILABLE',
+  /** The readings stream was started with another partition count (docs/architecture.md#partitions). */
+  STREAM_PARTITIONS: 'CS_GW_STREAM_PARTITIONS',
 
   /** `broker` or `port` read before start(), or start() called twice. */
   NOT_STARTED: 'CS_GW_NOT_STARTED',

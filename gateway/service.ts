@@ -32,7 +32,7 @@ export interface GatewayServiceSettings {
   tls?: { host?: string; port: number; cert: string; key: string; ca?: string; clientCerts: 'none' | 'optional' | 'required' };
   limits: GatewayLimits & { drainTimeoutMs: number };
   redis?: { url: string; keyPrefix: string };
-  stream?: { key: string; maxLen: number };
+  stream?: { key: string; maxLen: number; partitions?: number };
   /** `limits`: the admin endpoint's timeouts and connection caps (admin.ts DEFAULT_ADMIN_HTTP_LIMITS when omitted). */
   http?: { host: string; port: number; limits?: Partial<AdminHttpLimits> };
   /** The password-check lane and failed-login backoff (login-guard.ts DEFAULT_LOGIN_GUARD when omitted). */
@@ -94,9 +94,10 @@ export function buildGatewayService(opts: GatewayServiceOptions): GatewayService
       let appender: StreamAppender | undefined;
       if (streamKey) {
         const { buildStreamAppender } = await import('./stream.ts');
-        const a = appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, brokerId, logger: log.child({ mod: 'stream' }) });
+        const a = appender = buildStreamAppender({ url: s.redis!.url, key: streamKey, maxLen: s.stream!.maxLen, partitions: s.stream!.partitions, brokerId, logger: log.child({ mod: 'stream' }) });
         stops.push(() => a.stop());
         await a.start().catch((err: Error) => {
+          if (err instanceof CsError) throw err;
           throw new CsError(GatewayErrors.REDIS_UNAVAILABLE, `cannot reach redis at ${s.redis!.url}: ${err.message}`);
         });
       }

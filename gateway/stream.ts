@@ -8,12 +8,18 @@
  * only once Redis holds it. When Redis refuses it, the publish is refused, the
  * connection is closed and the edge resends it from its outbox.
  *
+ * Partitions (docs/architecture.md#partitions): with `partitions` > 1 a gateway's entries go to
+ * `key:pN`, N a stable hash of the gateway id (lib/partition.ts), so one worker judges them all.
+ *
  * Entry fields: `gw` (gateway id), `topic` (its kind tells a reading from an alarm), `payload` (the raw bytes), `broker` (the
  * appending broker's id), `at` (receive time, ms since the epoch).
  */
 import { Redis } from 'ioredis';
+import { CsError } from '../lib/errors.ts';
+import { agreePartitions, partitionKey, partitionOf } from '../lib/partition.ts';
 import { parseTopic } from '../lib/topics.ts';
 import type { Logger } from '../lib/log.ts';
+import { GatewayErrors } from './errors.ts';
 import { DEFAULT_STREAM_MAXLEN } from './redis-defaults.ts';
 
 export interface StreamAppenderOptions {
@@ -22,6 +28,8 @@ export interface StreamAppenderOptions {
   key: string;
   /** Approximate cap on the stream's length (XADD MAXLEN ~); 0 = uncapped. Default 1,000,000. */
   maxLen?: number;
+  /** Partitions of the stream (lib/partition.ts); default 1 (the key itself). Every broker and worker must agree. */
+  partitions?: number;
   /** Id of this broker, written in each entry. */
   brokerId: string;
   now?: () => number;
@@ -41,6 +49,7 @@ export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender
   const now = opts.now ?? Date.now;
   const maxLen = opts.maxLen ?? DEFAULT_STREAM_MAXLEN;
   // XADD's approximate trim (~): cheap, keeps at least maxLen entries.
+  const partitions = opts.partitions ?? 1;
   const trim = maxLen > 0 ? ['MAXLEN', '~', String(maxLen)] : [];
   let redis: Redis | undefined;
 
@@ -50,6 +59,11 @@ export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender
       const r = new Redis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: true });
       r.on('error', (err) => opts.logger.warn({ err: err.message }, 'redis stream connection error'));
       await r.connect();
+      const problem = await agreePartitions(r, opts.key, partitions);
+      if (problem) {
+        r.disconnect();
+        throw new CsError(GatewayErrors.STREAM_PARTITIONS, problem);
+      }
       redis = r;
     },
     async stop() {
@@ -61,7 +75,7 @@ export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender
       const t = parseTopic(topic);
       if (!t || (t.kind !== 'up' && t.kind !== 'alarm')) return false;
       if (!redis) throw new Error('stream appender not started');
-      await redis.xadd(opts.key, ...(trim as []), '*', 'gw', t.gateway, 'topic', topic, 'payload', payload, 'broker', opts.brokerId, 'at', String(now()));
+      await redis.xadd(partitionKey(opts.key, partitionOf(t.gateway, partitions), partitions), ...(trim as []), '*', 'gw', t.gateway, 'topic', topic, 'payload', payload, 'broker', opts.brokerId, 'at', String(now()));
       return true;
     },
   };
