@@ -81,6 +81,7 @@ describe.skipIf(!redisOk || !pgAvailable)('partitions rebalance when workers joi
     workers.push(await startWorker('worker-a', db, district, s));
     expect(new Set(await settled(redis!, s, ['worker-a']))).toEqual(new Set(['worker-a']));
     await send(1, 10);
+    await exactlyOnce(db, 10);
 
     workers.push(await startWorker('worker-b', db, district, s));
     const split = await settled(redis!, s, ['worker-a', 'worker-b']);

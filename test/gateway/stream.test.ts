@@ -82,7 +82,7 @@ describe.skipIf(!redisOk || !pgOk)('readings through a Redis Stream to cloud wor
 
   function startWorker(consumer: string, stallAt?: number): { child: ChildProcess; waitFor(re: RegExp): Promise<void>; output(): string } {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
-      env: { ...process.env, CS_PG_URL: dbUrl, CS_REDIS_URL: REDIS_URL, CS_STREAM: streamKey, CS_GROUP: 'cloud', CS_CONSUMER: consumer, ...(stallAt ? { CS_STALL_AT: String(stallAt) } : {}) },
+      env: { ...process.env, CS_PG_URL: dbUrl, CS_REDIS_URL: REDIS_URL, CS_STREAM: streamKey, CS_GROUP: 'cloud', CS_CONSUMER: consumer, CS_LEASE_MS: '2000', ...(stallAt ? { CS_STALL_AT: String(stallAt) } : {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
@@ -161,7 +161,7 @@ describe.skipIf(!redisOk || !pgOk)('readings through a Redis Stream to cloud wor
     // Worker B (the cloud's own redis-stream source) joins; then A dies mid-stream.
     const b = await buildCloud({
       db: { kind: 'postgres', url: dbUrl }, district, profiles, escalation: false,
-      source: { kind: 'redis-stream', url: REDIS_URL, stream: streamKey, group: 'cloud', consumer: 'worker-b', blockMs: 100, claimIdleMs: 500, claimEveryMs: 200 },
+      source: { kind: 'redis-stream', url: REDIS_URL, stream: streamKey, group: 'cloud', consumer: 'worker-b', leaseMs: 2000, blockMs: 100, claimIdleMs: 500, claimEveryMs: 200 },
     });
     clouds.push(b);
     await b.start();
