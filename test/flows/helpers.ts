@@ -51,8 +51,8 @@ export interface Stack {
   cloudUrl: string;
   /** An integrator API token. */
   token: string;
-  /** Resolves once a client subscribed to `filter` (the broker granted it). */
-  subscribed(filter: string): Promise<void>;
+  /** Resolves once `count` clients subscribed to `filter` (the broker granted it). */
+  subscribed(filter: string, count?: number): Promise<void>;
   /** Forgets the subscriptions seen so far (call before loading a flow). */
   forget(): void;
   stop(): Promise<void>;
@@ -71,11 +71,12 @@ export async function startStack(): Promise<Stack> {
     credentials: store, logger,
   });
   const at = await svc.start();
-  const seen = new Set<string>();
-  const waiters: { filter: string; resolve: () => void }[] = [];
+  const seen = new Map<string, number>();
+  const waiters: { filter: string; count: number; resolve: () => void }[] = [];
+  const enough = (filter: string, count: number) => (seen.get(filter) ?? 0) >= count;
   svc.gateway.broker.on('subscribe', (subs) => {
-    for (const s of subs) seen.add(s.topic);
-    for (const w of waiters.filter((x) => seen.has(x.filter))) {
+    for (const s of subs) seen.set(s.topic, (seen.get(s.topic) ?? 0) + 1);
+    for (const w of waiters.filter((x) => enough(x.filter, x.count))) {
       waiters.splice(waiters.indexOf(w), 1);
       w.resolve();
     }
@@ -88,7 +89,7 @@ export async function startStack(): Promise<Stack> {
   return {
     svc, broker: svc.gateway.broker, cloud, mqttUrl: at.mqtt, cloudUrl, token,
     forget: () => seen.clear(),
-    subscribed: (filter) => new Promise((resolve) => (seen.has(filter) ? resolve() : waiters.push({ filter, resolve }))),
+    subscribed: (filter, count = 1) => new Promise((resolve) => (enough(filter, count) ? resolve() : waiters.push({ filter, count, resolve }))),
     async stop() {
       await cloud.stop();
       await svc.stop();

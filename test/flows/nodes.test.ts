@@ -80,7 +80,7 @@ describe('citysteward-events', () => {
     const all = collect('out2');
     const other = collect('out3');
     await stack.subscribed('cs/v1/events/case/opened');
-    await stack.subscribed('cs/v1/events/#');
+    await stack.subscribed('cs/v1/events/#', 2);
     await publishReading('XZ-WL-001', { level_m: 0.92 });
     const msg = await until(() => got[0], 'case.opened');
     expect(msg.topic).toBe('case.opened');
