@@ -3,22 +3,22 @@ import type { Command } from 'commander';
 import type { UserCommandHelpers } from './user-commands.ts';
 
 /**
- * `citysteward audit verify`: recompute every case-history chain (docs/architecture.md#case-history-chain);
- * prints the report as JSON and exits 1 when a chain is broken.
+ * `citysteward audit verify`: recompute every case-history chain, the emergency log and the credential log
+ * (docs/architecture.md#audit-chains); prints the report as JSON and exits 1 when a chain is broken.
  */
 export function registerAuditCommands(program: Command, h: UserCommandHelpers): void {
   const audit = program.command('audit').description('check the tamper-evident records');
   audit.command('verify')
-    .description('recompute every case history chain; name per case the first row altered, deleted or inserted out of place (exit 1 if any)')
+    .description('recompute every case history chain, the emergency log and the credential log; name the first row of each altered, deleted or inserted out of place (exit 1 if any)')
     .addOption(h.configOption(false))
     .addOption(h.dataDirOption())
     .action(async (o) => {
       const { openDatabase } = await import('../cloud/db/database.ts');
-      const { verifyHistoryChains } = await import('../cloud/cases/verify-chain.ts');
+      const { verifyAudit } = await import('../cloud/audit/verify.ts');
       const database = openDatabase(o.config ? h.databaseOf(o.config, o.dataDir) : { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') });
       try {
         await database.migrate();
-        const report = await verifyHistoryChains(database.db);
+        const report = await verifyAudit(database.db);
         console.log(JSON.stringify(report, null, 2));
         if (!report.ok) process.exitCode = 1;
       } finally {

@@ -4,7 +4,7 @@ import { CsError } from '../lib/errors.ts';
 import type { DbOptions } from '../cloud/db/database.ts';
 import { ROLES } from '../cloud/roles.ts';
 
-/** `citysteward user create|passwd|disable`: people who sign in (cloud/users.ts); wired as `token create`. */
+/** `citysteward user create|passwd|role|disable`: people who sign in (cloud/users.ts); wired as `token create`. */
 export interface UserCommandHelpers {
   configOption(required: boolean): Option;
   dataDirOption(): Option;
@@ -42,6 +42,19 @@ export function registerUserCommands(program: Command, h: UserCommandHelpers): v
       const { password, generated } = await newPassword(o.password);
       await userCommandInDatabase(dbOf(o), { kind: 'passwd', username: name, password });
       console.log(JSON.stringify({ username: name, ...(generated ? { password } : {}) }));
+    });
+  user.command('role <name>')
+    .description('change the role of a user (and the unit of a crew user); takes effect on the user\'s next request')
+    .addOption(new Option('--role <role>', 'the new role').choices([...ROLES]).makeOptionMandatory())
+    .option('--unit <unit>', 'the unit of a crew user')
+    .addOption(h.configOption(false))
+    .addOption(h.dataDirOption())
+    .action(async (name, o) => {
+      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew user needs --unit UNIT');
+      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew users only');
+      const { userCommandInDatabase } = await import('../cloud/users.ts');
+      const changed = await userCommandInDatabase(dbOf(o), { kind: 'role', username: name, role: o.role, unit: o.unit });
+      console.log(JSON.stringify({ username: name, role: o.role, unit: o.unit ?? null, changed }));
     });
   user.command('disable <name>')
     .description('disable a user: no more sign-ins, sessions ended (user passwd enables it again)')

@@ -371,16 +371,14 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     users: {
       create: async (...a) => (await ready(), userStore.create(...a)),
       get: async (u) => (await ready(), userStore.get(u)),
-      setPassword: async (u, p) => (await ready(), userStore.setPassword(u, p)),
-      disable: async (u) => (await ready(), userStore.disable(u)),
+      setPassword: async (...a) => (await ready(), userStore.setPassword(...a)),
+      disable: async (...a) => (await ready(), userStore.disable(...a)),
+      setRole: async (...a) => (await ready(), userStore.setRole(...a)),
       authenticate: async (u, p) => (await ready(), userStore.authenticate(u, p)),
     },
     stats: () => ({ ...ingestor.stats(), edgeAlarms: edgeAlarms.stats() }),
     tokens: {
-      async create(role, unit) {
-        await ready();
-        return (await tokenStore.create(role, unit)).token;
-      },
+      create: async (role, unit) => (await ready(), (await tokenStore.create(role, unit)).token),
       async revokeToken(token) {
         await ready();
         const p = await tokenStore.verify(token);

@@ -2,10 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CsError } from '../lib/errors.ts';
 import { CloudErrors } from './errors.ts';
 import { openDatabase, type Database, type DbOptions } from './db/database.ts';
+import { cliActor, logCredentialChange } from './audit/credential-log.ts';
+import { SYSTEM_ACTOR } from './cases/history.ts';
 
 /**
  * API tokens: `cst_` + 32 random bytes in base64url, shown once; only the sha256 hex is stored.
- * Roles: admin, operator, commander, verifier, crew; a crew token belongs to exactly one unit.
+ * Roles: admin, operator, commander, verifier, crew; a crew token belongs to exactly one unit. Issuing
+ * and revoking are appended to the credential log in their transaction (cloud/audit/credential-log.ts).
  */
 
 import { ROLES, type Role } from './roles.ts';
@@ -40,10 +43,10 @@ export function hashToken(token: string): string {
 
 export interface TokenStore {
   /** Issues a token; returns it (the only time it exists in clear) and its id. */
-  create(role: Role, unit?: string): Promise<{ id: string; token: string }>;
+  create(role: Role, unit?: string, actor?: string): Promise<{ id: string; token: string }>;
   /** The principal of a valid, unrevoked token; undefined otherwise. */
   verify(token: string): Promise<Principal | undefined>;
-  revoke(id: string): Promise<boolean>;
+  revoke(id: string, actor?: string): Promise<boolean>;
 }
 
 export function checkRoleUnit(role: string, unit: string | undefined, knownUnits?: ReadonlySet<string>): asserts role is Role {
@@ -59,13 +62,15 @@ export function checkRoleUnit(role: string, unit: string | undefined, knownUnits
 
 export function createTokenStore(database: Database, now: () => number, knownUnits?: ReadonlySet<string>): TokenStore {
   return {
-    async create(role, unit) {
+    async create(role, unit, actor = SYSTEM_ACTOR.actor) {
       checkRoleUnit(role, unit, knownUnits);
       const token = newToken();
       const id = `tok_${randomBytes(6).toString('hex')}`;
-      await database.write((trx) => trx.insertInto('api_tokens').values({
-        id, hash: hashToken(token), role, unit: unit ?? null, created_at: now(), revoked_at: null,
-      }).execute());
+      const at = now();
+      await database.write(async (trx) => {
+        await trx.insertInto('api_tokens').values({ id, hash: hashToken(token), role, unit: unit ?? null, created_at: at, revoked_at: null }).execute();
+        await logCredentialChange(trx, { at, subjectKind: 'token', subject: id, action: 'create', actor, details: { role, unit: unit ?? null } });
+      });
       return { id, token };
     },
     async verify(token) {
@@ -75,10 +80,14 @@ export function createTokenStore(database: Database, now: () => number, knownUni
       if (!row || row.revoked_at !== null) return undefined;
       return { tokenId: row.id, role: row.role as Role, unit: row.unit, actor: `token:${row.id}`, via: 'token' };
     },
-    async revoke(id) {
-      const r = await database.write((trx) => trx.updateTable('api_tokens').set({ revoked_at: now() })
-        .where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst());
-      return Number(r.numUpdatedRows) > 0;
+    async revoke(id, actor = SYSTEM_ACTOR.actor) {
+      const at = now();
+      return database.write(async (trx) => {
+        const r = await trx.updateTable('api_tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 0) return false;
+        await logCredentialChange(trx, { at, subjectKind: 'token', subject: id, action: 'revoke', actor });
+        return true;
+      });
     },
   };
 }
@@ -92,7 +101,7 @@ export async function createTokenInDatabase(db: DbOptions, role: Role, unit?: st
   const database = openDatabase(db);
   try {
     await database.migrate();
-    return (await createTokenStore(database, Date.now).create(role, unit)).token;
+    return (await createTokenStore(database, Date.now).create(role, unit, cliActor())).token;
   } finally {
     await database.close();
   }
@@ -103,7 +112,7 @@ export async function revokeTokenInDatabase(db: DbOptions, id: string): Promise<
   const database = openDatabase(db);
   try {
     await database.migrate();
-    return await createTokenStore(database, Date.now).revoke(id);
+    return await createTokenStore(database, Date.now).revoke(id, cliActor());
   } finally {
     await database.close();
   }

@@ -3,12 +3,15 @@ import { CsError } from '../lib/errors.ts';
 import { CloudErrors } from './errors.ts';
 import { checkRoleUnit, type Role } from './tokens.ts';
 import { openDatabase, type Database, type DbOptions } from './db/database.ts';
+import { cliActor, logCredentialChange } from './audit/credential-log.ts';
+import { SYSTEM_ACTOR } from './cases/history.ts';
 
 /**
  * People who sign in to the web application (docs/architecture.md#sign-in-and-sessions). Passwords
  * are hashed with scrypt and a per-user salt; the hash is stored as `scrypt$N$r$p$salt$hash`
  * (base64url), so the parameters can change: a sign-in under older parameters rehashes.
- * Passwords are never stored, returned or logged.
+ * Passwords are never stored, returned or logged. Every change is appended to the credential log in
+ * its transaction (cloud/audit/credential-log.ts); `actor` is who made it (default: the system).
  */
 
 export interface ScryptParams { N: number; r: number; p: number }
@@ -80,12 +83,14 @@ export interface User {
 }
 
 export interface UserStore {
-  create(username: string, role: Role, unit: string | undefined, password: string): Promise<User>;
+  create(username: string, role: Role, unit: string | undefined, password: string, actor?: string): Promise<User>;
   get(username: string): Promise<User | undefined>;
   /** Sets a new password (enabling the account again) and revokes the user's sessions. */
-  setPassword(username: string, password: string): Promise<void>;
+  setPassword(username: string, password: string, actor?: string): Promise<void>;
   /** Disables the account and revokes its sessions; false when already disabled. */
-  disable(username: string): Promise<boolean>;
+  disable(username: string, actor?: string): Promise<boolean>;
+  /** Changes the role (and the unit of a crew user); false when both are already so. */
+  setRole(username: string, role: Role, unit: string | undefined, actor?: string): Promise<boolean>;
   /**
    * The user when the password is right and the account enabled; undefined otherwise. An unknown
    * user costs one scrypt run too, so the answer's time does not tell which it was.
@@ -109,44 +114,69 @@ export function createUserStore(database: Database, now: () => number, opts: { k
     return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
   }
 
+  const checkUserRole = (role: string, unit: string | undefined) => {
+    try {
+      checkRoleUnit(role, unit, opts.knownUnits);
+    } catch (err) {
+      throw new CsError(CloudErrors.USER_INVALID, (err as Error).message.replace(/token/g, 'user'));
+    }
+  };
+
   return {
-    async create(username, role, unit, password) {
+    async create(username, role, unit, password, actor = SYSTEM_ACTOR.actor) {
       checkUsername(username);
-      try {
-        checkRoleUnit(role, unit, opts.knownUnits);
-      } catch (err) {
-        throw new CsError(CloudErrors.USER_INVALID, (err as Error).message.replace(/token/g, 'user'));
-      }
+      checkUserRole(role, unit);
       checkPassword(password);
       if (await row(username)) throw new CsError(CloudErrors.USER_EXISTS, `user "${username}" exists already (citysteward user passwd to change the password)`);
       const at = now();
       const id = `usr_${randomBytes(8).toString('hex')}`;
       const password_hash = await hashPassword(password, params);
-      await database.write((trx) => trx.insertInto('users').values({
-        id, username, role, unit: unit ?? null, password_hash, created_at: at, password_changed_at: at, disabled_at: null,
-      }).execute());
+      await database.write(async (trx) => {
+        await trx.insertInto('users').values({
+          id, username, role, unit: unit ?? null, password_hash, created_at: at, password_changed_at: at, disabled_at: null,
+        }).execute();
+        await logCredentialChange(trx, { at, subjectKind: 'user', subject: username, action: 'create', actor, details: { role, unit: unit ?? null } });
+      });
       return { id, username, role, unit: unit ?? null, createdAt: at, disabledAt: null };
     },
     async get(username) {
       const r = await row(username);
       return r ? toUser(r) : undefined;
     },
-    async setPassword(username, password) {
+    async setPassword(username, password, actor = SYSTEM_ACTOR.actor) {
       checkPassword(password);
       const r = await row(username);
       if (!r) throw new CsError(CloudErrors.USER_NOT_FOUND, `no user "${username}"`);
       const at = now();
       const password_hash = await hashPassword(password, params);
-      await database.write((trx) => trx.updateTable('users').set({ password_hash, password_changed_at: at, disabled_at: null }).where('id', '=', r.id).execute());
+      await database.write(async (trx) => {
+        await trx.updateTable('users').set({ password_hash, password_changed_at: at, disabled_at: null }).where('id', '=', r.id).execute();
+        await logCredentialChange(trx, { at, subjectKind: 'user', subject: username, action: 'password', actor, ...(r.disabled_at !== null ? { details: { enabled: true } } : {}) });
+      });
       await revokeSessions(r.id, at);
     },
-    async disable(username) {
+    async disable(username, actor = SYSTEM_ACTOR.actor) {
       const r = await row(username);
       if (!r) throw new CsError(CloudErrors.USER_NOT_FOUND, `no user "${username}"`);
       if (r.disabled_at !== null) return false;
       const at = now();
-      await database.write((trx) => trx.updateTable('users').set({ disabled_at: at }).where('id', '=', r.id).execute());
+      await database.write(async (trx) => {
+        await trx.updateTable('users').set({ disabled_at: at }).where('id', '=', r.id).execute();
+        await logCredentialChange(trx, { at, subjectKind: 'user', subject: username, action: 'disable', actor });
+      });
       await revokeSessions(r.id, at);
+      return true;
+    },
+    async setRole(username, role, unit, actor = SYSTEM_ACTOR.actor) {
+      checkUserRole(role, unit);
+      const r = await row(username);
+      if (!r) throw new CsError(CloudErrors.USER_NOT_FOUND, `no user "${username}"`);
+      if (r.role === role && r.unit === (unit ?? null)) return false;
+      const at = now();
+      await database.write(async (trx) => {
+        await trx.updateTable('users').set({ role, unit: unit ?? null }).where('id', '=', r.id).execute();
+        await logCredentialChange(trx, { at, subjectKind: 'user', subject: username, action: 'role', actor, details: { from: { role: r.role, unit: r.unit }, to: { role, unit: unit ?? null } } });
+      });
       return true;
     },
     async authenticate(username, password) {
@@ -160,7 +190,10 @@ export function createUserStore(database: Database, now: () => number, opts: { k
       if (!sameParams(r.password_hash, params)) {
         // Stored under older parameters: rehash now that the password is known.
         const password_hash = await hashPassword(password, params);
-        await database.write((trx) => trx.updateTable('users').set({ password_hash }).where('id', '=', r.id).execute());
+        await database.write(async (trx) => {
+          await trx.updateTable('users').set({ password_hash }).where('id', '=', r.id).execute();
+          await logCredentialChange(trx, { at: now(), subjectKind: 'user', subject: username, action: 'rehash', actor: SYSTEM_ACTOR.actor });
+        });
       }
       return toUser(r);
     },
@@ -170,7 +203,8 @@ export function createUserStore(database: Database, now: () => number, opts: { k
 export type UserCommand =
   | { kind: 'create'; username: string; role: Role; unit?: string; password: string }
   | { kind: 'passwd'; username: string; password: string }
-  | { kind: 'disable'; username: string };
+  | { kind: 'disable'; username: string }
+  | { kind: 'role'; username: string; role: Role; unit?: string };
 
 /** For `citysteward user ...`: opens and migrates the database, runs one command, closes it. */
 export async function userCommandInDatabase(dbOpts: DbOptions, cmd: UserCommand): Promise<User | boolean | undefined> {
@@ -178,9 +212,11 @@ export async function userCommandInDatabase(dbOpts: DbOptions, cmd: UserCommand)
   try {
     await database.migrate();
     const users = createUserStore(database, Date.now);
-    if (cmd.kind === 'create') return await users.create(cmd.username, cmd.role, cmd.unit, cmd.password);
-    if (cmd.kind === 'passwd') return void await users.setPassword(cmd.username, cmd.password);
-    return await users.disable(cmd.username);
+    const actor = cliActor();
+    if (cmd.kind === 'create') return await users.create(cmd.username, cmd.role, cmd.unit, cmd.password, actor);
+    if (cmd.kind === 'passwd') return void await users.setPassword(cmd.username, cmd.password, actor);
+    if (cmd.kind === 'role') return await users.setRole(cmd.username, cmd.role, cmd.unit, actor);
+    return await users.disable(cmd.username, actor);
   } finally {
     await database.close();
   }

@@ -77,3 +77,15 @@ export const URGENT_CAP_HOURS = 12;
 export const EMERGENCY_CAP_HOURS = 12;
 
 export type { Static };
+
+/** What the credential log (cloud/audit/credential-log.ts) records changes of: sign-in users and API tokens. */
+export const CREDENTIAL_SUBJECTS = ['user', 'token'] as const;
+export type CredentialSubject = (typeof CREDENTIAL_SUBJECTS)[number];
+export const CredentialSubjectT = literals(CREDENTIAL_SUBJECTS);
+/**
+ * Credential changes: create; password (set, enabling a disabled user); rehash (stored under newer
+ * scrypt parameters at sign-in); role (role or unit changed); disable; revoke (a token).
+ */
+export const CREDENTIAL_ACTIONS = ['create', 'password', 'rehash', 'role', 'disable', 'revoke'] as const;
+export type CredentialAction = (typeof CREDENTIAL_ACTIONS)[number];
+export const CredentialActionT = literals(CREDENTIAL_ACTIONS);

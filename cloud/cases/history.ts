@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { CaseHistoryTable, DB } from '../db/schema.ts';
+import { chainHash } from '../../lib/hash-chain.ts';
 
 /**
  * A case's append-only history: every change to a case is a row here (docs/domain.md#the-case),
@@ -19,12 +19,11 @@ export type HistoryInput = Pick<HistoryRow, 'at' | 'action' | 'actor' | 'role' |
 /** The hashed fields, in this order (the chain's definition: never reorder, only add in a new version). */
 export type HashedRow = Pick<HistoryRow, 'case_id' | 'seq' | 'at' | 'action' | 'actor' | 'role' | 'from_state' | 'to_state' | 'note' | 'reason' | 'evidence' | 'details'>;
 
+export const historyFields = (r: HashedRow): unknown[] => [r.case_id, Number(r.seq), Number(r.at), r.action, r.actor, r.role,
+  r.from_state ?? null, r.to_state ?? null, r.note ?? null, r.reason ?? null, r.evidence ?? null, r.details ?? null];
+
 /** sha256 (hex) over the canonical JSON array of a row's fields and the previous row's hash (null for the first). */
-export function historyHash(r: HashedRow, prevHash: string | null): string {
-  const canonical = JSON.stringify([r.case_id, Number(r.seq), Number(r.at), r.action, r.actor, r.role,
-    r.from_state ?? null, r.to_state ?? null, r.note ?? null, r.reason ?? null, r.evidence ?? null, r.details ?? null, prevHash]);
-  return createHash('sha256').update(canonical).digest('hex');
-}
+export const historyHash = (r: HashedRow, prevHash: string | null): string => chainHash(historyFields(r), prevHash);
 
 /**
  * Appends to a case's history inside the caller's write transaction (never updated or deleted): the one

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema.ts';
-import { historyHash, type HistoryRow } from './history.ts';
+import { historyFields, type HistoryRow } from './history.ts';
+import { firstFault, headFault, type ChainFaultKind } from '../../lib/hash-chain.ts';
 
 /**
  * Recomputes every case's history chain (docs/architecture.md#case-history-chain) and names, per case,
@@ -8,7 +9,7 @@ import { historyHash, type HistoryRow } from './history.ts';
  * prev_hash is not the previous row's hash: a row before it deleted, or it inserted out of place),
  * `deleted-tail` (the case's head is not its last row's hash), `orphan` (rows of a case that does not exist).
  */
-export type ChainFaultKind = 'altered' | 'broken-link' | 'deleted-tail' | 'orphan';
+export type { ChainFaultKind };
 export interface ChainFault { caseId: string; seq: number | null; kind: ChainFaultKind; message: string }
 export interface ChainReport { ok: boolean; cases: number; rows: number; faults: ChainFault[] }
 
@@ -38,17 +39,7 @@ export async function verifyHistoryChains(db: Kysely<DB>): Promise<ChainReport> 
 
 /** The first fault of one case's chain, or undefined when it holds. */
 export function verifyCase(caseId: string, head: string | null, rows: HistoryRow[]): ChainFault | undefined {
-  let prev: string | null = null;
-  for (const r of rows) {
-    const seq = Number(r.seq);
-    if ((r.prev_hash ?? null) !== prev) {
-      return { caseId, seq, kind: 'broken-link', message: `row ${seq} does not follow ${prev === null ? 'the start of the chain' : 'the row before it'}: a row before it was deleted, or it was inserted out of place` };
-    }
-    if (historyHash(r, prev) !== r.hash) return { caseId, seq, kind: 'altered', message: `row ${seq} was altered: its content no longer gives its hash` };
-    prev = r.hash;
-  }
-  if ((head ?? null) !== prev) {
-    return { caseId, seq: rows.length ? Number(rows[rows.length - 1]!.seq) : null, kind: 'deleted-tail', message: `the case's head is not its last row's hash: rows after ${rows.length ? `row ${rows[rows.length - 1]!.seq}` : 'the start'} were deleted` };
-  }
-  return undefined;
+  const { fault, last } = firstFault(rows, historyFields);
+  const f = fault ?? headFault(head, last, rows.length ? Number(rows[rows.length - 1]!.seq) : null);
+  return f && { caseId, ...f, message: f.kind === 'deleted-tail' ? f.message.replace('the head', "the case's head") : f.message };
 }

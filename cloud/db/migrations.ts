@@ -4,6 +4,7 @@ import { caseworkMigration } from '../cases/migration.ts';
 import { rollupMigration } from './rollups-migration.ts';
 import { historyChainMigration } from '../cases/chain-migration.ts';
 import { peopleCasesMigration } from '../cases/people-migration.ts';
+import { auditChainsMigration } from '../audit/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -245,6 +246,7 @@ export const migrations: Record<string, Migration> = {
   '0008_reading_rollups': rollupMigration,
   '0009_history_chain': historyChainMigration,
   '0010_people_cases': peopleCasesMigration,
+  '0011_audit_chains': auditChainsMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -267,6 +267,32 @@ export interface EmergencyLogTable {
   role: string;
   reason: string;
   alert_id: string | null;
+  /** The previous row's hash (null for the first; one chain, cloud/audit/chain.ts, migration 0011). */
+  prev_hash: Generated<string | null>;
+  /** sha256 over this row's fields and prev_hash. */
+  hash: Generated<string | null>;
+}
+
+/** Append-only, hash-chained: every change of a user or an API token (migration 0011, cloud/audit/credential-log.ts). */
+export interface CredentialLogTable {
+  seq: number;
+  at: number;
+  /** `user` or `token` (CREDENTIAL_SUBJECTS). */
+  subject_kind: string;
+  /** A user's name or a token's id. */
+  subject: string;
+  action: string;
+  actor: string;
+  /** JSON object: role, unit (never a secret or its hash). */
+  details: string | null;
+  prev_hash: string | null;
+  hash: string;
+}
+
+/** The head (last row's hash) of each single-chain log: `emergency_log`, `credential_log`. */
+export interface AuditHeadsTable {
+  chain: string;
+  head: string | null;
 }
 
 /** CAP alerts received, one per sender and identifier (CAP 1.2 section 3.2.1). */
@@ -296,6 +322,8 @@ export interface DB {
   edge_alarms: EdgeAlarmsTable;
   emergency_state: EmergencyStateTable;
   emergency_log: EmergencyLogTable;
+  credential_log: CredentialLogTable;
+  audit_heads: AuditHeadsTable;
   cap_alerts: CapAlertsTable;
   case_actions: CaseActionsTable;
   photos: PhotosTable;

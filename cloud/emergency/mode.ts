@@ -5,11 +5,14 @@ import type { CityMode } from '../../lib/vocabulary.ts';
 import type { DB, EmergencyStateTable } from '../db/schema.ts';
 import type { Level } from './policy.ts';
 import { EmergencyErrors } from './errors.ts';
+import { appendToLog } from '../audit/chain.ts';
+import { EMERGENCY_LOG } from '../audit/emergency-log.ts';
 
 /**
  * Emergency mode as an explicit, audited state: normal, or emergency at a level; who or what
  * switched it, when and why. Stored in the database, so it survives a restart and is shared by
- * every cloud worker; each switch starts a new epoch and appends to the log.
+ * every cloud worker; each switch starts a new epoch and appends to the log, hash-chained in the
+ * switch's transaction (docs/architecture.md#audit-chains).
  */
 
 export type Mode = CityMode;
@@ -99,11 +102,6 @@ export function createModeStore(deps: { db: Kysely<DB>; write: Writer; now: () =
     return rowToState(await q.executeTakeFirst());
   }
 
-  async function nextLogSeq(trx: Kysely<DB>): Promise<number> {
-    const last = await trx.selectFrom('emergency_log').select((eb) => eb.fn.max('seq').as('m')).executeTakeFirst();
-    return Number(last?.m ?? 0) + 1;
-  }
-
   async function transact(decide: (trx: Kysely<DB>, before: ModeState) => Promise<SwitchRequest | undefined>, within?: WithinSwitch) {
     const result = await deps.write(async (trx) => {
       const before = await hold(trx);
@@ -118,11 +116,11 @@ export function createModeStore(deps: { db: Kysely<DB>; write: Writer; now: () =
         ? { mode: req.mode, level, since: at, actor: req.actor, reason: req.reason, source: req.source, alerts, epoch: before.epoch + 1 }
         : { ...before, alerts };
       await trx.updateTable('emergency_state').set(stateRow(after)).where('id', '=', 1).execute();
-      await trx.insertInto('emergency_log').values({
-        seq: await nextLogSeq(trx), epoch: after.epoch, at,
+      await appendToLog(trx, EMERGENCY_LOG, (seq) => ({
+        seq, epoch: after.epoch, at,
         action: changed ? (req.mode === 'emergency' ? (before.mode === 'emergency' ? 'relevel' : 'enter') : 'leave') : 'hold',
         mode: after.mode, level: after.level, actor: req.actor, role: req.role, reason: req.reason, alert_id: req.alertId ?? null,
-      }).execute();
+      }));
       if (changed) await within?.(trx, after, before);
       return { before, after, changed };
     });
@@ -141,10 +139,10 @@ export function createModeStore(deps: { db: Kysely<DB>; write: Writer; now: () =
       const seen = await trx.selectFrom('emergency_log').select('seq')
         .where('epoch', '=', e.epoch).where('action', '=', e.action).where('alert_id', '=', e.alertId).executeTakeFirst();
       if (seen) return false;
-      await trx.insertInto('emergency_log').values({
-        seq: await nextLogSeq(trx), epoch: e.epoch, at: deps.now(), action: e.action, mode: s.mode, level: s.level,
+      await appendToLog(trx, EMERGENCY_LOG, (seq) => ({
+        seq, epoch: e.epoch, at: deps.now(), action: e.action, mode: s.mode, level: s.level,
         actor: e.actor, role: e.role, reason: e.reason, alert_id: e.alertId,
-      }).execute();
+      }));
       return true;
     });
   }
