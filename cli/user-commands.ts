@@ -17,16 +17,20 @@ export function registerUserCommands(program: Command, h: UserCommandHelpers): v
   const dbOf = (o: { config?: string; dataDir: string }): DbOptions => (o.config
     ? h.databaseOf(o.config, o.dataDir)
     : { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') });
-  user.command('create <name>')
-    .description('create a user; without --password: asked twice on a terminal, else generated and printed once')
-    .addOption(new Option('--role <role>', 'role of the user').choices([...ROLES]).makeOptionMandatory())
+  /** `--role` and `--unit`, checked together: a unit for crew users only. */
+  const withRole = (c: Command, what: string) => c.addOption(new Option('--role <role>', what).choices([...ROLES]).makeOptionMandatory())
     .option('--unit <unit>', 'the unit of a crew user')
+    .hook('preAction', (cmd) => {
+      const o = cmd.opts();
+      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew user needs --unit UNIT');
+      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew users only');
+    });
+  withRole(user.command('create <name>'), 'role of the user')
+    .description('create a user; without --password: asked twice on a terminal, else generated and printed once')
     .option('--password <password>', 'the password (visible in the process list: prefer the prompt)')
     .addOption(h.configOption(false))
     .addOption(h.dataDirOption())
     .action(async (name, o) => {
-      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew user needs --unit UNIT');
-      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew users only');
       const { userCommandInDatabase } = await import('../cloud/users.ts');
       const { password, generated } = await newPassword(o.password);
       await userCommandInDatabase(dbOf(o), { kind: 'create', username: name, role: o.role, unit: o.unit, password });
@@ -43,15 +47,11 @@ export function registerUserCommands(program: Command, h: UserCommandHelpers): v
       await userCommandInDatabase(dbOf(o), { kind: 'passwd', username: name, password });
       console.log(JSON.stringify({ username: name, ...(generated ? { password } : {}) }));
     });
-  user.command('role <name>')
+  withRole(user.command('role <name>'), 'the new role')
     .description('change the role of a user (and the unit of a crew user); takes effect on the user\'s next request')
-    .addOption(new Option('--role <role>', 'the new role').choices([...ROLES]).makeOptionMandatory())
-    .option('--unit <unit>', 'the unit of a crew user')
     .addOption(h.configOption(false))
     .addOption(h.dataDirOption())
     .action(async (name, o) => {
-      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew user needs --unit UNIT');
-      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew users only');
       const { userCommandInDatabase } = await import('../cloud/users.ts');
       const changed = await userCommandInDatabase(dbOf(o), { kind: 'role', username: name, role: o.role, unit: o.unit });
       console.log(JSON.stringify({ username: name, role: o.role, unit: o.unit ?? null, changed }));
