@@ -23,6 +23,8 @@ const Id = Type.String({ pattern: ID_PATTERN });
 export const EdgeMqtt = Type.Object({
   /** Broker URL, e.g. `mqtt://127.0.0.1:1884`. */
   url: Type.String({ minLength: 1 }),
+  /** Further brokers of the same cluster (shared Redis), tried in turn after `url` when a connection is lost: failover. */
+  urls: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 16 })),
   username: Type.String({ minLength: 1 }),
   password: Type.String(),
   keepaliveS: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
@@ -169,6 +171,10 @@ export type EdgeConfigInput = Defaulted<Omit<EdgeConfig, 'buses' | 'reporting' |
 /** What the schema cannot check: references to profiles and buses, unique ids, unique slaves and endpoints. */
 export function crossCheckEdgeConfig(cfg: EdgeConfig, profiles: Map<string, Profile>): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
+  [cfg.mqtt.url, ...(cfg.mqtt.urls ?? [])].forEach((url, i) => {
+    const key = i === 0 ? 'mqtt.url' : `mqtt.urls[${i - 1}]`;
+    if (!/^(mqtts?|tcp|ssl|wss?):\/\/[^/]+/.test(url)) problems.push({ key, message: `is not a broker URL (mqtt://host:port or mqtts://host:port): "${url}"` });
+  });
   const buses = new Map<string, number>();
   const endpoints = new Map<string, string>();
   cfg.buses.forEach((b, i) => {
@@ -250,7 +256,7 @@ function deviceKinds(cfg: EdgeConfig): Map<string, string> {
 export function edgeConfigFromDistrict(
   district: District,
   gatewayId: string,
-  mqtt: { url: string; username: string; password: string; keepaliveS?: number },
+  mqtt: { url: string; urls?: string[]; username: string; password: string; keepaliveS?: number },
   busPorts?: Map<string, number>,
   profiles?: Map<string, Profile>,
 ): EdgeConfig {

@@ -66,6 +66,8 @@ export function openMqttSession(o: MqttSessionOptions): MqttSession {
     reconnectOnConnackError: true,
     will: { topic: stateTopic, payload: Buffer.from(willPayload(bdSeq)), qos: 1, retain: true },
   };
+  // Several brokers: mqtt.js takes the next of `servers` at each (re)connection, so a lost broker's gateways move to another.
+  if (o.mqtt.urls?.length) options.servers = brokerServers([o.mqtt.url, ...o.mqtt.urls]);
   const mq = connect(o.mqtt.url, options);
 
   function onConnect(): void {
@@ -152,4 +154,13 @@ export function openMqttSession(o: MqttSessionOptions): MqttSession {
   }
 
   return { client: mq, ready, close };
+}
+
+/** mqtt.js `servers` entries of broker URLs (`mqtt://host:port`, `mqtts://...`). */
+export function brokerServers(urls: string[]): { host: string; port: number; protocol: 'mqtt' | 'mqtts' }[] {
+  return urls.map((url) => {
+    const u = new URL(url);
+    const protocol = u.protocol === 'mqtts:' || u.protocol === 'ssl:' ? 'mqtts' : 'mqtt';
+    return { host: u.hostname, port: u.port ? Number(u.port) : protocol === 'mqtts' ? 8883 : 1883, protocol };
+  });
 }
