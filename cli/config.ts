@@ -117,6 +117,8 @@ export const CloudServiceConfig = Type.Object({
   }, { additionalProperties: false, default: {} }),
   mqtt: Type.Object({
     url: Type.String({ pattern: '^mqtts?://' }),
+    /** Further brokers of the cluster, tried in turn when the connection is lost. */
+    urls: Type.Optional(Type.Array(Type.String({ pattern: '^mqtts?://' }), { minItems: 1, maxItems: 16 })),
     username: Type.String({ minLength: 1 }),
     password: Type.String({ minLength: 1 }),
     /** A fixed client id: a persistent session (clean=false), so the broker queues readings while the cloud is away. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { failoverOption } from '../lib/broker-urls.ts';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from '../lib/log.ts';
 import { CsError } from '../lib/errors.ts';
@@ -22,6 +23,8 @@ import { CloudErrors } from './errors.ts';
 
 export interface MqttOptions {
   url: string;
+  /** Further brokers of the cluster, tried in turn when the connection is lost (lib/broker-urls.ts). */
+  urls?: string[];
   username: string;
   password: string;
   /** A fixed client id makes the session persistent (clean=false) across cloud restarts. */
@@ -134,6 +137,7 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
       const { url, username, password } = deps.options;
       const clientId = deps.options.clientId ?? `cs-cloud-${randomBytes(4).toString('hex')}`;
       const c = mqtt.connect(url, {
+        ...failoverOption(url, deps.options.urls),
         protocolVersion: 4,
         clientId,
         clean: deps.options.clientId === undefined,

@@ -3,6 +3,7 @@ import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import type { CommandAck, GatewayState } from '../lib/messages.ts';
 import { topics } from '../lib/topics.ts';
+import { failoverOption } from '../lib/broker-urls.ts';
 import type { PollMode } from '../lib/vocabulary.ts';
 import type { EdgeMqtt } from './config.ts';
 import { EdgeErrors } from './errors.ts';
@@ -67,8 +68,7 @@ export function openMqttSession(o: MqttSessionOptions): MqttSession {
     will: { topic: stateTopic, payload: Buffer.from(willPayload(bdSeq)), qos: 1, retain: true },
   };
   // Several brokers: mqtt.js takes the next of `servers` at each (re)connection, so a lost broker's gateways move to another.
-  if (o.mqtt.urls?.length) options.servers = brokerServers([o.mqtt.url, ...o.mqtt.urls]);
-  const mq = connect(o.mqtt.url, options);
+  const mq = connect(o.mqtt.url, { ...options, ...failoverOption(o.mqtt.url, o.mqtt.urls) });
 
   function onConnect(): void {
     log.info({ bdSeq, backlog: o.backlog() }, 'mqtt connected');
@@ -156,11 +156,3 @@ export function openMqttSession(o: MqttSessionOptions): MqttSession {
   return { client: mq, ready, close };
 }
 
-/** mqtt.js `servers` entries of broker URLs (`mqtt://host:port`, `mqtts://...`). */
-export function brokerServers(urls: string[]): { host: string; port: number; protocol: 'mqtt' | 'mqtts' }[] {
-  return urls.map((url) => {
-    const u = new URL(url);
-    const protocol = u.protocol === 'mqtts:' || u.protocol === 'ssl:' ? 'mqtts' : 'mqtt';
-    return { host: u.hostname, port: u.port ? Number(u.port) : protocol === 'mqtts' ? 8883 : 1883, protocol };
-  });
-}

@@ -6,7 +6,7 @@ import { loadProfiles } from '../../devices/profile.ts';
 import { buildSimulator } from '../../devices/simulator.ts';
 import { buildEdge } from '../../edge/edge.ts';
 import { validateEdgeConfig } from '../../edge/config.ts';
-import { brokerServers } from '../../edge/session.ts';
+import { brokerServers } from '../../lib/broker-urls.ts';
 import { recordingBroker, until } from './helpers.ts';
 
 /**
