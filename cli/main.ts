@@ -6,12 +6,13 @@ import { createLogger, type Logger } from '../lib/log.ts';
 import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { GatewayServiceConfig, CloudServiceConfig, DemoConfig, photosOf } from './config.ts';
-import { CREDENTIAL_ROLES } from '../gateway/credentials.ts';
 import { adminHttpLimits } from '../gateway/admin-limits.ts';
 import { DEMO_DISTRICT } from './demo-district.ts';
 import { runUntilSignal } from './wait.ts';
 import { registerUserCommands } from './user-commands.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { registerCredentialCommands } from './credential-commands.ts';
+import { registerClusterCommands } from './cluster-commands.ts';
 
 /** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
 
@@ -122,54 +123,6 @@ export function buildProgram(): Command {
       await runUntilSignal(() => svc.stop());
     });
 
-  const cred = program.command('credential').description('provision MQTT credentials (stored hashed in DATA_DIR/credentials.json, or on a running gateway with --admin-url)');
-  cred.command('create <username>')
-    .description('create a credential and print its password once')
-    .addOption(new Option('--role <role>', 'gateway (its own namespace), service (the cloud), observer (read-only cs/v1/#) or integrator (read-only events and readings)').choices([...CREDENTIAL_ROLES]).default('gateway'))
-    .addOption(dataDirOption())
-    .addOption(adminUrlOption())
-    .action(async (username, o) => {
-      if (o.adminUrl) {
-        const r = await gatewayAdmin(o.adminUrl, 'POST', '/admin/credentials', { username, role: o.role }) as { password: string };
-        console.log(JSON.stringify({ username, role: o.role, password: r.password }));
-        return;
-      }
-      const { openCredentialStore } = await import('../gateway/credentials.ts');
-      const { password } = openCredentialStore(resolve(o.dataDir)).create(username, o.role);
-      console.log(JSON.stringify({ username, role: o.role, password }));
-    });
-  cred.command('import <file>').description('add many credentials from a CSV (id[,secret] a line) or JSON ([{ "id", "secret"? }]) file, all or nothing; prints the generated secrets once, as CSV id,secret')
-    .addOption(new Option('--role <role>', 'role of every imported credential').choices([...CREDENTIAL_ROLES]).default('gateway')).addOption(dataDirOption())
-    .action(async (file, o) => (await import('./credential-import.ts')).importCredentials(resolve(file), resolve(o.dataDir), o.role));
-  cred.command('list').description('list credentials (never passwords)').addOption(dataDirOption()).addOption(adminUrlOption())
-    .action(async (o) => {
-      if (o.adminUrl) {
-        console.log(JSON.stringify(await gatewayAdmin(o.adminUrl, 'GET', '/admin/credentials'), null, 2));
-        return;
-      }
-      const { openCredentialStore } = await import('../gateway/credentials.ts');
-      console.log(JSON.stringify(openCredentialStore(resolve(o.dataDir)).list(), null, 2));
-    });
-  cred.command('rotate <username>').description('issue a new password').addOption(dataDirOption()).addOption(adminUrlOption())
-    .action(async (username, o) => {
-      if (o.adminUrl) {
-        const r = await gatewayAdmin(o.adminUrl, 'POST', `/admin/credentials/${encodeURIComponent(username)}/rotate`) as { password: string };
-        console.log(JSON.stringify({ username, password: r.password }));
-        return;
-      }
-      const { openCredentialStore } = await import('../gateway/credentials.ts');
-      console.log(JSON.stringify({ username, ...openCredentialStore(resolve(o.dataDir)).rotate(username) }));
-    });
-  cred.command('revoke <username>').description('revoke a credential (its live connections are closed)').addOption(dataDirOption()).addOption(adminUrlOption())
-    .action(async (username, o) => {
-      if (o.adminUrl) await gatewayAdmin(o.adminUrl, 'DELETE', `/admin/credentials/${encodeURIComponent(username)}`);
-      else {
-        const { openCredentialStore } = await import('../gateway/credentials.ts');
-        openCredentialStore(resolve(o.dataDir)).revoke(username);
-      }
-      console.log(`revoked ${username}`);
-    });
-
   program.command('cloud')
     .description('run the cloud service: ingest, cases, REST API and docs')
     .addOption(configOption(true))
@@ -221,7 +174,8 @@ export function buildProgram(): Command {
       const config = loadEdgeConfig(o.config, profiles);
       const edge = buildEdge({ config, profiles, dataDir: resolve(o.dataDir), logger: logger.child({ gateway: config.gateway }) });
       await edge.start();
-      console.log(`edge ${config.gateway}: polling ${config.devices.length} devices on ${config.buses.length} buses, publishing to ${config.mqtt.url}`);
+      const http = edge.httpAddress();
+      console.log(`edge ${config.gateway}: polling ${config.devices.length} devices on ${config.buses.length} buses, publishing to ${[config.mqtt.url, ...(config.mqtt.urls ?? [])].join(', ')}${http ? `, metrics on http://${http.host}:${http.port}/metrics` : ''}`);
       await runUntilSignal(() => edge.stop());
     });
 
@@ -327,7 +281,7 @@ export function buildProgram(): Command {
       console.log(await createTokenInDatabase(db, o.role, o.unit));
     });
 
-  for (const register of [registerUserCommands, registerAuditCommands]) register(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
+  for (const register of [registerUserCommands, registerAuditCommands, registerCredentialCommands, registerClusterCommands]) register(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
 
   return program;
 }
@@ -344,27 +298,6 @@ function checkGatewayConfig(cfg: GatewayServiceConfig, file: string): void {
   if (cfg.logins.backoffMs > cfg.logins.maxBackoffMs) {
     throw new ConfigError('CS_CONFIG_INVALID', file, [{ key: 'logins.backoffMs', message: `must not exceed logins.maxBackoffMs (${cfg.logins.maxBackoffMs})` }]);
   }
-}
-
-const adminUrlOption = () => new Option('--admin-url <url>', "a running gateway's HTTP endpoint (e.g. http://10.0.0.5:9883): manage its credentials through its admin API; token in CS_GATEWAY_ADMIN_TOKEN");
-
-/** One call to a gateway's admin API (gateway/admin.ts); its `{ code, message }` errors become CsErrors. */
-async function gatewayAdmin(base: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const token = process.env.CS_GATEWAY_ADMIN_TOKEN;
-  if (!token) throw new CsError('CS_CLI_USAGE', '--admin-url needs the admin token in the environment variable CS_GATEWAY_ADMIN_TOKEN');
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-  } catch (err) {
-    throw new CsError('CS_CLI_ADMIN_UNREACHABLE', `cannot reach the gateway admin API at ${base}: ${(err as Error).message}`);
-  }
-  const json = await res.json().catch(() => ({})) as { code?: string; message?: string };
-  if (!res.ok) throw new CsError(json.code ?? 'CS_CLI_ADMIN_FAILED', `gateway admin API answered ${res.status}: ${json.message ?? res.statusText}`);
-  return json;
 }
 
 /** The cloud's database from its config: a PostgreSQL URL, or an SQLite file in the data directory. */

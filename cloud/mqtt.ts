@@ -192,7 +192,10 @@ export function createSubscriber(deps: SubscriberDeps): Subscriber {
           subs[topics.allAlarm] = { qos: 1 };
         }
       }
-      const granted = await c.subscribeAsync(subs);
+      // One topic per SUBSCRIBE: a persistent session on brokers sharing Redis gets no SUBACK for a SUBSCRIBE
+      // of several topics (aedes-persistence's broadcast waits for the first topic only; seen with aedes 1.2).
+      const granted = [];
+      for (const [topic, o] of Object.entries(subs)) granted.push(...await c.subscribeAsync({ [topic]: o }));
       const refused = granted.filter((g) => g.qos === 128);
       if (refused.length) log.error({ refused: refused.map((g) => g.topic) }, 'subscriptions refused by the broker');
       log.info({ url, clientId }, 'subscribed to readings, edge alarms and gateway states');
