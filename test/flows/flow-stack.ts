@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { Aedes } from 'aedes';
+import type { AddressInfo, Server } from 'node:net';
+import type { Aedes } from 'aedes';
+import pino from 'pino';
+import { CredentialStore } from '../../gateway/credentials.ts';
+import { buildGatewayService } from '../../gateway/service.ts';
 import { buildCloud, type Cloud, type CloudOptions } from '../../cloud/app.ts';
 import { district, freshDatabase, profiles } from '../cloud/fixtures.ts';
 
 /**
- * What the shipped flows' tests run on (flows/flows/*.json): a real cloud with its HTTP API and an MQTT
- * broker on loopback (ephemeral ports), Node-RED's runtime through node-red-node-test-helper with the
+ * What the shipped flows' tests run on (flows/flows/*.json): a real cloud with its HTTP API and the
+ * CitySteward broker (ACLs on; identities `cloud` and the read-only integrator `nodered`) on loopback, Node-RED's runtime through node-red-node-test-helper with the
  * core nodes the flows use, its HTTP-in routes served on a port of their own, and small HTTP receivers
  * standing in for the outside world (feeds, robots, gateways). `close()` stops everything in order.
  */
@@ -71,6 +74,8 @@ export interface Stack {
   base: string;
   mqttUrl: string;
   broker: Aedes;
+  /** The integrator's MQTT identity (read-only). */
+  mqttUser: { username: string; password: string };
   token(role: string, unit?: string): Promise<string>;
   /** Loads a flow into Node-RED (with extra node modules, e.g. the citysteward nodes) and serves its HTTP-in routes. */
   load(flow: FlowNode[], credentials?: Record<string, unknown>, nodes?: NodeModule[]): Promise<{ url: string }>;
@@ -81,17 +86,21 @@ export interface Stack {
 
 export async function startStack(opts: Partial<CloudOptions> = {}): Promise<Stack> {
   const fresh = await freshDatabase('sqlite');
-  const broker = await Aedes.createBroker();
-  const mqttServer = createServer(broker.handle);
-  await new Promise<void>((resolve) => mqttServer.listen(0, '127.0.0.1', resolve));
-  const mqttUrl = `mqtt://127.0.0.1:${(mqttServer.address() as AddressInfo).port}`;
-  const cloud = await buildCloud({ db: fresh.db, district, profiles, mqtt: { url: mqttUrl, username: 'cloud', password: 'x' }, escalation: false, ...opts });
+  const store = CredentialStore.memory();
+  store.create('cloud', 'service', 'cloud-password-0001');
+  store.create('nodered', 'integrator', 'nodered-password-0001');
+  const logger = pino({ level: 'silent' });
+  const svc = buildGatewayService({
+    settings: { mqtt: { host: '127.0.0.1', port: 0, maxPacketSizeBytes: 64 * 1024 }, limits: { drainTimeoutMs: 1_000 }, allowAnonymous: false }, credentials: store, logger,
+  });
+  const mqttUrl = (await svc.start()).mqtt;
+  const cloud = await buildCloud({ db: fresh.db, district, profiles, mqtt: { url: mqttUrl, username: 'cloud', password: 'cloud-password-0001' }, escalation: false, logger, ...opts });
   await cloud.start();
   const base = await cloud.app.listen({ host: '127.0.0.1', port: 0 });
   let nodeServer: HttpServer | undefined;
   let loaded = false;
   return {
-    cloud, base, mqttUrl, broker,
+    cloud, base, mqttUrl, broker: svc.gateway.broker, mqttUser: { username: 'nodered', password: 'nodered-password-0001' },
     token: (role, unit) => cloud.tokens.create(role as never, unit),
     async load(flow, credentials = {}, nodes = []) {
       let httpNode: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
@@ -111,8 +120,7 @@ export async function startStack(opts: Partial<CloudOptions> = {}): Promise<Stac
       if (loaded) await helper.unload();
       if (nodeServer) await closeServer(nodeServer);
       await cloud.stop();
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await closeServer(mqttServer);
+      await svc.stop();
       await fresh.drop();
     },
   };

@@ -43,7 +43,8 @@ async function setup(units: (r: Record<string, string>) => object, opts: Paramet
     CITYSTEWARD_URL: stack.base, CITYSTEWARD_TOKEN: await stack.token('integrator'), CS_NOTIFY_CONTACTS: contacts,
   }).map((n) => (n.type === 'mqtt-broker' ? { ...n, broker: host, port } : n));
   const subscribed = new Promise<void>((resolve) => stack.broker.on('subscribe', (subs) => { if (subs.some((x) => x.topic === 'cs/v1/events/case/+')) resolve(); }));
-  const red = await stack.load(flow);
+  // The broker identity is the integrator's, which may only read.
+  const red = await stack.load(flow, { 'cs-notify-broker': { user: stack.mqttUser.username, password: stack.mqttUser.password } });
   await subscribed;
   return { stack, red, webhook, wecom, dingtalk, sms };
 }
