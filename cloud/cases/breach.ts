@@ -113,7 +113,9 @@ async function updateOpenCase(trx: Kysely<DB>, ctx: BreachContext): Promise<Case
   if (recorded) {
     await appendHistory(trx, row.id, [{
       at, action: changed ? 'update' : 'still-breaching', ...SYSTEM_ACTOR, from_state: row.state, to_state: row.state,
-      note: notes.join('; '), details: changed ? null : JSON.stringify({ breachCount: Number(row.breach_count) }),
+      note: notes.join('; '),
+      // The deadline in the details too: the evaluation reads deadlines from history (docs/evaluation.md#facts).
+      details: changed ? (raise.deadline_at !== undefined ? JSON.stringify({ deadline: new Date(due).toISOString() }) : null) : JSON.stringify({ breachCount: Number(row.breach_count) }),
     }]);
   }
   ctx.log.debug({ caseId: row.id, hazard: breach.hazard, breachCount: row.breach_count, recorded }, 'case updated by repeat breach');
@@ -151,7 +153,7 @@ async function reopenRecurrence(trx: Kysely<DB>, ctx: BreachContext): Promise<Ca
   await appendHistory(trx, closed.id, [{
     at, action: 'reopen', ...SYSTEM_ACTOR, from_state: 'closed', to_state: 'dispatched',
     reason: `recurrence ${hours} h after closing (within ${env.workflow.reopenWithinMs / HOUR} h): rework`,
-    note: describeBreach(breach), details: JSON.stringify({ rework: true, deadline: new Date(s.deadline).toISOString() }),
+    note: describeBreach(breach), details: JSON.stringify({ rework: true, deadline: new Date(s.deadline).toISOString(), ...(period != null ? { emergencyEpoch: period } : {}) }),
   }]);
   ctx.log.child({ caseId: closed.id }).info({ hazard: breach.hazard }, 'case reopened by recurrence (rework)');
   return { action: 'reopened', caseId: closed.id, hazard: breach.hazard, severity, unit: closed.unit, state: 'dispatched', recorded: true };
@@ -212,8 +214,15 @@ async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange
     .returning('id').executeTakeFirst();
   if (!inserted) return undefined;
   await appendHistory(trx, id, [
-    { at, action: 'register', ...SYSTEM_ACTOR, from_state: null, to_state: 'registered', note: `auto-registered: ${describeBreach(breach)}` },
-    ...(dispatch ? [{ at, action: 'dispatch', ...SYSTEM_ACTOR, from_state: 'registered', to_state: 'dispatched', note: `auto-dispatched to ${unit}` }] : []),
+    {
+      at, action: 'register', ...SYSTEM_ACTOR, from_state: null, to_state: 'registered', note: `auto-registered: ${describeBreach(breach)}`,
+      // What the evaluation counts by, in the chained history (docs/evaluation.md#facts).
+      details: JSON.stringify({
+        deadline: new Date(schedule.deadline).toISOString(), unit, source: 'sensor',
+        district: /^\d{6}/.test(device.componentCode) ? device.componentCode.slice(0, 6) : null, emergencyEpoch: periodOf(ctx, breach.class),
+      }),
+    },
+    ...(dispatch ? [{ at, action: 'dispatch', ...SYSTEM_ACTOR, from_state: 'registered', to_state: 'dispatched', note: `auto-dispatched to ${unit}`, details: JSON.stringify({ unit }) }] : []),
   ]);
   ctx.log.child({ caseId: id }).info({ hazard: breach.hazard, unit, severity: breach.severity }, 'case opened');
   return { action: 'opened', caseId: id, hazard: breach.hazard, severity: breach.severity, unit, state: dispatch ? 'dispatched' : 'registered', recorded: true };

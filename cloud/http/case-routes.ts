@@ -16,6 +16,8 @@ import { principalOf, scopeUnit } from './auth.ts';
 import { STAFF_ROLES } from '../roles.ts';
 import * as S from './schemas.ts';
 import type { StreamLimiter } from '../../lib/http-limits.ts';
+import { registerEvaluationRoutes } from '../evaluation/routes.ts';
+import { defaultScoringRules, type ScoringRules } from '../evaluation/scoring.ts';
 
 export interface CaseRouteDeps {
   database: Database;
@@ -28,6 +30,8 @@ export interface CaseRouteDeps {
   knownUnits: ReadonlySet<string>;
   /** Live event streams per token (429 at the cap); unbounded when omitted. */
   streams?: StreamLimiter;
+  /** The evaluation's scoring rules (cloud/evaluation/scoring.ts); Jinhua's example when omitted. */
+  scoring?: ScoringRules;
 }
 
 const ACTION_SUMMARY: Record<CaseAction, string> = {
@@ -274,6 +278,9 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     };
     res.on('close', done);
     req.raw.on('close', done);
+  });
+  registerEvaluationRoutes(root, {
+    database, now, utcOffsetMinutes: deps.calendar.utcOffsetMinutes, rules: deps.scoring ?? defaultScoringRules(), units: deps.district.units,
   });
   return { liveStreams: () => streams.size };
 }

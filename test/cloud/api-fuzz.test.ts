@@ -69,6 +69,7 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /api/situation': ['operator', 'commander', 'verifier', 'admin'],
   'GET /api/audit/verify': ['admin'],
   'GET /api/audit/credentials': ['admin'],
+  'GET /api/evaluation': ['operator', 'commander', 'verifier', 'admin'],
   'GET /api/web/config': ANY,
   'POST /api/session': PUBLIC,
   'GET /api/session': ANY,

@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto';
+import type { CaseFacts } from './facts.ts';
+import { figuresOf, isDue, type Period } from './figures.ts';
+import { scoreOf, type ScoringRules } from './scoring.ts';
+import { SOURCES, type Group, type Grouping, type Points, type Report, type Source } from './schemas.ts';
+
+/**
+ * The evaluation engine (docs/evaluation.md): pure over case facts (cloud/evaluation/facts.ts), it
+ * groups, counts, scores, ranks, and names the cases and chain heads behind every figure.
+ */
+
+export interface EvaluateInput {
+  facts: readonly CaseFacts[];
+  period: Period & { month: string | null; utcOffsetMinutes: number };
+  by: Grouping;
+  rules: ScoringRules;
+  /** Display names by key (units). */
+  names?: ReadonlyMap<string, string>;
+  /** Keys always listed, even with no case (every configured unit). */
+  keys?: readonly string[];
+  now: number;
+}
+
+const within = (t: number | null, p: Period): t is number => t !== null && t >= p.from && t < p.to;
+const iso = (t: number): string => new Date(t).toISOString();
+const sortedIds = (fs: readonly CaseFacts[]): string[] => fs.map((f) => f.id).sort();
+
+function keyOf(f: CaseFacts, by: Grouping): string | null {
+  if (by === 'unit') return f.unit;
+  if (by === 'district') return f.district ?? 'unknown';
+  return f.reporter;
+}
+
+function groupOf(key: string, name: string | null, cases: readonly CaseFacts[], p: Period, rules: ScoringRules): Group {
+  const due = cases.filter((f) => isDue(f, p));
+  const figures = figuresOf(due, p);
+  const emergency = figuresOf(due.filter((f) => f.emergencyEpoch !== null), p);
+  const bySource = Object.fromEntries(SOURCES.map((s) => [s, figuresOf(due.filter((f) => f.source === s), p)])) as Record<Source, Group['figures']>;
+  const self = cases.filter((f) => f.selfCorrected && f.voidedAt === null && within(f.registeredAt, p));
+  const voided = cases.filter((f) => within(f.voidedAt, p));
+  const { score, items } = scoreOf({ figures, emergency, bySource }, rules);
+  return {
+    key, name, rank: null, score, scoreItems: items, figures, emergency, bySource,
+    selfCorrected: { count: self.length, cases: sortedIds(self) },
+    voided: { count: voided.length, cases: sortedIds(voided) },
+    points: null,
+  };
+}
+
+/** An inspector's points: cases registered (not voided) and self-corrected in the period, and verifications made in it. */
+function pointsOf(actor: string, facts: readonly CaseFacts[], p: Period, rules: ScoringRules): Points {
+  const mine = facts.filter((f) => f.reporter === actor && f.voidedAt === null && within(f.registeredAt, p));
+  const registered = mine.filter((f) => !f.selfCorrected);
+  const self = mine.filter((f) => f.selfCorrected);
+  const verified = facts.flatMap((f) => f.checks.filter((c) => c.actor === actor && within(c.at, p)).map(() => f.id)).sort();
+  const w = rules.inspectorPoints;
+  const points = Math.round((registered.length * w.registered + self.length * w.selfCorrected + verified.length * w.verified) * 100) / 100;
+  return {
+    registered: { count: registered.length, cases: sortedIds(registered) },
+    selfCorrected: { count: self.length, cases: sortedIds(self) },
+    verified: { count: verified.length, cases: verified },
+    points,
+  };
+}
+
+/** Ranks in place by `value` (higher first, null last); equal values share a rank; returns the order. */
+function rank(groups: Group[], value: (g: Group) => number | null): Group[] {
+  const sorted = [...groups].sort((a, b) => {
+    const va = value(a);
+    const vb = value(b);
+    if (va !== vb) return va === null ? 1 : vb === null ? -1 : vb - va;
+    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  });
+  let prev: number | null | undefined;
+  let prevRank = 0;
+  sorted.forEach((g, i) => {
+    const v = value(g);
+    if (v === null) return;
+    g.rank = v === prev ? prevRank : i + 1;
+    prev = v;
+    prevRank = g.rank;
+  });
+  return sorted;
+}
+
+const digest = (heads: readonly (string | null)[]): string =>
+  createHash('sha256').update(heads.map((h) => h ?? '').sort().join('\n')).digest('hex');
+
+export function evaluate(input: EvaluateInput): Report {
+  const { facts, period: p, by, rules } = input;
+  const buckets = new Map<string, CaseFacts[]>((input.keys ?? []).map((k) => [k, []]));
+  for (const f of facts) {
+    const k = keyOf(f, by);
+    if (k !== null) buckets.set(k, [...(buckets.get(k) ?? []), f]);
+  }
+  if (by === 'inspector') {
+    for (const f of facts) for (const c of f.checks) if (within(c.at, p) && !buckets.has(c.actor)) buckets.set(c.actor, []);
+  }
+  const groups = [...buckets].map(([k, cases]) => {
+    const g = groupOf(k, input.names?.get(k) ?? null, cases, p, rules);
+    if (by === 'inspector') g.points = pointsOf(k, facts, p, rules);
+    return g;
+  });
+  const ranked = by === 'inspector' ? rank(groups, (g) => g.points?.points ?? null) : rank(groups, (g) => g.score);
+  const totals = groupOf('all', null, facts, p, rules);
+  const counted = new Set([...totals.figures.cases.due, ...totals.selfCorrected.cases, ...totals.voided.cases]);
+  for (const g of groups) for (const id of [...(g.points?.registered.cases ?? []), ...(g.points?.verified.cases ?? [])]) counted.add(id);
+  const countedFacts = facts.filter((f) => counted.has(f.id));
+  return {
+    period: { from: iso(p.from), to: iso(p.to), month: p.month, utcOffsetMinutes: p.utcOffsetMinutes },
+    by,
+    generatedAt: iso(input.now),
+    rules: { name: rules.name, rankedBy: by === 'inspector' ? 'points' : 'score' },
+    totals,
+    groups: ranked,
+    chain: { cases: countedFacts.length, digest: digest(countedFacts.map((f) => f.head)), currentDigest: digest(countedFacts.map((f) => f.currentHead)) },
+    fallback: { cases: countedFacts.filter((f) => f.fallback.length).map((f) => f.id).sort() },
+  };
+}

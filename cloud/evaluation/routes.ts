@@ -1,0 +1,55 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Database } from '../db/database.ts';
+import * as S from '../http/schemas.ts';
+import { toCsv, toXlsx } from './export.ts';
+import { loadFacts } from './load.ts';
+import { periodOf } from './period.ts';
+import { evaluate } from './report.ts';
+import { EvaluationQuery, Report } from './schemas.ts';
+import type { ScoringRules } from './scoring.ts';
+
+/** `GET /api/evaluation` (docs/evaluation.md, README "Evaluation"): the report as JSON, CSV or XLSX. */
+
+export interface EvaluationRouteDeps {
+  database: Database;
+  now: () => number;
+  utcOffsetMinutes: number;
+  rules: ScoringRules;
+  /** Every configured unit, listed in by=unit reports even with no case. */
+  units: readonly { id: string; name: string }[];
+}
+
+export const EVALUATION_ROLES = ['operator', 'commander', 'verifier', 'admin'] as const;
+
+export function registerEvaluationRoutes(root: FastifyInstance, deps: EvaluationRouteDeps): void {
+  const names = new Map(deps.units.map((u) => [u.id, u.name]));
+  root.withTypeProvider<TypeBoxTypeProvider>().get('/api/evaluation', {
+    config: { roles: [...EVALUATION_ROLES] },
+    schema: {
+      summary: 'The evaluation (综合评价) of a period per unit, district or inspector: counts, rates, handling times, score, rank, and the cases and chain heads behind them; format=csv|xlsx for a file',
+      tags: ['evaluation'], querystring: EvaluationQuery,
+      response: { 200: Report, ...S.authErrors },
+    },
+  }, async (req, reply) => {
+    const now = deps.now();
+    const period = periodOf(req.query, now, deps.utcOffsetMinutes);
+    const by = req.query.by ?? 'unit';
+    const facts = await loadFacts(deps.database.db, period);
+    const report = evaluate({
+      facts, period, by, rules: deps.rules, now,
+      names, keys: by === 'unit' ? deps.units.map((u) => u.id) : [],
+    });
+    const format = req.query.format ?? 'json';
+    if (format === 'json') return report;
+    const name = `evaluation-${period.month ?? `${report.period.from.slice(0, 10)}_${report.period.to.slice(0, 10)}`}-by-${by}`;
+    // A file, not the JSON the response schema describes.
+    const file = reply as unknown as FastifyReply;
+    void file.header('cache-control', 'private, no-cache');
+    if (format === 'csv') {
+      return file.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(toCsv(report));
+    }
+    return file.type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet')
+      .header('content-disposition', `attachment; filename="${name}.xlsx"`).send(await toXlsx(report));
+  });
+}
