@@ -219,7 +219,7 @@ async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange
       // What the evaluation counts by, in the chained history (docs/evaluation.md#facts).
       details: JSON.stringify({
         deadline: new Date(schedule.deadline).toISOString(), unit, source: 'sensor',
-        district: /^\d{6}/.test(device.componentCode) ? device.componentCode.slice(0, 6) : null, emergencyEpoch: periodOf(ctx, breach.class),
+        district: districtOf(device), emergencyEpoch: periodOf(ctx, breach.class),
       }),
     },
     ...(dispatch ? [{ at, action: 'dispatch', ...SYSTEM_ACTOR, from_state: 'registered', to_state: 'dispatched', note: `auto-dispatched to ${unit}`, details: JSON.stringify({ unit }) }] : []),
