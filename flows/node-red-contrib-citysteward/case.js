@@ -1,7 +1,7 @@
 'use strict';
 /**
- * citysteward-case: registers, comments on or acts on a case through the cloud's REST API.
- * msg.payload = { op: 'register' | 'note' | 'action', caseId?, action?, body }; op, caseId and action
+ * citysteward-case: registers, reads, comments on or acts on a case through the cloud's REST API.
+ * msg.payload = { op: 'register' | 'get' | 'note' | 'action', caseId?, action?, body }; op, caseId and action
  * may also come from the node's settings. Out: msg.payload = the cloud's answer (the case),
  * msg.statusCode. A refusal (4xx/5xx) goes to node.error with msg.payload = the cloud's error body.
  */
@@ -21,16 +21,21 @@ module.exports = function (RED) {
       const caseId = p.caseId || config.caseId;
       const action = op === 'note' ? 'note' : p.action || config.action;
       let path;
+      let method = 'POST';
       if (op === 'register') path = 'api/cases';
-      else if (op === 'note' || op === 'action') {
+      else if (op === 'get') {
+        if (!ID_RE.test(String(caseId || ''))) return done(new Error('op get needs caseId'));
+        path = `api/cases/${encodeURIComponent(caseId)}?limit=1`;
+        method = 'GET';
+      } else if (op === 'note' || op === 'action') {
         if (!ID_RE.test(String(caseId || ''))) return done(new Error(`op ${op} needs caseId`));
         if (!ACTION_RE.test(String(action || ''))) return done(new Error('op action needs action (dispatch, note, on-site...)'));
         path = `api/cases/${encodeURIComponent(caseId)}/${action}`;
-      } else return done(new Error(`unknown op "${op}" (register, note, action)`));
+      } else return done(new Error(`unknown op "${op}" (register, get, note, action)`));
       if (!server) return done(new Error('no citysteward-server node configured'));
       node.status({ fill: 'blue', shape: 'dot', text: op });
       try {
-        const r = await api(server, 'POST', path, p.body ?? {});
+        const r = await api(server, method, path, method === 'GET' ? undefined : p.body ?? {});
         msg.statusCode = r.statusCode;
         msg.payload = r.body;
         if (r.statusCode >= 200 && r.statusCode < 300) {
@@ -40,7 +45,7 @@ module.exports = function (RED) {
         }
         node.status({ fill: 'red', shape: 'ring', text: `${op} ${r.statusCode}` });
         const why = r.body && typeof r.body === 'object' ? `${r.body.code || ''} ${r.body.message || ''}`.trim() : String(r.body);
-        done(new Error(`POST /${path} answered ${r.statusCode}: ${why}`));
+        done(new Error(`${method} /${path} answered ${r.statusCode}: ${why}`));
       } catch (err) {
         node.status({ fill: 'red', shape: 'ring', text: 'unreachable' });
         msg.statusCode = 0;

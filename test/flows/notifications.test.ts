@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { receiver, shippedFlow, startStack, withEnv, type Received } from './flo
 
 /**
  * The case notification flow (flows/flows/notifications.json) end to end: a reading opens a dispatched
- * case in the cloud, its event reaches the flow over MQTT, and the unit's contacts are told by webhook,
+ * case in the cloud, its event reaches the flow over MQTT (citysteward-events, the case read by citysteward-case), and the unit's contacts are told by webhook,
  * WeCom and DingTalk robots and an SMS gateway, all receivers started by the test; the flow counts
  * sent and failed notifications per channel on its metrics endpoint.
  */
@@ -21,6 +22,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+const require = createRequire(import.meta.url);
+const citysteward = ['server', 'events', 'case'].map((n) => require(`../../flows/node-red-contrib-citysteward/${n}.js`) as (RED: unknown) => void);
 const json = (r: Received) => JSON.parse(r.body) as Record<string, any>;
 
 /** The cloud and broker, the receivers, a contacts file of `units` (and the command centre) and the loaded flow. */
@@ -38,13 +41,13 @@ async function setup(units: (r: Record<string, string>) => object, opts: Paramet
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const contacts = join(dir, 'contacts.json');
   writeFileSync(contacts, JSON.stringify({ language: 'zh', timeZone: 'Asia/Shanghai', ...units({ webhook: webhook.url, wecom: wecom.url, dingtalk: dingtalk.url, sms: sms.url }) }));
-  const [host, port] = stack.mqttUrl.replace('mqtt://', '').split(':');
-  const flow = withEnv(shippedFlow('notifications'), {
-    CITYSTEWARD_URL: stack.base, CITYSTEWARD_TOKEN: await stack.token('integrator'), CS_NOTIFY_CONTACTS: contacts,
-  }).map((n) => (n.type === 'mqtt-broker' ? { ...n, broker: host, port } : n));
-  const subscribed = new Promise<void>((resolve) => stack.broker.on('subscribe', (subs) => { if (subs.some((x) => x.topic === 'cs/v1/events/case/+')) resolve(); }));
-  // The broker identity is the integrator's, which may only read.
-  const red = await stack.load(flow, { 'cs-notify-broker': { user: stack.mqttUser.username, password: stack.mqttUser.password } });
+  // The server node as `citysteward flows` would provision it: the integrator's API token and read-only MQTT identity.
+  const flow = withEnv(shippedFlow('notifications'), { CS_NOTIFY_CONTACTS: contacts })
+    .map((n) => (n.type === 'citysteward-server' ? { ...n, url: stack.base, broker: stack.mqttUrl } : n));
+  const subscribed = new Promise<void>((resolve) => stack.broker.on('subscribe', (subs) => { if (subs.some((x) => x.topic === 'cs/v1/events/case/escalated')) resolve(); }));
+  const red = await stack.load(flow, {
+    'cs-notify-server': { token: await stack.token('integrator'), mqttUsername: stack.mqttUser.username, mqttPassword: stack.mqttUser.password },
+  }, citysteward);
   await subscribed;
   return { stack, red, webhook, wecom, dingtalk, sms };
 }
