@@ -167,6 +167,8 @@ export const CloudServiceConfig = Type.Object({
    * edge's `rules` the same file so the edges' local alarms judge as the cloud does (README "Rules").
    */
   rules: Type.Optional(Type.String({ minLength: 1 })),
+  /** The evaluation (README "Evaluation"): `scoring`, a scoring-rules file (relative to this file); Jinhua's example when omitted. */
+  evaluation: Type.Optional(Type.Object({ scoring: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false })),
   /** Case photos (README "Cases"): the directory (relative to the data directory; required with PostgreSQL) and the far-from-asset distance. */
   photos: Type.Optional(Type.Object({
     dir: Type.Optional(Type.String({ minLength: 1 })),

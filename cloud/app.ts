@@ -29,6 +29,7 @@ import { checkRuleSet, createRuleEngine, defaultRuleSet, type RuleSet } from './
 import { CsError } from '../lib/errors.ts';
 import { CloudErrors } from './errors.ts';
 import { registerCaseRoutes } from './http/case-routes.ts';
+import type { ScoringRules } from './evaluation/scoring.ts';
 import { createTokenStore, type Role } from './tokens.ts';
 import { installAuth } from './http/auth.ts';
 import { createUserStore, type UserStore } from './users.ts';
@@ -88,6 +89,8 @@ export interface CloudOptions {
   /** Routing rules and unit members; owner/maintainer routing when omitted. */
   routing?: Routing;
   workflow?: Partial<WorkflowPolicy>;
+  /** The evaluation's scoring rules (cloud/evaluation/scoring.ts); Jinhua's example when omitted. */
+  scoring?: ScoringRules;
   /** Reminders, escalation and the no-data check; `false` turns the case clock off. */
   escalation?: Partial<EscalationPolicy> | false;
   /** The built web application; cloud/web/dist when omitted (docs/architecture.md#web-application). */
@@ -298,7 +301,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     routing, metrics: metrics.scrape, engine, mode, retention,
   });
   ({ liveStreams } = registerCaseRoutes(app, {
-    database, district: opts.district, now, env, events, ruleSet, calendar: calendarData,
+    database, district: opts.district, now, env, events, ruleSet, calendar: calendarData, scoring: opts.scoring,
     knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   }));
   const photosDir = opts.photos?.dir ?? (opts.db.kind === 'sqlite' ? join(dirname(opts.db.file), 'photos') : undefined);
