@@ -9,10 +9,11 @@ import { GatewayServiceConfig, CloudServiceConfig, DemoConfig, photosOf } from '
 import { adminHttpLimits } from '../gateway/admin-limits.ts';
 import { DEMO_DISTRICT } from './demo-district.ts';
 import { runUntilSignal } from './wait.ts';
-import { registerUserCommands } from './user-commands.ts';
+import { registerTokenCommands, registerUserCommands } from './user-commands.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerCredentialCommands } from './credential-commands.ts';
 import { registerClusterCommands } from './cluster-commands.ts';
+import { registerOpen311Commands } from './open311-commands.ts';
 
 /** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
 
@@ -266,24 +267,7 @@ export function buildProgram(): Command {
       if (!report.ok) process.exitCode = 1;
     });
 
-  const token = program.command('token').description('API tokens');
-  token.command('create')
-    .description('issue an API token (printed once; stored hashed)')
-    .addOption(new Option('--role <role>', 'role of the token').choices(['admin', 'operator', 'commander', 'verifier', 'crew', 'integrator']).makeOptionMandatory())
-    .option('--unit <unit>', 'the unit of a crew token')
-    .addOption(configOption(false))
-    .addOption(dataDirOption())
-    .action(async (o) => {
-      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew token needs --unit UNIT');
-      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew tokens only');
-      const { createTokenInDatabase } = await import('../cloud/tokens.ts');
-      const db = o.config
-        ? databaseOf(loadConfig(o.config, CloudServiceConfig), o.config, o.dataDir)
-        : { kind: 'sqlite' as const, file: resolve(o.dataDir, 'citysteward.db') };
-      console.log(await createTokenInDatabase(db, o.role, o.unit));
-    });
-
-  for (const register of [registerUserCommands, registerAuditCommands, registerCredentialCommands, registerClusterCommands]) register(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
+  for (const register of [registerUserCommands, registerTokenCommands, registerAuditCommands, registerCredentialCommands, registerClusterCommands, registerOpen311Commands]) register(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
 
   return program;
 }

@@ -67,6 +67,28 @@ export function registerUserCommands(program: Command, h: UserCommandHelpers): v
     });
 }
 
+/** `citysteward token create`: API tokens (cloud/tokens.ts), printed once, stored hashed. */
+export function registerTokenCommands(program: Command, h: UserCommandHelpers): void {
+  const token = program.command('token').description('API tokens');
+  token.command('create')
+    .description('issue an API token (printed once; stored hashed)')
+    .addOption(new Option('--role <role>', 'role of the token').choices(['admin', 'operator', 'commander', 'verifier', 'crew', 'integrator']).makeOptionMandatory())
+    .option('--unit <unit>', 'the unit of a crew token')
+    .addOption(h.configOption(false))
+    .addOption(h.dataDirOption())
+    .action(async (o) => {
+      if (o.role === 'crew' && !o.unit) throw new CsError('CS_CLI_USAGE', 'a crew token needs --unit UNIT');
+      if (o.role !== 'crew' && o.unit) throw new CsError('CS_CLI_USAGE', '--unit applies to crew tokens only');
+      const { createTokenInDatabase } = await import('../cloud/tokens.ts');
+      console.log(await createTokenInDatabase(dbOf(h, o), o.role, o.unit));
+    });
+}
+
+/** The cloud's database: from its config file, else the SQLite file in the data directory. */
+export function dbOf(h: UserCommandHelpers, o: { config?: string; dataDir: string }): DbOptions {
+  return o.config ? h.databaseOf(o.config, o.dataDir) : { kind: 'sqlite', file: resolve(o.dataDir, 'citysteward.db') };
+}
+
 /** The password given, else asked twice on a terminal (no echo), else a generated one. */
 async function newPassword(given: string | undefined): Promise<{ password: string; generated: boolean }> {
   if (given !== undefined) return { password: given, generated: false };

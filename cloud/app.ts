@@ -44,6 +44,8 @@ import * as S from './http/schemas.ts';
 import { buildEmergency, type Emergency } from './emergency/service.ts';
 import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
+import type { EmergencyConfig } from './emergency/config.ts';
+import { installOpen311 } from './open311/index.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth, type GatewayState } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
@@ -54,6 +56,7 @@ import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 
 export type { DbOptions } from './db/database.ts';
+export type { EmergencyConfig } from './emergency/config.ts';
 export type { IngestResult, IngestStats } from './ingest.ts';
 export type { EdgeAlarmResult, EdgeAlarmStats } from './edge-alarms/ingest.ts';
 export type { HttpLimits, ConnectionStats } from '../lib/http-limits.ts';
@@ -129,17 +132,6 @@ export interface CloudOptions {
   influx?: InfluxConfig; // the InfluxDB sink (cloud/influx/sink.ts, README "InfluxDB sink"); off when omitted
   /** Real elapsed time (ms) for the per-credential rate limit and sign-in locks; default `performance.now`. */
   clock?: () => number;
-}
-
-export interface EmergencyConfig {
-  /** How CAP warnings map to the mode (WarningPolicy; defaults: Zhuhai, typhoon signals). */
-  policy?: Partial<WarningPolicy>;
-  /** What gateways switch to: poll and heartbeat intervals (default poll DEFAULT_FAST_POLL_MS). */
-  fast?: { pollMs: number; heartbeatMs?: number };
-  /** Retry period of unacknowledged mode commands (default 3 s). */
-  retryMs?: number;
-  /** Pull open hazard cases in to the 12-hour cap when the mode starts (default true). */
-  tightenOpenCases?: boolean;
 }
 
 export interface Cloud {
@@ -310,6 +302,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     maxDistanceM: opts.photos?.maxDistanceM ?? DEFAULT_PHOTO_MAX_DISTANCE_M,
   }));
   registerWebConfigRoute(app, { district: opts.district, web });
+  await installOpen311(app, { database, district: opts.district, env, events, now, logger: logger.child({ mod: 'open311' }) });
   // The web application (docs/architecture.md#web-application): public page and files, data through the API.
   await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir, imgOrigins: tileOrigins(web.map?.tiles) });
 

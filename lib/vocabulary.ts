@@ -49,6 +49,10 @@ export const CASE_SOURCES = ['sensor', 'inspector', 'hotline', 'citizen'] as con
 export type CaseSource = (typeof CASE_SOURCES)[number];
 export const CaseSourceT = literals(CASE_SOURCES);
 
+/** A citizen report (Open311) waits to be accepted (受理) or refused (cloud/open311/reports.ts). */
+export const REPORT_STATES = ['pending', 'accepted', 'refused'] as const;
+export type ReportState = (typeof REPORT_STATES)[number];
+
 /** The city's mode (docs/domain.md, emergency mode). */
 export const CITY_MODES = ['normal', 'emergency'] as const;
 export type CityMode = (typeof CITY_MODES)[number];

@@ -5,6 +5,7 @@ import { rollupMigration } from './rollups-migration.ts';
 import { historyChainMigration } from '../cases/chain-migration.ts';
 import { peopleCasesMigration } from '../cases/people-migration.ts';
 import { auditChainsMigration } from '../audit/migration.ts';
+import { open311Migration } from '../open311/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -247,6 +248,7 @@ export const migrations: Record<string, Migration> = {
   '0009_history_chain': historyChainMigration,
   '0010_people_cases': peopleCasesMigration,
   '0011_audit_chains': auditChainsMigration,
+  '0012_open311': open311Migration,
 };
 
 export const migrationProvider: MigrationProvider = {

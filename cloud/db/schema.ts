@@ -1,4 +1,5 @@
 import type { Generated } from 'kysely';
+import type { CitizenReportsTable, Open311KeysTable } from '../open311/migration.ts';
 
 /**
  * Kysely table types. Timestamps are epoch milliseconds (bigint in PostgreSQL, integer in SQLite;
@@ -328,4 +329,6 @@ export interface DB {
   case_actions: CaseActionsTable;
   photos: PhotosTable;
   case_photos: CasePhotosTable;
+  open311_keys: Open311KeysTable;
+  citizen_reports: CitizenReportsTable;
 }

@@ -30,7 +30,8 @@ export interface RouteAccess {
 function isPublic(req: FastifyRequest): boolean {
   if (req.routeOptions.config?.public === true) return true;
   const path = req.url.split('?')[0];
-  return path === '/docs' || path.startsWith('/docs/');
+  // Open311 is public by the spec (an unknown path there answers the spec's 404; POST checks its api_key).
+  return path === '/docs' || path.startsWith('/docs/') || path.startsWith('/open311/');
 }
 
 export interface AuthOptions {

@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Logger } from '../../lib/log.ts';
 import { CsError } from '../../lib/errors.ts';
 import { CloudErrors, statusOf } from '../errors.ts';
+import { formatOfUrl, sendErrors } from '../open311/format.ts';
 
 /** The documented error body (README "Error bodies"): every 4xx and 5xx, Fastify's and Node's own included. */
 export interface ErrorBody {
@@ -52,16 +53,21 @@ export function installErrorHandling(app: FastifyInstance, log: Logger): void {
     const body = toErrorBody(err);
     if (body.statusCode >= 500) log.error({ err, url: req.url, method: req.method, code: body.code }, 'request failed');
     if (body.statusCode === 401) reply.header('www-authenticate', 'Bearer');
-    return reply.code(body.statusCode).send(body);
+    return answer(req, reply, body);
   });
 
-  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody(404, CloudErrors.ROUTE_NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.setNotFoundHandler((req, reply) => answer(req, reply, errorBody(404, CloudErrors.ROUTE_NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}`)));
+}
+
+/** The error body, or under /open311/ the GeoReport v2 errors (cloud/open311/format.ts) with the same status. */
+function answer(req: FastifyRequest, reply: FastifyReply, body: ErrorBody): FastifyReply {
+  if (req.url.startsWith('/open311/')) return sendErrors(reply, formatOfUrl(req.url), body.statusCode, [body.message]);
+  return reply.code(body.statusCode).send(body);
 }
 
 /** Fastify's `frameworkErrors` option: errors raised before routing (a path like `/api/%ZZ`). */
 export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
-  const body = toErrorBody(err);
-  void reply.code(body.statusCode).send(body);
+  void answer(_req, reply, toErrorBody(err));
 }
 
 /**

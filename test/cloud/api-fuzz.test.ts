@@ -71,6 +71,13 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /api/audit/credentials': ['admin'],
   'GET /api/evaluation': ['operator', 'commander', 'verifier', 'admin'],
   'GET /api/web/config': ANY,
+  'GET /api/citizen-reports': ['operator', 'admin'],
+  'POST /api/citizen-reports/:id/accept': ['operator', 'admin'],
+  'POST /api/citizen-reports/:id/refuse': ['operator', 'admin'],
+  // Open311 GeoReport v2 (README "Open311"): public by the spec; POST requests checks the client app's api_key itself.
+  ...Object.fromEntries(['GET /open311/v2/services.json', 'GET /open311/v2/services.xml', 'GET /open311/v2/services/:file',
+    'GET /open311/v2/requests.json', 'GET /open311/v2/requests.xml', 'GET /open311/v2/requests/:file',
+    'POST /open311/v2/requests.json', 'POST /open311/v2/requests.xml'].map((k) => [k, PUBLIC])),
   'POST /api/session': PUBLIC,
   'GET /api/session': ANY,
   'DELETE /api/session': ANY,
@@ -306,7 +313,13 @@ describe('REST fuzz over every route and role', () => {
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
 
       if (res.statusCode >= 500) failures.push(`${res.statusCode} ${res.body.slice(0, 300)} <- ${where}`);
-      if (res.statusCode >= 400) {
+      if (res.statusCode >= 400 && op.path.startsWith('/open311/')) {
+        // The spec's errors: [{ code, description }] (JSON) or <errors><error>... (XML), code = the HTTP status.
+        const xmlErr = new RegExp(`^<\\?xml version="1.0" encoding="utf-8"\\?>\\s*<errors>\\s*<error>\\s*<code>${res.statusCode}</code>`);
+        let ok = xmlErr.test(res.body);
+        try { const e = JSON.parse(res.body); ok ||= Array.isArray(e) && e.length > 0 && e.every((x) => x.code === res.statusCode && typeof x.description === 'string'); } catch { /* XML */ }
+        if (!ok) failures.push(`not the Open311 error format ${res.statusCode} ${res.body.slice(0, 300)} <- ${where}`);
+      } else if (res.statusCode >= 400) {
         let e: Record<string, unknown> = {};
         try { e = JSON.parse(res.body); } catch { /* checked below */ }
         const shaped = e.statusCode === res.statusCode && typeof e.code === 'string' && /^CS_/.test(e.code) && typeof e.error === 'string' && typeof e.message === 'string';
@@ -315,7 +328,7 @@ describe('REST fuzz over every route and role', () => {
       if (res.statusCode >= 200 && res.statusCode < 300) {
         const a = access.get(op)!;
         if (!a.public && (!w.role || !a.roles.includes(w.role as never))) failures.push(`forbidden ${res.statusCode} <- ${where}`);
-        if (w.role === 'crew' && op.path !== '/api/events' && res.statusCode !== 204) {
+        if (w.role === 'crew' && op.path.startsWith('/api/') && op.path !== '/api/events' && res.statusCode !== 204) {
           const j = JSON.parse(res.body) as Record<string, any>;
           if (op.path.startsWith('/api/cases')) {
             for (const c of (j.items ?? [j]) as { unit: string }[]) if (c.unit !== w.unit) failures.push(`crew sees another unit's case ${JSON.stringify(c.unit)} <- ${where}`);

@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify';
+import type { District } from '../../devices/district.ts';
+import type { Logger } from '../../lib/log.ts';
+import type { CaseEnv } from '../cases/index.ts';
+import type { Database } from '../db/database.ts';
+import type { EventBus } from '../events.ts';
+import { interimRegister, interimServices } from './bridge.ts';
+import { createKeyStore } from './keys.ts';
+import { registerCitizenReportRoutes } from './operator-routes.ts';
+import { createReportStore } from './reports.ts';
+import { open311Routes } from './routes.ts';
+
+/** Citizen reports (docs/architecture.md#open311): the Open311 GeoReport v2 routes and the operators' acceptance. */
+export async function installOpen311(app: FastifyInstance, deps: {
+  database: Database; district: District; env: CaseEnv; events: EventBus; now: () => number; logger: Logger;
+}): Promise<void> {
+  const reports = createReportStore(deps.database, deps.now);
+  const services = interimServices(deps.env);
+  const names = new Map(deps.district.units.map((u) => [u.id, u.name]));
+  const unitName = (id: string) => names.get(id) ?? id;
+  await app.register(async (scope) => open311Routes(scope, {
+    reports, keys: createKeyStore(deps.database, deps.now), services, unitName, now: deps.now, logger: deps.logger,
+  }));
+  registerCitizenReportRoutes(app, { reports, services, unitName, register: interimRegister(deps.env, deps.district), events: deps.events });
+}

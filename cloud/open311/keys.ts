@@ -1,0 +1,65 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { openDatabase, type Database, type DbOptions } from '../db/database.ts';
+
+/**
+ * Client apps' Open311 API keys: `o311_` + 32 random bytes (base64url), shown once; only the sha256
+ * hex is stored. An admin creates, lists and revokes them (`citysteward open311-key`).
+ */
+
+const KEY_RE = /^o311_[A-Za-z0-9_-]{43}$/;
+const hashKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
+
+export interface Open311Key {
+  id: string;
+  name: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface KeyStore {
+  /** A new key for a client app; the key is returned once, in clear. */
+  create(name: string): Promise<{ id: string; key: string }>;
+  /** The key's id when it is valid and not revoked. */
+  verify(key: string): Promise<string | undefined>;
+  revoke(id: string): Promise<boolean>;
+  list(): Promise<Open311Key[]>;
+}
+
+export function createKeyStore(database: Database, now: () => number): KeyStore {
+  return {
+    async create(name) {
+      const clean = name.trim();
+      if (!clean || clean.length > 200) throw new Error('a key needs a name (1 to 200 characters): the client app it is for');
+      const key = `o311_${randomBytes(32).toString('base64url')}`;
+      const id = `o3k_${randomBytes(6).toString('hex')}`;
+      await database.write((trx) => trx.insertInto('open311_keys').values({ id, name: clean, hash: hashKey(key), created_at: now(), revoked_at: null }).execute());
+      return { id, key };
+    },
+    async verify(key) {
+      if (!KEY_RE.test(key)) return undefined;
+      const row = await database.db.selectFrom('open311_keys').select(['id', 'revoked_at']).where('hash', '=', hashKey(key)).executeTakeFirst();
+      return row && row.revoked_at === null ? row.id : undefined;
+    },
+    async revoke(id) {
+      const r = await database.write((trx) => trx.updateTable('open311_keys').set({ revoked_at: now() })
+        .where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst());
+      return Number(r.numUpdatedRows) > 0;
+    },
+    async list() {
+      const rows = await database.db.selectFrom('open311_keys').select(['id', 'name', 'created_at', 'revoked_at']).orderBy('created_at').orderBy('id').execute();
+      const iso = (t: number | null) => (t == null ? null : new Date(Number(t)).toISOString());
+      return rows.map((r) => ({ id: r.id, name: r.name, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at) }));
+    },
+  };
+}
+
+/** For the CLI: opens and migrates the database, runs `fn` on the key store, closes the database. */
+export async function withKeyStore<T>(db: DbOptions, fn: (keys: KeyStore) => Promise<T>): Promise<T> {
+  const database = openDatabase(db);
+  try {
+    await database.migrate();
+    return await fn(createKeyStore(database, Date.now));
+  } finally {
+    await database.close();
+  }
+}
