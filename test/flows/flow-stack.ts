@@ -25,7 +25,8 @@ interface Helper {
   getNode(id: string): { on(ev: string, fn: (msg: Record<string, unknown>) => void): void; receive(msg: object): void } | null;
 }
 export const helper = require('node-red-node-test-helper') as Helper;
-helper.init(require.resolve('node-red'), { logging: { console: { level: 'off' } } });
+// As citysteward flows runs Node-RED: function nodes may load no module.
+helper.init(require.resolve('node-red'), { logging: { console: { level: 'off' } }, functionExternalModules: false });
 
 const CORE = {
   inject: 'common/20-inject.js', debug: 'common/21-debug.js', catch: 'common/25-catch.js', function: 'function/10-function.js',
