@@ -14,6 +14,7 @@ import { registerAuditCommands } from './audit-commands.ts';
 import { registerCredentialCommands } from './credential-commands.ts';
 import { registerClusterCommands } from './cluster-commands.ts';
 import { registerOpen311Commands } from './open311-commands.ts';
+import { registerFlowsCommand } from './flows-command.ts';
 
 /** `citysteward`: one program, a subcommand per service. See README.md "Command line". */
 
@@ -267,7 +268,7 @@ export function buildProgram(): Command {
       if (!report.ok) process.exitCode = 1;
     });
 
-  for (const register of [registerUserCommands, registerTokenCommands, registerAuditCommands, registerCredentialCommands, registerClusterCommands, registerOpen311Commands]) register(program, { configOption, dataDirOption, databaseOf: (file, dataDir) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
+  for (const register of [registerUserCommands, registerTokenCommands, registerAuditCommands, registerCredentialCommands, registerClusterCommands, registerOpen311Commands, registerFlowsCommand]) register(program, { configOption, dataDirOption, databaseOf: (file: string, dataDir: string) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
 
   return program;
 }
