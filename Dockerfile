@@ -18,5 +18,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && (npm rebuild better-sqlite3-napi || true)
 COPY . .
 COPY --from=web /app/cloud/web/dist cloud/web/dist
+# Mount points of the compose volumes, owned by the service user (a new named volume takes the owner from the image).
+RUN mkdir -p /data /config /gateway-data /photos && chown node:node /data /config /gateway-data /photos
 USER node
 ENTRYPOINT ["node", "bin/citysteward.js"]

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest|history|ingest-batch] [-- --quick]`
+ * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest|history|ingest-batch|drills] [-- --quick]`
  * (ingest: `--readings N`, `--pairs N`, `--skip-pg`; bench/ingest-bench.ts)
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
  * throughput and latency, then memory per idle connection; then the emergency switch beside a
@@ -18,6 +18,7 @@ import { ingestBench } from './ingest-bench.ts';
 import { historyBench, writeHistorySection } from './history-bench.ts';
 import { ingestBatchBench, writeIngestBatchSection } from './ingest-batch-bench.ts';
 import { ingestSection, writeIngestSection } from './ingest-report.ts';
+import { drillsBench, drillsSection, writeDrillsSection } from './drills.ts';
 import { GATEWAY_COUNT } from './identities.ts';
 import { mqttCases, runMqttCase } from './mqtt-bench.ts';
 import { EMERGENCY_HEADING, connSection, emergencySection, machine, mqttSection } from './report.ts';
@@ -26,8 +27,8 @@ const { values: args } = parseArgs({ options: {
   only: { type: 'string' }, quick: { type: 'boolean', default: false },
   readings: { type: 'string' }, pairs: { type: 'string' }, 'skip-pg': { type: 'boolean', default: false },
 } });
-if (args.only !== undefined && !['mqtt', 'connections', 'reconnect', 'emergency', 'breach', 'edge', 'ingest', 'history', 'ingest-batch'].includes(args.only)) {
-  console.error('usage: npm run bench -- [--only mqtt|connections|reconnect|emergency|breach|edge|ingest|history|ingest-batch] [--quick] [--readings N --pairs N --skip-pg]');
+if (args.only !== undefined && !['mqtt', 'connections', 'reconnect', 'emergency', 'breach', 'edge', 'ingest', 'history', 'ingest-batch', 'drills'].includes(args.only)) {
+  console.error('usage: npm run bench -- [--only mqtt|connections|reconnect|emergency|breach|edge|ingest|history|ingest-batch|drills] [--quick] [--readings N --pairs N --skip-pg]');
   process.exit(2);
 }
 const quick = args.quick;
@@ -119,6 +120,7 @@ const ingestOpts = {
 const ingest = only('ingest') ? [ingestSection(ingestOpts, await ingestBench(ingestOpts, log), machine())] : []; // ingest-bench.ts: end to end beside Mosquitto peers and Node-RED
 const history = only('history') ? [await historyBench(quick, log)] : []; // history-bench.ts: a month of 1 s readings in 500 buckets
 const ingestBatch = only('ingest-batch') ? [await ingestBatchBench(quick, log)] : []; // ingest-batch-bench.ts: one transaction per reading vs group commit
+const drills = only('drills') ? [drillsSection(await drillsBench(log))] : []; // drills.ts: four faults under load through a cluster
 log(`bench took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
 if (!quick && args.only === 'history') {
@@ -135,6 +137,10 @@ if (!quick && args.only === 'history') {
 } else if (!quick && args.only === 'reconnect') {
   writeReconnectSection(reconnect[0]!);
   log('wrote the reconnect section of bench/RESULTS.md');
+} else if (!quick && args.only === 'drills') {
+  log(drills[0]!);
+  writeDrillsSection(drills[0]!);
+  log('wrote the fault drills section of bench/RESULTS.md');
 } else if (!quick && args.only === 'ingest-batch') {
   log(ingestBatch[0]!);
   writeIngestBatchSection(ingestBatch[0]!);
@@ -192,6 +198,7 @@ if (!quick && args.only === 'history') {
     ...ingest,
     ...history,
     ...ingestBatch,
+    ...drills,
   ].join('\n'));
   log('wrote bench/RESULTS.md');
 }

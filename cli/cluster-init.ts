@@ -14,6 +14,8 @@ import type { District } from '../devices/district.ts';
 
 export const CLOUD_IDENTITY = 'cloud';
 export const OBSERVER_IDENTITY = 'observer';
+/** Stream partitions of a cluster: 16 suits two to eight workers. */
+export const CLUSTER_PARTITIONS = 16;
 
 export interface ClusterSecrets {
   /** MQTT passwords by identity (every gateway of the district, `cloud`, `observer`). */
@@ -45,6 +47,8 @@ export interface ClusterTopology {
   photosDir: string;
   /** Bus endpoints the edges poll (the simulators'), by bus id. */
   buses: Record<string, { host: string; port: number }>;
+  /** Partitions of the readings stream, the same on every broker and worker (README "Several cloud workers"); default 16. */
+  partitions?: number;
   pollMs?: number;
   /** Every poll published (`reporting.mode: poll`); the drills' steady load. */
   everyPoll?: boolean;
@@ -89,7 +93,7 @@ export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void
   yaml(clusterFiles.gateway, {
     mqtt: t.brokerListen,
     redis: t.redis,
-    stream: { key: 'readings' },
+    stream: { key: 'readings', partitions: t.partitions ?? CLUSTER_PARTITIONS },
   }, 'every broker of the cluster: shared Redis (sessions, routing) and the readings stream');
   const database = t.database.replace('{password}', encodeURIComponent(s.pg));
   for (let i = 0; i < t.clouds; i++) {
@@ -100,8 +104,8 @@ export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void
       http: t.cloudHttp,
       database: { kind: 'postgres', url: database },
       photos: { dir: t.photosDir },
-      mqtt: { url: order[0], ...(order.length > 1 ? { urls: order.slice(1) } : {}), username: CLOUD_IDENTITY, password: s.mqtt[CLOUD_IDENTITY], clientId: `cs-cloud-${i + 1}` },
-      stream: { url: t.redis.url, key: `${t.redis.keyPrefix}readings`, group: 'cloud', consumer: `cloud-${i + 1}` },
+      mqtt: { url: order[0], ...(order.length > 1 ? { urls: order.slice(1) } : {}), username: CLOUD_IDENTITY, password: s.mqtt[CLOUD_IDENTITY] },
+      stream: { url: t.redis.url, key: `${t.redis.keyPrefix}readings`, group: 'cloud', consumer: `cloud-${i + 1}`, partitions: t.partitions ?? CLUSTER_PARTITIONS },
     }, `cloud worker ${i + 1} of ${t.clouds}`);
   }
   t.district.gateways.forEach((g, i) => {

@@ -7,7 +7,7 @@ import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict, type District } from '../devices/district.ts';
 import { createTokenInDatabase } from '../cloud/tokens.ts';
 import { CsError } from '../lib/errors.ts';
-import { clusterFiles, provisionCluster, writeClusterConfigs, type ClusterSecrets } from './cluster-init.ts';
+import { CLUSTER_PARTITIONS, clusterFiles, provisionCluster, writeClusterConfigs, type ClusterSecrets } from './cluster-init.ts';
 import { service, type Service } from './cluster-service.ts';
 import { DEMO_DISTRICT } from './demo-district.ts';
 
@@ -134,7 +134,7 @@ export function buildCluster(o: ClusterOptions): Cluster {
       const endpoints = await waitForFile(join(dir, 'sim', 'sim-endpoints.json'), sim);
       // Brokers first with port 0 (or the port of an earlier run), then the configs that name them.
       const gatewayConfig = join(configDir, clusterFiles.gateway);
-      writeFileSync(gatewayConfig, stringify({ mqtt: { host: '127.0.0.1', port: 0 }, redis: { url: redisUrl, keyPrefix: state.keyPrefix }, stream: { key: 'readings' } }));
+      writeFileSync(gatewayConfig, stringify({ mqtt: { host: '127.0.0.1', port: 0 }, redis: { url: redisUrl, keyPrefix: state.keyPrefix }, stream: { key: 'readings', partitions: CLUSTER_PARTITIONS } }));
       const brokerUrls: string[] = [];
       for (let i = 0; i < nBrokers; i++) {
         const args = (port: number) => ['gateway', '--config', gatewayConfig, '--data-dir', join(dir, 'brokers'), '--host', '127.0.0.1', '--mqtt-port', String(port)];
