@@ -21,5 +21,5 @@ export async function installOpen311(app: FastifyInstance, deps: {
   await app.register(async (scope) => open311Routes(scope, {
     reports, keys: createKeyStore(deps.database, deps.now), services, unitName, now: deps.now, logger: deps.logger,
   }));
-  registerCitizenReportRoutes(app, { reports, services, unitName, register: interimRegister(deps.env, deps.district), events: deps.events });
+  registerCitizenReportRoutes(app, { reports, services, unitName, register: interimRegister(deps.env, deps.district), events: deps.events, db: deps.database.db });
 }

@@ -3,6 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../http/auth.ts';
 import * as S from '../http/schemas.ts';
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
 import type { EventBus } from '../events.ts';
 import { REPORT_STATES, requestJson, type RegisterCitizenCase, type ReportStore, type ReportView } from './reports.ts';
 import type { ServiceCatalogue } from './services.ts';
@@ -46,6 +48,7 @@ export interface OperatorDeps {
   /** Registers the case of an accepted report (cloud/cases/person.ts registerPersonCase). */
   register: RegisterCitizenCase;
   events: EventBus;
+  db: Kysely<DB>;
 }
 
 export function registerCitizenReportRoutes(root: FastifyInstance, deps: OperatorDeps): void {
@@ -79,7 +82,14 @@ export function registerCitizenReportRoutes(root: FastifyInstance, deps: Operato
       tags: ['citizen reports'], params: Id, body: AcceptBody, response: { 200: Decided, ...S.authErrors, 404: S.ErrorReply, 409: S.ErrorReply },
     },
   }, async (req) => {
-    const caseId = await deps.reports.accept(req.params.id, principalOf(req).actor, deps.register, deps.services, req.body?.category);
+    const p = principalOf(req);
+    const caseId = await deps.reports.accept(req.params.id, { actor: p.actor, role: p.role }, deps.register, deps.services, req.body?.category);
+    const c = await deps.db.selectFrom('cases').select(['unit', 'device', 'hazard', 'state', 'category', 'opened_at']).where('id', '=', caseId).executeTakeFirstOrThrow();
+    req.log.info({ reportId: req.params.id, caseId, unit: c.unit }, 'citizen report accepted');
+    deps.events.emit({
+      type: 'case.opened', at: new Date(Number(c.opened_at)).toISOString(), caseId, unit: c.unit, device: c.device, hazard: c.hazard, state: c.state,
+      data: { source: 'citizen', category: c.category, report: req.params.id },
+    });
     return { id: req.params.id, state: 'accepted', caseId };
   });
 
@@ -91,6 +101,7 @@ export function registerCitizenReportRoutes(root: FastifyInstance, deps: Operato
     },
   }, async (req) => {
     await deps.reports.refuse(req.params.id, principalOf(req).actor, req.body.reason);
+    req.log.info({ reportId: req.params.id }, 'citizen report refused');
     return { id: req.params.id, state: 'refused', caseId: null };
   });
 }

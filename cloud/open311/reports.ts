@@ -40,7 +40,7 @@ export interface NewReport {
 /** What acceptance needs registered: the case (source citizen) in the caller's write transaction; its id. */
 export type RegisterCitizenCase = (trx: Kysely<DB>, input: {
   category: string; description: string; lat?: number; lon?: number; address?: string; mediaUrl?: string;
-  reportId: string; actor: string; at: number;
+  reportId: string; actor: string; role: string; at: number;
 }) => Promise<string>;
 
 /** A report with the case it became (when accepted). */
@@ -128,7 +128,8 @@ export function createReportStore(database: Database, now: () => number) {
       return id;
     },
     /** Accepts a pending report: the case is registered in the same transaction; 409 when decided already. */
-    async accept(id: string, actor: string, register: RegisterCitizenCase, services: ServiceCatalogue, category?: string): Promise<string> {
+    async accept(id: string, by: { actor: string; role: string }, register: RegisterCitizenCase, services: ServiceCatalogue, category?: string): Promise<string> {
+      const { actor } = by;
       return database.write(async (trx) => {
         const at = now();
         const r = await pendingRow(trx, id);
@@ -136,7 +137,7 @@ export function createReportStore(database: Database, now: () => number) {
         if (!services.get(code)) throw new CsError(CloudErrors.BAD_QUERY, `no category ${code} in the catalogue`);
         const caseId = await register(trx, {
           category: code, description: r.description, lat: r.lat ?? undefined, lon: r.lon ?? undefined,
-          address: r.address_string ?? undefined, mediaUrl: r.media_url ?? undefined, reportId: id, actor, at,
+          address: r.address_string ?? undefined, mediaUrl: r.media_url ?? undefined, reportId: id, actor, role: by.role, at,
         });
         await trx.updateTable('citizen_reports').set({ state: 'accepted', service_code: code, case_id: caseId, decided_at: at, decided_by: actor, updated_at: at })
           .where('id', '=', id).execute();
