@@ -34,6 +34,14 @@ export function registerCredentialCommands(program: Command, h: UserCommandHelpe
       const { openCredentialStore } = await import('../gateway/credentials.ts');
       console.log(JSON.stringify(openCredentialStore(resolve(o.dataDir)).list(), null, 2));
     });
+  cred.command('verify-log').description('recompute the chained log of credential changes (DATA_DIR/credentials-log.jsonl); name the first line altered, deleted or inserted out of place (exit 1 if any)')
+    .addOption(h.dataDirOption())
+    .action(async (o) => {
+      const { verifyMachineLog } = await import('../gateway/credential-log.ts');
+      const report = verifyMachineLog(resolve(o.dataDir, 'credentials.json'));
+      console.log(JSON.stringify(report, null, 2));
+      if (!report.ok) process.exitCode = 1;
+    });
   cred.command('rotate <username>').description('issue a new password').addOption(h.dataDirOption()).addOption(adminUrlOption())
     .action(async (username, o) => {
       if (o.adminUrl) {

@@ -102,7 +102,7 @@ export function buildProgram(): Command {
           http: o.httpPort !== undefined ? { host: cfg.http?.host ?? '127.0.0.1', port: o.httpPort, limits: cfg.http?.limits } : cfg.http,
           allowAnonymous: Boolean(o.allowAnonymous) || cfg.allowAnonymous,
         },
-        credentials: openCredentialStore(resolve(o.dataDir)),
+        credentials: openCredentialStore(resolve(o.dataDir), { actor: 'gateway-admin-api' }), // its changes come through the admin API
         logger,
         adminToken: process.env.CS_GATEWAY_ADMIN_TOKEN || undefined,
       });

@@ -6,8 +6,8 @@
  * whose secret proves machine-strength is rewritten as SHA-256 after its next successful
  * login (docs/architecture.md#machine-credentials).
  *
- * File format (version 1):
- *   { "version": 1, "users": [ { "username", "role", "gateway"?, "createdAt", "revokedAt"?,
+ * File format (version 1; `logHead`: gateway/credential-log.ts):
+ *   { "version": 1, "logHead"?, "users": [ { "username", "role", "gateway"?, "createdAt", "revokedAt"?,
  *       "rotatedAt"?, and either "sha256": { "hash" (base64) }
  *       or "scrypt": { "N", "r", "p", "keylen", "salt" (base64), "hash" (base64) } } ] }
  *
@@ -22,6 +22,8 @@ import {
 } from './secret-hash.ts';
 import { corrupt, readIfExists, writeAtomic } from './credentials-file.ts';
 import { checkImport, importRefused, type ImportEntry, type ImportProblem } from './credential-import.ts';
+import { planLog, type MachineCredentialChange } from './credential-log.ts';
+import { cliActor } from '../lib/cli-actor.ts';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
 import { ID_PATTERN, isValidId } from '../lib/topics.ts';
@@ -66,15 +68,17 @@ const UserRecord = Type.Object({
 
 const CredentialsFile = Type.Object({
   version: Type.Literal(1),
+  logHead: Type.Optional(Type.String({ description: 'the hash of the last line of credentials-log.jsonl (gateway/credential-log.ts)' })),
   users: Type.Array(UserRecord),
 }, { additionalProperties: false });
 
 type UserRecord = Static<typeof UserRecord> & StoredSecret;
 
-
 export interface CredentialStoreOptions {
   /** Clock for createdAt / rotatedAt / revokedAt. */
   now?: () => Date;
+  /** Who makes the changes, for the credential log (default: `cli:` and the operating-system user). */
+  actor?: string;
 }
 
 interface StoreEvents {
@@ -100,11 +104,14 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
   /** Entries rewritten as SHA-256 after a login, not yet saved: username -> the fingerprint they replaced. */
   private readonly migrated = new Map<string, string>();
   private migrationTimer: NodeJS.Timeout | undefined;
+  private logHead: string | undefined;
+  private readonly actor: string;
 
   private constructor(file: string | undefined, opts: CredentialStoreOptions = {}) {
     super();
     this.file = file;
     this.now = opts.now ?? (() => new Date());
+    this.actor = opts.actor ?? cliActor();
   }
 
   /** Opens the store at `file`, creating an empty one (and its directory) if missing; refuses a corrupt file. */
@@ -138,7 +145,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     checkPassword(secret);
     const record = this.newRecord(username, role, secret);
     this.users.set(username, record);
-    this.saveOrUndo(() => this.users.delete(username));
+    this.saveOrUndo(() => this.users.delete(username), [{ action: 'create', username, role }]);
     return { identity: toIdentity(record), password: secret };
   }
 
@@ -159,7 +166,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
       this.users.set(e.username, this.newRecord(e.username, e.role, secret));
       added.push(e.username);
     }
-    this.saveOrUndo(() => added.forEach((u) => this.users.delete(u)));
+    this.saveOrUndo(() => added.forEach((u) => this.users.delete(u)), entries.map((e) => ({ action: 'import', username: e.username, role: e.role })));
     return { created: added.length, generated };
   }
 
@@ -263,7 +270,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     const { scrypt: _s, sha256: _h, ...rest } = old;
     const record = { ...rest, rotatedAt: this.now().toISOString(), ...hashSecret(password) } as UserRecord;
     this.users.set(username, record);
-    this.saveOrUndo(() => this.users.set(username, old));
+    this.saveOrUndo(() => this.users.set(username, old), [{ action: 'rotate', username, role: old.role }]);
     this.verified.delete(username);
     this.emit('rotated', username);
     return { password };
@@ -275,7 +282,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     if (!old) throw new CsError(GatewayErrors.USER_UNKNOWN, `unknown username ${username}`, { username });
     if (old.revokedAt) return;
     this.users.set(username, { ...old, revokedAt: this.now().toISOString() });
-    this.saveOrUndo(() => this.users.set(username, old));
+    this.saveOrUndo(() => this.users.set(username, old), [{ action: 'revoke', username, role: old.role }]);
     this.verified.delete(username);
     this.emit('revoked', username);
   }
@@ -349,22 +356,27 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     }
     this.users.clear();
     for (const [k, v] of users) this.users.set(k, v);
+    this.logHead = result.value.logHead;
   }
 
   /** Persists; on failure restores the previous in-memory state and throws. */
-  private saveOrUndo(undo: () => void): void {
+  private saveOrUndo(undo: () => void, changes: MachineCredentialChange[]): void {
     try {
-      this.save();
+      this.save(changes);
     } catch (err) {
       undo();
       throw err;
     }
   }
 
-  private save(): void {
+  /** Writes the file; with changes, their log lines' head in it first, then the lines (gateway/credential-log.ts). */
+  private save(changes: MachineCredentialChange[] = []): void {
     if (!this.file) return;
-    const body = JSON.stringify({ version: 1, users: [...this.users.values()] }, null, 2) + '\n';
-    writeAtomic(this.file, body);
+    const log = changes.length ? planLog(this.file, changes, this.actor, this.now()) : undefined;
+    const logHead = log?.head ?? this.logHead;
+    writeAtomic(this.file, JSON.stringify({ version: 1, ...(logHead ? { logHead } : {}), users: [...this.users.values()] }, null, 2) + '\n');
+    this.logHead = logHead;
+    log?.commit();
   }
 }
 

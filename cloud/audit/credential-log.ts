@@ -1,4 +1,3 @@
-import { userInfo } from 'node:os';
 import type { Kysely, Selectable } from 'kysely';
 import type { CredentialAction, CredentialSubject } from '../../lib/vocabulary.ts';
 import type { CredentialLogTable, DB } from '../db/schema.ts';
@@ -36,14 +35,7 @@ export async function logCredentialChange(trx: Kysely<DB>, c: CredentialChange):
   }));
 }
 
-/** The actor of a change made with the CLI on the database: the operating-system user who ran it. */
-export function cliActor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return 'cli';
-  }
-}
+export { cliActor } from '../../lib/cli-actor.ts';
 
 export interface CredentialLogEntry {
   seq: number; at: number; subjectKind: CredentialSubject; subject: string; action: CredentialAction; actor: string;

@@ -86,7 +86,7 @@ describe('CredentialStore', () => {
     store.create('gw1', 'gateway');
     store.rotate('gw1');
     store.revoke('gw1');
-    expect(readdirSync(dir)).toEqual(['credentials.json']);
+    expect(readdirSync(dir).sort()).toEqual(['credentials-log.jsonl', 'credentials.json']);
   });
 
   it('refuses duplicates, invalid or reserved usernames, unknown roles and short passwords', () => {
