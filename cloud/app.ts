@@ -46,6 +46,7 @@ import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import type { EmergencyConfig } from './emergency/config.ts';
 import { installOpen311 } from './open311/index.ts';
+import { createSharedAcks } from './emergency/shared-acks.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth, type GatewayState } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
@@ -257,7 +258,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       gatewayHealth.set(gateway, { at: now(), health: r.value });
     },
   }) : undefined;
-  const streamConsumer = source.kind === 'redis-stream' ? streamWorker(source, { engine, ingestor, district: opts.district, logger, ingest }) : undefined;
+  const streamConsumer = source.kind === 'redis-stream' ? streamWorker(source, { engine, ingestor, district: opts.district, logger, ingest, events }) : undefined;
   // Events for integrations: cs/v1/events/{case|alarm}/{action}, published by the service identity.
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 
@@ -316,7 +317,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       isOnline: (gw) => gatewayStates.get(gw)?.online === true,
       publish: async (topic, payload) => subscriber?.publish(topic, payload),
       now, logger: logger.child({ mod: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
-      lockRow: database.kind === 'postgres',
+      lockRow: database.kind === 'postgres', syncMs: cfg.syncMs,
+      acks: source.kind === 'redis-stream' ? createSharedAcks({ url: source.url, key: `${source.stream}:acks`, logger: logger.child({ mod: 'emergency' }) }) : undefined,
     });
     await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district: opts.district, profiles: opts.profiles, now }));
   }

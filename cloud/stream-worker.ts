@@ -1,29 +1,50 @@
 import { gatewayOf, type District } from '../devices/district.ts';
+import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { partitionOf } from '../lib/partition.ts';
 import type { Ingestor } from './ingest.ts';
 import type { RuleEngine } from './rules.ts';
-import { createStreamConsumer, type StreamConsumer, type StreamSourceOptions } from './stream.ts';
+import { createEventRelay } from './events-relay.ts';
+import type { EventBus } from './events.ts';
+import { createStreamConsumer, StreamErrors, type StreamConsumer, type StreamSourceOptions } from './stream.ts';
 
 interface WorkerDeps {
   engine: RuleEngine;
   ingestor: Ingestor;
   district: District;
   logger: Logger;
+  events: EventBus;
   /** Every ingest path's entry (cloud/app.ts): resolves the outcome's status. */
   ingest(gateway: string, topic: string, payload: Buffer): Promise<{ status: string }>;
 }
 
-/** A cloud worker's consumer of the readings stream, wired to the ingest and the rule engine. */
+/**
+ * A cloud worker's consumer of the readings stream, wired to the ingest and the rule engine, with
+ * the relay of live events to and from the other workers (`{stream}:events`, cloud/events-relay.ts).
+ */
 export function streamWorker(source: StreamSourceOptions, deps: WorkerDeps): StreamConsumer {
   const logger = deps.logger.child({ mod: 'stream' });
-  return createStreamConsumer({
+  const relay = createEventRelay({ url: source.url, key: `${source.stream}:events`, worker: source.consumer, bus: deps.events, logger: deps.logger.child({ mod: 'events-relay' }) });
+  const consumer = createStreamConsumer({
     options: source,
     logger,
     // As over MQTT: rejected readings are acknowledged, failed ones stay pending for redelivery.
     handle: async (e) => (await deps.ingest(e.gateway, e.topic, e.payload)).status !== 'failed',
     moved: partitionMoves({ ...deps, partitions: source.partitions ?? 1, logger }),
   });
+  return {
+    async start() {
+      await relay.start().catch((err: Error) => {
+        throw new CsError(StreamErrors.UNAVAILABLE, `cannot relay events through redis at ${source.url}: ${err.message}`);
+      });
+      await consumer.start().catch(async (err) => { await relay.stop(); throw err; });
+    },
+    async stop() {
+      await consumer.stop();
+      await relay.stop();
+    },
+    stats: () => consumer.stats(),
+  };
 }
 
 /**

@@ -10,4 +10,6 @@ export interface EmergencyConfig {
   retryMs?: number;
   /** Pull open hazard cases in to the 12-hour cap when the mode starts (default true). */
   tightenOpenCases?: boolean;
+  /** How often a worker re-reads a mode another worker may have switched, ms (default 2000). */
+  syncMs?: number;
 }

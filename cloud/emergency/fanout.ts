@@ -1,10 +1,13 @@
 import type { Logger } from '../../lib/log.ts';
 import { topics } from '../../lib/topics.ts';
+import type { AckRecord, SharedAcks } from './shared-acks.ts';
 
 /**
  * Sends one mode command to every gateway and tracks each acknowledgement: the command carries the
  * mode epoch as its id; gateways that have not acknowledged are retried on a timer and at once when
- * they come back online (their retained birth on `cs/v1/{gw}/state`).
+ * they come back online (their retained birth on `cs/v1/{gw}/state`). With several workers
+ * (`shared`), acknowledgements are recorded in Redis: a worker that did not switch follows the
+ * command without sending it (`begin(..., { send: false })`) and shows the same acknowledgements.
  */
 
 export interface ModeCommand {
@@ -35,10 +38,18 @@ export interface FanoutDeps {
   now: () => number;
   logger: Logger;
   retryMs?: number;
+  /** The acknowledgements shared with the other workers (shared-acks.ts). */
+  shared?: SharedAcks;
 }
 
 export interface CommandFanout {
-  begin(id: string, command: ModeCommand): Promise<void>;
+  /**
+   * `send: false`: another worker switched and sends; this one only tracks the acknowledgements.
+   * `startedAt`: when the switch was made (default now), so every worker reports the same `afterMs`.
+   */
+  begin(id: string, command: ModeCommand, opts?: { send?: boolean; startedAt?: number }): Promise<void>;
+  /** Takes in the acknowledgements other workers recorded (shared); resolves when applied. */
+  refresh(): Promise<void>;
   onAck(gateway: string, ack: { id?: unknown; outcome?: unknown; message?: unknown }): void;
   onOnline(gateway: string): void;
   status(): FanoutStatus;
@@ -57,12 +68,13 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
   let unacked = 0;
   let timer: NodeJS.Timeout | undefined;
   let waiters: (() => void)[] = [];
+  let sending = true;
 
   const payload = () => JSON.stringify({ id, ...command, ts: new Date(deps.now()).toISOString() });
 
   async function send(gw: string): Promise<void> {
     const t = targets.get(gw);
-    if (!t || t.ackedAt || !id) return;
+    if (!t || t.ackedAt || !id || !sending) return;
     t.attempts += 1;
     t.lastSentAt = deps.now();
     try {
@@ -99,31 +111,51 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
     timer.unref?.();
   }
 
+  /** An acknowledgement (received or recorded by another worker) applied to its target. */
+  function apply(gw: string, r: AckRecord): void {
+    const t = targets.get(gw);
+    if (!t || t.ackedAt) return;
+    t.outcome = r.outcome;
+    t.message = r.message;
+    if (r.outcome !== 'ok') return;
+    t.ackedAt = r.at;
+    unacked -= 1;
+  }
+
+  async function refresh(): Promise<void> {
+    if (!deps.shared || !id || unacked === 0) return;
+    const forId = id;
+    const recorded = await deps.shared.load(forId);
+    if (id !== forId) return;
+    for (const [gw, r] of recorded) apply(gw, r);
+    notify();
+  }
+
   return {
-    async begin(newId, cmd) {
+    refresh,
+    async begin(newId, cmd, opts) {
       id = newId;
       command = cmd;
-      startedAt = deps.now();
+      startedAt = opts?.startedAt ?? deps.now();
+      sending = opts?.send ?? true;
       targets = new Map(deps.gateways().map((gw) => [gw, { attempts: 0, lastSentAt: 0 }]));
       unacked = targets.size;
+      // What other workers recorded (a restart, or a switch made elsewhere) is not sent again.
+      await refresh().catch((err) => deps.logger.warn({ err, id: newId }, 'shared acknowledgements not read'));
       // The sends are not awaited: the switch is done once recorded; acks are tracked as they come.
       for (const gw of targets.keys()) void send(gw);
-      schedule();
+      if (sending) schedule();
+      else { clearInterval(timer); timer = undefined; }
       notify();
     },
     onAck(gw, ack) {
       const t = targets.get(gw);
       if (!t || ack.id !== id || t.ackedAt) return;
-      if (ack.outcome !== 'ok') {
-        // A refusal is recorded and retried: the gateway may accept once its config allows it.
-        t.outcome = String(ack.outcome);
-        t.message = typeof ack.message === 'string' ? ack.message : undefined;
-        deps.logger.warn({ gateway: gw, id, outcome: ack.outcome, message: ack.message }, 'gateway refused the mode command');
-        return;
-      }
-      t.ackedAt = deps.now();
-      t.outcome = 'ok';
-      unacked -= 1;
+      const r: AckRecord = { at: deps.now(), outcome: String(ack.outcome), ...(typeof ack.message === 'string' ? { message: ack.message } : {}) };
+      deps.shared?.record(id!, gw, r);
+      // A refusal is recorded and retried: the gateway may accept once its config allows it.
+      if (r.outcome !== 'ok') deps.logger.warn({ gateway: gw, id, outcome: ack.outcome, message: ack.message }, 'gateway refused the mode command');
+      apply(gw, r);
       notify();
     },
     onOnline(gw) {

@@ -10,6 +10,7 @@ import { checkTimeliness, parseCap, type CapAlert } from './cap.ts';
 import { decide, levelRank, type Decision, type Level, type WarningPolicy } from './policy.ts';
 import { createModeStore, type ModeState, type ModeStore, type SwitchRequest, type WithinSwitch } from './mode.ts';
 import { createCommandFanout, type CommandFanout, type FanoutStatus, type ModeCommand } from './fanout.ts';
+import type { SharedAcks } from './shared-acks.ts';
 import { EmergencyErrors } from './errors.ts';
 import { tightenOpenCases, type TightenEnv, type TightenedCase } from './tighten.ts';
 import { expiredWarnings, expiryMessage, type ExpiredWarning } from './expiry.ts';
@@ -45,6 +46,8 @@ export interface EmergencyOptions {
   lockRow?: boolean;
   /** How often to re-read the mode another worker may have switched (default 2 s). */
   syncMs?: number;
+  /** Acknowledgements shared with the other workers (several workers on one stream); closed on stop. */
+  acks?: SharedAcks;
 }
 
 export interface WarningResult {
@@ -79,7 +82,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
   const fast = o.fast ?? { pollMs: DEFAULT_FAST_POLL_MS };
   const caseEnv: TightenEnv = { categories: o.cases?.categories ?? DEFAULT_CATEGORIES, calendar: o.cases?.calendar ?? createCalendar(), capHours };
   const store = createModeStore({ db: o.db, write: o.write, now: o.now, lockRow: o.lockRow });
-  const fanout = createCommandFanout({ publish: o.publish, gateways: o.gateways, isOnline: o.isOnline, now: o.now, logger: o.logger, retryMs: o.retryMs });
+  const fanout = createCommandFanout({ publish: o.publish, gateways: o.gateways, isOnline: o.isOnline, now: o.now, logger: o.logger, retryMs: o.retryMs, shared: o.acks });
   let current: ModeState | undefined;
   let sync: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
@@ -108,7 +111,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
         data: { reason: 'emergency', epoch: after.epoch, deadline: new Date(c.deadline.to).toISOString(), previousDeadline: new Date(c.deadline.from).toISOString() },
       });
     }
-    await fanout.begin(`mode-${after.epoch}`, commandFor(after));
+    await fanout.begin(`mode-${after.epoch}`, commandFor(after), { startedAt: after.since });
   }
 
   /** Applies what `decide` asks in one transaction (with the state row held); effects follow on this worker. */
@@ -170,8 +173,15 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
       if (current.epoch > 0) await fanout.begin(`mode-${current.epoch}`, commandFor(current));
       // Another worker may switch the mode or change the warnings holding it: follow it, so rules,
       // deadlines and the expiry check here agree. The worker that switched does the fan-out.
+      // It follows that worker's command too (without sending it): the same acknowledgements show here.
       sync = setInterval(() => {
-        store.load().then((s) => { if (current && (s.epoch > current.epoch || (s.epoch === current.epoch && s.alerts.join() !== current.alerts.join()))) current = s; }, (err) => o.logger.warn({ err }, 'emergency mode re-read failed'));
+        store.load().then(async (s) => {
+          if (!current) return;
+          const switched = s.epoch > current.epoch;
+          if (switched || (s.epoch === current.epoch && s.alerts.join() !== current.alerts.join())) current = s;
+          if (switched) await fanout.begin(`mode-${s.epoch}`, commandFor(s), { send: false, startedAt: s.since });
+          else await fanout.refresh();
+        }).catch((err) => o.logger.warn({ err }, 'emergency mode re-read failed'));
       }, o.syncMs ?? 2000);
       sync.unref?.();
       expiryTimer = setInterval(() => {
@@ -185,6 +195,7 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
       sync = undefined;
       expiryTimer = undefined;
       fanout.stop();
+      await o.acks?.close();
     },
     current: () => current,
     state() {

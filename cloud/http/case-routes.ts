@@ -267,7 +267,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
       if (scope !== undefined && e.unit !== scope) return;
       res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
     };
-    const unsubscribe = deps.events.subscribe(send);
+    const unsubscribe = deps.events.subscribe(send, { remote: true });
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     heartbeat.unref();
     const done = () => {
