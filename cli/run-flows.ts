@@ -104,7 +104,7 @@ export async function startFlows(o: FlowsOptions): Promise<RunningFlows> {
     telemetry: { enabled: false, updateNotification: false },
     externalModules: { autoInstall: false, palette: { allowInstall: false, allowUpload: false }, modules: { allowInstall: false } },
     functionExternalModules: false,
-    editorTheme: { palette: { editable: false }, projects: { enabled: false }, tours: false, page: { title: 'CitySteward flows' }, header: { title: 'CitySteward flows' } },
+    editorTheme: { projects: { enabled: false }, tours: false, page: { title: 'CitySteward flows' }, header: { title: 'CitySteward flows' } },
     logging: { console: { level: 'info', metrics: false, audit: false } },
     // What the citysteward-server node falls back to (flows/node-red-contrib-citysteward/server.js).
     citysteward: { url: o.cloudUrl, broker: o.brokerUrl, token, mqttUsername: o.mqttUsername, mqttPassword },

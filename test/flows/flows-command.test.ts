@@ -1,33 +1,67 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { createUserStore } from '../../cloud/users.ts';
-import { ROOT } from '../cloud/fixtures.ts';
+import { openCredentialStore } from '../../gateway/credentials.ts';
+import { buildGatewayService, type GatewayService } from '../../gateway/service.ts';
+import { topics } from '../../lib/topics.ts';
+import { district, profiles, reading, ROOT } from '../cloud/fixtures.ts';
 import { runCli, type Running } from '../helpers/process.ts';
 
-/** `citysteward flows` as its users start it: a child process on a data directory shared with the cloud. */
+/**
+ * `citysteward flows` as its users start it: a child process on the data directory of a broker and a
+ * cloud (started here, in-process), the broker reading the credentials file flows provisions into.
+ */
 
 let dir: string;
 let flows: Running | undefined;
 let base: string;
+let broker: GatewayService;
+let cloud: Cloud;
+let receiver: Server;
+let receiverUrl: string;
+const received: string[] = [];
+let gwPassword: string;
+const logger = pino({ level: 'silent' });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cs-flows-'));
-  writeFileSync(join(dir, 'cloud.yaml'), `district: ${join(ROOT, 'devices/district/xiangzhou.yaml')}\nhttp: { port: 18080 }\nmqtt: { url: "mqtt://127.0.0.1:11883", username: cloud, password: cloud-password }\n`);
+  const store = openCredentialStore(dir);
+  const passwords = { cloud: store.create('cloud', 'service').password, gw: store.create('gw-xz-jida', 'gateway').password };
+  broker = buildGatewayService({ settings: { mqtt: { host: '127.0.0.1', port: 0, maxPacketSizeBytes: 65536 }, limits: { drainTimeoutMs: 1000 }, allowAnonymous: false }, credentials: store, logger });
+  const mqttUrl = (await broker.start()).mqtt;
+  cloud = await buildCloud({ db: { kind: 'sqlite', file: join(dir, 'citysteward.db') }, district, profiles, mqtt: { url: mqttUrl, username: 'cloud', password: passwords.cloud }, escalation: false, logger });
+  await cloud.start();
+  const cloudPort = new URL(await cloud.app.listen({ host: '127.0.0.1', port: 0 })).port;
   const database = openDatabase({ kind: 'sqlite', file: join(dir, 'citysteward.db') });
-  await database.migrate();
   const users = createUserStore(database, Date.now, { params: { N: 1024, r: 8, p: 1 } });
   await users.create('ada', 'admin', undefined, 'ada-password-1');
   await users.create('otto', 'operator', undefined, 'otto-password-1');
   await database.close();
+  gwPassword = passwords.gw;
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => { received.push(body); res.end('{}'); });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/`;
+  writeFileSync(join(dir, 'cloud.yaml'), `district: ${join(ROOT, 'devices/district/xiangzhou.yaml')}\nhttp: { port: ${cloudPort} }\nmqtt: { url: "${mqttUrl}", username: cloud, password: unused-here }\n`);
   flows = runCli(['flows', '--config', join(dir, 'cloud.yaml'), '--data-dir', dir, '--port', '0']);
   base = (await flows.waitFor(/Node-RED editor on (http:\/\/\S+\/)/, 60_000))[1];
 }, 90_000);
 
 afterAll(async () => {
   await flows?.stop();
+  await cloud?.stop();
+  await broker?.stop();
+  await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -59,6 +93,37 @@ describe('citysteward flows', () => {
     const settings = await fetch(`${base}settings`, { headers: auth }).then((r) => r.json()) as Record<string, unknown>;
     expect(settings).toMatchObject({ externalModules: { palette: { allowInstall: false, allowUpload: false } } });
     expect(JSON.stringify(settings)).not.toMatch(/cst_|citysteward":/);
+  });
+
+  it('runs a deployed flow on the provisioned credentials: a server node with empty fields hears the cloud\'s events and reads its cases', async () => {
+    const { access_token: token } = await (await signIn('ada', 'ada-password-1')).json() as { access_token: string };
+    const flow = [
+      { id: 't1', type: 'tab', label: 'test' },
+      { id: 'srv', type: 'citysteward-server', name: '' },
+      { id: 'ev', z: 't1', type: 'citysteward-events', server: 'srv', types: 'case.opened', wires: [['read']] },
+      { id: 'read', z: 't1', type: 'citysteward-case', server: 'srv', op: 'get', wires: [['post']] },
+      { id: 'post', z: 't1', type: 'http request', method: 'POST', ret: 'txt', url: receiverUrl, wires: [[]] },
+    ];
+    // The events node subscribes once the broker has read the identity flows provisioned into its file.
+    const subscribed = new Promise<void>((resolve) => {
+      broker.gateway.broker.on('subscribe', (subs) => { if (subs.some((x) => x.topic === 'cs/v1/events/case/opened')) resolve(); });
+    });
+    const res = await fetch(`${base}flows`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'node-red-deployment-type': 'full' },
+      body: JSON.stringify(flow),
+    });
+    expect(res.status).toBe(204);
+    await subscribed;
+    const gw = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.gateway.port}`, { protocolVersion: 4, username: 'gw-xz-jida', password: gwPassword, reconnectPeriod: 0 });
+    try {
+      await gw.publishAsync(topics.up('gw-xz-jida', 'XZ-WL-001'), reading('XZ-WL-001', 1, Date.now(), { level_m: 0.92 }), { qos: 1 });
+      for (let i = 0; i < 500 && !received.length; i++) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await gw.endAsync();
+    }
+    expect(received, flows!.output().slice(-3000)).toHaveLength(1);
+    expect(JSON.parse(received[0])).toMatchObject({ id: expect.stringMatching(/^C-/), device: 'XZ-WL-001', unit: 'xz-drainage' });
   });
 
   it('provisions an integrator API token and a read-only MQTT identity, keeping no secret on disk', async () => {
