@@ -82,8 +82,8 @@ export const EMERGENCY_CAP_HOURS = 12;
 
 export type { Static };
 
-/** What the credential log (cloud/audit/credential-log.ts) records changes of: sign-in users and API tokens. */
-export const CREDENTIAL_SUBJECTS = ['user', 'token'] as const;
+/** What the credential log (cloud/audit/credential-log.ts) records changes of: sign-in users, API tokens, Open311 client apps' keys. */
+export const CREDENTIAL_SUBJECTS = ['user', 'token', 'open311-key'] as const;
 export type CredentialSubject = (typeof CREDENTIAL_SUBJECTS)[number];
 export const CredentialSubjectT = literals(CREDENTIAL_SUBJECTS);
 /**

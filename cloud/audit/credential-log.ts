@@ -4,9 +4,9 @@ import type { CredentialLogTable, DB } from '../db/schema.ts';
 import { appendToLog, type LogChain } from './chain.ts';
 
 /**
- * The credential log (docs/architecture.md#audit-chains): every change of a sign-in user or an API
- * token (who, what, when, for which subject), append-only and hash-chained. Never the secret or its
- * hash: details carry only role and unit.
+ * The credential log (docs/architecture.md#audit-chains): every change of a sign-in user, an API token or
+ * an Open311 key (who, what, when, for which subject), append-only and hash-chained. Never the secret
+ * or its hash: details carry only role, unit or a key's app name.
  */
 
 export type CredentialLogRow = Selectable<CredentialLogTable>;
@@ -20,7 +20,7 @@ export const CREDENTIAL_LOG: LogChain<Pick<CredentialLogRow, 'seq' | 'at' | 'sub
 export interface CredentialChange {
   at: number;
   subjectKind: CredentialSubject;
-  /** A user's name or a token's id. */
+  /** A user's name, a token's or an Open311 key's id. */
   subject: string;
   action: CredentialAction;
   actor: string;

@@ -274,17 +274,17 @@ export interface EmergencyLogTable {
   hash: Generated<string | null>;
 }
 
-/** Append-only, hash-chained: every change of a user or an API token (migration 0011, cloud/audit/credential-log.ts). */
+/** Append-only, hash-chained: every change of a user, an API token or an Open311 key (migration 0011, cloud/audit/credential-log.ts). */
 export interface CredentialLogTable {
   seq: number;
   at: number;
-  /** `user` or `token` (CREDENTIAL_SUBJECTS). */
+  /** `user`, `token` or `open311-key` (CREDENTIAL_SUBJECTS). */
   subject_kind: string;
-  /** A user's name or a token's id. */
+  /** A user's name, a token's or an Open311 key's id. */
   subject: string;
   action: string;
   actor: string;
-  /** JSON object: role, unit (never a secret or its hash). */
+  /** JSON object: role, unit, a key's app name (never a secret or its hash). */
   details: string | null;
   prev_hash: string | null;
   hash: string;

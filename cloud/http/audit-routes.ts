@@ -24,7 +24,7 @@ const AuditReport = Type.Object({
 
 const CredentialLogPage = Type.Object({
   items: Type.Array(Type.Object({
-    seq: Type.Integer(), at: Type.String({ format: 'date-time' }), subjectKind: CredentialSubjectT, subject: Type.String({ description: 'a user\'s name or a token\'s id' }),
+    seq: Type.Integer(), at: Type.String({ format: 'date-time' }), subjectKind: CredentialSubjectT, subject: Type.String({ description: 'a user\'s name, a token\'s or an Open311 key\'s id' }),
     action: CredentialActionT, actor: Type.String(), details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()], { description: 'role, unit (never a secret or its hash)' }),
     hash: Type.Union([Type.String(), Type.Null()]),
   })),
@@ -33,7 +33,7 @@ const CredentialLogPage = Type.Object({
 const CredentialLogQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   before: Type.Optional(Type.Integer({ minimum: 1, description: 'entries older than this seq (the previous page\'s nextBefore)' })),
-  subject: Type.Optional(Type.String({ maxLength: 200, description: 'one user\'s name or token\'s id' })),
+  subject: Type.Optional(Type.String({ maxLength: 200, description: 'one user\'s name, token\'s or key\'s id' })),
 }, { additionalProperties: false });
 
 /**

@@ -1,9 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { openDatabase, type Database, type DbOptions } from '../db/database.ts';
+import { cliActor, logCredentialChange } from '../audit/credential-log.ts';
+import { SYSTEM_ACTOR } from '../cases/history.ts';
 
 /**
  * Client apps' Open311 API keys: `o311_` + 32 random bytes (base64url), shown once; only the sha256
- * hex is stored. An admin creates, lists and revokes them (`citysteward open311-key`).
+ * hex is stored. An admin creates, lists and revokes them (`citysteward open311-key`); both changes are
+ * appended to the credential log in their transaction (cloud/audit/credential-log.ts).
  */
 
 const KEY_RE = /^o311_[A-Za-z0-9_-]{43}$/;
@@ -25,14 +28,18 @@ export interface KeyStore {
   list(): Promise<Open311Key[]>;
 }
 
-export function createKeyStore(database: Database, now: () => number): KeyStore {
+export function createKeyStore(database: Database, now: () => number, actor: string = SYSTEM_ACTOR.actor): KeyStore {
   return {
     async create(name) {
       const clean = name.trim();
       if (!clean || clean.length > 200) throw new Error('a key needs a name (1 to 200 characters): the client app it is for');
       const key = `o311_${randomBytes(32).toString('base64url')}`;
       const id = `o3k_${randomBytes(6).toString('hex')}`;
-      await database.write((trx) => trx.insertInto('open311_keys').values({ id, name: clean, hash: hashKey(key), created_at: now(), revoked_at: null }).execute());
+      const at = now();
+      await database.write(async (trx) => {
+        await trx.insertInto('open311_keys').values({ id, name: clean, hash: hashKey(key), created_at: at, revoked_at: null }).execute();
+        await logCredentialChange(trx, { at, subjectKind: 'open311-key', subject: id, action: 'create', actor, details: { name: clean } });
+      });
       return { id, key };
     },
     async verify(key) {
@@ -41,9 +48,13 @@ export function createKeyStore(database: Database, now: () => number): KeyStore 
       return row && row.revoked_at === null ? row.id : undefined;
     },
     async revoke(id) {
-      const r = await database.write((trx) => trx.updateTable('open311_keys').set({ revoked_at: now() })
-        .where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst());
-      return Number(r.numUpdatedRows) > 0;
+      const at = now();
+      return database.write(async (trx) => {
+        const r = await trx.updateTable('open311_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 0) return false;
+        await logCredentialChange(trx, { at, subjectKind: 'open311-key', subject: id, action: 'revoke', actor });
+        return true;
+      });
     },
     async list() {
       const rows = await database.db.selectFrom('open311_keys').select(['id', 'name', 'created_at', 'revoked_at']).orderBy('created_at').orderBy('id').execute();
@@ -58,7 +69,7 @@ export async function withKeyStore<T>(db: DbOptions, fn: (keys: KeyStore) => Pro
   const database = openDatabase(db);
   try {
     await database.migrate();
-    return await fn(createKeyStore(database, Date.now));
+    return await fn(createKeyStore(database, Date.now, cliActor()));
   } finally {
     await database.close();
   }

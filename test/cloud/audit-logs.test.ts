@@ -107,6 +107,19 @@ describe.each(BACKENDS)('emergency and credential chains on $backend', ({ backen
       expect(JSON.parse(c.output)).toEqual(body);
     });
 
+    it('an Open311 client app\'s key issued and revoked with the CLI is logged too', async () => {
+      const created = await cli('open311-key', 'create', 'Zhuhai city app');
+      expect(created.code, created.output).toBe(0);
+      const { id, key } = JSON.parse(created.output);
+      expect((await cli('open311-key', 'revoke', id)).code).toBe(0);
+      const page = (await cloud.app.inject({ url: `/api/audit/credentials?subject=${id}`, headers: { authorization: `Bearer ${tok.admin}` } })).json();
+      expect(page.items.map((e: any) => [e.subjectKind, e.action, e.actor.replace(/^cli:.*/, 'cli'), e.details])).toEqual([
+        ['open311-key', 'revoke', 'cli', null], ['open311-key', 'create', 'cli', { name: 'Zhuhai city app' }],
+      ]);
+      expect(JSON.stringify(await sql((d) => d.selectFrom('credential_log').selectAll().execute()))).not.toContain(key);
+      expect((await verify()).json()).toMatchObject({ ok: true, credentialLog: { ok: true, rows: 14 } });
+    });
+
     it('the migration backfills the emergency log with the hashes the switches wrote', async () => {
       const live = await sql((d) => d.selectFrom('emergency_log').select(['seq', 'prev_hash', 'hash']).orderBy('seq').execute());
       expect(live).toHaveLength(3);
