@@ -176,6 +176,8 @@ export const CloudServiceConfig = Type.Object({
   }, { additionalProperties: false })),
   /** The case workflow's settings (README "Cases"): verification window, reopening, history interval, limits. */
   workflow: Type.Optional(WorkflowConfig),
+  /** The category catalogue file (docs/catalogue.md; relative to this file); the demo's when omitted. */
+  catalogue: Type.Optional(Type.String({ minLength: 1 })),
   /** The web application (README "The map"): `web.map.tiles`, a tile source for deployments that have one. */
   web: Type.Optional(WebConfigKey),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */

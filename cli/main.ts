@@ -142,13 +142,13 @@ export function buildProgram(): Command {
       const db = databaseOf(cfg, o.config, o.dataDir);
       const photos = photosOf(cfg, db.kind, o.config, o.dataDir);
       const e = cfg.emergency;
-      const { loadRuleSet } = await import('../devices/rules.ts');
+      const [{ loadRuleSet }, { loadCatalogue }] = await Promise.all([import('../devices/rules.ts'), import('../cloud/catalogue/index.ts')]);
       const rules = cfg.rules ? loadRuleSet(relativeTo(o.config, cfg.rules), profiles, new Map(district.devices.map((d) => [d.id, d.profile]))) : undefined;
       const { loadScoringRules } = await import('../cloud/evaluation/scoring.ts');
       const scoring = cfg.evaluation?.scoring ? loadScoringRules(relativeTo(o.config, cfg.evaluation.scoring)) : undefined;
       const cloud = await buildCloud({
         db, district, profiles, mqtt: cfg.mqtt, scoring, logger, readings: cfg.readings, retention: cfg.retention, web: cfg.web, photos, influx: cfg.influx,
-        ingestBatch: { maxReadings: cfg.ingest?.batchReadings, maxDelayMs: cfg.ingest?.batchDelayMs }, http: cfg.http.limits, trustProxy: cfg.http.trustProxy, rules, workflow: cfg.workflow,
+        ingestBatch: { maxReadings: cfg.ingest?.batchReadings, maxDelayMs: cfg.ingest?.batchDelayMs }, http: cfg.http.limits, trustProxy: cfg.http.trustProxy, rules, workflow: cfg.workflow, catalogue: cfg.catalogue ? loadCatalogue(relativeTo(o.config, cfg.catalogue), district) : undefined,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer, partitions: cfg.stream.partitions, leaseMs: cfg.stream.leaseMs } : { kind: 'mqtt' },
         emergency: e ? {
           fast: { pollMs: e.fastPollMs },

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { silentLogger, type Logger } from '../lib/log.ts';
 import type { District } from '../devices/district.ts';
 import type { Profile } from '../devices/profile.ts';
-import { DEFAULT_CATEGORIES, type Categories } from './categories.ts';
+import { categoriesOf, checkCatalogue, DEMO_CATALOGUE, type Catalogue } from './catalogue/index.ts';
 import { openDatabase, type DbOptions } from './db/database.ts';
 import type { BatchOptions } from './ingest-batch.ts';
 import { createIngestor, type IngestResult, type IngestStats, type WarnLimit } from './ingest.ts';
@@ -41,7 +41,7 @@ import { installFiniteCheck } from './http/finite.ts';
 import { checkHttpLimits, createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
 import { registerRoutes } from './http/routes.ts';
 import * as S from './http/schemas.ts';
-import { buildEmergency, type Emergency } from './emergency/service.ts';
+import { buildEmergency, type Emergency, type EmergencyConfig } from './emergency/service.ts';
 import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import type { EmergencyConfig } from './emergency/config.ts';
@@ -84,8 +84,8 @@ export interface CloudOptions {
   mqtt?: MqttOptions;
   logger?: Logger;
   now?: () => number;
-  /** Case categories by hazard; DEFAULT_CATEGORIES (docs/domain.md#the-case) when omitted. */
-  categories?: Categories;
+  /** The category catalogue (docs/catalogue.md): people's categories and the sensor hazards'; the demo's when omitted. */
+  catalogue?: Catalogue;
   /** Rules per device kind with per-device overrides; `defaultRuleSet(profiles)` when omitted. */
   rules?: RuleSet;
   /** Work calendar for working-hour and working-day limits; China 2026 (cloud/data) when omitted. */
@@ -174,6 +174,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const routing = opts.routing ?? DEFAULT_ROUTING;
   const routingProblems = checkRouting(routing, opts.district);
   if (routingProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `routing invalid: ${routingProblems.join('; ')}`);
+  const catalogue = opts.catalogue ?? DEMO_CATALOGUE;
+  const catalogueProblems = checkCatalogue(catalogue, opts.district);
+  if (catalogueProblems.length) throw new CsError(CloudErrors.CATALOGUE_INVALID, `catalogue invalid: ${catalogueProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
   const ruleSet = opts.rules ?? defaultRuleSet(opts.profiles);
   const ruleProblems = checkRuleSet(ruleSet, opts.profiles, '', new Map(opts.district.devices.map((d) => [d.id, d.profile])));
   if (ruleProblems.length) throw new CsError(CloudErrors.RULES_INVALID, `rules invalid: ${ruleProblems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
@@ -203,7 +206,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const events = createEventBus();
   const calendarData = opts.calendar ?? DEFAULT_CALENDAR;
   const env: CaseEnv = {
-    categories: opts.categories ?? DEFAULT_CATEGORIES,
+    catalogue, categories: categoriesOf(catalogue), district: opts.district, mode,
     calendar: createCalendar(calendarData),
     routing,
     workflow: { ...DEFAULT_WORKFLOW, ...opts.workflow },

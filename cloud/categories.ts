@@ -1,9 +1,10 @@
 import type { Device } from '../devices/district.ts';
 import { EMERGENCY_CAP_HOURS, URGENT_CAP_HOURS, type CaseClass } from '../lib/vocabulary.ts';
 import { createCalendar, type Calendar, type TimeLimit } from './calendar.ts';
+import { categoriesOf, DEMO_CATALOGUE } from './catalogue/index.ts';
 
 /**
- * Case categories as data (docs/domain.md#the-case): per hazard a title, the usual class, the time
+ * Case categories per sensor hazard, derived from the category catalogue (cloud/catalogue/): per hazard a title, the usual class, the time
  * limit (continuous minutes/hours, working hours or working days on the work calendar), optional
  * sub-deadlines (milestones), the merge group (related hazards at one asset join one case) and who
  * handles it. Deadlines are stored as absolute instants.
@@ -15,6 +16,8 @@ export interface Milestone {
 }
 
 export interface Category {
+  /** The catalogue category's code (cloud/catalogue/), when the hazard has one. */
+  code?: string;
   title: string;
   /** The class a breach of this hazard usually has; the rule's own class decides per case. */
   class: CaseClass;
@@ -36,36 +39,13 @@ export type Categories = Record<string, Category>;
 
 const HOUR = 3_600_000;
 const h = (amount: number): TimeLimit => ({ amount, unit: 'hours' });
-const min = (amount: number): TimeLimit => ({ amount, unit: 'minutes' });
 const workDays = (amount: number): TimeLimit => ({ amount, unit: 'workDays' });
 
-/** docs/domain.md#the-case table: a Tianjin manhole rule, a Sichuan county's time limits, the 12-hour cap. */
-export const DEFAULT_CATEGORIES: Categories = {
-  'cover-open': {
-    title: 'Manhole cover open or displaced (井盖缺失/移位)', class: 'urgent', limit: h(6), group: 'manhole', unit: 'owner',
-    milestones: [{ name: 'on-site', limit: min(30) }, { name: 'made-safe', limit: h(2) }],
-  },
-  'water-in-well': {
-    title: 'Water in a well (井内积水)', class: 'urgent', limit: h(6), group: 'manhole', unit: 'owner',
-    milestones: [{ name: 'on-site', limit: h(1) }],
-  },
-  gas: {
-    title: 'Gas in a well above threshold (井内可燃/有毒气体超标)', class: 'urgent', limit: h(2), group: 'manhole', unit: 'owner',
-    milestones: [{ name: 'on-site', limit: min(30) }],
-  },
-  waterlogging: {
-    title: 'Road waterlogging (道路积水)', class: 'urgent', limit: h(6), limitByClass: { routine: workDays(1) }, unit: 'owner',
-    milestones: [{ name: 'on-site', limit: h(1) }],
-  },
-  'pressure-low': {
-    title: 'Pipeline pressure drop, possible burst (管网压力骤降/爆管)', class: 'urgent', limit: h(8), unit: 'owner',
-    milestones: [{ name: 'fenced', limit: h(3) }],
-  },
-  'pressure-high': { title: 'Pipeline pressure above band (管网压力超限)', class: 'routine', limit: workDays(1), unit: 'owner' },
-  'low-battery': { title: 'Sensor battery low (感知设备电量低)', class: 'device-health', limit: workDays(2), unit: 'maintainer' },
-  offline: { title: 'Sensor offline (感知设备离线)', class: 'device-health', limit: workDays(2), unit: 'maintainer' },
-  implausible: { title: 'Sensor reporting implausible values (感知设备数据异常)', class: 'device-health', limit: workDays(2), unit: 'maintainer' },
-};
+/**
+ * The demo catalogue's sensor hazards (cloud/catalogue/demo.json, docs/catalogue.md): a Tianjin manhole
+ * rule, a Sichuan county's time limits, the 12-hour cap. The catalogue is the one source; this is its per-hazard view.
+ */
+export const DEFAULT_CATEGORIES: Categories = categoriesOf(DEMO_CATALOGUE);
 
 /** The category of a hazard; a hazard no category names gets a conservative one (1 working day; 2 for device health). */
 export function categoryFor(categories: Categories, hazard: string, cls: CaseClass): Category {

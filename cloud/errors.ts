@@ -89,6 +89,12 @@ export const CloudErrors = {
   RULES_INVALID: 'CS_CLOUD_RULES_INVALID',
   /** A setting of the cloud's options out of bounds (e.g. `retention`). */
   CONFIG_INVALID: 'CS_CLOUD_CONFIG_INVALID',
+  /** The category catalogue file does not parse or fails its schema or checks (names the key). */
+  CATALOGUE_INVALID: 'CS_CLOUD_CATALOGUE_INVALID',
+  /** A person's case names a category code the catalogue does not hold. */
+  CATEGORY_UNKNOWN: 'CS_CLOUD_CATEGORY_UNKNOWN',
+  /** A person's case that passes the schema but not the meaning (coordinates, asset, photos, source, self-correction). */
+  CASE_BAD_INPUT: 'CS_CLOUD_CASE_BAD_INPUT',
 } as const;
 export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
 
@@ -142,6 +148,9 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_CALENDAR_INVALID: 500,
   CS_CLOUD_RULES_INVALID: 500,
   CS_CLOUD_CONFIG_INVALID: 500,
+  CS_CLOUD_CATALOGUE_INVALID: 500,
+  CS_CLOUD_CATEGORY_UNKNOWN: 400,
+  CS_CLOUD_CASE_BAD_INPUT: 400,
 };
 
 const EMERGENCY_STATUS: Record<string, number> = Object.fromEntries(Object.values(EmergencyErrors).map((e) => [e.code, e.status]));

@@ -53,6 +53,11 @@ export const CaseSourceT = literals(CASE_SOURCES);
 export const REPORT_STATES = ['pending', 'accepted', 'refused'] as const;
 export type ReportState = (typeof REPORT_STATES)[number];
 
+/** A catalogue category's kind (GB/T 30428.2): 部件 a component (an asset), 事件 an event (cloud/catalogue/). */
+export const CATEGORY_KINDS = ['component', 'event'] as const;
+export type CategoryKind = (typeof CATEGORY_KINDS)[number];
+export const CategoryKindT = literals(CATEGORY_KINDS);
+
 /** The city's mode (docs/domain.md, emergency mode). */
 export const CITY_MODES = ['normal', 'emergency'] as const;
 export type CityMode = (typeof CITY_MODES)[number];

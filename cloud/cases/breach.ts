@@ -190,7 +190,7 @@ async function openCase(trx: Kysely<DB>, ctx: BreachContext): Promise<CaseChange
     address: device.address ?? null,
     component_code: device.componentCode,
     source: 'sensor',
-    category: null,
+    category: category.code ?? null,
     reporter: null,
     self_corrected: 0,
     district: districtOf(device),

@@ -3,6 +3,9 @@ import type { Logger } from '../../lib/log.ts';
 import type { Device } from '../../devices/district.ts';
 import type { Calendar } from '../calendar.ts';
 import type { Categories } from '../categories.ts';
+import type { Catalogue } from '../catalogue/schema.ts';
+import type { District } from '../../devices/district.ts';
+import type { ModeProvider } from '../mode.ts';
 import type { Breach } from '../rules.ts';
 import type { Routing } from '../routing.ts';
 
@@ -50,7 +53,13 @@ export type WorkflowConfig = Static<typeof WorkflowConfig>;
 
 /** What case code needs besides the transaction: the data that drives cases. */
 export interface CaseEnv {
+  /** Per sensor hazard, derived from the catalogue (cloud/catalogue/ categoriesOf). */
   categories: Categories;
+  /** The category catalogue people's cases are registered against; the demo's when omitted. */
+  catalogue?: Catalogue;
+  /** The district (assets by component code) and the mode, for people's cases (cloud/cases/person.ts). */
+  district?: District;
+  mode?: ModeProvider;
   calendar: Calendar;
   routing: Routing;
   workflow: WorkflowPolicy;

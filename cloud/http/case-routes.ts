@@ -14,6 +14,7 @@ import type { WorkCalendar } from '../calendar.ts';
 import { ACTION_ROLES, CASE_ACTIONS, legalActions, RUNNING_STATES, type CaseAction, type CaseState } from '../workflow.ts';
 import { principalOf, scopeUnit } from './auth.ts';
 import { STAFF_ROLES } from '../roles.ts';
+import { registerPeopleRoutes } from './people-routes.ts';
 import * as S from './schemas.ts';
 import type { StreamLimiter } from '../../lib/http-limits.ts';
 import { registerEvaluationRoutes } from '../evaluation/routes.ts';
@@ -282,6 +283,7 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   registerEvaluationRoutes(root, {
     database, now, utcOffsetMinutes: deps.calendar.utcOffsetMinutes, rules: deps.scoring ?? defaultScoringRules(), units: deps.district.units,
   });
+  registerPeopleRoutes(root, { database, now, env, events: deps.events });
   return { liveStreams: () => streams.size };
 }
 

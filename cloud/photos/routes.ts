@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
@@ -12,7 +12,8 @@ import type { EventBus } from '../events.ts';
 import { principalOf, scopeUnit } from '../http/auth.ts';
 import * as S from '../http/schemas.ts';
 import { distanceM, readExif } from './exif.ts';
-import { photosOfCases, type PhotoFlag } from './json.ts';
+import { photosOfCases, photoToJson, type PhotoFlag } from './json.ts';
+import { REGISTER_ROLES } from '../http/people-routes.ts';
 import type { PhotoStore } from './store.ts';
 
 /** Photos of cases (README "Cases"): upload to a case, and the bytes to those who may see a case holding them. */
@@ -58,29 +59,12 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     if (!deps.store) throw new CsError(CloudErrors.PHOTOS_UNAVAILABLE, 'this cloud has no photo directory (photosDir); photos cannot be stored');
     const at = now();
     const actor = actorOf(principal);
-    // Each file is checked and stored as it arrives, so at most one is held in memory; a refused file
-    // leaves the ones before it on disk (content-addressed, no row: nothing refers to them).
-    const stored: { id: string; type: string; size: number; exif: Awaited<ReturnType<typeof readExif>>; flags: PhotoFlag[] }[] = [];
-    try {
-      for await (const part of req.parts()) {
-        if (part.type !== 'file' || part.fieldname !== 'photo') {
-          throw new CsError(CloudErrors.PHOTO_MISSING, `unexpected multipart field "${part.fieldname}": send files in the field "photo"`);
-        }
-        const bytes = await part.toBuffer();
-        const sniffed = await fileTypeFromBuffer(bytes);
-        if (!sniffed || !PHOTO_TYPES.has(sniffed.mime)) {
-          throw new CsError(CloudErrors.PHOTO_TYPE, `"${part.filename}" is ${sniffed ? sniffed.mime : 'not an image this service recognises'}; photos must be JPEG, PNG or WebP`);
-        }
-        const exif = await readExif(bytes);
-        const flags: PhotoFlag[] = [];
-        if (exif.takenAt !== null && exif.takenAt < Number(row.opened_at)) flags.push('taken-before-case');
-        if (exif.lat !== null && exif.lon !== null && distanceM(exif.lat, exif.lon, Number(row.lat), Number(row.lon)) > deps.maxDistanceM) flags.push('far-from-asset');
-        stored.push({ id: await deps.store.put(bytes), type: sniffed.mime, size: bytes.length, exif, flags });
-      }
-    } catch (err) {
-      throw multipartError(err);
-    }
-    if (!stored.length) throw new CsError(CloudErrors.PHOTO_MISSING, 'no photo in the upload: send one or more files in the multipart field "photo"');
+    const stored = await receivePhotos(req, deps.store, (exif) => {
+      const flags: PhotoFlag[] = [];
+      if (exif.takenAt !== null && exif.takenAt < Number(row.opened_at)) flags.push('taken-before-case');
+      if (exif.lat !== null && exif.lon !== null && distanceM(exif.lat, exif.lon, Number(row.lat), Number(row.lon)) > deps.maxDistanceM) flags.push('far-from-asset');
+      return flags;
+    });
     const ids = await database.write(async (trx) => {
       // The case may have been closed or voided while the files arrived.
       const now = await trx.selectFrom('cases').select('state').where('id', '=', row.id).executeTakeFirstOrThrow();
@@ -110,6 +94,34 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     return reply.code(201).send({ photos: [...ids].flatMap((id) => byId.get(id) ?? []) });
   });
 
+  app.post('/api/photos', {
+    bodyLimit: MAX_PHOTOS_PER_UPLOAD * (MAX_PHOTO_BYTES + 64 * 1024),
+    config: { roles: REGISTER_ROLES },
+    schema: {
+      summary: 'Upload photos before registering a case (POST /api/cases `photos`): multipart/form-data, field `photo`, JPEG, PNG or WebP of at most 10 MB each',
+      description: 'Answers the photos\' ids; they are shown only through a case that holds them.',
+      tags: ['photos'], consumes: ['multipart/form-data'],
+      response: { 201: S.PhotoUpload, 413: S.ErrorReply, 415: S.ErrorReply, 503: S.ErrorReply, ...S.authErrors },
+    },
+  }, async (req, reply) => {
+    const principal = principalOf(req);
+    if (!req.isMultipart()) throw new CsError(CloudErrors.UNSUPPORTED_MEDIA_TYPE, 'send the photos as multipart/form-data, field "photo"');
+    if (!deps.store) throw new CsError(CloudErrors.PHOTOS_UNAVAILABLE, 'this cloud has no photo directory (photosDir); photos cannot be stored');
+    const at = now();
+    const stored = await receivePhotos(req, deps.store, () => []);
+    await database.write(async (trx) => {
+      for (const p of stored) {
+        await trx.insertInto('photos').values({
+          id: p.id, type: p.type, size: p.size, taken_at: p.exif.takenAt, lat: p.exif.lat, lon: p.exif.lon, uploaded_at: at, by: principal.actor,
+        }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      }
+    });
+    req.log.info({ photos: stored.map((p) => p.id.slice(0, 12)), role: principal.role }, 'photos uploaded before a case');
+    return reply.code(201).send({
+      photos: stored.map((p) => photoToJson({ id: p.id, type: p.type, size: p.size, taken_at: p.exif.takenAt, lat: p.exif.lat, lon: p.exif.lon, uploaded_at: at, by: principal.actor, case_id: '', stage: 'upload', flags: '[]' })),
+    });
+  });
+
   app.get('/api/photos/:id', {
     schema: {
       summary: 'A photo\'s bytes (its own content-type), to those who may see a case holding it; a crew only its unit\'s cases\' photos (404 otherwise)',
@@ -129,6 +141,35 @@ export async function photoRoutes(scope: FastifyInstance, deps: PhotoRouteDeps):
     return reply.header('content-type', photo.type).header('x-content-type-options', 'nosniff')
       .header('cache-control', 'private, max-age=86400').header('content-disposition', 'inline').send(bytes as never);
   });
+}
+
+type Exif = Awaited<ReturnType<typeof readExif>>;
+interface Received { id: string; type: string; size: number; exif: Exif; flags: PhotoFlag[] }
+
+/**
+ * Reads the multipart field `photo`: each file is checked and stored as it arrives, so at most one is
+ * held in memory; a refused file leaves the ones before it on disk (content-addressed, no row: nothing refers to them).
+ */
+async function receivePhotos(req: FastifyRequest, store: PhotoStore, flagsOf: (exif: Exif) => PhotoFlag[]): Promise<Received[]> {
+  const stored: Received[] = [];
+  try {
+    for await (const part of req.parts()) {
+      if (part.type !== 'file' || part.fieldname !== 'photo') {
+        throw new CsError(CloudErrors.PHOTO_MISSING, `unexpected multipart field "${part.fieldname}": send files in the field "photo"`);
+      }
+      const bytes = await part.toBuffer();
+      const sniffed = await fileTypeFromBuffer(bytes);
+      if (!sniffed || !PHOTO_TYPES.has(sniffed.mime)) {
+        throw new CsError(CloudErrors.PHOTO_TYPE, `"${part.filename}" is ${sniffed ? sniffed.mime : 'not an image this service recognises'}; photos must be JPEG, PNG or WebP`);
+      }
+      const exif = await readExif(bytes);
+      stored.push({ id: await store.put(bytes), type: sniffed.mime, size: bytes.length, exif, flags: flagsOf(exif) });
+    }
+  } catch (err) {
+    throw multipartError(err);
+  }
+  if (!stored.length) throw new CsError(CloudErrors.PHOTO_MISSING, 'no photo in the upload: send one or more files in the multipart field "photo"');
+  return stored;
 }
 
 /** A closed or void case's record is final (docs/domain.md#the-case): no photos are added to it. */

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { DEMO_CATALOGUE } from '../../cloud/catalogue/index.ts';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -143,7 +144,7 @@ describe.each(BACKENDS)('ingest on $backend', ({ backend, skip }: { backend: Bac
       const slowDb = await database();
       const slow = await buildCloud({
         db: slowDb, district, profiles, now: () => clock,
-        categories: { waterlogging: { title: 'Waterlogging', class: 'urgent', limitHours: 72, unit: 'owner' } },
+        catalogue: { ...DEMO_CATALOGUE, categories: DEMO_CATALOGUE.categories.map((c) => (c.hazards?.includes('waterlogging') ? { ...c, limit: { amount: 72, unit: 'hours' as const } } : c)) },
       });
       open.push(slow);
       await slow.start();

@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { CsError } from '../../lib/errors.ts';
+import { check, type SchemaProblem } from '../../lib/schema.ts';
+import type { District } from '../../devices/district.ts';
+import { CloudErrors } from '../errors.ts';
+import type { Categories, Category } from '../categories.ts';
+import { Catalogue, type CatalogueCategory } from './schema.ts';
+
+/**
+ * The category catalogue (docs/catalogue.md): one source of truth for people's categories and the
+ * sensor hazards' (categoriesOf derives the per-hazard view the breach code reads). The demo's file
+ * is cloud/catalogue/demo.json; a city loads its own (`catalogue` in the cloud's config file).
+ */
+
+export { Catalogue, CatalogueCategory } from './schema.ts';
+
+export const DEMO_CATALOGUE_FILE = new URL('./demo.json', import.meta.url);
+
+/** Reads, validates and checks a catalogue file; a bad one fails naming the key and the problem. */
+export function loadCatalogue(file: string | URL = DEMO_CATALOGUE_FILE, district?: District): Catalogue {
+  let body: unknown;
+  try {
+    body = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CsError(CloudErrors.CATALOGUE_INVALID, `cannot read category catalogue ${String(file)}: ${(err as Error).message}`);
+  }
+  return parseCatalogue(body, String(file), district);
+}
+
+/** Validates a catalogue (TypeBox, then the checks below); throws CATALOGUE_INVALID naming each key. */
+export function parseCatalogue(body: unknown, source: string, district?: District): Catalogue {
+  const r = check(Catalogue, body);
+  const problems = r.ok ? checkCatalogue(r.value, district) : r.problems;
+  if (!r.ok || problems.length) {
+    throw new CsError(CloudErrors.CATALOGUE_INVALID, `category catalogue ${source} invalid: ${problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`, { problems });
+  }
+  return r.value;
+}
+
+/** What the schema cannot say: codes agree with kind and classes, unique codes and hazards, known majors and units. */
+export function checkCatalogue(c: Catalogue, district?: District): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  const majors = new Set(c.majors.map((m) => `${m.kind}:${m.code}`));
+  const units = district && new Set(district.units.map((u) => u.id));
+  const codes = new Set<string>();
+  const hazards = new Map<string, string>();
+  c.categories.forEach((cat, i) => {
+    const at = `categories[${i}]`;
+    const want = `${cat.kind === 'component' ? 'C' : 'E'}${cat.major}${cat.minor}`;
+    if (cat.code !== want) problems.push({ key: `${at}.code`, message: `must be ${want} (kind ${cat.kind}, major ${cat.major}, minor ${cat.minor})` });
+    if (codes.has(cat.code)) problems.push({ key: `${at}.code`, message: `${cat.code} is given twice` });
+    codes.add(cat.code);
+    if (!majors.has(`${cat.kind}:${cat.major}`)) problems.push({ key: `${at}.major`, message: `no ${cat.kind} major class ${cat.major} in majors` });
+    if (cat.routing.unit && units && !units.has(cat.routing.unit)) problems.push({ key: `${at}.routing.unit`, message: `unknown unit "${cat.routing.unit}"` });
+    for (const h of cat.hazards ?? []) {
+      const other = hazards.get(h);
+      if (other) problems.push({ key: `${at}.hazards`, message: `hazard "${h}" is already covered by ${other}` });
+      hazards.set(h, cat.code);
+    }
+  });
+  return problems;
+}
+
+/** The categories by code. */
+export function categoryIndex(c: Catalogue): Map<string, CatalogueCategory> {
+  return new Map(c.categories.map((cat) => [cat.code, cat]));
+}
+
+/** A catalogue category as the case code reads it (title, class, limits, milestones, merge group, unit). */
+export function caseCategory(cat: CatalogueCategory): Category {
+  return {
+    code: cat.code,
+    title: `${cat.name.en} (${cat.name.zh})`,
+    class: cat.class,
+    limit: cat.limit,
+    ...(cat.limitByClass ? { limitByClass: cat.limitByClass } : {}),
+    ...(cat.milestones ? { milestones: cat.milestones } : {}),
+    ...(cat.group ? { group: cat.group } : {}),
+    unit: cat.routing.asset ?? 'owner',
+  };
+}
+
+/** The per-hazard view: every sensor hazard a category covers, with that category. */
+export function categoriesOf(c: Catalogue): Categories {
+  const out: Categories = {};
+  for (const cat of c.categories) for (const h of cat.hazards ?? []) out[h] = caseCategory(cat);
+  return out;
+}
+
+export const DEMO_CATALOGUE: Catalogue = loadCatalogue();
