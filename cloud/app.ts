@@ -41,7 +41,7 @@ import { installFiniteCheck } from './http/finite.ts';
 import { checkHttpLimits, createStreamLimiter, defaultHttpLimits, guardConnections, serverOptions, type ConnectionStats, type HttpLimits } from '../lib/http-limits.ts';
 import { registerRoutes } from './http/routes.ts';
 import * as S from './http/schemas.ts';
-import { buildEmergency, type Emergency, type EmergencyConfig } from './emergency/service.ts';
+import { buildEmergency, type Emergency } from './emergency/service.ts';
 import { WarningPolicy } from './emergency/policy.ts';
 import { emergencyRoutes } from './emergency/routes.ts';
 import type { EmergencyConfig } from './emergency/config.ts';

@@ -22,18 +22,6 @@ import { expiredWarnings, expiryMessage, type ExpiredWarning } from './expiry.ts
  * mode; cases keep their flag. A warning in force that expires is reported, never acted on alone.
  */
 
-/** Emergency mode's settings as buildCloud takes them (cloud/app.ts CloudOptions `emergency`). */
-export interface EmergencyConfig {
-  /** How CAP warnings map to the mode (WarningPolicy; defaults: Zhuhai, typhoon signals). */
-  policy?: Partial<WarningPolicy>;
-  /** What gateways switch to: poll and heartbeat intervals (default poll DEFAULT_FAST_POLL_MS). */
-  fast?: { pollMs: number; heartbeatMs?: number };
-  /** Retry period of unacknowledged mode commands (default 3 s). */
-  retryMs?: number;
-  /** Pull open hazard cases in to the 12-hour cap when the mode starts (default true). */
-  tightenOpenCases?: boolean;
-}
-
 export interface EmergencyOptions {
   db: Kysely<DB>;
   write: <T>(fn: (trx: Kysely<DB>) => Promise<T>) => Promise<T>;
