@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Logger } from '../../lib/log.ts';
+import { CsError } from '../../lib/errors.ts';
+import { statusOf } from '../errors.ts';
 import type { KeyStore } from './keys.ts';
 import { formatOfUrl, Open311Error, sendErrors, sendList, sendObject, splitFormat, type Format } from './format.ts';
 import { parseNewRequest, parseRequestQuery, type FieldSource } from './parse.ts';
@@ -53,7 +55,8 @@ export async function open311Routes(app: FastifyInstance, deps: Open311Deps): Pr
   app.setErrorHandler((err: FastifyError | Open311Error, req, reply) => {
     const format = formatOfUrl(req.url);
     if (err instanceof Open311Error) return sendErrors(reply, format, err.status, [err.message]);
-    const status = typeof (err as FastifyError).statusCode === 'number' ? (err as FastifyError).statusCode! : 500;
+    // Our own errors (e.g. the finite-number check's 400) carry a code, not a status.
+    const status = err instanceof CsError ? statusOf(err.code) : typeof (err as FastifyError).statusCode === 'number' ? (err as FastifyError).statusCode! : 500;
     if (status >= 500) {
       deps.logger.error({ err, url: req.url }, 'open311 request failed');
       return sendErrors(reply, format, 500, ['internal error; try again later']);
