@@ -167,6 +167,9 @@ function openPostgres(url: string, logger: Logger, onQuery?: QueryObserver): Dat
   });
   // An idle client whose server goes away emits 'error' on the pool: log it, never crash on it.
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection lost'));
+  // A checked-out client has no listener of the pool's: a server restart (57P01) between its queries would
+  // be an unhandled 'error' that ends the process. Its next query fails instead, and the pool replaces it.
+  pool.on('connect', (client) => client.on('error', (err) => logger.warn({ err: err.message }, 'PostgreSQL connection lost')));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...queryLog(onQuery) });
   let closed = false;
   const counts = { commits: 0, rollbacks: 0 };
