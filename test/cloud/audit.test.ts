@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud, type DbOptions } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { createMigrator } from '../../cloud/db/migrations.ts';
+import { auditHeads } from '../../cloud/audit/verify.ts';
 import { runCliOnce } from '../helpers/process.ts';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
@@ -72,6 +74,15 @@ describe.each(BACKENDS)('case history chain on $backend', ({ backend, skip }: { 
       expect(new Set(rows.map((r) => r.hash)).size).toBe(rows.length);
       const c = await sql((d) => d.selectFrom('cases').select('history_head').where('id', '=', ids[0]).executeTakeFirstOrThrow());
       expect(c.history_head).toBe(rows[rows.length - 1].hash);
+    });
+
+    it('auditHeads folds the heads of the cases a figure counted into one digest (for the evaluation report)', async () => {
+      const heads = await sql((d) => d.selectFrom('cases').select(['id', 'history_head']).where('id', 'in', ids.slice(0, 2)).execute());
+      const expected = createHash('sha256').update(heads.sort((a, b) => (a.id < b.id ? -1 : 1)).map((c) => `${c.id}:${c.history_head}\n`).join('')).digest('hex');
+      const got = await sql((d) => auditHeads(d, [ids[1], ids[0], ids[1]]));
+      expect(got.caseHistory).toEqual({ cases: 2, digest: expected });
+      expect((await sql((d) => auditHeads(d))).caseHistory.cases).toBe(3);
+      expect(got.credentialLog).toBe((await verify()).json().credentialLog.head);
     });
 
     it('an untouched database verifies clean through the API (admin only) and the CLI', async () => {
