@@ -48,17 +48,16 @@ function groupOf(key: string, name: string | null, cases: readonly CaseFacts[], 
 }
 
 /** An inspector's points: cases registered (not voided) and self-corrected in the period, and verifications made in it. */
-function pointsOf(actor: string, facts: readonly CaseFacts[], p: Period, rules: ScoringRules): Points {
-  const mine = facts.filter((f) => f.reporter === actor && f.voidedAt === null && within(f.registeredAt, p));
+function pointsOf(reported: readonly CaseFacts[], verified: string[], p: Period, rules: ScoringRules): Points {
+  const mine = reported.filter((f) => f.voidedAt === null && within(f.registeredAt, p));
   const registered = mine.filter((f) => !f.selfCorrected);
   const self = mine.filter((f) => f.selfCorrected);
-  const verified = facts.flatMap((f) => f.checks.filter((c) => c.actor === actor && within(c.at, p)).map(() => f.id)).sort();
   const w = rules.inspectorPoints;
   const points = Math.round((registered.length * w.registered + self.length * w.selfCorrected + verified.length * w.verified) * 100) / 100;
   return {
     registered: { count: registered.length, cases: sortedIds(registered) },
     selfCorrected: { count: self.length, cases: sortedIds(self) },
-    verified: { count: verified.length, cases: verified },
+    verified: { count: verified.length, cases: [...verified].sort() },
     points,
   };
 }
@@ -91,14 +90,27 @@ export function evaluate(input: EvaluateInput): Report {
   const buckets = new Map<string, CaseFacts[]>((input.keys ?? []).map((k) => [k, []]));
   for (const f of facts) {
     const k = keyOf(f, by);
-    if (k !== null) buckets.set(k, [...(buckets.get(k) ?? []), f]);
+    if (k === null) continue;
+    const list = buckets.get(k);
+    if (list) list.push(f);
+    else buckets.set(k, [f]);
   }
+  // Verifications in the period by actor (case ids, one per verification).
+  const checks = new Map<string, string[]>();
   if (by === 'inspector') {
-    for (const f of facts) for (const c of f.checks) if (within(c.at, p) && !buckets.has(c.actor)) buckets.set(c.actor, []);
+    for (const f of facts) {
+      for (const c of f.checks) {
+        if (!within(c.at, p)) continue;
+        if (!buckets.has(c.actor)) buckets.set(c.actor, []);
+        const list = checks.get(c.actor);
+        if (list) list.push(f.id);
+        else checks.set(c.actor, [f.id]);
+      }
+    }
   }
   const groups = [...buckets].map(([k, cases]) => {
     const g = groupOf(k, input.names?.get(k) ?? null, cases, p, rules);
-    if (by === 'inspector') g.points = pointsOf(k, facts, p, rules);
+    if (by === 'inspector') g.points = pointsOf(cases, checks.get(k) ?? [], p, rules);
     return g;
   });
   const ranked = by === 'inspector' ? rank(groups, (g) => g.points?.points ?? null) : rank(groups, (g) => g.score);
