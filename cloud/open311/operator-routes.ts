@@ -37,6 +37,8 @@ const ReportQuery = Type.Object({
 const Id = Type.Object({ id: Type.String({ maxLength: 64 }) });
 const AcceptBody = Type.Object({
   category: Type.Optional(Type.String({ maxLength: 64, description: 'another catalogue category than the citizen chose' })),
+  lat: Type.Optional(Type.Number({ minimum: -90, maximum: 90, description: 'the point, when the citizen gave only an address' })),
+  lon: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
 }, { additionalProperties: false });
 const RefuseBody = Type.Object({ reason: Type.String({ minLength: 1, maxLength: 2000, description: 'shown to the citizen as status_notes' }) }, { additionalProperties: false });
 const Decided = Type.Object({ id: Type.String(), state: Type.String(), caseId: Type.Union([Type.String(), Type.Null()]) });
@@ -83,7 +85,7 @@ export function registerCitizenReportRoutes(root: FastifyInstance, deps: Operato
     },
   }, async (req) => {
     const p = principalOf(req);
-    const caseId = await deps.reports.accept(req.params.id, { actor: p.actor, role: p.role }, deps.register, deps.services, req.body?.category);
+    const caseId = await deps.reports.accept(req.params.id, { actor: p.actor, role: p.role }, deps.register, deps.services, req.body ?? {});
     const c = await deps.db.selectFrom('cases').select(['unit', 'device', 'hazard', 'state', 'category', 'opened_at']).where('id', '=', caseId).executeTakeFirstOrThrow();
     req.log.info({ reportId: req.params.id, caseId, unit: c.unit }, 'citizen report accepted');
     deps.events.emit({

@@ -128,7 +128,10 @@ export function createReportStore(database: Database, now: () => number) {
       return id;
     },
     /** Accepts a pending report: the case is registered in the same transaction; 409 when decided already. */
-    async accept(id: string, by: { actor: string; role: string }, register: RegisterCitizenCase, services: ServiceCatalogue, category?: string): Promise<string> {
+    async accept(id: string, by: { actor: string; role: string }, register: RegisterCitizenCase, services: ServiceCatalogue,
+      fix: { category?: string; lat?: number; lon?: number } = {}): Promise<string> {
+      const category = fix.category;
+      if ((fix.lat === undefined) !== (fix.lon === undefined)) throw new CsError(CloudErrors.BAD_QUERY, 'give lat and lon together');
       const { actor } = by;
       return database.write(async (trx) => {
         const at = now();
@@ -136,7 +139,7 @@ export function createReportStore(database: Database, now: () => number) {
         const code = category ?? r.service_code;
         if (!services.get(code)) throw new CsError(CloudErrors.BAD_QUERY, `no category ${code} in the catalogue`);
         const caseId = await register(trx, {
-          category: code, description: r.description, lat: r.lat ?? undefined, lon: r.lon ?? undefined,
+          category: code, description: r.description, lat: fix.lat ?? r.lat ?? undefined, lon: fix.lon ?? r.lon ?? undefined,
           address: r.address_string ?? undefined, mediaUrl: r.media_url ?? undefined, reportId: id, actor, role: by.role, at,
         });
         await trx.updateTable('citizen_reports').set({ state: 'accepted', service_code: code, case_id: caseId, decided_at: at, decided_by: actor, updated_at: at })
