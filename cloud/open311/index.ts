@@ -4,7 +4,8 @@ import type { Logger } from '../../lib/log.ts';
 import type { CaseEnv } from '../cases/index.ts';
 import type { Database } from '../db/database.ts';
 import type { EventBus } from '../events.ts';
-import { interimRegister, interimServices } from './bridge.ts';
+import { DEMO_CATALOGUE } from '../catalogue/index.ts';
+import { catalogueServices, citizenRegistrar } from './bridge.ts';
 import { createKeyStore } from './keys.ts';
 import { registerCitizenReportRoutes } from './operator-routes.ts';
 import { createReportStore } from './reports.ts';
@@ -15,11 +16,11 @@ export async function installOpen311(app: FastifyInstance, deps: {
   database: Database; district: District; env: CaseEnv; events: EventBus; now: () => number; logger: Logger;
 }): Promise<void> {
   const reports = createReportStore(deps.database, deps.now);
-  const services = interimServices(deps.env);
+  const services = catalogueServices(deps.env.catalogue ?? DEMO_CATALOGUE);
   const names = new Map(deps.district.units.map((u) => [u.id, u.name]));
   const unitName = (id: string) => names.get(id) ?? id;
   await app.register(async (scope) => open311Routes(scope, {
     reports, keys: createKeyStore(deps.database, deps.now), services, unitName, now: deps.now, logger: deps.logger,
   }));
-  registerCitizenReportRoutes(app, { reports, services, unitName, register: interimRegister(deps.env, deps.district), events: deps.events, db: deps.database.db });
+  registerCitizenReportRoutes(app, { reports, services, unitName, register: citizenRegistrar(deps.env), events: deps.events, db: deps.database.db });
 }

@@ -18,7 +18,7 @@ const district = syntheticDistrict(4, 1);
 const xml = new XMLParser({ parseTagValue: false, isArray: (name) => ['service', 'request', 'error'].includes(name) });
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const json = (r: Response): Promise<any> => r.json();
-const CODE = 'waterlogging'; // 6 h (docs/domain.md#the-case)
+const CODE = 'E0506'; // road waterlogging: urgent, 6 hours, routed to xz-drainage (cloud/catalogue/demo.json)
 const LIMIT_MS = 6 * HOUR;
 
 describe.each(BACKENDS)('Open311 on $backend', ({ backend, skip }: { backend: Backend; skip: boolean }) => {
@@ -153,10 +153,24 @@ describe.each(BACKENDS)('Open311 on $backend', ({ backend, skip }: { backend: Ba
       expect(await q('status=closed')).toEqual([...ids].sort());
       expect(await q('status=open')).toEqual([]);
       expect(await q(`service_request_id=${ids[1]}`)).toEqual([ids[1]]);
-      expect(await q('service_code=cover-open')).toEqual([]);
+      expect(await q('service_code=E0102')).toEqual([]);
       expect(await q(`start_date=2026-11-25T02:00:30Z&end_date=2026-11-26T00:00:00%2B08:00`)).toEqual([ids[1]]);
       const x = xml.parse(await (await get('/requests.xml?status=open')).text());
       expect(x.service_requests).toBe('');
+    });
+
+    it('accepts a report given by address only once the operator gives the point; another category on request', async () => {
+      const r = await form('/requests.json', { api_key: key, service_code: 'E0102', address_string: '情侣中路 88 号', description: '垃圾堆放' });
+      const [{ service_request_id: id }] = await json(r);
+      const noPoint = await api('POST', `/api/citizen-reports/${id}/accept`, tok.operator, {});
+      expect(noPoint.status).toBe(400);
+      expect((await json(noPoint)).message).toMatch(/lat and lon/);
+      expect((await one(id)).status).toBe('open'); // nothing changed
+      const ok = await api('POST', `/api/citizen-reports/${id}/accept`, tok.admin, { lat: 22.2702, lon: 113.5501, category: 'E0104' });
+      expect(ok.status, await ok.clone().text()).toBe(200);
+      const c = await json(await api('GET', `/api/cases/${(await json(ok)).caseId}`, tok.operator));
+      expect(c).toMatchObject({ source: 'citizen', category: 'E0104', state: 'dispatched' });
+      expect(await one(id)).toMatchObject({ status: 'open', service_code: 'E0104', expected_datetime: c.deadline });
     });
 
     it('answers the spec\'s errors: no or a bad api_key (403), an unknown service code or id (404), a malformed body or query (400)', async () => {
