@@ -139,7 +139,7 @@ export function buildCluster(o: ClusterOptions): Cluster {
       for (let i = 0; i < nBrokers; i++) {
         const args = (port: number) => ['gateway', '--config', gatewayConfig, '--data-dir', join(dir, 'brokers'), '--host', '127.0.0.1', '--mqtt-port', String(port)];
         const b = add(`broker-${i + 1}`, args(state.brokerPorts?.[i] ?? 0), /MQTT listening on (mqtt:\/\/\S+)/, { CS_GATEWAY_ADMIN_TOKEN: secrets.gatewayAdmin });
-        const m = await b.start();
+        const m = await startOnFreePort(b, args);
         brokerUrls.push(m[1]!);
         b.setArgs(args(Number(new URL(m[1]!).port)));
       }
@@ -158,7 +158,7 @@ export function buildCluster(o: ClusterOptions): Cluster {
         const args = (port: number) => ['cloud', '--config', file, '--data-dir', join(dir, `cloud-${i + 1}`), '--http-port', String(port)];
         // One at a time: the first applies the migrations.
         const c = add(`cloud-${i + 1}`, args(state.cloudPorts?.[i] ?? 0), /HTTP API on (http:\/\/\S+)\/api/);
-        const m = await c.start();
+        const m = await startOnFreePort(c, args);
         clouds.push(m[1]!);
         c.setArgs(args(Number(new URL(m[1]!).port)));
       }
@@ -210,4 +210,15 @@ async function waitForFile(file: string, owner: Service): Promise<Record<string,
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${owner.name} wrote no ${file}:\n${owner.output().slice(-2000)}`);
+}
+
+/** Starts on the port of an earlier run; when another process took it meanwhile, on any free port. */
+async function startOnFreePort(s: Service, args: (port: number) => string[]): Promise<RegExpMatchArray> {
+  try {
+    return await s.start();
+  } catch (err) {
+    if (!/CS_CLI_PORT_IN_USE|EADDRINUSE/.test((err as Error).message)) throw err;
+    s.setArgs(args(0));
+    return s.start();
+  }
 }
