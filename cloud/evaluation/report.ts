@@ -82,8 +82,12 @@ function rank(groups: Group[], value: (g: Group) => number | null): Group[] {
   return sorted;
 }
 
-const digest = (heads: readonly (string | null)[]): string =>
-  createHash('sha256').update(heads.map((h) => h ?? '').sort().join('\n')).digest('hex');
+/** sha256 over "id:head" lines in id order: cloud/audit/verify.ts auditHeads' formula, so the two compare. */
+function digest(facts: readonly CaseFacts[], head: (f: CaseFacts) => string | null): string {
+  const h = createHash('sha256');
+  for (const f of [...facts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) h.update(`${f.id}:${head(f) ?? ''}\n`);
+  return h.digest('hex');
+}
 
 export function evaluate(input: EvaluateInput): Report {
   const { facts, period: p, by, rules } = input;
@@ -125,7 +129,10 @@ export function evaluate(input: EvaluateInput): Report {
     rules: { name: rules.name, rankedBy: by === 'inspector' ? 'points' : 'score' },
     totals,
     groups: ranked,
-    chain: { cases: countedFacts.length, digest: digest(countedFacts.map((f) => f.head)), currentDigest: digest(countedFacts.map((f) => f.currentHead)) },
+    chain: {
+      cases: countedFacts.length, caseIds: countedFacts.map((f) => f.id).sort(),
+      digest: digest(countedFacts, (f) => f.head), currentDigest: digest(countedFacts, (f) => f.currentHead), emergencyLog: null, credentialLog: null,
+    },
     fallback: { cases: countedFacts.filter((f) => f.fallback.length).map((f) => f.id).sort() },
   };
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { auditHeads } from '../audit/verify.ts';
 import type { Database } from '../db/database.ts';
 import * as S from '../http/schemas.ts';
 import { toCsv, toXlsx } from './export.ts';
@@ -40,6 +41,9 @@ export function registerEvaluationRoutes(root: FastifyInstance, deps: Evaluation
       facts, period, by, rules: deps.rules, now,
       names, keys: by === 'unit' ? deps.units.map((u) => u.id) : [],
     });
+    // The current heads read by the audit's own function (cloud/audit/verify.ts), and the logs' heads.
+    const heads = await auditHeads(deps.database.db, report.chain.caseIds);
+    Object.assign(report.chain, { currentDigest: heads.caseHistory.digest, emergencyLog: heads.emergencyLog, credentialLog: heads.credentialLog });
     const format = req.query.format ?? 'json';
     if (format === 'json') return report;
     const name = `evaluation-${period.month ?? `${report.period.from.slice(0, 10)}_${report.period.to.slice(0, 10)}`}-by-${by}`;

@@ -79,8 +79,11 @@ export const Report = Type.Object({
   groups: Type.Array(Group, { description: 'in rank order' }),
   chain: Type.Object({
     cases: Type.Integer({ description: 'cases counted anywhere in the report' }),
-    digest: Type.String({ description: 'sha256 hex over the counted cases\' chain heads as of the period end (the hash of each one\'s last history row before `to`), sorted, one per line' }),
-    currentDigest: Type.String({ description: 'the same over their cases.history_head now' }),
+    caseIds: Type.Array(Type.String(), { description: 'those cases, sorted' }),
+    digest: Type.String({ description: 'sha256 hex over "id:head\\n" lines in id order, head: the hash of each counted case\'s last history row before `to` (its chain head at the period end)' }),
+    currentDigest: Type.String({ description: 'the same over their cases.history_head now (GET /api/audit/verify\'s auditHeads formula)' }),
+    emergencyLog: Type.Union([Type.String(), Type.Null()], { description: 'the emergency log\'s head when the report was made' }),
+    credentialLog: Type.Union([Type.String(), Type.Null()], { description: 'the credential log\'s head when the report was made' }),
   }),
   fallback: Type.Object({
     cases: Type.Array(Type.String()),

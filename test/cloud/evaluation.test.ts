@@ -10,6 +10,7 @@ import { checkScoringRules, defaultScoringRules, loadScoringRules, scoreOf } fro
 import { p90 } from '../../cloud/evaluation/figures.ts';
 import type { Figures, Group, Report } from '../../cloud/evaluation/schemas.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
+import { auditHeads } from '../../cloud/audit/verify.ts';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
 /**
@@ -246,10 +247,13 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
       const counted = ids('A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'B1', 'B2', 'B3', 'B4', 'B5');
       const db = openDatabase(dbOpts);
       try {
-        const heads = await db.db.selectFrom('cases').select('history_head').where('id', 'in', counted).execute();
-        const want = createHash('sha256').update(heads.map((h) => h.history_head!).sort().join('\n')).digest('hex');
+        const heads = await db.db.selectFrom('cases').select(['id', 'history_head']).where('id', 'in', counted).orderBy('id').execute();
+        const want = createHash('sha256').update(heads.map((h) => `${h.id}:${h.history_head}\n`).join('')).digest('hex');
+        const logs = await auditHeads(db.db, []);
+        expect(logs.emergencyLog).toMatch(/^[0-9a-f]{64}$/); // the month's two switches
         // Nothing happened to them after the month: the heads at its end are today's.
-        expect(r.chain).toEqual({ cases: 15, digest: want, currentDigest: want });
+        expect(r.chain).toEqual({ cases: 15, caseIds: counted, digest: want, currentDigest: want, emergencyLog: logs.emergencyLog, credentialLog: logs.credentialLog });
+        expect((await auditHeads(db.db, counted)).caseHistory).toEqual({ cases: 15, digest: want });
         // A note on a counted case in December moves today's head, not the month's.
         await cloud.app.inject({ method: 'POST', url: `/api/cases/${id.A1}/note`, headers: { authorization: `Bearer ${tok.admin}` }, payload: { notes: 'checked again' } });
         const later = (await api('month=2026-11')).json() as Report;
