@@ -171,6 +171,10 @@ describe.each(BACKENDS)('Open311 on $backend', ({ backend, skip }: { backend: Ba
       const c = await json(await api('GET', `/api/cases/${(await json(ok)).caseId}`, tok.operator));
       expect(c).toMatchObject({ source: 'citizen', category: 'E0104', state: 'dispatched' });
       expect(await one(id)).toMatchObject({ status: 'open', service_code: 'E0104', expected_datetime: c.deadline });
+      // Voided: the request closes with why.
+      clock += MIN;
+      expect((await api('POST', `/api/cases/${c.id}/void`, tok.operator, { reason: '现场核实无垃圾' })).status).toBe(200);
+      expect(await one(id)).toMatchObject({ status: 'closed', status_notes: '已作废: 现场核实无垃圾', updated_datetime: new Date(clock).toISOString() });
     });
 
     it('answers the spec\'s errors: no or a bad api_key (403), an unknown service code or id (404), a malformed body or query (400)', async () => {
