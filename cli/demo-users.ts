@@ -6,7 +6,7 @@ import type { Role } from '../cloud/tokens.ts';
 import { generatePassword, type UserStore } from '../cloud/users.ts';
 
 /**
- * The demo's people (README "Signing in"): admin, operator, commander, verifier and `crew-UNIT` per
+ * The demo's people (README "Signing in"): admin, operator, commander, verifier, inspector and `crew-UNIT` per
  * unit, with generated passwords in DATA_DIR/demo-users.json (0600, written atomically). A later start
  * keeps the users and their passwords; a user whose password the file no longer opens (the file gone,
  * or changed with `user passwd`) gets a new one, and the file is written again.
@@ -18,7 +18,7 @@ export interface DemoUser { username: string; password: string; role: Role; unit
 
 export function demoUserList(district: District): { username: string; role: Role; unit: string | null }[] {
   return [
-    ...(['admin', 'operator', 'commander', 'verifier'] as const).map((role) => ({ username: role, role, unit: null })),
+    ...(['admin', 'operator', 'commander', 'verifier', 'inspector'] as const).map((role) => ({ username: role, role, unit: null })),
     ...district.units.map((u) => ({ username: `crew-${u.id.toLowerCase()}`, role: 'crew' as const, unit: u.id })),
   ];
 }

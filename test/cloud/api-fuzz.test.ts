@@ -29,7 +29,7 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /healthz': PUBLIC,
   'GET /metrics': ['admin', 'operator'],
   // The web application's page at its own paths and its built files (README "The web application").
-  ...Object.fromEntries(['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/assets/*']
+  ...Object.fromEntries(['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/inspect', '/assets/*']
     .map((path) => [`GET ${path}`, PUBLIC])),
   'GET /web/points.json': ANY,
   'GET /api/devices': ANY,

@@ -11,6 +11,7 @@ import { session } from './session';
  * answers a resend with the case as it is, so a send cut off after the server wrote it is harmless.
  * A refusal (4xx: the case's state changed, another unit's case) is kept and shown, not retried.
  * Actions belong to the user who tapped them: on a shared phone only their own session sends them.
+ * An inspector's new case rides the same queue: caseId '', action 'register', its clientId the actionId.
  */
 
 export interface QueuedPhoto { blob: Blob; name: string; uploadedId?: string }
@@ -79,12 +80,15 @@ async function sendOne(a: QueuedAction): Promise<unknown> {
     if (!p.uploadedId) {
       const form = new FormData();
       form.append('photo', p.blob, p.name);
-      const r = await api<{ photos: { id: string }[] }>(`/api/cases/${encodeURIComponent(a.caseId)}/photos`, { method: 'POST', body: form });
+      // A new case (the inspector's page: caseId '') uploads its photos before the case exists.
+      const url = a.caseId ? `/api/cases/${encodeURIComponent(a.caseId)}/photos` : '/api/photos';
+      const r = await api<{ photos: { id: string }[] }>(url, { method: 'POST', body: form });
       p.uploadedId = r.photos[0]?.id;
       await set(a.actionId, a, store);
     }
     if (p.uploadedId) ids.push(p.uploadedId);
   }
+  if (!a.caseId) return api('/api/cases', { method: 'POST', body: { ...a.body, clientId: a.actionId, ...(ids.length ? { photos: ids } : {}) } });
   const body = { ...a.body, actionId: a.actionId, ...(ids.length ? { photos: ids } : {}) };
   return api(`/api/cases/${encodeURIComponent(a.caseId)}/${a.action}`, { method: 'POST', body });
 }

@@ -22,6 +22,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/operator', component: () => import('./pages/Operator.vue'), meta: { roles: ['operator', 'commander', 'admin'], title: 'common.nav.operator' } },
   { path: '/operator/devices/:id', component: () => import('./pages/OperatorDevice.vue'), props: true, meta: { roles: ['operator', 'commander', 'admin'], title: 'common.nav.operator' } },
   { path: '/operator/alarms', component: () => import('./pages/OperatorAlarms.vue'), meta: { roles: ['operator', 'commander', 'admin'], title: 'common.nav.alarms' } },
+  { path: '/inspect', component: () => import('./pages/Inspect.vue'), meta: { roles: ['inspector', 'admin'], title: 'common.nav.inspect' } },
   { path: '/:rest(.*)*', component: () => import('./pages/NotFound.vue'), meta: { public: true, title: 'common.notFound' } },
 ];
 

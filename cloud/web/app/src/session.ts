@@ -4,7 +4,7 @@ import { api, ApiError } from './api';
 /** Who is signed in (GET /api/session), shared by every page. */
 export interface User {
   username: string;
-  role: 'admin' | 'operator' | 'commander' | 'verifier' | 'crew';
+  role: 'admin' | 'operator' | 'commander' | 'verifier' | 'crew' | 'inspector' | 'integrator';
   unit: string | null;
 }
 
@@ -38,6 +38,7 @@ export async function signOut(): Promise<void> {
 export function homeOf(user: User | null): string {
   switch (user?.role) {
     case 'crew': return '/crew';
+    case 'inspector': return '/inspect';
     case 'verifier': return '/verify';
     case 'operator': return '/operator';
     case 'commander':
