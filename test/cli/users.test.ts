@@ -124,13 +124,13 @@ describe('the demo users', () => {
   });
   const file = () => JSON.parse(readFileSync(join(dir, DEMO_USERS_FILE), 'utf8')) as { url: string; users: DemoUser[] };
 
-  it('creates admin, operator, commander, verifier and crew-UNIT per unit, in a 0600 file with the URL; each signs in with its role', async () => {
+  it('creates admin, operator, commander, verifier, inspector and crew-UNIT per unit, in a 0600 file with the URL; each signs in with its role', async () => {
     const r = await ensureDemoUsers(cloud.users, district, dir, base);
-    expect(r.created).toBe(4 + district.units.length);
+    expect(r.created).toBe(5 + district.units.length);
     expect(statSync(r.file).mode & 0o777).toBe(0o600);
     const f = file();
     expect(f.url).toBe(base);
-    expect(f.users.map((u) => u.username)).toEqual(['admin', 'operator', 'commander', 'verifier', ...district.units.map((u) => `crew-${u.id}`)]);
+    expect(f.users.map((u) => u.username)).toEqual(['admin', 'operator', 'commander', 'verifier', 'inspector', ...district.units.map((u) => `crew-${u.id}`)]);
     const crew = f.users.find((u) => u.username === 'crew-zh-gas')!;
     expect(await (await signIn(base, crew.username, crew.password)).json()).toEqual({ user: { username: 'crew-zh-gas', role: 'crew', unit: 'zh-gas' } });
   });
