@@ -116,10 +116,24 @@ export interface RuleEngine {
    * (docs/architecture.md#partitions). Resolves the devices dropped.
    */
   forget(which: (device: string, gateway: string | undefined) => boolean): string[];
+  /** The devices whose state changed since last asked, among those `which` picks (they then count as unchanged). */
+  takeChanged(which: (device: string, gateway: string | undefined) => boolean): string[];
+  /** A device's hold times, hysteresis and rate windows as JSON-safe data (alarms left out: the database has them). */
+  exportState(device: string): RuleSnapshot | undefined;
+  /** Restores what `exportState` gave (another worker's), replacing the device's state but its alarms. */
+  importState(device: string, snap: RuleSnapshot): void;
+}
+
+/** One device's rule state as data: its gateway, per rule [id, active, since], per rate point its samples [ts, v]. */
+export interface RuleSnapshot {
+  g?: string;
+  r: [string, boolean, number | null][];
+  s: [string, [number, number][]][];
 }
 
 export function createRuleEngine(set: RuleSet): RuleEngine {
   const devices = new Map<string, DeviceState>();
+  const changed = new Set<string>();
   const state = (device: string): DeviceState => {
     let s = devices.get(device);
     if (!s) devices.set(device, (s = { rules: new Map(), samples: new Map(), alarmed: new Set() }));
@@ -158,15 +172,36 @@ export function createRuleEngine(set: RuleSet): RuleEngine {
       if (on) s.alarmed.add(hazard);
       else s.alarmed.delete(hazard);
     },
+    takeChanged(which) {
+      const out = [...changed].filter((d) => which(d, devices.get(d)?.gateway));
+      for (const d of out) changed.delete(d);
+      return out;
+    },
+    exportState(device) {
+      const s = devices.get(device);
+      if (!s) return undefined;
+      return {
+        ...(s.gateway !== undefined ? { g: s.gateway } : {}),
+        r: [...s.rules].map(([id, r]) => [id, r.active, r.since ?? null]),
+        s: [...s.samples].map(([pt, list]) => [pt, list.map((x) => [x.ts, x.v] as [number, number])]),
+      };
+    },
+    importState(device, snap) {
+      const s = state(device);
+      s.gateway = snap.g ?? s.gateway;
+      s.rules = new Map(snap.r.map(([id, active, since]) => [id, since === null ? { active } : { active, since }]));
+      s.samples = new Map(snap.s.map(([pt, list]) => [pt, list.map(([ts, v]) => ({ ts, v }))]));
+    },
     forget(which) {
       const out: string[] = [];
       for (const [d, s] of devices) if (which(d, s.gateway)) out.push(d);
-      for (const d of out) devices.delete(d);
+      for (const d of out) { devices.delete(d); changed.delete(d); }
       return out;
     },
     evaluate(device, kind, values, ts, emergency, gateway) {
       const s = state(device);
       if (gateway !== undefined) s.gateway = gateway;
+      changed.add(device);
       const rules = rulesFor(set, kind, device);
       const worst = new Map<string, Breach>();
       const holding = new Set<string>();

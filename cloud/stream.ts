@@ -63,6 +63,8 @@ export interface StreamConsumerDeps {
   handle(entry: StreamEntry): Promise<boolean>;
   /** A partition came (owned) or went: called between batches, before its first entry is handled. */
   moved?(partition: number, owned: boolean): Promise<void> | void;
+  /** A batch of a partition was handled, before it is acknowledged; `fence` is the lease's (cloud/stream-leases.ts). */
+  handled?(partition: number, fence: number): Promise<void>;
   logger: Logger;
   now?: () => number;
 }
@@ -173,6 +175,8 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
       else await q;
     }
     await Promise.all(inHand);
+    const fence = leases!.fence(p);
+    if (deps.handled && fence !== undefined) await deps.handled(p, fence).catch((err) => log.warn({ err, partition: p }, 'after-batch step failed'));
     if (ack.length) {
       await writer!.xack(keyOf(p), o.group, ...ack);
       stats.acked += ack.length;

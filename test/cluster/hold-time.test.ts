@@ -15,6 +15,8 @@ import { countOf, query, Redis, REDIS_URL, settled, startAppender, startWorker, 
  * broken every other reading opens nothing, and an unbroken one opens its case at 10 s, not before.
  * With each worker judging the readings it happens to get (before partitions), the first opened a
  * case from its own breaches 4 s apart and the second never saw 10 s.
+ * When the partition moves to another worker, the hold in progress goes on there (the rule state
+ * of each partition is saved in Redis after every batch).
  */
 
 const redisOk = await redisAvailable();
@@ -84,5 +86,39 @@ describe.skipIf(!redisOk || !pgAvailable)('two workers, one device: a 10 s hold 
     const entries = await redis.xrange(`${s.stream}:p${(await import('../../lib/partition.ts')).partitionOf(GATEWAY, s.partitions)}`, '-', '+');
     expect(new Set(entries.map(([, f]) => f[f.indexOf('broker') + 1]))).toEqual(new Set(['broker-a', 'broker-b']));
     expect(workers.map((w) => w.stats().stored).sort((a, b) => a - b)).toEqual([0, 18]);
+  });
+
+  it('a hold in progress goes on when the partition moves to another worker', async () => {
+    for (const w of workers.splice(0)) await w.stop();
+    const s2: StreamSetup = { ...s, stream: `${prefix}moved:readings` };
+    const rules = defaultRuleSet(profiles);
+    rules.devices[DEVICE] = [{ id: 'cover-tilted', holdMs: 10_000 }];
+    const broker = await startAppender('broker-a', s2);
+    brokers.push(broker);
+    const device = 'XZ-MH-002';
+    const topic = `cs/v1/${GATEWAY}/up/${device}`;
+    rules.devices[device] = [{ id: 'cover-tilted', holdMs: 10_000 }];
+    const stored = () => countOf(fresh.db, 'select count(*) as n from readings where device = $1', [device]);
+    const alarms = () => countOf(fresh.db, 'select count(*) as n from alarms where device = $1', [device]);
+    const t0 = Date.now() - 60_000;
+    let seq = 0;
+    const send = async (ts: number) => {
+      await broker.append(topic, reading(device, ++seq, ts, tilted));
+      await eventually(async () => await stored() === seq, 10_000, 20);
+    };
+
+    // Worker A judges 6 s of the tilt, then stops; worker B takes the partition and judges on.
+    const a = await startWorker('worker-a', fresh.db, district, s2, rules);
+    workers.push(a);
+    await settled(redis, s2, ['worker-a']);
+    for (let i = 0; i < 4; i++) await send(t0 + i * 2000);
+    await workers.pop()!.stop();
+    workers.push(await startWorker('worker-b', fresh.db, district, s2, rules));
+    await settled(redis, s2, ['worker-b']);
+    await send(t0 + 8000);
+    expect(await alarms()).toBe(0);
+    await send(t0 + 10_000);
+    expect(await alarms()).toBe(1);
+    expect(workers[0].stats().stored).toBe(2);
   });
 });
