@@ -167,6 +167,7 @@ export async function runDrill(kind: DrillKind, env: DrillEnv): Promise<DrillRes
     };
   } finally {
     await cluster.stop();
+    await dropKeys(env.redisUrl, dir).catch(() => undefined);
     await db.end().catch(() => undefined);
     const admin = new pg.Client({ connectionString: env.pgUrl });
     await admin.connect().then(() => admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)).catch(() => undefined);
@@ -216,5 +217,23 @@ async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, what: st
     if (await cond().catch(() => false)) return;
     if (Date.now() > end) throw new Error(`${what} within ${timeoutMs} ms`);
     await sleep(250);
+  }
+}
+
+/** Deletes the cluster's Redis keys (its prefix in cluster.json): a drill on a shared Redis leaves nothing. */
+async function dropKeys(url: string, dir: string): Promise<void> {
+  const file = join(dir, 'cluster.json');
+  if (!existsSync(file)) return;
+  const { keyPrefix } = JSON.parse(readFileSync(file, 'utf8')) as { keyPrefix: string };
+  if (!keyPrefix.startsWith('cs:cluster:')) return;
+  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    for (let cursor = '0'; ;) {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
+      if (keys.length) await r.del(...keys);
+      if ((cursor = next) === '0') break;
+    }
+  } finally {
+    r.disconnect();
   }
 }
