@@ -306,7 +306,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     maxDistanceM: opts.photos?.maxDistanceM ?? DEFAULT_PHOTO_MAX_DISTANCE_M,
   }));
   registerWebConfigRoute(app, { district: opts.district, web });
-  await installOpen311(app, { database, district: opts.district, env, events, now, logger: logger.child({ mod: 'open311' }) });
+  await installOpen311(app, { database, district: opts.district, env, events, now, logger: logger.child({ mod: 'open311' }),
+    rate: { requestsPerSecond: limits.requestsPerSecond, burst: limits.requestBurst }, clock });
   // The web application (docs/architecture.md#web-application): public page and files, data through the API.
   await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir, imgOrigins: tileOrigins(web.map?.tiles) });
 

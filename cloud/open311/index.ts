@@ -14,13 +14,14 @@ import { open311Routes } from './routes.ts';
 /** Citizen reports (docs/architecture.md#open311): the Open311 GeoReport v2 routes and the operators' acceptance. */
 export async function installOpen311(app: FastifyInstance, deps: {
   database: Database; district: District; env: CaseEnv; events: EventBus; now: () => number; logger: Logger;
+  rate?: { requestsPerSecond: number; burst: number }; clock?: () => number;
 }): Promise<void> {
   const reports = createReportStore(deps.database, deps.now);
   const services = catalogueServices(deps.env.catalogue ?? DEMO_CATALOGUE);
   const names = new Map(deps.district.units.map((u) => [u.id, u.name]));
   const unitName = (id: string) => names.get(id) ?? id;
   await app.register(async (scope) => open311Routes(scope, {
-    reports, keys: createKeyStore(deps.database, deps.now), services, unitName, now: deps.now, logger: deps.logger,
+    reports, keys: createKeyStore(deps.database, deps.now), services, unitName, now: deps.now, logger: deps.logger, rate: deps.rate, clock: deps.clock,
   }));
   registerCitizenReportRoutes(app, { reports, services, unitName, register: citizenRegistrar(deps.env), events: deps.events, db: deps.database.db });
 }

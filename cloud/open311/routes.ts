@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Logger } from '../../lib/log.ts';
+import { tokenBucket, type TokenBucket } from '../../lib/rate-limit.ts';
 import { CsError } from '../../lib/errors.ts';
 import { statusOf } from '../errors.ts';
 import type { KeyStore } from './keys.ts';
@@ -23,7 +24,14 @@ export interface Open311Deps {
   unitName(id: string): string;
   now: () => number;
   logger: Logger;
+  /** Requests per second and burst per client address (these routes have no credential to count); 0: off. */
+  rate?: { requestsPerSecond: number; burst: number };
+  /** Real elapsed time for the rate limit. */
+  clock?: () => number;
 }
+
+/** Addresses with a bucket at most; the oldest goes first. */
+const MAX_BUCKETS = 10_000;
 
 const PREFIX = '/open311/v2';
 const FORMATS = ['json', 'xml'] as const;
@@ -65,6 +73,24 @@ export async function open311Routes(app: FastifyInstance, deps: Open311Deps): Pr
       ? 'send application/x-www-form-urlencoded or application/json' : err.message;
     return sendErrors(reply, format, status, [described]);
   });
+
+  const rate = deps.rate;
+  if (rate && rate.requestsPerSecond > 0) {
+    const buckets = new Map<string, TokenBucket>();
+    const clock = deps.clock ?? (() => performance.now());
+    app.addHook('onRequest', async (req, reply) => {
+      let b = buckets.get(req.ip);
+      if (!b) {
+        b = tokenBucket({ ratePerSecond: rate.requestsPerSecond, burst: Math.max(1, rate.burst), now: clock });
+        buckets.set(req.ip, b);
+        if (buckets.size > MAX_BUCKETS) buckets.delete(buckets.keys().next().value!);
+      }
+      if (!b.tryTake()) {
+        reply.header('retry-after', String(Math.max(1, Math.ceil(1 / rate.requestsPerSecond))));
+        throw new Open311Error(429, `more than ${rate.requestsPerSecond} requests per second (burst ${rate.burst}) from this address; slow down`);
+      }
+    });
+  }
 
   const lang = (req: FastifyRequest): Lang => langOf(req.headers['accept-language']);
   const fileOf = (file: string): [string, Format] => {

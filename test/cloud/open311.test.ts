@@ -211,3 +211,27 @@ describe.each(BACKENDS)('Open311 on $backend', ({ backend, skip }: { backend: Ba
     });
   });
 });
+
+describe('Open311 rate limit', () => {
+  it('answers 429 in the spec\'s format past the burst from one address (the routes have no credential to count)', async () => {
+    const fresh = await freshDatabase('sqlite');
+    let t = 0;
+    const cloud = await buildCloud({ db: fresh.db, district, profiles, escalation: false, emergency: false, http: { requestsPerSecond: 1, requestBurst: 2 }, clock: () => t });
+    try {
+      await cloud.start();
+      const base = await cloud.app.listen({ host: '127.0.0.1', port: 0 });
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await fetch(`${base}/open311/v2/services.json`)).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      const r = await fetch(`${base}/open311/v2/requests.xml`);
+      expect(r.status).toBe(429);
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect(xml.parse(await r.text()).errors.error[0]).toEqual({ code: '429', description: expect.stringMatching(/slow down/) });
+      t += 1000;
+      expect((await fetch(`${base}/open311/v2/services.json`)).status).toBe(200);
+    } finally {
+      await cloud.stop();
+      await fresh.drop();
+    }
+  });
+});
