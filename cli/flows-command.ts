@@ -33,6 +33,8 @@ export function registerFlowsCommand(program: Command, h: UserCommandHelpers): v
       });
       console.log(`flows: Node-RED editor on ${flows.url} (sign in as a cloud admin)`);
       await runUntilSignal(() => flows.stop());
+      // Node-RED leaves timers behind after its stop (an editor session's expiry, days ahead): end here.
+      process.exit(process.exitCode ?? 0);
     });
 }
 

@@ -140,4 +140,18 @@ describe('citysteward flows', () => {
       await database.close();
     }
   });
+
+  it('stops on SIGTERM with exit code 0 and revokes its API token', async () => {
+    const record = JSON.parse(readFileSync(join(dir, 'node-red', 'citysteward-provisioned.json'), 'utf8')) as Record<string, string>;
+    flows!.child.kill('SIGTERM');
+    const code = await Promise.race([flows!.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
+    expect(code, flows!.output().slice(-1500)).toBe(0);
+    const database = openDatabase({ kind: 'sqlite', file: join(dir, 'citysteward.db') });
+    try {
+      const row = await database.db.selectFrom('api_tokens').select(['revoked_at']).where('id', '=', record.tokenId).executeTakeFirst();
+      expect(row?.revoked_at).not.toBeNull();
+    } finally {
+      await database.close();
+    }
+  });
 });
