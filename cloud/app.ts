@@ -88,7 +88,7 @@ export interface CloudOptions {
   catalogue?: Catalogue;
   /** Rules per device kind with per-device overrides; `defaultRuleSet(profiles)` when omitted. */
   rules?: RuleSet;
-  /** Work calendar for working-hour and working-day limits; China 2026 (cloud/data) when omitted. */
+  /** Work calendar for working-hour and working-day limits; China's (cloud/data/calendar-cn.json, State Council days from chinese-days) when omitted. */
   calendar?: WorkCalendar;
   /** Routing rules and unit members; owner/maintainer routing when omitted. */
   routing?: Routing;
@@ -207,7 +207,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const calendarData = opts.calendar ?? DEFAULT_CALENDAR;
   const env: CaseEnv = {
     catalogue, categories: categoriesOf(catalogue), district: opts.district, mode,
-    calendar: createCalendar(calendarData),
+    calendar: createCalendar(calendarData, { warn: (m) => logger.child({ mod: 'calendar' }).warn(m) }),
     routing,
     workflow: { ...DEFAULT_WORKFLOW, ...opts.workflow },
   };

@@ -1,16 +1,18 @@
-import { describe, expect, it } from 'vitest';
-import { createCalendar, loadCalendar, DEFAULT_CALENDAR } from '../../cloud/calendar.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { chineseStateDays, createCalendar, loadCalendar, DEFAULT_CALENDAR } from '../../cloud/calendar.ts';
 import { categoryFor, DEFAULT_CATEGORIES, scheduleFor } from '../../cloud/categories.ts';
 
 /** Local (Asia/Shanghai, UTC+8) wall time to an instant. */
 const sh = (local: string) => Date.parse(`${local}+08:00`);
 const cal = createCalendar();
 
-describe('work calendar (China 2026, Asia/Shanghai)', () => {
-  it('loads the default 2026 calendar from its data file', () => {
+describe('work calendar (China, Asia/Shanghai)', () => {
+  it('loads the default calendar from its data file: no city days of its own, the State Council\'s from chinese-days', () => {
     const c = loadCalendar();
-    expect(c.holidays).toContain('2026-10-01');
-    expect(c.workdays).toEqual(expect.arrayContaining(['2026-02-14', '2026-09-20', '2026-10-10']));
+    expect(c).toMatchObject({ stateHolidays: 'chinese-days', holidays: [], workdays: [], weekend: [0, 6] });
+    const state = chineseStateDays();
+    expect(state.holidays.has('2026-10-01')).toBe(true);
+    expect(['2026-02-14', '2026-09-20', '2026-10-10'].every((d) => state.workdays.has(d))).toBe(true);
     expect(cal.dayLengthMs).toBe(7 * 3_600_000);
   });
 
@@ -51,6 +53,12 @@ describe('work calendar (China 2026, Asia/Shanghai)', () => {
 
   it('skips the whole Spring Festival', () => {
     expect(cal.due(sh('2026-02-14T17:00:00'), { amount: 1, unit: 'workHours' })).toBe(sh('2026-02-24T09:00:00'));
+  });
+
+  it('leaves the State Council\'s days out when a calendar says stateHolidays: none', () => {
+    const plain = createCalendar({ ...DEFAULT_CALENDAR, name: 'weekends only', stateHolidays: 'none' });
+    expect(plain.isWorkingDay('2026-10-01')).toBe(true);
+    expect(plain.isWorkingDay('2026-10-10')).toBe(false);
   });
 
   it('accepts another calendar as data', () => {
@@ -95,5 +103,49 @@ describe('deadlines', () => {
   it('caps an urgent category that allows more at 12 hours', () => {
     const at = sh('2026-11-25T10:00:00');
     expect(scheduleFor({ title: 'slow', class: 'urgent', limit: { amount: 3, unit: 'workDays' }, unit: 'owner' }, 'urgent', at, { calendar: cal }).deadline).toBe(at + 12 * 3_600_000);
+  });
+});
+
+describe('State Council days from chinese-days, city overrides on top', () => {
+  // chinese-days 1.5.7 ends with 2026 (the 2027 notice is not in it yet): its latest year is tested.
+  it.each([
+    ['2026-02-14', true, 'Saturday before the Spring Festival, a make-up working day'],
+    ['2026-02-15', false, 'Spring Festival, first day off (a Sunday)'],
+    ['2026-02-17', false, 'Spring Festival (春节, a Tuesday)'],
+    ['2026-02-23', false, 'Spring Festival, last day off (a Monday)'],
+    ['2026-02-24', true, 'the first working day after it'],
+    ['2026-02-28', true, 'Saturday after it, a make-up working day'],
+  ])('%s is a working day: %s (%s)', (day, working) => {
+    expect(chineseStateDays().years.has(2026)).toBe(true);
+    expect(cal.isWorkingDay(day)).toBe(working);
+  });
+
+  it('runs a deadline of 2 working days across the Spring Festival', () => {
+    // Friday 13 Feb 16:00: 1.5 h that day, 7 h on the make-up Saturday 14th, 15th-23rd off, 5.5 h on Tuesday 24th.
+    expect(cal.due(sh('2026-02-13T16:00:00'), { amount: 2, unit: 'workDays' })).toBe(sh('2026-02-24T16:00:00'));
+  });
+
+  it('lets the city\'s own days win over the package: a typhoon day off, a working day in the holiday', () => {
+    const city = createCalendar({ ...DEFAULT_CALENDAR, holidays: ['2026-02-14', '2026-11-25'], workdays: ['2026-02-23'] });
+    expect(city.isWorkingDay('2026-02-14')).toBe(false);
+    expect(city.isWorkingDay('2026-11-25')).toBe(false);
+    expect(city.isWorkingDay('2026-02-23')).toBe(true);
+    // Friday 13 Feb 16:00: 1.5 h, Saturday 14th off (typhoon), Monday 23rd worked: 7 h, 5.5 h on Tuesday 24th.
+    expect(city.due(sh('2026-02-13T16:00:00'), { amount: 2, unit: 'workDays' })).toBe(sh('2026-02-24T16:00:00'));
+    expect(city.due(sh('2026-02-13T16:00:00'), { amount: 1, unit: 'workDays' })).toBe(sh('2026-02-23T16:00:00'));
+  });
+
+  it('counts weekends only in a year beyond the package and warns once', () => {
+    const year = Math.max(...chineseStateDays().years) + 1;
+    const warn = vi.fn();
+    const c = createCalendar(DEFAULT_CALENDAR, { warn });
+    const days = Array.from({ length: 14 }, (_, i) => new Date(Date.UTC(year, 0, 1 + i)).toISOString().slice(0, 10));
+    for (const d of days) expect(c.isWorkingDay(d)).toBe(![0, 6].includes(new Date(`${d}T00:00:00Z`).getUTCDay()));
+    // 1 January is a holiday every year, but not known here: a weekday 1 January counts as working.
+    c.due(Date.parse(`${year}-01-01T09:00:00+08:00`), { amount: 3, unit: 'workDays' });
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toMatch(new RegExp(`no State Council holidays for ${year}.*weekends only`));
+    expect(c.isWorkingDay('2026-02-17')).toBe(false);
+    expect(warn).toHaveBeenCalledTimes(1);
   });
 });
