@@ -56,6 +56,17 @@ export function chineseStateDays(): StateDays {
   return stateDays;
 }
 
+/** The State Council's days a calendar uses in `year` and the next (GET /api/calendar), with the years covered. */
+export function stateDaysOf(data: WorkCalendar, year: number) {
+  if ((data.stateHolidays ?? 'chinese-days') === 'none') return { source: 'none' as const };
+  const s = chineseStateDays();
+  const near = (d: string) => d.startsWith(`${year}-`) || d.startsWith(`${year + 1}-`);
+  return {
+    source: 'chinese-days' as const, years: { from: Math.min(...s.years), to: Math.max(...s.years) },
+    holidays: [...s.holidays].filter(near).sort(), workdays: [...s.workdays].filter(near).sort(),
+  };
+}
+
 /** Options of createCalendar: where the warning about a year without official data goes. */
 export interface CalendarOptions { warn?: (message: string) => void }
 const defaultWarn = (message: string) => process.emitWarning(message, 'CalendarWarning');

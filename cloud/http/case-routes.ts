@@ -10,7 +10,7 @@ import type { Database } from '../db/database.ts';
 import type { EventBus, CsEvent } from '../events.ts';
 import type { RuleSet } from '../rules.ts';
 import { rulesFor } from '../rules.ts';
-import type { WorkCalendar } from '../calendar.ts';
+import { stateDaysOf, type WorkCalendar } from '../calendar.ts';
 import { ACTION_ROLES, CASE_ACTIONS, legalActions, RUNNING_STATES, type CaseAction, type CaseState } from '../workflow.ts';
 import { principalOf, scopeUnit } from './auth.ts';
 import { STAFF_ROLES } from '../roles.ts';
@@ -237,8 +237,11 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   }, async () => ({ routing: env.routing, categories: env.categories }));
 
   app.get('/api/calendar', {
-    schema: { summary: 'The work calendar: working hours, weekend, public holidays and adjusted working days (调休)', tags: ['configuration'], response: { 200: Type.Unknown(), ...S.authErrors } },
-  }, async () => deps.calendar);
+    schema: { summary: 'The work calendar: working hours, weekend, public holidays and adjusted working days (调休): the city\'s own (`holidays`, `workdays`) and, in `state`, the State Council\'s of this year and the next (chinese-days)', tags: ['configuration'], response: { 200: Type.Unknown(), ...S.authErrors } },
+  }, async () => ({
+    ...deps.calendar,
+    state: stateDaysOf(deps.calendar, new Date(now() + deps.calendar.utcOffsetMinutes * 60_000).getUTCFullYear()),
+  }));
 
   // ---- live stream ---------------------------------------------------------------------------
 

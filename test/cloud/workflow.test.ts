@@ -311,7 +311,10 @@ describe.each(BACKENDS)('case workflow on $backend', ({ backend, skip }: { backe
       const rules = (await get('/api/rules?device=WL-T-0001', tok.operator)).json();
       expect(rules.devices['WL-T-0001'].map((r: { id: string }) => r.id)).toEqual(expect.arrayContaining(['level-tier1', 'level-rise', 'no-data', 'level-m-range']));
       expect((await get('/api/routing', tok.operator)).json().categories['cover-open']).toMatchObject({ group: 'manhole' });
-      expect((await get('/api/calendar', tok.operator)).json().holidays).toContain('2026-10-01');
+      const calendar = (await get('/api/calendar', tok.operator)).json();
+      expect(calendar).toMatchObject({ holidays: [], workdays: [], state: { source: 'chinese-days', years: { from: 2004 } } });
+      expect(calendar.state.holidays).toContain('2026-10-01');
+      expect(calendar.state.workdays).toContain('2026-10-10');
     });
   });
 });
