@@ -6,11 +6,11 @@ import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import { loadFacts } from '../../cloud/evaluation/load.ts';
 import { periodOf } from '../../cloud/evaluation/period.ts';
 import { evaluate } from '../../cloud/evaluation/report.ts';
-import { checkScoringRules, defaultScoringRules, loadScoringRules, scoreOf } from '../../cloud/evaluation/scoring.ts';
-import { p90 } from '../../cloud/evaluation/figures.ts';
+import { defaultScoringRules } from '../../cloud/evaluation/scoring.ts';
 import type { Figures, Group, Report } from '../../cloud/evaluation/schemas.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { auditHeads } from '../../cloud/audit/verify.ts';
+import { parseCsv } from '../helpers/csv.ts';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
 /**
@@ -30,7 +30,8 @@ const B = 'zh-water';
 
 // Devices WL-T-0001.. (one per case); B's owned by zh-water; A9's in Doumen (440403).
 const NAMES = ['A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'A11', 'A12', 'B1', 'B2', 'B3', 'B4', 'B5'] as const;
-type Name = (typeof NAMES)[number];
+/** People's cases (cloud/cases/person.ts): no asset, a point in the district (county 440402). */
+type Name = (typeof NAMES)[number] | 'A13' | 'A14' | 'A15' | 'B6' | 'B7';
 const base = syntheticDistrict(NAMES.length, 1);
 const evalDistrict = {
   ...base,
@@ -41,7 +42,7 @@ const evalDistrict = {
     return { ...d, ownerUnit: name.startsWith('B') ? B : A, ...(name === 'A9' ? { componentCode: `440403${d.componentCode.slice(6)}` } : {}) };
   }),
 };
-const deviceOf = (n: Name) => `WL-T-${String(NAMES.indexOf(n) + 1).padStart(4, '0')}`;
+const deviceOf = (n: Name) => `WL-T-${String(NAMES.indexOf(n as (typeof NAMES)[number]) + 1).padStart(4, '0')}`;
 
 describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend: Backend; skip: boolean }) => {
   describe.skipIf(skip)(backend, () => {
@@ -75,6 +76,14 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
       await handle(c, t);
       await post(c, 'verify', {}, 'verifier');
     }
+    /** E0506 waterlogged road goes to A in 6 h, E0502 water main burst to B in 8 h (cloud/catalogue/demo.json). */
+    async function person(c: Name, t: number, role: string, body: Record<string, unknown>) {
+      at(t);
+      const r = await cloud.app.inject({ method: 'POST', url: '/api/cases', headers: { authorization: `Bearer ${tok[role]}` },
+        payload: { location: { lat: 22.27, lon: 113.55 }, description: `case ${c}`, ...body } });
+      expect(r.statusCode, r.body).toBe(201);
+      id[c] = r.json().id;
+    }
     const rework = async (c: Name, t: number) => { at(t); await post(c, 'rework', { reason: 'still water' }, 'verifier'); };
 
     beforeAll(async () => {
@@ -85,6 +94,7 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
       await cloud.start();
       for (const r of ['operator', 'commander', 'verifier', 'admin'] as const) tok[r] = await cloud.tokens.create(r);
       tok.crew = await cloud.tokens.create('crew', A);
+      tok.inspector = await cloud.tokens.create('inspector');
       // The month, in time order. Every deadline is registration + 6 h unless said.
       await open('A12', L(30, 10, 0, 10)); await close('A12', L(30, 12, 0, 10)); // October: not November's
       await open('A10', L(31, 20, 0, 10)); // due 1 Nov 02:00
@@ -100,7 +110,12 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
       await close('A4', L(9, 20)); // on time after the extension to 22:00, 10 h
       await open('A5', L(11, 10)); at(L(11, 11)); await post('A5', 'defer', { reason: 'road closed for works' }, 'commander');
       at(L(13, 10)); await post('A5', 'reopen', { reason: 'works done' }, 'commander'); await close('A5', L(13, 12)); // deferred, closed, 50 h
+      await person('A13', L(13, 14), 'inspector', { category: 'E0506' }); await close('A13', L(13, 17)); // inspector's, on time, 3 h
+      await person('A14', L(13, 18), 'inspector', { category: 'E0506', selfCorrected: true }); // self-corrected: in no due figure
+      await person('B6', L(14, 9), 'operator', { category: 'E0502', source: 'citizen' }); await close('B6', L(14, 19)); // citizen's, late (due 17:00), 10 h
       await open('A6', L(15, 10)); at(L(15, 10, 30)); await post('A6', 'void', { reason: 'sensor splashed by a truck' }, 'operator'); // voided
+      await person('B7', L(16, 9), 'operator', { category: 'E0502', source: 'hotline' }); await close('B7', L(16, 12)); // hotline, on time, 3 h
+      await person('A15', L(17, 9), 'inspector', { category: 'E0506' }); at(L(17, 9, 30)); await post('A15', 'void', { reason: 'not waterlogged' }, 'operator'); // voided: no point
       await open('B4', L(19, 20)); // due 20 Nov 02:00; open when emergency mode starts: tightened, an emergency case
       at(L(20, 0));
       const on = await cloud.app.inject({ method: 'POST', url: '/api/emergency', headers: { authorization: `Bearer ${tok.commander}` }, payload: { mode: 'emergency', level: 'IV', reason: 'typhoon signal 8' } });
@@ -131,10 +146,11 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
 
     /** The hand-computed figures (docs/evaluation.md): literal numbers, case lists by name. */
     function expected() {
-      const unitA: Figures = {
+      // The sensor cases' part (bySource.sensor); people's cases are added after.
+      const unitASensor: Figures = {
         due: 9, closed: 8, closedOnTime: 6, closedLate: 1, deferred: 1, open: 1, overdue: 1, onTimeBase: 8,
         closureRate: 0.8889, onTimeRate: 0.75, reworked: 1, reworks: 1, reworkRate: 0.1111, extended: 1, extensionRate: 0.1111,
-        handlingMeanHours: 10.88, handlingP90Hours: 50, // 3 10 4 10 50 3 2 5: 87 / 8; rank ceil(7.2) = 8 of 8
+        handlingMeanHours: 10.88, handlingP90Hours: 50, // 3 10 4 10 50 3 2 5: 87 / 8; rank ⌈7.2⌉ = 8 of 8
         cases: {
           due: ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A8', 'A9', 'A10'), closed: ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A9', 'A10'),
           closedOnTime: ids('A1', 'A3', 'A4', 'A7', 'A9', 'A10'), closedLate: ids('A2'), deferred: ids('A5'), open: ids('A8'), overdue: ids('A8'),
@@ -146,7 +162,7 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
         handlingMeanHours: 3, handlingP90Hours: 3,
         cases: { ...none(), due: ids('A7', 'A8'), closed: ids('A7'), closedOnTime: ids('A7'), open: ids('A8'), overdue: ids('A8') },
       };
-      const unitB: Figures = {
+      const unitBSensor: Figures = {
         due: 5, closed: 4, closedOnTime: 2, closedLate: 2, deferred: 1, open: 1, overdue: 0, onTimeBase: 4,
         closureRate: 0.8, onTimeRate: 0.5, reworked: 1, reworks: 2, reworkRate: 0.2, extended: 0, extensionRate: 0,
         handlingMeanHours: 9.5, handlingP90Hours: 24, // 2 24 7 5: 38 / 4; rank 4 of 4
@@ -159,7 +175,7 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
         ...empty, due: 1, closed: 1, closedOnTime: 1, onTimeBase: 1, closureRate: 1, onTimeRate: 1, reworkRate: 0, extensionRate: 0,
         handlingMeanHours: 5, handlingP90Hours: 5, cases: { ...none(), due: ids('B4'), closed: ids('B4'), closedOnTime: ids('B4') },
       };
-      const xiangzhou: Figures = {
+      const xiangzhouSensor: Figures = {
         due: 13, closed: 11, closedOnTime: 7, closedLate: 3, deferred: 2, open: 2, overdue: 1, onTimeBase: 11,
         closureRate: 0.8462, onTimeRate: 0.6364, reworked: 2, reworks: 3, reworkRate: 0.1538, extended: 1, extensionRate: 0.0769,
         handlingMeanHours: 11.18, handlingP90Hours: 24, // 3 10 4 10 50 3 5 2 24 7 5: 123 / 11; rank ceil(9.9) = 10 of 11
@@ -175,38 +191,72 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
         handlingMeanHours: 4, handlingP90Hours: 5,
         cases: { ...none(), due: ids('A7', 'A8', 'B4'), closed: ids('A7', 'B4'), closedOnTime: ids('A7', 'B4'), open: ids('A8'), overdue: ids('A8') },
       };
-      return { unitA, unitAEmergency, unitB, unitBEmergency, xiangzhou, xiangzhouEmergency };
+      const unitA: Figures = {
+        due: 10, closed: 9, closedOnTime: 7, closedLate: 1, deferred: 1, open: 1, overdue: 1, onTimeBase: 9,
+        closureRate: 0.9, onTimeRate: 0.7778, reworked: 1, reworks: 1, reworkRate: 0.1, extended: 1, extensionRate: 0.1,
+        handlingMeanHours: 10, handlingP90Hours: 50, // + A13's 3 h: 90 / 9; rank ⌈8.1⌉ = 9 of 9
+        cases: { ...unitASensor.cases, due: ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A8', 'A9', 'A10', 'A13'),
+          closed: ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A9', 'A10', 'A13'), closedOnTime: ids('A1', 'A3', 'A4', 'A7', 'A9', 'A10', 'A13') },
+      };
+      const unitB: Figures = {
+        due: 7, closed: 6, closedOnTime: 3, closedLate: 3, deferred: 1, open: 1, overdue: 0, onTimeBase: 6,
+        closureRate: 0.8571, onTimeRate: 0.5, reworked: 1, reworks: 2, reworkRate: 0.1429, extended: 0, extensionRate: 0,
+        handlingMeanHours: 8.5, handlingP90Hours: 24, // + B6's 10 h and B7's 3 h: 51 / 6; rank 6 of 6
+        cases: { ...unitBSensor.cases, due: ids('B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7'), closed: ids('B1', 'B2', 'B3', 'B4', 'B6', 'B7'),
+          closedOnTime: ids('B1', 'B4', 'B7'), closedLate: ids('B2', 'B3', 'B6') },
+      };
+      const xiangzhou: Figures = {
+        due: 16, closed: 14, closedOnTime: 9, closedLate: 4, deferred: 2, open: 2, overdue: 1, onTimeBase: 14,
+        closureRate: 0.875, onTimeRate: 0.6429, reworked: 2, reworks: 3, reworkRate: 0.125, extended: 1, extensionRate: 0.0625,
+        handlingMeanHours: 9.93, handlingP90Hours: 24, // 123 + 3 + 10 + 3 = 139 / 14; rank ⌈12.6⌉ = 13 of 14
+        cases: { ...xiangzhouSensor.cases, due: ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A8', 'A10', 'A13', 'B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7'),
+          closed: ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A10', 'A13', 'B1', 'B2', 'B3', 'B4', 'B6', 'B7'),
+          closedOnTime: ids('A1', 'A3', 'A4', 'A7', 'A10', 'A13', 'B1', 'B4', 'B7'), closedLate: ids('A2', 'B2', 'B3', 'B6') },
+      };
+      /** One closed person's case: on time or late, its handling hours. */
+      const one = (c: Name, onTime: boolean, hours: number): Figures => ({
+        ...empty, due: 1, closed: 1, closedOnTime: onTime ? 1 : 0, closedLate: onTime ? 0 : 1, onTimeBase: 1, closureRate: 1, onTimeRate: onTime ? 1 : 0,
+        reworkRate: 0, extensionRate: 0, handlingMeanHours: hours, handlingP90Hours: hours,
+        cases: { ...none(), due: [id[c]], closed: [id[c]], [onTime ? 'closedOnTime' : 'closedLate']: [id[c]] },
+      });
+      const A13 = one('A13', true, 3);
+      const B6 = one('B6', false, 10);
+      const B7 = one('B7', true, 3);
+      return {
+        unitA, unitAEmergency, unitASources: { sensor: unitASensor, inspector: A13, hotline: empty, citizen: empty },
+        unitB, unitBEmergency, unitBSources: { sensor: unitBSensor, inspector: empty, hotline: B7, citizen: B6 },
+        xiangzhou, xiangzhouEmergency, xiangzhouSources: { sensor: xiangzhouSensor, inspector: A13, hotline: B7, citizen: B6 },
+      };
     }
 
-    function checkGroup(g: Group | undefined, figures: Figures, emergency: Figures, score: number, rank: number, voided: Name[]) {
+    function checkGroup(g: Group | undefined, figures: Figures, emergency: Figures, bySource: Group['bySource'], score: number, rank: number, voided: Name[], self: Name[]) {
       expect(g).toBeDefined();
       expect(g!.figures).toEqual(figures);
       expect(g!.emergency).toEqual(emergency);
-      expect(g!.bySource.sensor).toEqual(figures);
-      for (const s of ['inspector', 'hotline', 'citizen'] as const) expect(g!.bySource[s]).toEqual(empty);
+      expect(g!.bySource).toEqual(bySource);
       expect(g!.score).toBe(score);
       expect(g!.rank).toBe(rank);
       expect(g!.voided).toEqual({ count: voided.length, cases: ids(...voided) });
-      expect(g!.selfCorrected).toEqual({ count: 0, cases: [] });
+      expect(g!.selfCorrected).toEqual({ count: self.length, cases: ids(...self) });
     }
 
-    /** Unit A: 6 on time of 8 (75 % ≥ 70 %: 50) − 1 rework = 49; unit B: 2 of 4 (50 %: 50 − 20) − 2 = 28. */
+    /** Unit A: 7 on time of 9 (77.78 % ≥ 70 %: 50) − 1 rework = 49; unit B: 3 of 6 (50 %: 50 − 20) − 2 = 28. */
     function checkByUnit(r: Report) {
       const e = expected();
       expect(r.period).toEqual({ from: '2026-10-31T16:00:00.000Z', to: '2026-11-30T16:00:00.000Z', month: '2026-11', utcOffsetMinutes: 480 });
       expect(r.groups.map((g) => [g.key, g.rank, g.score])).toEqual([[A, 1, 49], [B, 2, 28], ['iot-ops', null, null], ['xz-municipal', null, null], ['zh-gas', null, null]]);
-      checkGroup(r.groups.find((g) => g.key === A), e.unitA, e.unitAEmergency, 49, 1, ['A6']);
-      checkGroup(r.groups.find((g) => g.key === B), e.unitB, e.unitBEmergency, 28, 2, []);
+      checkGroup(r.groups.find((g) => g.key === A), e.unitA, e.unitAEmergency, e.unitASources, 49, 1, ['A6', 'A15'], ['A14']);
+      checkGroup(r.groups.find((g) => g.key === B), e.unitB, e.unitBEmergency, e.unitBSources, 28, 2, [], []);
       expect(r.fallback.cases).toEqual([]);
-      expect(r.totals.figures.due).toBe(14);
-      expect(r.groups[0].scoreItems).toEqual([{ item: 'on-time closure (按期结案率)', value: 0.75, points: 50 }, { item: 'rework (返工)', value: 1, points: -1 }]);
+      expect(r.totals.figures.due).toBe(17);
+      expect(r.groups[0].scoreItems).toEqual([{ item: 'on-time closure (按期结案率)', value: 0.7778, points: 50 }, { item: 'rework (返工)', value: 1, points: -1 }]);
     }
 
-    /** Xiangzhou 440402: 7 of 11 on time (63.64 %: 50 − 6.36) − 3 reworks = 40.64; Doumen 440403: A9 alone, 50. */
+    /** Xiangzhou 440402: 9 of 14 on time (64.29 %: 50 − 5.71) − 3 reworks = 41.29; Doumen 440403: A9 alone, 50. */
     function checkByDistrict(r: Report) {
       const e = expected();
-      expect(r.groups.map((g) => [g.key, g.rank, g.score])).toEqual([['440403', 1, 50], ['440402', 2, 40.64]]);
-      checkGroup(r.groups.find((g) => g.key === '440402'), e.xiangzhou, e.xiangzhouEmergency, 40.64, 2, ['A6']);
+      expect(r.groups.map((g) => [g.key, g.rank, g.score])).toEqual([['440403', 1, 50], ['440402', 2, 41.29]]);
+      checkGroup(r.groups.find((g) => g.key === '440402'), e.xiangzhou, e.xiangzhouEmergency, e.xiangzhouSources, 41.29, 2, ['A6', 'A15'], ['A14']);
     }
 
     async function engine(by: 'unit' | 'district') {
@@ -244,7 +294,7 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
 
     it('states the chain heads it counted on: a digest over the counted cases\' history heads, and their count', async () => {
       const r = (await api('month=2026-11')).json() as Report;
-      const counted = ids('A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'B1', 'B2', 'B3', 'B4', 'B5');
+      const counted = ids('A1', 'A2', 'A3', 'A4', 'A5', 'A6', 'A7', 'A8', 'A9', 'A10', 'A13', 'A14', 'A15', 'B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7');
       const db = openDatabase(dbOpts);
       try {
         const heads = await db.db.selectFrom('cases').select(['id', 'history_head']).where('id', 'in', counted).orderBy('id').execute();
@@ -252,8 +302,8 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
         const logs = await auditHeads(db.db, []);
         expect(logs.emergencyLog).toMatch(/^[0-9a-f]{64}$/); // the month's two switches
         // Nothing happened to them after the month: the heads at its end are today's.
-        expect(r.chain).toEqual({ cases: 15, caseIds: counted, digest: want, currentDigest: want, emergencyLog: logs.emergencyLog, credentialLog: logs.credentialLog });
-        expect((await auditHeads(db.db, counted)).caseHistory).toEqual({ cases: 15, digest: want });
+        expect(r.chain).toEqual({ cases: 20, caseIds: counted, digest: want, currentDigest: want, emergencyLog: logs.emergencyLog, credentialLog: logs.credentialLog });
+        expect((await auditHeads(db.db, counted)).caseHistory).toEqual({ cases: 20, digest: want });
         // A note on a counted case in December moves today's head, not the month's.
         await cloud.app.inject({ method: 'POST', url: `/api/cases/${id.A1}/note`, headers: { authorization: `Bearer ${tok.admin}` }, payload: { notes: 'checked again' } });
         const later = (await api('month=2026-11')).json() as Report;
@@ -265,44 +315,33 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
       }
     });
 
-    it('by inspector: the verifier\'s points, one per verification or rework in the month (一案一积分)', async () => {
+    it('by inspector: points per case registered, self-corrected and verified in the month (一案一积分), ranked', async () => {
       const r = (await api('month=2026-11&by=inspector')).json() as Report;
       expect(r.rules.rankedBy).toBe('points');
-      // A10 A1 B1 A2 B2 A3(rework, verify) B3(rework ×2, verify) A4 A5 B4 A7 A9: 15; A11's in December, A12's in October.
-      expect(r.groups).toHaveLength(1);
-      expect(r.groups[0]).toMatchObject({ rank: 1, points: { registered: { count: 0 }, selfCorrected: { count: 0 }, verified: { count: 15 }, points: 15 } });
+      const actorOf = async (c: Name, action: string) => ((await cloud.app.inject({ url: `/api/cases/${id[c]}`, headers: { authorization: `Bearer ${tok.admin}` } }))
+        .json().history as { action: string; actor: string }[]).find((h) => h.action === action)!.actor;
+      const [verifier, inspector, operator] = [await actorOf('A1', 'verify'), await actorOf('A13', 'register'), await actorOf('B6', 'register')];
+      // Verifications: A10 A1 B1 A2 B2 A3 (rework, verify) B3 (rework ×2, verify) A4 A5 A13 B6 B7 B4 A7 A9 = 18 points;
+      // the inspector: A13 registered (1) + A14 self-corrected (2), A15 voided (0) = 3; the operator: B6, B7 = 2.
+      expect(r.groups.map((g) => [g.key, g.rank, g.points!.points])).toEqual([[verifier, 1, 18], [inspector, 2, 3], [operator, 3, 2]]);
       expect(r.groups[0].points!.verified.cases).toEqual(
-        [...ids('A10', 'A1', 'B1', 'A2', 'B2', 'A4', 'A5', 'B4', 'A7', 'A9'), id.A3, id.A3, id.B3, id.B3, id.B3].sort());
+        [...ids('A10', 'A1', 'B1', 'A2', 'B2', 'A4', 'A5', 'A13', 'B6', 'B7', 'B4', 'A7', 'A9'), id.A3, id.A3, id.B3, id.B3, id.B3].sort());
+      expect(r.groups[1].points).toEqual({ registered: { count: 1, cases: ids('A13') }, selfCorrected: { count: 1, cases: ids('A14') }, verified: { count: 0, cases: [] }, points: 3 });
+      expect(r.groups[1]).toMatchObject({ figures: { due: 1, closedOnTime: 1 }, selfCorrected: { count: 1 }, voided: { count: 1, cases: ids('A15') } });
+      expect(r.groups[2].points).toMatchObject({ registered: { count: 2, cases: ids('B6', 'B7') }, points: 2 });
     });
-
-    /** A minimal RFC 4180 reader for the test (quoted fields, doubled quotes). */
-    function parseCsv(text: string): string[][] {
-      const rows: string[][] = [];
-      let row: string[] = [];
-      let cell = '';
-      let quoted = false;
-      for (let i = 0; i < text.length; i++) {
-        const ch = text[i];
-        if (quoted) {
-          if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (ch === '"') quoted = false; else cell += ch;
-        } else if (ch === '"') quoted = true;
-        else if (ch === ',') { row.push(cell); cell = ''; } else if (ch === '\r') continue;
-        else if (ch === '\n') { row.push(cell); rows.push(row); row = []; cell = ''; } else cell += ch;
-      }
-      return rows;
-    }
 
     /** The hand-computed values of the export columns: A, B (by unit), 440402 (by district). */
     const FLAT: Record<string, Record<string, string | number>> = {
-      [A]: { rank: 1, score: 49, due: 9, closed: 8, closedOnTime: 6, closedLate: 1, deferred: 1, open: 1, overdue: 1, onTimeBase: 8, closureRate: 0.8889, onTimeRate: 0.75,
-        reworked: 1, reworks: 1, reworkRate: 0.1111, extended: 1, extensionRate: 0.1111, handlingMeanHours: 10.88, handlingP90Hours: 50,
-        'emergency.due': 2, 'emergency.closedOnTime': 1, 'emergency.onTimeRate': 0.5, 'sensor.due': 9, 'citizen.due': 0, voided: 1, selfCorrected: 0 },
-      [B]: { rank: 2, score: 28, due: 5, closed: 4, closedOnTime: 2, closedLate: 2, deferred: 1, open: 1, overdue: 0, onTimeBase: 4, closureRate: 0.8, onTimeRate: 0.5,
-        reworked: 1, reworks: 2, reworkRate: 0.2, extended: 0, extensionRate: 0, handlingMeanHours: 9.5, handlingP90Hours: 24,
-        'emergency.due': 1, 'emergency.closedOnTime': 1, 'emergency.onTimeRate': 1, 'sensor.due': 5, 'citizen.due': 0, voided: 0, selfCorrected: 0 },
-      440402: { rank: 2, score: 40.64, due: 13, closed: 11, closedOnTime: 7, closedLate: 3, deferred: 2, open: 2, overdue: 1, onTimeBase: 11, closureRate: 0.8462,
-        onTimeRate: 0.6364, reworked: 2, reworks: 3, reworkRate: 0.1538, extended: 1, extensionRate: 0.0769, handlingMeanHours: 11.18, handlingP90Hours: 24,
-        'emergency.due': 3, 'emergency.closedOnTime': 2, 'emergency.onTimeRate': 0.6667, 'sensor.due': 13, 'citizen.due': 0, voided: 1, selfCorrected: 0 },
+      [A]: { rank: 1, score: 49, due: 10, closed: 9, closedOnTime: 7, closedLate: 1, deferred: 1, open: 1, overdue: 1, onTimeBase: 9, closureRate: 0.9, onTimeRate: 0.7778,
+        reworked: 1, reworks: 1, reworkRate: 0.1, extended: 1, extensionRate: 0.1, handlingMeanHours: 10, handlingP90Hours: 50,
+        'emergency.due': 2, 'emergency.closedOnTime': 1, 'emergency.onTimeRate': 0.5, 'sensor.due': 9, 'inspector.due': 1, 'citizen.due': 0, voided: 2, selfCorrected: 1 },
+      [B]: { rank: 2, score: 28, due: 7, closed: 6, closedOnTime: 3, closedLate: 3, deferred: 1, open: 1, overdue: 0, onTimeBase: 6, closureRate: 0.8571, onTimeRate: 0.5,
+        reworked: 1, reworks: 2, reworkRate: 0.1429, extended: 0, extensionRate: 0, handlingMeanHours: 8.5, handlingP90Hours: 24,
+        'emergency.due': 1, 'emergency.closedOnTime': 1, 'emergency.onTimeRate': 1, 'sensor.due': 5, 'citizen.due': 1, 'citizen.onTimeRate': 0, 'hotline.onTimeRate': 1, voided: 0, selfCorrected: 0 },
+      440402: { rank: 2, score: 41.29, due: 16, closed: 14, closedOnTime: 9, closedLate: 4, deferred: 2, open: 2, overdue: 1, onTimeBase: 14, closureRate: 0.875,
+        onTimeRate: 0.6429, reworked: 2, reworks: 3, reworkRate: 0.125, extended: 1, extensionRate: 0.0625, handlingMeanHours: 9.93, handlingP90Hours: 24,
+        'emergency.due': 3, 'emergency.closedOnTime': 2, 'emergency.onTimeRate': 0.6667, 'sensor.due': 13, 'citizen.due': 1, 'hotline.due': 1, voided: 2, selfCorrected: 1 },
     };
 
     it('CSV: one row per group with the same figures, read back', async () => {
@@ -321,7 +360,7 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
         }
         if (by === 'unit') {
           const a = rows.find((x) => x[0] === A)!;
-          expect(a[head.indexOf('dueCases')].split(' ')).toEqual(ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A8', 'A9', 'A10'));
+          expect(a[head.indexOf('dueCases')].split(' ')).toEqual(ids('A1', 'A2', 'A3', 'A4', 'A5', 'A7', 'A8', 'A9', 'A10', 'A13'));
           expect(rows.find((x) => x[0] === B)![1]).toBe(evalDistrict.units.find((u) => u.id === B)!.name);
         }
       }
@@ -347,54 +386,13 @@ describe.each(BACKENDS)('evaluation on $backend', ({ backend, skip }: { backend:
           const cases: unknown[][] = [];
           wb.getWorksheet('Cases')!.eachRow((row, n) => { if (n > 1) cases.push((row.values as unknown[]).slice(1, 5)); });
           const of = (n: Name) => cases.find((c) => c[1] === id[n])!.slice(2, 4);
-          expect([of('A1'), of('A2'), of('A5'), of('A8'), of('A6'), of('B3')]).toEqual([
-            ['due', 'on time'], ['due', 'late'], ['due', 'deferred'], ['due', 'open'], ['voided', undefined], ['due', 'late']]);
+          expect([of('A1'), of('A2'), of('A5'), of('A8'), of('A6'), of('B3'), of('A13'), of('A14'), of('B6')]).toEqual([['due', 'on time'], ['due', 'late'],
+            ['due', 'deferred'], ['due', 'open'], ['voided', undefined], ['due', 'late'], ['due', 'on time'], ['self-corrected', undefined], ['due', 'late']]);
           expect(cases.some((c) => c[1] === id.A11 || c[1] === id.A12)).toBe(false);
           const meta = wb.getWorksheet('Report')!;
           expect(meta.getRow(1).values).toEqual([undefined, 'from', '2026-10-31T16:00:00.000Z']);
         }
       }
     });
-  });
-});
-
-describe('evaluation rules and periods', () => {
-  it('scoring rules are checked: a bad file is refused naming the key', () => {
-    const good = defaultScoringRules();
-    expect(checkScoringRules(structuredClone(good))).toEqual(good);
-    expect(() => checkScoringRules({ ...good, items: [{ kind: 'rate', name: 'x', figure: 'reworks', at: 0.7, points: 50, perPointBelow: 1 }] })).toThrow(/items/);
-    expect(() => checkScoringRules({ ...good, inspectorPoints: { registered: 1 } })).toThrow(/inspectorPoints/);
-    expect(() => loadScoringRules(new URL('file:///nonexistent/scoring.json'))).toThrow(/CS_CLOUD_RULES_INVALID|nonexistent/);
-  });
-
-  it('a rate item loses its points per percentage point below, never under min; a per-case item is capped', () => {
-    const f = (onTimeRate: number | null, reworks: number) => ({ figures: { due: 4, onTimeRate, reworks }, emergency: { onTimeRate: null }, bySource: {} }) as never;
-    const rules = checkScoringRules({
-      name: 'test', inspectorPoints: { registered: 1, selfCorrected: 2, verified: 1 },
-      items: [
-        { kind: 'rate', name: 'on time', figure: 'onTimeRate', at: 0.9, points: 40, perPointBelow: 2, min: 10 },
-        { kind: 'rate', name: 'emergency on time', figure: 'onTimeRate', scope: 'emergency', at: 0.9, points: 10, perPointBelow: 1 },
-        { kind: 'per-case', name: 'rework', figure: 'reworks', points: -0.5, max: 2 },
-      ],
-    });
-    expect(scoreOf(f(0.9, 1), rules).score).toBe(49.5); // 40 + 10 (no emergency case) − 0.5
-    expect(scoreOf(f(0.855, 0), rules).score).toBe(41); // 40 − 2 × 4.5 + 10
-    expect(scoreOf(f(0.5, 9), rules).score).toBe(18); // min 10, + 10, rework capped at −2
-  });
-
-  it('months are cut in the city\'s zone; from/to take dates or instants', () => {
-    expect(periodOf({}, Date.parse('2026-11-30T17:00:00Z'), 480)).toMatchObject({ month: '2026-12', from: Date.parse('2026-11-30T16:00:00Z') });
-    expect(periodOf({ month: '2026-02' }, 0, 480)).toMatchObject({ from: Date.parse('2026-01-31T16:00:00Z'), to: Date.parse('2026-02-28T16:00:00Z') });
-    expect(periodOf({ from: '2026-11-01', to: '2026-11-08T00:00:00+08:00' }, 0, 480)).toEqual({
-      from: Date.parse('2026-10-31T16:00:00Z'), to: Date.parse('2026-11-07T16:00:00Z'), month: null, utcOffsetMinutes: 480,
-    });
-    expect(() => periodOf({ from: '2025-01-01', to: '2026-06-01' }, 0, 480)).toThrow(/370 days/);
-  });
-
-  it('the 90th percentile is the nearest rank', () => {
-    expect(p90([5])).toBe(5);
-    expect(p90([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).toBe(9);
-    expect(p90([10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11])).toBe(10);
-    expect(p90([])).toBeNull();
   });
 });
