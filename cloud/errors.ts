@@ -81,6 +81,8 @@ export const CloudErrors = {
   PHOTOS_UNAVAILABLE: 'CS_CLOUD_PHOTOS_UNAVAILABLE',
   /** A photo upload to a closed or void case (its record is final: docs/domain.md#the-case). */
   PHOTO_CASE_FINAL: 'CS_CLOUD_PHOTO_CASE_FINAL',
+  /** The public ranking asked for while an admin has not turned it on (cloud/evaluation/public-routes.ts). */
+  RANKING_NOT_PUBLISHED: 'CS_CLOUD_RANKING_NOT_PUBLISHED',
   /** No citizen report by that id (cloud/open311/reports.ts). */
   REPORT_NOT_FOUND: 'CS_CLOUD_REPORT_NOT_FOUND',
   /** A citizen report accepted or refused already (the message says which). */
@@ -144,6 +146,7 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_PHOTOS_UNAVAILABLE: 503,
   CS_CLOUD_PHOTO_CASE_FINAL: 409,
   CS_CLOUD_REPORT_NOT_FOUND: 404,
+  CS_CLOUD_RANKING_NOT_PUBLISHED: 404,
   CS_CLOUD_REPORT_DECIDED: 409,
   CS_CLOUD_CALENDAR_INVALID: 500,
   CS_CLOUD_RULES_INVALID: 500,

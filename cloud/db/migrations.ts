@@ -6,6 +6,7 @@ import { historyChainMigration } from '../cases/chain-migration.ts';
 import { peopleCasesMigration } from '../cases/people-migration.ts';
 import { auditChainsMigration } from '../audit/migration.ts';
 import { open311Migration } from '../open311/migration.ts';
+import { settingsMigration } from '../evaluation/settings.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -249,6 +250,7 @@ export const migrations: Record<string, Migration> = {
   '0010_people_cases': peopleCasesMigration,
   '0011_audit_chains': auditChainsMigration,
   '0012_open311': open311Migration,
+  '0013_settings': settingsMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,5 +1,6 @@
 import type { Generated } from 'kysely';
 import type { CitizenReportsTable, Open311KeysTable } from '../open311/migration.ts';
+import type { SettingsTable } from '../evaluation/settings.ts';
 
 /**
  * Kysely table types. Timestamps are epoch milliseconds (bigint in PostgreSQL, integer in SQLite;
@@ -331,4 +332,5 @@ export interface DB {
   case_photos: CasePhotosTable;
   open311_keys: Open311KeysTable;
   citizen_reports: CitizenReportsTable;
+  settings: SettingsTable;
 }

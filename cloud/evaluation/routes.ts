@@ -5,7 +5,8 @@ import type { Database } from '../db/database.ts';
 import * as S from '../http/schemas.ts';
 import { toCsv, toXlsx } from './export.ts';
 import { loadFacts } from './load.ts';
-import { periodOf } from './period.ts';
+import { periodOf, type EvaluationPeriod } from './period.ts';
+import { registerPublicRankingRoutes } from './public-routes.ts';
 import { evaluate } from './report.ts';
 import { EvaluationQuery, Report } from './schemas.ts';
 import type { ScoringRules } from './scoring.ts';
@@ -23,8 +24,25 @@ export interface EvaluationRouteDeps {
 
 export const EVALUATION_ROLES = ['operator', 'commander', 'verifier', 'admin'] as const;
 
+/** The report a query asks for (by unit unless it says otherwise), as of now. */
+export async function evaluateQuery(deps: EvaluationRouteDeps, names: ReadonlyMap<string, string>, query: EvaluationQuery): Promise<{ period: EvaluationPeriod; report: Report }> {
+  const now = deps.now();
+  const period = periodOf(query, now, deps.utcOffsetMinutes);
+  const by = query.by ?? 'unit';
+  const facts = await loadFacts(deps.database.db, period);
+  const report = evaluate({
+    facts, period, by, rules: deps.rules, now,
+    names, keys: by === 'unit' ? deps.units.map((u) => u.id) : [],
+  });
+  // The current heads read by the audit's own function (cloud/audit/verify.ts), and the logs' heads.
+  const heads = await auditHeads(deps.database.db, report.chain.caseIds);
+  Object.assign(report.chain, { currentDigest: heads.caseHistory.digest, emergencyLog: heads.emergencyLog, credentialLog: heads.credentialLog });
+  return { period, report };
+}
+
 export function registerEvaluationRoutes(root: FastifyInstance, deps: EvaluationRouteDeps): void {
   const names = new Map(deps.units.map((u) => [u.id, u.name]));
+  registerPublicRankingRoutes(root, deps, names);
   root.withTypeProvider<TypeBoxTypeProvider>().get('/api/evaluation', {
     config: { roles: [...EVALUATION_ROLES] },
     schema: {
@@ -33,17 +51,8 @@ export function registerEvaluationRoutes(root: FastifyInstance, deps: Evaluation
       response: { 200: Report, ...S.authErrors },
     },
   }, async (req, reply) => {
-    const now = deps.now();
-    const period = periodOf(req.query, now, deps.utcOffsetMinutes);
-    const by = req.query.by ?? 'unit';
-    const facts = await loadFacts(deps.database.db, period);
-    const report = evaluate({
-      facts, period, by, rules: deps.rules, now,
-      names, keys: by === 'unit' ? deps.units.map((u) => u.id) : [],
-    });
-    // The current heads read by the audit's own function (cloud/audit/verify.ts), and the logs' heads.
-    const heads = await auditHeads(deps.database.db, report.chain.caseIds);
-    Object.assign(report.chain, { currentDigest: heads.caseHistory.digest, emergencyLog: heads.emergencyLog, credentialLog: heads.credentialLog });
+    const { period, report } = await evaluateQuery(deps, names, req.query);
+    const by = report.by;
     const format = req.query.format ?? 'json';
     if (format === 'json') return report;
     const name = `evaluation-${period.month ?? `${report.period.from.slice(0, 10)}_${report.period.to.slice(0, 10)}`}-by-${by}`;
