@@ -33,7 +33,8 @@ export const sessionKey = (idHash: string) => `ses_${idHash.slice(0, 16)}`;
 
 export interface SessionStore {
   /** A new session for the user; `value` goes into the cookie and exists nowhere else. */
-  create(user: User): Promise<{ value: string; expiresAt: number }>;
+  /** `maxAgeMs`: how long from now the session lives (the cookie's Max-Age). */
+  create(user: User): Promise<{ value: string; expiresAt: number; maxAgeMs: number }>;
   /** The principal of a live session of an enabled user; undefined otherwise. */
   verify(value: string): Promise<Principal | undefined>;
   /** Revokes a session by its stored hash; false when unknown or already ended. */
@@ -56,7 +57,7 @@ export function createSessionStore(database: Database, now: () => number, policy
           id_hash: hashSessionId(value), user_id: user.id, created_at: at, last_seen_at: at, expires_at: expiresAt, revoked_at: null,
         }).execute();
       });
-      return { value, expiresAt };
+      return { value, expiresAt, maxAgeMs: policy.absoluteMs };
     },
     async verify(value) {
       if (!COOKIE_RE.test(value)) return undefined;

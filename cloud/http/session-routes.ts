@@ -94,7 +94,8 @@ export function registerSessionRoutes(root: FastifyInstance, deps: SessionRouteD
     guard.succeeded(username, address);
     const session = await deps.sessions.create(user);
     req.log.info({ username, role: user.role }, 'signed in');
-    reply.setCookie(SESSION_COOKIE, session.value, { ...cookieOptions(req), expires: new Date(session.expiresAt) });
+    // Max-Age, relative, not Expires: a browser whose clock differs from the server's keeps the cookie (RFC 6265 4.1.2.2).
+    reply.setCookie(SESSION_COOKIE, session.value, { ...cookieOptions(req), maxAge: Math.floor(session.maxAgeMs / 1000) });
     return { user: { username: user.username, role: user.role, unit: user.unit } };
   });
 

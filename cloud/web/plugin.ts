@@ -18,7 +18,7 @@ import type { Logger } from '../../lib/log.ts';
 export const WEB_DIST_DIR = fileURLToPath(new URL('./dist/', import.meta.url));
 
 /** The client-side routes (cloud/web/app/src/router.ts) that load the page on a reload or a shared link. */
-export const SPA_PATHS = ['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/inspect'] as const;
+export const SPA_PATHS = ['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/inspect', '/report', '/ranking'] as const;
 
 export interface WebAppOptions {
   profiles: Map<string, Profile>;

@@ -29,7 +29,7 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /healthz': PUBLIC,
   'GET /metrics': ['admin', 'operator'],
   // The web application's page at its own paths and its built files (README "The web application").
-  ...Object.fromEntries(['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/inspect', '/assets/*']
+  ...Object.fromEntries(['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/inspect', '/report', '/ranking', '/assets/*']
     .map((path) => [`GET ${path}`, PUBLIC])),
   'GET /web/points.json': ANY,
   'GET /api/devices': ANY,
@@ -73,6 +73,10 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /api/audit/verify': ['admin'],
   'GET /api/audit/credentials': ['admin'],
   'GET /api/evaluation': ['operator', 'commander', 'verifier', 'admin'],
+  'GET /api/evaluation/public': ['admin'],
+  'PUT /api/evaluation/public': ['admin'],
+  // Public only while an admin has turned it on (404 otherwise): README "The monthly report".
+  'GET /api/public/ranking': PUBLIC,
   'GET /api/web/config': ANY,
   'GET /api/citizen-reports': ['operator', 'admin'],
   'POST /api/citizen-reports/:id/accept': ['operator', 'admin'],

@@ -23,6 +23,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/operator/devices/:id', component: () => import('./pages/OperatorDevice.vue'), props: true, meta: { roles: ['operator', 'commander', 'admin'], title: 'common.nav.operator' } },
   { path: '/operator/alarms', component: () => import('./pages/OperatorAlarms.vue'), meta: { roles: ['operator', 'commander', 'admin'], title: 'common.nav.alarms' } },
   { path: '/inspect', component: () => import('./pages/Inspect.vue'), meta: { roles: ['inspector', 'admin'], title: 'common.nav.inspect' } },
+  { path: '/report', component: () => import('./pages/Report.vue'), meta: { roles: ['operator', 'commander', 'verifier', 'admin'], title: 'common.nav.report' } },
+  { path: '/ranking', component: () => import('./pages/Ranking.vue'), meta: { public: true, title: 'ranking.title' } },
   { path: '/:rest(.*)*', component: () => import('./pages/NotFound.vue'), meta: { public: true, title: 'common.notFound' } },
 ];
 
