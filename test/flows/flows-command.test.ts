@@ -43,6 +43,7 @@ beforeAll(async () => {
   const users = createUserStore(database, Date.now, { params: { N: 1024, r: 8, p: 1 } });
   await users.create('ada', 'admin', undefined, 'ada-password-1');
   await users.create('otto', 'operator', undefined, 'otto-password-1');
+  await users.create('bea', 'admin', undefined, 'bea-password-01');
   await database.close();
   gwPassword = passwords.gw;
   receiver = createServer((req, res) => {
@@ -80,6 +81,14 @@ describe('citysteward flows', () => {
     expect((await signIn('ada', 'wrong-password')).status).toBe(403);
     expect((await signIn('otto', 'otto-password-1')).status).toBe(403);
     expect((await signIn('nobody', 'ada-password-1')).status).toBe(403);
+  });
+
+  it('refuses a username for 10 minutes after 5 failed sign-ins, even with the right password (Node-RED\'s own limit)', async () => {
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await signIn('bea', 'wrong-password')).status);
+    expect(codes).toEqual([403, 403, 403, 403, 403]);
+    expect((await signIn('bea', 'bea-password-01')).status).not.toBe(200);
+    expect((await signIn('ada', 'ada-password-1')).status).toBe(200);
   });
 
   it('registers the CitySteward nodes and turns palette installs and telemetry off', async () => {
