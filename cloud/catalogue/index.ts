@@ -88,3 +88,20 @@ export function categoriesOf(c: Catalogue): Categories {
 }
 
 export const DEMO_CATALOGUE: Catalogue = loadCatalogue();
+
+/**
+ * The demo catalogue fitted to a district: a category routed to a unit the district does not have keeps
+ * its asset routing only (a case then needs the asset's component code). Returns the codes changed, for
+ * the cloud to warn about; a city gives its own catalogue (docs/catalogue.md) to route street cases.
+ */
+export function demoCatalogueFor(district: District): { catalogue: Catalogue; unrouted: string[] } {
+  const units = new Set(district.units.map((u) => u.id));
+  const unrouted: string[] = [];
+  const categories = DEMO_CATALOGUE.categories.map((cat) => {
+    if (!cat.routing.unit || units.has(cat.routing.unit)) return cat;
+    unrouted.push(cat.code);
+    const { unit: _dropped, ...routing } = cat.routing;
+    return { ...cat, routing };
+  });
+  return { catalogue: { ...DEMO_CATALOGUE, categories }, unrouted };
+}

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { categoriesOf, DEMO_CATALOGUE, loadCatalogue } from '../../cloud/catalogue/index.ts';
+import { categoriesOf, checkCatalogue, DEMO_CATALOGUE, demoCatalogueFor, loadCatalogue } from '../../cloud/catalogue/index.ts';
 import { DEFAULT_CATEGORIES } from '../../cloud/categories.ts';
-import { district } from './fixtures.ts';
+import { district, syntheticDistrict } from './fixtures.ts';
 
 /** The category catalogue (docs/catalogue.md): one source for people's categories and the sensor hazards'; a bad file names its key. */
 
@@ -21,6 +21,17 @@ const withCategory = (i: number, patch: Record<string, unknown>) =>
   ({ ...DEMO_CATALOGUE, categories: DEMO_CATALOGUE.categories.map((c, j) => (j === i ? { ...c, ...patch } : c)) });
 
 describe('category catalogue', () => {
+  it('fits the demo catalogue to a district without the demo\'s units (regression: citysteward cloud refused the bench district at start)', () => {
+    const other = syntheticDistrict(2, 1);
+    expect(checkCatalogue(DEMO_CATALOGUE, other).length).toBeGreaterThan(0);
+    const { catalogue, unrouted } = demoCatalogueFor(other);
+    expect(checkCatalogue(catalogue, other)).toEqual([]);
+    expect(unrouted).toContain('E0102');
+    expect(catalogue.categories.find((c) => c.code === 'E0102')!.routing.unit).toBeUndefined();
+    // The demo district keeps every route.
+    expect(demoCatalogueFor(district).unrouted).toEqual([]);
+  });
+
   it('derives the sensor hazards\' categories from the demo catalogue (no second table)', () => {
     expect(DEFAULT_CATEGORIES).toEqual(categoriesOf(DEMO_CATALOGUE));
     expect(DEFAULT_CATEGORIES['cover-open']).toMatchObject({
