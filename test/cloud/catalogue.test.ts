@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { categoriesOf, checkCatalogue, DEMO_CATALOGUE, demoCatalogueFor, loadCatalogue } from '../../cloud/catalogue/index.ts';
 import { DEFAULT_CATEGORIES } from '../../cloud/categories.ts';
-import { district, syntheticDistrict } from './fixtures.ts';
+import { district } from './fixtures.ts';
 
 /** The category catalogue (docs/catalogue.md): one source for people's categories and the sensor hazards'; a bad file names its key. */
 
@@ -22,7 +22,8 @@ const withCategory = (i: number, patch: Record<string, unknown>) =>
 
 describe('category catalogue', () => {
   it('fits the demo catalogue to a district without the demo\'s units (regression: citysteward cloud refused the bench district at start)', () => {
-    const other = syntheticDistrict(2, 1);
+    // A district of one unit of its own (the bench's), none of the demo's.
+    const other = { ...district, units: [{ id: 'u-ops', name: 'Operations' }], devices: [] };
     expect(checkCatalogue(DEMO_CATALOGUE, other).length).toBeGreaterThan(0);
     const { catalogue, unrouted } = demoCatalogueFor(other);
     expect(checkCatalogue(catalogue, other)).toEqual([]);
