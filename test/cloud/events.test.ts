@@ -1,4 +1,3 @@
-import { request, type IncomingMessage } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -6,34 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud } from '../../cloud/app.ts';
 import { district, freshDatabase, profiles, reading } from './fixtures.ts';
+import { openStream, type Sse } from '../helpers/sse.ts';
 
 /** Case and alarm events on the live stream (server-sent events) and on MQTT for integrations. */
-
-interface Sse { events: { event: string; data: Record<string, unknown> }[]; res: IncomingMessage; close(): void }
-
-function openStream(base: string, token: string): Promise<Sse> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}/api/events`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
-      const out: Sse = { events: [], res, close: () => req.destroy() };
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) out.events.push({ event, data: JSON.parse(data) });
-        }
-      });
-      resolve(out);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function until<T>(fn: () => T | undefined | false, what: string): Promise<T> {
   for (let i = 0; i < 300; i++) {
