@@ -28,6 +28,8 @@ async function reachable(): Promise<boolean> {
 }
 
 export const pgAvailable = await reachable();
+// CI (.ci/run) starts PostgreSQL and sets CS_REQUIRE_SERVICES=1: a run without it fails instead of passing on SQLite alone.
+if (!pgAvailable && process.env.CS_REQUIRE_SERVICES === '1') throw new Error(`PostgreSQL required (CS_REQUIRE_SERVICES=1) but not reachable at ${PG_ADMIN_URL}`);
 if (!pgAvailable) console.warn(`PostgreSQL not reachable at ${PG_ADMIN_URL}: the postgres variants of the cloud suites are skipped`);
 
 export type Backend = 'sqlite' | 'postgres';

@@ -18,7 +18,9 @@ export async function redisAvailable(): Promise<boolean> {
     await r.connect();
     await r.ping();
     return true;
-  } catch {
+  } catch (err) {
+    // CI (.ci/run) starts Redis and sets CS_REQUIRE_SERVICES=1: the Redis suites fail instead of skipping.
+    if (process.env.CS_REQUIRE_SERVICES === '1') throw new Error(`Redis required (CS_REQUIRE_SERVICES=1) but not reachable at ${REDIS_URL}: ${(err as Error).message}`);
     return false;
   } finally {
     r.disconnect();
