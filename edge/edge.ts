@@ -270,6 +270,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
       const poller = createBusPoller({
         busId: bus.id, transport, devices: polled, logger: busLog, onReading, breaker: config.breaker, now,
         onPolled: (_device, ms) => metrics.observePoll(bus.id, ms),
+        onPass: (ms) => metrics.observePass(bus.id, ms),
       });
       pollers.set(bus.id, poller);
     }

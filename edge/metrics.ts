@@ -1,8 +1,8 @@
 /**
  * Prometheus metrics and readiness of one edge gateway (prom-client), on a registry of its own so that
  * several edges in one process (tests, the demo) never share series. Counters and gauges are read from
- * the edge's health (the message it publishes on cs/v1/{gw}/health) when scraped; only the poll time
- * histogram is observed as polls happen. Served on the optional local port (edge/http.ts, README "Edge gateway").
+ * the edge's health (the message it publishes on cs/v1/{gw}/health) when scraped; only the poll and pass time
+ * histograms are observed as polls happen. Served on the optional local port (edge/http.ts, README "Edge gateway").
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EdgeHealth } from './health.ts';
@@ -23,6 +23,8 @@ export interface EdgeMetrics {
   readonly registry: Registry;
   /** One device poll that touched its bus took `ms`. */
   observePoll(bus: string, ms: number): void;
+  /** One pass over a bus (every device polled once) took `ms`. */
+  observePass(bus: string, ms: number): void;
   scrape(): Promise<{ contentType: string; body: string }>;
   /** 200 with no reasons when MQTT is connected and every bus polls; else 503 and why. */
   ready(): { ok: boolean; reasons: string[] };
@@ -86,10 +88,15 @@ export function createEdgeMetrics(src: EdgeMetricsSources): EdgeMetrics {
     name: 'cs_edge_poll_duration_seconds', help: 'Time of one device poll on its bus (every block read), answered or failed', labelNames: ['bus'], registers,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   });
+  const passTime = new Histogram({
+    name: 'cs_edge_poll_pass_seconds', help: 'Time of one pass over a bus: from its first poll until every device on it was polled once (answered, failed or skipped)', labelNames: ['bus'], registers,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  });
 
   return {
     registry,
     observePoll: (bus, ms) => pollTime.observe({ bus }, ms / 1000),
+    observePass: (bus, ms) => passTime.observe({ bus }, ms / 1000),
     async scrape() {
       snapshot = undefined;
       try {

@@ -51,6 +51,9 @@ export interface BusPollerOptions {
   now?: () => number;
   /** Called after each device poll that touched the bus, with its duration (metrics). */
   onPolled?: (device: string, ms: number) => void;
+  /** Called when a pass over the bus ends, with its duration: from its first poll's start until every device
+   * (on a finite interval; else every device) was polled once: answered, failed or skipped by its breaker. */
+  onPass?: (ms: number) => void;
 }
 
 export interface BusStats { ok: number; errors: number }
@@ -122,6 +125,18 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
   const byId = new Map(states.map((s) => [s.dev.id, s]));
   let tail: Promise<unknown> = Promise.resolve();
   let running = false;
+  let passStart: number | undefined;
+  const visited = new Set<DeviceState>();
+  /** A device's poll ended: the pass ends when every device of it was polled since it began. */
+  function visit(st: DeviceState, t0: number): void {
+    passStart ??= t0;
+    visited.add(st);
+    const timed = states.filter((s) => Number.isFinite(s.interval));
+    if ((timed.length ? timed : states).some((s) => !visited.has(s))) return;
+    opts.onPass?.(performance.now() - passStart);
+    passStart = undefined;
+    visited.clear();
+  }
 
   async function readDevice(dev: PolledDevice): Promise<DeviceReading> {
     const values: Record<string, EngValue> = {};
@@ -198,17 +213,18 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
       const isForced = st.queuedForced;
       st.queuedForced = false;
       if (!running) return;
+      const t0 = performance.now();
       let probe = false;
       if (st.breaker !== 'closed') {
         if (now() < st.nextProbeAt) {
           st.h.skipped += 1;
+          visit(st, t0);
           return;
         }
         st.breaker = 'half-open';
         st.h.probes += 1;
         probe = true;
       }
-      const t0 = performance.now();
       try {
         const reading = await readDevice(st.dev);
         onSuccess(st);
@@ -217,6 +233,7 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
         onFailure(st, err, probe);
       }
       opts.onPolled?.(st.dev.id, performance.now() - t0);
+      visit(st, t0);
     });
     tail = task;
     const done = task.then(() => accepted).catch((err) => {

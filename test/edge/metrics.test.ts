@@ -78,6 +78,9 @@ describe('edge metrics and health endpoints', () => {
     expect(metric(after, 'cs_edge_poll_faults_total', { ...ghost, kind: 'exception' })).toBeGreaterThan(metric(before, 'cs_edge_poll_faults_total', { ...ghost, kind: 'exception' }));
     expect(metric(after, 'cs_edge_poll_faults_total', { ...wl, kind: 'timeout' })).toBe(0);
     expect(metric(after, 'cs_edge_poll_duration_seconds_count', { bus: 'bus-a' })).toBeGreaterThan(metric(before, 'cs_edge_poll_duration_seconds_count', { bus: 'bus-a' }));
+    // Each pollNow() is one pass over bus-a (both slaves polled once).
+    expect(metric(after, 'cs_edge_poll_pass_seconds_count', { bus: 'bus-a' }) - metric(before, 'cs_edge_poll_pass_seconds_count', { bus: 'bus-a' })).toBe(3);
+    expect(metric(after, 'cs_edge_poll_pass_seconds_sum', { bus: 'bus-a' })).toBeGreaterThan(metric(before, 'cs_edge_poll_pass_seconds_sum', { bus: 'bus-a' }));
     expect(metric(after, 'cs_edge_readings_total', { outcome: 'published' }) - metric(before, 'cs_edge_readings_total', { outcome: 'published' })).toBe(3);
     // Three consecutive faults open GHOST's breaker (the default breaker.failures); WL-1's stays closed.
     expect(metric(after, 'cs_edge_breaker_state', { ...ghost, state: 'open' })).toBe(1);
