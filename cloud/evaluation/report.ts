@@ -90,7 +90,9 @@ function digest(facts: readonly CaseFacts[], head: (f: CaseFacts) => string | nu
 }
 
 export function evaluate(input: EvaluateInput): Report {
-  const { facts, period: p, by, rules } = input;
+  const { facts, by, rules } = input;
+  // A month still running counts up to now: nothing after now can be due, overdue or done yet.
+  const p: Period = { from: input.period.from, to: Math.min(input.period.to, input.now) };
   const buckets = new Map<string, CaseFacts[]>((input.keys ?? []).map((k) => [k, []]));
   for (const f of facts) {
     const k = keyOf(f, by);
@@ -123,7 +125,7 @@ export function evaluate(input: EvaluateInput): Report {
   for (const g of groups) for (const id of [...(g.points?.registered.cases ?? []), ...(g.points?.verified.cases ?? [])]) counted.add(id);
   const countedFacts = facts.filter((f) => counted.has(f.id));
   return {
-    period: { from: iso(p.from), to: iso(p.to), month: p.month, utcOffsetMinutes: p.utcOffsetMinutes },
+    period: { from: iso(p.from), to: iso(input.period.to), month: input.period.month, utcOffsetMinutes: input.period.utcOffsetMinutes },
     by,
     generatedAt: iso(input.now),
     rules: { name: rules.name, rankedBy: by === 'inspector' ? 'points' : 'score' },

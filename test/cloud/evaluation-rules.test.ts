@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { CaseFacts } from '../../cloud/evaluation/facts.ts';
 import { p90 } from '../../cloud/evaluation/figures.ts';
 import { periodOf } from '../../cloud/evaluation/period.ts';
+import { evaluate } from '../../cloud/evaluation/report.ts';
 import { checkScoringRules, defaultScoringRules, loadScoringRules, scoreOf } from '../../cloud/evaluation/scoring.ts';
 
 /** The evaluation's pure parts (docs/evaluation.md): scoring rules checked and applied, periods cut, the percentile. */
@@ -43,5 +45,23 @@ describe('evaluation rules and periods', () => {
     expect(p90([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])).toBe(9);
     expect(p90([10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11])).toBe(10);
     expect(p90([])).toBeNull();
+  });
+
+  // Guards against judging a running month by its end: on 15 Nov a case due 25 Nov was counted due and overdue.
+  it('a month still running counts up to now: an open case due later this month is neither due nor overdue', () => {
+    const t = (d: string) => Date.parse(`2026-11-${d}T02:00:00Z`);
+    const fact = (id: string, deadline: number): CaseFacts => ({
+      id, registeredAt: t('02'), unit: 'u1', district: null, source: 'hotline', reporter: null, selfCorrected: false,
+      emergencyEpoch: null, state: 'dispatched', deadline, closedAt: null, voidedAt: null, deferred: false,
+      firstDispatchAt: t('02'), reworks: 0, extensions: 0, checks: [], head: null, currentHead: null, fallback: [],
+    });
+    const period = periodOf({ month: '2026-11' }, 0, 480);
+    const report = evaluate({ facts: [fact('late', t('10')), fact('later', t('25'))], period, by: 'unit', rules: defaultScoringRules(), now: t('15') });
+    expect(report.totals.figures.cases.due).toEqual(['late']);
+    expect(report.totals.figures.cases.overdue).toEqual(['late']);
+    expect(report.period.to).toBe('2026-11-30T16:00:00.000Z');
+    // The month over, both are due and overdue.
+    const after = evaluate({ facts: [fact('late', t('10')), fact('later', t('25'))], period, by: 'unit', rules: defaultScoringRules(), now: Date.parse('2026-12-02T00:00:00Z') });
+    expect(after.totals.figures.cases.overdue).toEqual(['late', 'later']);
   });
 });
