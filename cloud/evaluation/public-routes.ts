@@ -17,6 +17,10 @@ import { readPublicRanking, writePublicRanking, type PublicRankingSetting } from
  */
 
 const CACHE_MS = 60_000;
+/** Months kept (a year and the current one); the oldest kept is dropped first. */
+const CACHE_MONTHS = 13;
+/** The earliest month the public page answers (anyone may ask; each month asked costs an evaluation). */
+const FIRST_MONTH = '2000-01';
 
 const Rate = Type.Union([Type.Number(), Type.Null()]);
 export const PublicRanking = Type.Object({
@@ -79,12 +83,16 @@ export function registerPublicRankingRoutes(root: FastifyInstance, deps: Evaluat
     schema: {
       summary: 'The units\' ranking of a month (no sign-in), when an admin has turned the public page on; 404 otherwise',
       tags: ['evaluation'], security: [], querystring: Month,
-      response: { 200: PublicRanking, 404: S.ErrorReply },
+      response: { 200: PublicRanking, 400: S.ErrorReply, 404: S.ErrorReply },
     },
   }, async (req) => {
     if (!(await readPublicRanking(db)).enabled) throw new CsError(CloudErrors.RANKING_NOT_PUBLISHED, 'the units\' ranking is not published (an admin turns it on)');
     const now = deps.now();
-    const key = periodOf({ month: req.query.month }, now, deps.utcOffsetMinutes).month ?? '';
+    const current = periodOf({}, now, deps.utcOffsetMinutes).month ?? '';
+    // YYYY-MM strings (the schema's pattern) compare as months do.
+    const key = req.query.month ?? current;
+    if (key > current) throw new CsError(CloudErrors.BAD_QUERY, `month ${key} has not started yet (the current month is ${current})`);
+    if (key < FIRST_MONTH) throw new CsError(CloudErrors.BAD_QUERY, `month ${key} is before ${FIRST_MONTH}, the earliest month published`);
     const hit = cache.get(key);
     if (hit && now - hit.at < CACHE_MS) return hit.body;
     const { report } = await evaluateQuery(deps, names, { by: 'unit', month: key });
@@ -97,7 +105,10 @@ export function registerPublicRankingRoutes(root: FastifyInstance, deps: Evaluat
       })),
       chain: { cases: report.chain.cases, digest: report.chain.digest },
     };
+    cache.delete(key);
     cache.set(key, { at: now, body });
+    // Insertion order is age order: drop the oldest beyond the bound.
+    for (const k of cache.keys()) if (cache.size > CACHE_MONTHS) cache.delete(k);
     return body;
   });
 }

@@ -15,9 +15,9 @@ afterEach(async () => {
   open = undefined;
 });
 
-async function serve() {
+async function serve(now?: () => number) {
   const fresh = await freshDatabase('sqlite');
-  const cloud = await buildCloud({ db: fresh.db, district, profiles, escalation: false, emergency: false });
+  const cloud = await buildCloud({ db: fresh.db, district, profiles, escalation: false, emergency: false, now });
   open = { cloud, drop: fresh.drop };
   await cloud.start();
   const base = await cloud.app.listen({ host: '127.0.0.1', port: 0 });
@@ -82,5 +82,33 @@ describe('the public ranking', () => {
     expect(bad.status).toBe(400);
     expect((await call('PUT', '/api/evaluation/public', admin, { enabled: false })).body.enabled).toBe(false);
     expect((await call('GET', '/api/public/ranking')).status).toBe(404);
+  });
+
+  // Guards against an unauthenticated caller making the cloud evaluate (and keep) any month 0000-9999.
+  it('refuses months not started yet or before 2000, and keeps at most 13 months (the oldest dropped)', async () => {
+    let t = Date.parse('2026-11-15T02:00:00Z');
+    const { cloud, call } = await serve(() => t);
+    const admin = await cloud.tokens.create('admin');
+    await call('PUT', '/api/evaluation/public', admin, { enabled: true });
+    for (const month of ['2026-12', '9999-01', '1999-12', '0999-01', '0000-01']) {
+      const r = await call('GET', `/api/public/ranking?month=${month}`);
+      expect(r.status, month).toBe(400);
+      expect(r.body.code).toBe('CS_CLOUD_BAD_QUERY');
+      expect(r.body.message).toContain(month);
+    }
+    expect((await call('GET', '/api/public/ranking?month=2000-01')).status).toBe(200);
+    const months = Array.from({ length: 14 }, (_, i) => new Date(Date.UTC(2025, 9 + i, 1)).toISOString().slice(0, 7)); // 2025-10 .. 2026-11
+    const first = new Map<string, string>();
+    for (const m of months) {
+      t += 1000;
+      const r = await call('GET', `/api/public/ranking?month=${m}`);
+      expect(r.status, m).toBe(200);
+      first.set(m, r.body.generatedAt);
+    }
+    t += 1000;
+    // The 13 latest are still kept (same answer); the oldest was dropped and is evaluated again.
+    expect((await call('GET', '/api/public/ranking?month=2026-11')).body.generatedAt).toBe(first.get('2026-11'));
+    expect((await call('GET', '/api/public/ranking?month=2025-11')).body.generatedAt).toBe(first.get('2025-11'));
+    expect((await call('GET', '/api/public/ranking?month=2025-10')).body.generatedAt).not.toBe(first.get('2025-10'));
   });
 });
