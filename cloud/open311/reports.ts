@@ -61,7 +61,7 @@ export interface ReportView {
   decidedAt: number | null;
   decidedBy: string | null;
   caseId: string | null;
-  case: { state: string; unit: string; deadlineAt: number; updatedAt: number; closedAt: number | null; lastReason: string | null } | null;
+  case: { state: string; unit: string; deadlineAt: number; updatedAt: number; closedAt: number | null } | null;
 }
 
 export interface ReportFilter {
@@ -70,6 +70,8 @@ export interface ReportFilter {
   from?: number;
   to?: number;
   states?: ReportState[];
+  /** Open311 status (requestJson's): closed = refused, or accepted and its case closed or voided. */
+  statuses?: ('open' | 'closed')[];
   limit: number;
 }
 
@@ -90,15 +92,16 @@ export function createReportStore(database: Database, now: () => number) {
     if (filter.from !== undefined) q = q.where('r.requested_at', '>=', filter.from);
     if (filter.to !== undefined) q = q.where('r.requested_at', '<=', filter.to);
     if (filter.states?.length) q = q.where('r.state', 'in', filter.states);
-    const rows = await q.orderBy('r.requested_at', 'desc').orderBy('r.id', 'desc').limit(filter.limit).execute();
-    // Why a final case ended: its last closing or voiding row.
-    const finals = rows.filter((r) => r.case_state != null && isFinal(r.case_state)).map((r) => r.case_id!);
-    const reasons = new Map<string, string | null>();
-    if (finals.length) {
-      const hist = await db.selectFrom('case_history').select(['case_id', 'seq', 'reason', 'note'])
-        .where('case_id', 'in', finals).where('to_state', 'in', [...FINAL_STATES]).orderBy('seq').execute();
-      for (const h of hist) reasons.set(h.case_id, h.reason ?? h.note);
+    const st = filter.statuses;
+    if (st?.length === 1) {
+      // Filtered before the limit, so the newest 1000 of that status come back.
+      q = q.where((eb) => {
+        const closed = eb.or([eb('r.state', '=', 'refused'),
+          eb.and([eb('r.state', '=', 'accepted'), eb('c.state', 'is not', null), eb('c.state', 'in', [...FINAL_STATES])])]);
+        return st[0] === 'closed' ? closed : eb.not(closed);
+      });
     }
+    const rows = await q.orderBy('r.requested_at', 'desc').orderBy('r.id', 'desc').limit(filter.limit).execute();
     return rows.map((r) => ({
       id: r.id, serviceCode: r.service_code, description: r.description, lat: r.lat, lon: r.lon,
       addressString: r.address_string, addressId: r.address_id, mediaUrl: r.media_url, contact: JSON.parse(r.contact) as Contact,
@@ -106,7 +109,7 @@ export function createReportStore(database: Database, now: () => number) {
       decidedAt: r.decided_at == null ? null : Number(r.decided_at), decidedBy: r.decided_by, caseId: r.case_id,
       case: r.case_state == null ? null : {
         state: r.case_state, unit: r.case_unit!, deadlineAt: Number(r.case_deadline), updatedAt: Number(r.case_updated),
-        closedAt: r.case_closed == null ? null : Number(r.case_closed), lastReason: reasons.get(r.case_id!) ?? null,
+        closedAt: r.case_closed == null ? null : Number(r.case_closed),
       },
     }));
   }
@@ -187,7 +190,8 @@ export function requestJson(r: ReportView, services: ServiceCatalogue, unitName:
     const final = isFinal(r.case.state);
     if (final) {
       status = 'closed';
-      notes = r.case.lastReason ? `${n[r.case.state as 'closed' | 'void']}: ${r.case.lastReason}` : n[r.case.state as 'closed' | 'void'];
+      // Fixed wording only: the case's history holds staff free text (names, phone numbers).
+      notes = n[r.case.state as 'closed' | 'void'];
       updated = r.case.closedAt ?? updated;
     } else notes = n.accepted(r.caseId!, r.case.state);
   }

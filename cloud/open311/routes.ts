@@ -66,7 +66,8 @@ export async function open311Routes(app: FastifyInstance, deps: Open311Deps): Pr
     // Our own errors (e.g. the finite-number check's 400) carry a code, not a status.
     const status = err instanceof CsError ? statusOf(err.code) : typeof (err as FastifyError).statusCode === 'number' ? (err as FastifyError).statusCode! : 500;
     if (status >= 500) {
-      deps.logger.error({ err, url: req.url }, 'open311 request failed');
+      // The path only: a query string may hold what a client should not have put there (an api_key).
+      deps.logger.error({ err, url: req.url.split('?')[0] }, 'open311 request failed');
       return sendErrors(reply, format, 500, ['internal error; try again later']);
     }
     const described = (err as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
@@ -110,9 +111,9 @@ export async function open311Routes(app: FastifyInstance, deps: Open311Deps): Pr
       schema: { summary: `Open311: service requests, newest first (at most 1000, 90 days), ${format.toUpperCase()}`, tags: TAGS, security: [], querystring: RequestQuery },
     }, async (req, reply) => {
       const q = parseRequestQuery(req.query as FieldSource, deps.now());
-      const rows = await reports.load({ ids: q.ids, serviceCodes: q.ids ? undefined : q.serviceCodes, from: q.ids ? undefined : q.from, to: q.ids ? undefined : q.to, limit: 1000 });
-      const items = rows.map((r) => requestJson(r, services, deps.unitName, lang(req)))
-        .filter((r) => q.ids || !q.statuses || q.statuses.includes(r.status as 'open' | 'closed'));
+      const all = q.ids ? {} : { serviceCodes: q.serviceCodes, from: q.from, to: q.to, statuses: q.statuses };
+      const rows = await reports.load({ ids: q.ids, ...all, limit: 1000 });
+      const items = rows.map((r) => requestJson(r, services, deps.unitName, lang(req)));
       return sendList(reply, format, 'service_requests', 'request', items);
     });
 
@@ -126,7 +127,8 @@ export async function open311Routes(app: FastifyInstance, deps: Open311Deps): Pr
     }, async (req, reply) => {
       if (req.body != null && (typeof req.body !== 'object' || Array.isArray(req.body))) throw new Open311Error(400, 'the body must be form fields (application/x-www-form-urlencoded) or a JSON object');
       const body = (req.body ?? {}) as FieldSource;
-      const key = str(body.api_key) ?? str((req.query as FieldSource).api_key);
+      // From the body only (the spec's POST): a query string lands in request logs.
+      const key = str(body.api_key);
       if (!key) throw new Open311Error(403, 'api_key missing: client apps get one from the city (citysteward open311-key create)');
       const keyId = await deps.keys.verify(key);
       if (!keyId) throw new Open311Error(403, 'api_key invalid or revoked');
