@@ -296,7 +296,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
-    routing, metrics: metrics.scrape, engine, mode, retention,
+    routing, metrics: metrics.scrape, notified: metrics.notified, engine, mode, retention,
   });
   ({ liveStreams } = registerCaseRoutes(app, {
     database, district: opts.district, now, env, events, ruleSet, calendar: calendarData, scoring: opts.scoring,

@@ -8,7 +8,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Kysely } from 'kysely';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { CASE_CLASSES, CASE_STATES, RUNNING_STATES } from '../lib/vocabulary.ts';
+import { CASE_CLASSES, CASE_STATES, NOTIFICATION_CHANNELS, NOTIFICATION_OUTCOMES, RUNNING_STATES, type NotificationChannel, type NotificationOutcome } from '../lib/vocabulary.ts';
 import type { DB } from './db/schema.ts';
 import type { IngestStats } from './ingest.ts';
 import type { BatchObserver } from './ingest-batch.ts';
@@ -37,6 +37,8 @@ export interface CloudMetrics {
   readonly ingest: BatchObserver;
   /** One query through the database layer took `ms`. */
   query(ms: number, ok: boolean): void;
+  /** The notification flow reported `n` notifications on `channel` with `outcome` (POST /api/notifications/outcomes). */
+  notified(channel: NotificationChannel, outcome: NotificationOutcome, n?: number): void;
 }
 
 /** The event loop's delay, process-wide (every cloud in a process shares the loop): enabled once, on first use. */
@@ -140,8 +142,14 @@ export function createCloudMetrics(stats: () => CloudStats, sources: CloudMetric
   const batchSize = new Histogram({ name: 'cs_cloud_db_batch_readings', help: 'Readings per ingest batch', registers, buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] });
   const queries = new Histogram<'outcome'>({ name: 'cs_cloud_db_query_seconds', help: 'Queries through the database layer (Kysely), by outcome (ok, error)', labelNames: ['outcome'], registers, buckets: LATENCY_BUCKETS });
 
+  const notifications = new Counter<'channel' | 'outcome'>({
+    name: 'cs_cloud_notifications_total', help: 'Case notifications by channel and outcome (sent, failed), as the notification flow reports them', labelNames: ['channel', 'outcome'], registers,
+  });
+  for (const channel of NOTIFICATION_CHANNELS) for (const outcome of NOTIFICATION_OUTCOMES) notifications.inc({ channel, outcome }, 0);
+
   return {
     registry,
+    notified: (channel, outcome, n = 1) => notifications.inc({ channel, outcome }, n),
     ingest: {
       committed: (ms) => latency.observe(ms / 1000),
       batch: (ms, n) => { commit.observe(ms / 1000); batchSize.observe(n); },

@@ -98,3 +98,12 @@ export const CredentialSubjectT = literals(CREDENTIAL_SUBJECTS);
 export const CREDENTIAL_ACTIONS = ['create', 'password', 'rehash', 'role', 'disable', 'revoke'] as const;
 export type CredentialAction = (typeof CREDENTIAL_ACTIONS)[number];
 export const CredentialActionT = literals(CREDENTIAL_ACTIONS);
+
+/** Where a case notification goes (flows/flows/notifications.json): webhook, WeCom robot, DingTalk robot, HTTP SMS gateway. */
+export const NOTIFICATION_CHANNELS = ['webhook', 'wecom', 'dingtalk', 'sms'] as const;
+export type NotificationChannel = (typeof NOTIFICATION_CHANNELS)[number];
+export const NotificationChannelT = literals(NOTIFICATION_CHANNELS);
+/** A notification was sent (2xx, and errcode 0 for the robots) or failed. */
+export const NOTIFICATION_OUTCOMES = ['sent', 'failed'] as const;
+export type NotificationOutcome = (typeof NOTIFICATION_OUTCOMES)[number];
+export const NotificationOutcomeT = literals(NOTIFICATION_OUTCOMES);

@@ -15,6 +15,8 @@ import type { RuleEngine } from '../rules.ts';
 import type { ModeProvider } from '../mode.ts';
 import { registerDeviceRoutes } from './device-routes.ts';
 import { registerAuditRoutes } from './audit-routes.ts';
+import { registerNotificationRoutes } from './notification-routes.ts';
+import type { NotificationChannel, NotificationOutcome } from '../../lib/vocabulary.ts';
 
 export interface RouteDeps {
   database: Database;
@@ -31,6 +33,8 @@ export interface RouteDeps {
   mode: ModeProvider;
   /** The Prometheus text of this cloud's counters (cloud/metrics.ts); no `/metrics` route when omitted. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Counts a notification outcome (cloud/metrics.ts); no `POST /api/notifications/outcomes` when omitted. */
+  notified?: (channel: NotificationChannel, outcome: NotificationOutcome) => void;
   /** How far back raw rows and minute rollups reach (the history picks its level by it); DEFAULT_RETENTION when omitted. */
   retention?: { rawDays: number; minuteDays: number };
 }
@@ -72,6 +76,7 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
 
   registerDeviceRoutes(root, deps);
   registerAuditRoutes(root, deps);
+  if (deps.notified) registerNotificationRoutes(root, deps.notified);
 
   // ---- units ---------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 'use strict';
 /**
  * citysteward-case: registers, reads, comments on or acts on a case through the cloud's REST API.
- * msg.payload = { op: 'register' | 'get' | 'note' | 'action', caseId?, action?, body }; op, caseId and action
+ * msg.payload = { op: 'register' | 'get' | 'note' | 'action' | 'outcome', caseId?, action?, body }; op, caseId and action
  * may also come from the node's settings. Out: msg.payload = the cloud's answer (the case),
- * msg.statusCode. A refusal (4xx/5xx) goes to node.error with msg.payload = the cloud's error body.
+ * msg.statusCode. op 'outcome' reports notification outcomes (POST /api/notifications/outcomes). A refusal (4xx/5xx) goes to node.error with msg.payload = the cloud's error body.
  */
 const { api } = require('./lib/client.js');
 
@@ -23,6 +23,7 @@ module.exports = function (RED) {
       let path;
       let method = 'POST';
       if (op === 'register') path = 'api/cases';
+      else if (op === 'outcome') path = 'api/notifications/outcomes';
       else if (op === 'get') {
         if (!ID_RE.test(String(caseId || ''))) return done(new Error('op get needs caseId'));
         path = `api/cases/${encodeURIComponent(caseId)}?limit=1`;
@@ -31,7 +32,7 @@ module.exports = function (RED) {
         if (!ID_RE.test(String(caseId || ''))) return done(new Error(`op ${op} needs caseId`));
         if (!ACTION_RE.test(String(action || ''))) return done(new Error('op action needs action (dispatch, note, on-site...)'));
         path = `api/cases/${encodeURIComponent(caseId)}/${action}`;
-      } else return done(new Error(`unknown op "${op}" (register, get, note, action)`));
+      } else return done(new Error(`unknown op "${op}" (register, get, note, action, outcome)`));
       if (!server) return done(new Error('no citysteward-server node configured'));
       node.status({ fill: 'blue', shape: 'dot', text: op });
       try {

@@ -28,6 +28,7 @@ const PUBLIC = 'public' as const;
 const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /healthz': PUBLIC,
   'GET /metrics': ['admin', 'operator'],
+  'POST /api/notifications/outcomes': ['integrator', 'admin'],
   // The web application's page at its own paths and its built files (README "The web application").
   ...Object.fromEntries(['/', '/signin', '/crew', '/crew/*', '/verify', '/verify/*', '/command', '/operator', '/operator/*', '/inspect', '/report', '/ranking', '/assets/*']
     .map((path) => [`GET ${path}`, PUBLIC])),

@@ -102,3 +102,35 @@ describe('cloud metrics: live event streams', () => {
     await eventually(async () => (await sse()) === 0, 5_000, 20);
   });
 });
+
+describe('cloud metrics: notification outcomes', () => {
+  it('counts POST /api/notifications/outcomes by channel and outcome; refuses bad bodies (400) and other roles (403)', async () => {
+    const fresh = await freshDatabase('sqlite');
+    cleanups.push(fresh.drop);
+    const cloud = await buildCloud({ db: fresh.db, district, profiles, escalation: false, emergency: false });
+    cleanups.push(() => cloud.stop());
+    await cloud.start();
+    const admin = { authorization: `Bearer ${await cloud.tokens.create('admin')}` };
+    const integrator = { authorization: `Bearer ${await cloud.tokens.create('integrator')}` };
+    const post = (headers: Record<string, string>, payload: unknown) => cloud.app.inject({ method: 'POST', url: '/api/notifications/outcomes', headers, payload: payload as object });
+    const count = async (channel: string, outcome: string) => metric((await cloud.app.inject({ url: '/metrics', headers: admin })).body, 'cs_cloud_notifications_total', { channel, outcome });
+
+    expect(await count('wecom', 'failed')).toBe(0);
+    expect((await post(integrator, { channel: 'wecom', outcome: 'failed', caseId: 'C-1', event: 'dispatched' })).json()).toEqual({ counted: 1 });
+    const batch = await post(admin, [{ channel: 'sms', outcome: 'sent' }, { channel: 'sms', outcome: 'sent' }, { channel: 'webhook', outcome: 'failed' }]);
+    expect(batch.statusCode).toBe(200);
+    expect([await count('wecom', 'failed'), await count('sms', 'sent'), await count('webhook', 'failed'), await count('dingtalk', 'sent')]).toEqual([1, 2, 1, 0]);
+
+    for (const bad of [{}, { channel: 'fax', outcome: 'sent' }, { channel: 'sms', outcome: 'lost' }, { channel: 'sms' }, [], [{ channel: 'sms', outcome: 'sent' }, { channel: 'pager', outcome: 'sent' }]]) {
+      const res = await post(integrator, bad);
+      expect(res.statusCode, JSON.stringify(bad)).toBe(400);
+      expect(res.json()).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+    }
+    for (const role of ['crew', 'operator'] as const) {
+      const token = await cloud.tokens.create(role, role === 'crew' ? 'xz-drainage' : undefined);
+      expect((await post({ authorization: `Bearer ${token}` }, { channel: 'sms', outcome: 'sent' })).statusCode).toBe(403);
+    }
+    expect((await post({}, { channel: 'sms', outcome: 'sent' })).statusCode).toBe(401);
+    expect(await count('sms', 'sent')).toBe(2);
+  });
+});

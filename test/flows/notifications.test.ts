@@ -14,7 +14,7 @@ import { receiver, shippedFlow, startStack, withEnv, type Received } from './flo
  * The case notification flow (flows/flows/notifications.json) end to end: a reading opens a dispatched
  * case in the cloud, its event reaches the flow over MQTT (citysteward-events, the case read by citysteward-case), and the unit's contacts are told by webhook,
  * WeCom and DingTalk robots and an SMS gateway, all receivers started by the test; the flow counts
- * sent and failed notifications per channel on its metrics endpoint.
+ * sent and failed notifications per channel on its metrics endpoint and reports each to the cloud's /metrics.
  */
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -103,6 +103,16 @@ describe('the case notification flow', () => {
     expect(body).toContain('# TYPE cs_flows_notifications_total counter');
     const count = (channel: string, outcome: string) => metric(body, 'cs_flows_notifications_total', { channel, outcome });
     expect([count('webhook', 'sent'), count('wecom', 'sent'), count('wecom', 'failed'), count('dingtalk', 'sent'), count('sms', 'failed')]).toEqual([1, 1, 1, 1, 0]);
+
+    // Each outcome is reported to the cloud too: its /metrics counts them by channel (the revoked WeCom robot as failed).
+    const admin = { authorization: `Bearer ${await stack.token('admin')}` };
+    const cloudScrape = async () => (await fetch(`${stack.base}/metrics`, { headers: admin })).text();
+    const CHANNELS = ['webhook', 'wecom', 'dingtalk', 'sms'];
+    const cloudCounts = (b: string) => CHANNELS.flatMap((channel) => ['sent', 'failed'].map((outcome) => metric(b, 'cs_cloud_notifications_total', { channel, outcome })));
+    const expected = [1, 0, 1, 1, 1, 0, 1, 0];
+    const reported = await eventually(async () => { const b = await cloudScrape(); return JSON.stringify(cloudCounts(b)) === JSON.stringify(expected) && b; });
+    expect(reported).toContain('# TYPE cs_cloud_notifications_total counter');
+    expect(cloudCounts(reported)).toEqual(expected);
   });
 
   it('tells of an escalation, a near deadline and an overdue case, the command centre too when the case reaches it', async () => {

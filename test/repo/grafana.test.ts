@@ -60,7 +60,9 @@ describe('the Grafana dashboard', () => {
 
   it('has Prometheus panels for the cloud, the broker and the edge, and InfluxDB panels for readings', () => {
     const exprs = prometheus.flatMap((p) => p.targets!.map((t) => t.expr!));
-    for (const prefix of ['cs_cloud_', 'cs_gateway_', 'cs_edge_', 'cs_flows_']) expect(exprs.some((e) => e.includes(prefix)), prefix).toBe(true);
+    for (const prefix of ['cs_cloud_', 'cs_gateway_', 'cs_edge_']) expect(exprs.some((e) => e.includes(prefix)), prefix).toBe(true);
+    // Notifications by channel: the cloud's counter, which the notification flow reports to.
+    expect(exprs.some((e) => e.includes('cs_cloud_notifications_total'))).toBe(true);
     expect(influx.length).toBeGreaterThan(0);
     expect(known.size).toBeGreaterThan(30);
   });
