@@ -133,4 +133,43 @@ describe.skipIf(skipReason !== null)('the monthly report in a browser', () => {
       await anon.close();
     }
   }, 90_000);
+
+  // Guards against a month 13 taken from the address, and an older answer overwriting a newer one.
+  it('falls back to the current month for a month 13, and shows the last month asked when an older answer comes late', async () => {
+    const context = await browser.newContext({ ...DESK, locale: 'zh-CN' });
+    const page = await context.newPage();
+    try {
+      const admin = demoUser(env!.usersFile, 'admin');
+      await signIn(page, base, admin.username, admin.password);
+      await page.goto(`${base}/report?month=2026-13`);
+      const ranking = page.locator('[data-test="ranking-row"]');
+      await expect.poll(() => ranking.count(), { timeout: 20_000 }).toBe(env!.demo.district.units.length);
+      // The browser's current month (its own clock, not the demo's).
+      const fallback = await page.locator('[data-test="report-month"]').inputValue();
+      expect(fallback).toMatch(/^\d{4}-(0[1-9]|1[0-2])$/);
+      expect(await page.locator('[data-test="report-period"]').textContent()).toContain(fallback);
+      expect(await page.locator('[data-test="report-period"]').textContent()).not.toContain('2026-13');
+
+      // Of the 13 months ending 2026-10, 2026-10 alone is not among those ending 2026-09: its answer comes 2.5 s late.
+      let slow = 0;
+      await page.route((u) => u.pathname === '/api/evaluation' && u.searchParams.get('month') === '2026-10', async (route) => {
+        slow++;
+        await new Promise((r) => setTimeout(r, 2500));
+        await route.continue().catch(() => {});
+      });
+      const month = page.locator('[data-test="report-month"]');
+      await month.fill('2026-09');
+      await expect.poll(() => page.locator('[data-test="report-period"]').textContent()).toContain('2026-09');
+      await expect.poll(() => ranking.count(), { timeout: 20_000 }).toBe(env!.demo.district.units.length);
+      await month.fill('2026-10');
+      await month.fill('2026-09');
+      await expect.poll(() => slow).toBe(1);
+      await new Promise((r) => setTimeout(r, 4000));
+      const september = await page.evaluate(async () => ((await (await fetch('/api/evaluation?month=2026-09')).json()) as { chain: { digest: string } }).chain.digest);
+      expect(await page.locator('[data-test="report-chain"]').textContent()).toContain(september);
+      expect(await page.locator('[data-test="overdue-unit"][data-unit="xz-municipal"]').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
 });
