@@ -13,6 +13,7 @@ import type { DB } from './db/schema.ts';
 import type { IngestStats } from './ingest.ts';
 import type { BatchObserver } from './ingest-batch.ts';
 import type { EdgeAlarmStats } from './edge-alarms/ingest.ts';
+import { scrapeSnapshot } from '../lib/scrape-snapshot.ts';
 
 export type CloudStats = IngestStats & { edgeAlarms: EdgeAlarmStats };
 
@@ -50,8 +51,7 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 export function createCloudMetrics(stats: () => CloudStats, sources: CloudMetricSources = {}): CloudMetrics {
   const registry = new Registry();
   const registers = [registry];
-  let snapshot: CloudStats | undefined;
-  const current = (): CloudStats => (snapshot ??= stats());
+  const { current, scrape } = scrapeSnapshot<CloudStats>(registry, () => stats());
 
   /** A counter whose value is read from the stats when scraped, per label set. */
   function mirror<L extends string>(name: string, help: string, labelNames: L[], read: (s: CloudStats) => [Partial<Record<L, string>>, number][]): void {
@@ -155,13 +155,6 @@ export function createCloudMetrics(stats: () => CloudStats, sources: CloudMetric
       batch: (ms, n) => { commit.observe(ms / 1000); batchSize.observe(n); },
     },
     query: (ms, ok) => queries.observe({ outcome: ok ? 'ok' : 'error' }, ms / 1000),
-    async scrape() {
-      snapshot = undefined;
-      try {
-        return { contentType: registry.contentType, body: await registry.metrics() };
-      } finally {
-        snapshot = undefined;
-      }
-    },
+    scrape,
   };
 }

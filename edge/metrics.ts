@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EdgeHealth } from './health.ts';
 import { FAULT_KINDS } from './modbus.ts';
+import { scrapeSnapshot } from '../lib/scrape-snapshot.ts';
 
 /** Every fault kind a slave is counted under (edge/poller.ts), in the order of the series. */
 export const SLAVE_FAULT_KINDS = [...FAULT_KINDS, 'busDown', 'decode'] as const;
@@ -35,8 +36,7 @@ type Slave = EdgeHealth['buses'][string]['slaves'][number];
 export function createEdgeMetrics(src: EdgeMetricsSources): EdgeMetrics {
   const registry = new Registry();
   const registers = [registry];
-  let snapshot: EdgeHealth | undefined;
-  const current = (): EdgeHealth => (snapshot ??= src.health());
+  const { current, scrape } = scrapeSnapshot<EdgeHealth>(registry, () => src.health());
   const slaves = function* (): Generator<[string, Slave]> {
     for (const [bus, b] of Object.entries(current().buses)) for (const s of b.slaves) yield [bus, s];
   };
@@ -97,14 +97,7 @@ export function createEdgeMetrics(src: EdgeMetricsSources): EdgeMetrics {
     registry,
     observePoll: (bus, ms) => pollTime.observe({ bus }, ms / 1000),
     observePass: (bus, ms) => passTime.observe({ bus }, ms / 1000),
-    async scrape() {
-      snapshot = undefined;
-      try {
-        return { contentType: registry.contentType, body: await registry.metrics() };
-      } finally {
-        snapshot = undefined;
-      }
-    },
+    scrape,
     ready() {
       const reasons: string[] = [];
       if (!src.polling()) reasons.push('edge is not polling');

@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { CaseHistoryTable } from '../db/schema.ts';
 import type { Source } from './schemas.ts';
 import { SOURCES } from './schemas.ts';
 
@@ -7,18 +9,8 @@ import { SOURCES } from './schemas.ts';
  * register row carried them) are taken from the case row, and the case is named in the report.
  */
 
-/** The history row fields read (cloud/cases/history.ts HistoryRow). */
-export interface FactRow {
-  seq: number;
-  at: number;
-  action: string;
-  actor: string;
-  role: string;
-  from_state: string | null;
-  to_state: string | null;
-  details: string | null;
-  hash: string | null;
-}
+/** The history row fields read (the table's own types, cloud/db/schema.ts). */
+export type FactRow = Pick<Selectable<CaseHistoryTable>, 'seq' | 'at' | 'action' | 'actor' | 'role' | 'from_state' | 'to_state' | 'details' | 'hash'>;
 
 /** The case row fields used only where history is silent (columns of later migrations may be absent). */
 export interface CaseRecord {
