@@ -16,26 +16,18 @@
 import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Type, type Static } from '@sinclair/typebox';
 import {
-  ScryptHash, Sha256Hash, fingerprint, generateSecret, hashSecret, isMachineSecret, matches, matchesFast, sha256Hash, type StoredSecret,
+  fingerprint, generateSecret, hashSecret, isMachineSecret, matches, matchesFast, sha256Hash,
 } from './secret-hash.ts';
-import { corrupt, readIfExists, writeAtomic } from './credentials-file.ts';
+import { CREDENTIAL_ROLES, fileStamp, parseCredentialsFile, readIfExists, writeAtomic, type Role, type UserRecord } from './credentials-file.ts';
 import { checkImport, importRefused, type ImportEntry, type ImportProblem } from './credential-import.ts';
 import { planLog, type MachineCredentialChange } from './credential-log.ts';
 import { cliActor } from '../lib/cli-actor.ts';
 import { CsError } from '../lib/errors.ts';
-import { check } from '../lib/schema.ts';
 import { ID_PATTERN, isValidId } from '../lib/topics.ts';
 import { GatewayErrors } from './errors.ts';
 
-/**
- * Credential roles: `gateway` writes its own namespace, `service` (the cloud) reads everything and
- * writes commands and events, `observer` only reads `cs/v1/#` (an operator's mosquitto_sub or MQTT Explorer),
- * `integrator` (Node-RED, `citysteward flows`) only reads the cloud's events and the readings.
- */
-export const CREDENTIAL_ROLES = ['gateway', 'service', 'observer', 'integrator'] as const;
-export type Role = (typeof CREDENTIAL_ROLES)[number];
+export { CREDENTIAL_ROLES, type Role } from './credentials-file.ts';
 
 export interface Identity {
   username: string;
@@ -55,24 +47,6 @@ export { SCRYPT_PARAMS } from './secret-hash.ts';
 /** Gateway ids that would collide with a shared topic level (`cs/v1/events/...`). */
 const RESERVED = new Set(['events']);
 
-const UserRecord = Type.Object({
-  username: Type.String({ pattern: ID_PATTERN }),
-  role: Type.Union(CREDENTIAL_ROLES.map((r) => Type.Literal(r))),
-  gateway: Type.Optional(Type.String({ pattern: ID_PATTERN })),
-  createdAt: Type.String({ format: 'date-time' }),
-  rotatedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  revokedAt: Type.Optional(Type.String({ format: 'date-time' })),
-  scrypt: Type.Optional(ScryptHash),
-  sha256: Type.Optional(Sha256Hash),
-}, { additionalProperties: false });
-
-const CredentialsFile = Type.Object({
-  version: Type.Literal(1),
-  logHead: Type.Optional(Type.String({ description: 'the hash of the last line of credentials-log.jsonl (gateway/credential-log.ts)' })),
-  users: Type.Array(UserRecord),
-}, { additionalProperties: false });
-
-type UserRecord = Static<typeof UserRecord> & StoredSecret;
 
 export interface CredentialStoreOptions {
   /** Clock for createdAt / rotatedAt / revokedAt. */
@@ -106,6 +80,8 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
   private migrationTimer: NodeJS.Timeout | undefined;
   private logHead: string | undefined;
   private readonly actor: string;
+  /** The file's version this store last read or wrote (credentials-file.ts fileStamp). */
+  private stamp: string | undefined;
 
   private constructor(file: string | undefined, opts: CredentialStoreOptions = {}) {
     super();
@@ -318,6 +294,25 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     }
   }
 
+  /**
+   * Reloads the file when another process changed it since this store last read or wrote it (one
+   * stat; no read when unchanged): a credential another broker of a cluster created or rotated a
+   * moment ago is known here at once, before the file watcher's reload (revocation.ts). True when it
+   * reloaded; false when unchanged, in memory, or the file cannot be used (the current state is kept).
+   */
+  refresh(): boolean {
+    if (!this.file) return false;
+    const stamp = fileStamp(this.file);
+    if (stamp === undefined || stamp === this.stamp) return false;
+    try {
+      this.reload();
+      return true;
+    } catch {
+      this.stamp = stamp; // not read again until it changes once more; the watcher logs the problem
+      return false;
+    }
+  }
+
   private live(username: string, action: string): UserRecord {
     const record = this.users.get(username);
     if (!record) throw new CsError(GatewayErrors.USER_UNKNOWN, `cannot ${action} unknown username ${username}`, { username });
@@ -328,35 +323,11 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
   }
 
   private load(text: string): void {
-    const file = this.file ?? '(memory)';
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw corrupt(file, `not valid JSON: ${(err as Error).message}`);
-    }
-    const result = check(CredentialsFile, json);
-    if (!result.ok) {
-      throw corrupt(file, result.problems.map((p) => `${p.key}: ${p.message}`).join('; '));
-    }
-    const users = new Map<string, UserRecord>();
-    for (const [i, u] of result.value.users.entries()) {
-      if (users.has(u.username)) throw corrupt(file, `users[${i}].username: duplicate ${u.username}`);
-      if (u.role === 'gateway' && u.gateway !== u.username) {
-        throw corrupt(file, `users[${i}].gateway: must equal the username for role gateway`);
-      }
-      if (u.role !== 'gateway' && u.gateway !== undefined) throw corrupt(file, `users[${i}].gateway: not allowed for role ${u.role}`);
-      if ((u.scrypt === undefined) === (u.sha256 === undefined)) throw corrupt(file, `users[${i}]: needs exactly one of scrypt and sha256`);
-      if (u.scrypt && Buffer.from(u.scrypt.salt, 'base64').length < 16) throw corrupt(file, `users[${i}].scrypt.salt: shorter than 16 bytes`);
-      if (u.scrypt && Buffer.from(u.scrypt.hash, 'base64').length !== u.scrypt.keylen) {
-        throw corrupt(file, `users[${i}].scrypt.hash: length differs from keylen`);
-      }
-      if (u.sha256 && Buffer.from(u.sha256.hash, 'base64').length !== 32) throw corrupt(file, `users[${i}].sha256.hash: not 32 bytes`);
-      users.set(u.username, u as UserRecord);
-    }
+    const parsed = parseCredentialsFile(text, this.file ?? '(memory)');
     this.users.clear();
-    for (const [k, v] of users) this.users.set(k, v);
-    this.logHead = result.value.logHead;
+    for (const [k, v] of parsed.users) this.users.set(k, v);
+    this.logHead = parsed.logHead;
+    this.stamp = fileStamp(this.file);
   }
 
   /** Persists; on failure restores the previous in-memory state and throws. */
@@ -375,6 +346,7 @@ export class CredentialStore extends EventEmitter<StoreEvents> {
     const log = changes.length ? planLog(this.file, changes, this.actor, this.now()) : undefined;
     const logHead = log?.head ?? this.logHead;
     writeAtomic(this.file, JSON.stringify({ version: 1, ...(logHead ? { logHead } : {}), users: [...this.users.values()] }, null, 2) + '\n');
+    this.stamp = fileStamp(this.file);
     this.logHead = logHead;
     log?.commit();
   }

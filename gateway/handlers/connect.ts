@@ -85,7 +85,7 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
       if (a.username && a.username !== a.certName) {
         throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.CERT_MISMATCH, 'username differs from the certificate subject', { certName: a.certName });
       }
-      const identity = store.get(a.certName);
+      const identity = store.get(a.certName) ?? (store.refresh() ? store.get(a.certName) : undefined);
       if (!identity || identity.revokedAt) {
         throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'certificate subject is not a live credential', { certName: a.certName });
       }
@@ -102,7 +102,8 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   /**
    * A password: a credential verified before passes at once (it is right, so no storm can hold
    * it back); a locked username or address is refused at once; an unknown username is refused
-   * without scrypt, as slowly as a wrong password; the rest queue for the bounded lane (login-guard.ts).
+   * without scrypt, as slowly as a wrong password (after a look whether the shared credentials file
+   * changed: CredentialStore.refresh); the rest queue for the bounded lane (login-guard.ts).
    */
   async function checkPassword(a: ConnectAttempt, username: string, password: Buffer): Promise<void> {
     const address = hostOf(a.remote);
@@ -113,13 +114,15 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
     }
     const lock = logins.throttled(username, address);
     if (lock) throw guardRefusal(lock);
-    if (!store.get(username)) {
+    // Another broker of the cluster may have just created or rotated it on the shared file: one stat tells.
+    if (!store.get(username) && !(store.refresh() && store.get(username))) {
       logins.failed(undefined, address);
       await delay(logins.typicalCheckMs());
       throw wrongCredential();
     }
     try {
-      a.identity = await logins.check(username, address, () => store.verify(username, password));
+      a.identity = await logins.check(username, address, async () =>
+        (await store.verify(username, password)) ?? (store.refresh() ? store.verify(username, password) : undefined));
     } catch (err) {
       if (err instanceof LoginRefused) throw guardRefusal(err.refusal);
       throw err;
