@@ -151,14 +151,21 @@ export const EdgeConfig = Type.Object({
   healthMs: Type.Integer({ minimum: 0, default: 30_000 }),
   /** Off unless given. */
   http: Type.Optional(EdgeHttp),
-  buses: Type.Array(EdgeBus, { minItems: 1 }),
-  devices: Type.Array(EdgeDevice, { minItems: 1 }),
+  /**
+   * The revision of `buses` and `devices` in a config the cloud wrote (a gateway created through the API):
+   * a `set-devices` command with a higher one replaces them while the edge runs (edge/live-config.ts).
+   * Absent in a config written by hand.
+   */
+  revision: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  /** Empty for a gateway just created, whose devices come later by `set-devices`. */
+  buses: Type.Array(EdgeBus),
+  devices: Type.Array(EdgeDevice),
 }, { additionalProperties: false });
 export type EdgeConfig = Static<typeof EdgeConfig>;
 
 type Defaulted<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 /** An edge config as written (a file, a test, the demo): every key with a default may be left out. */
-export type EdgeConfigInput = Defaulted<Omit<EdgeConfig, 'buses' | 'reporting' | 'breaker' | 'outbox' | 'fast' | 'alarms' | 'http'>, 'pollMs' | 'maxGap' | 'healthMs'> & {
+export type EdgeConfigInput = Defaulted<Omit<EdgeConfig, 'buses' | 'reporting' | 'breaker' | 'outbox' | 'fast' | 'alarms' | 'http'>, 'pollMs' | 'maxGap' | 'healthMs' | 'revision'> & {
   buses: Defaulted<EdgeBus, 'type' | 'host' | 'timeoutMs'>[];
   reporting?: Partial<EdgeConfig['reporting']>;
   breaker?: Partial<EdgeConfig['breaker']>;

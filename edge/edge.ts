@@ -8,6 +8,9 @@ import { createAlarmRules, type AlarmRules, type LocalAlarm } from './alarms.ts'
 import { reportNowHandler } from './cmd-report-now.ts';
 import { setModeHandler } from './cmd-set-mode.ts';
 import { writePointHandler } from './cmd-write-point.ts';
+import { setDevicesHandler } from './cmd-set-devices.ts';
+import { createBusSet } from './buses.ts';
+import { devicesDigest, readLiveConfig, withLive } from './live-config.ts';
 import { createCommandRouter, type CommandRouter } from './commands.ts';
 import { edgeRuleSet, validateEdgeConfig, type EdgeConfig, type EdgeConfigInput } from './config.ts';
 import { EdgeErrors } from './errors.ts';
@@ -16,13 +19,11 @@ import { startEdgeHttp, type EdgeHttpServer } from './http.ts';
 import { createEdgeMetrics } from './metrics.ts';
 import { readMode, writeMode, type EdgeMode } from './mode.ts';
 import { createMemoryOutbox, openSqliteOutbox, type Outbox, type OutboxStats } from './outbox.ts';
-import { planReads } from './plan.ts';
-import { createBusPoller, type BusPoller, type DeviceReading, type PolledDevice } from './poller.ts';
+import type { DeviceReading, PolledDevice } from './poller.ts';
 import { createOutboxPump } from './pump.ts';
 import { createReporter, type ReportPolicy } from './report.ts';
 import { openSeqStore, type SeqStore } from './seq.ts';
 import { openMqttSession, type MqttSession } from './session.ts';
-import { createBusTransport, type BusTransport } from './transport.ts';
 
 /**
  * The edge gateway: polls its Modbus buses and publishes readings to the broker. This file assembles
@@ -34,8 +35,9 @@ import { createBusTransport, type BusTransport } from './transport.ts';
  *   (seq.ts), is committed to the outbox (outbox.ts, SQLite by default), and only then published by
  *   the pump (pump.ts), which also decides `historical`;
  * - the MQTT session (session.ts): birth, Will, commands and their acknowledgements, offline state;
- * - commands (commands.ts), one handler per type: report-now, set-mode, write-point (cmd-*.ts); the
- *   mode is persisted (mode.ts) and survives a restart;
+ * - commands (commands.ts), one handler per type: report-now, set-mode, write-point, set-devices
+ *   (cmd-*.ts); the mode (mode.ts) and the devices the cloud sent (live-config.ts) are persisted and
+ *   survive a restart; buses and devices change while polling goes on (buses.ts);
  * - health (bus, link and slave counters, outbox depth) on `cs/v1/{gw}/health` every `healthMs`, and
  *   from the same figures `/metrics` and `/healthz` on the optional local `http` port (metrics.ts, http.ts).
  *
@@ -75,6 +77,8 @@ export interface EdgeStats {
   mode: PollMode;
   /** Current poll interval per device. */
   pollMs: Record<string, number>;
+  /** The revision of the buses and devices polled (config `revision`, or the last `set-devices`); 0 for a hand-written config. */
+  revision: number;
 }
 
 export interface Edge {
@@ -104,9 +108,6 @@ export function buildEdge(opts: EdgeOptions): Edge {
   let router: CommandRouter | undefined;
   let mode: EdgeMode = { mode: 'normal', since: new Date(now()).toISOString() };
   const counts = { accepted: 0, suppressed: 0, alarms: 0 };
-  const transports = new Map<string, BusTransport>();
-  const pollers = new Map<string, BusPoller>();
-  const devices = new Map<string, PolledDevice & { cfg: EdgeConfig['devices'][number] }>();
   const reporter = createReporter();
   const pump = createOutboxPump({ window: () => config.outbox.inflight, logger: log });
   let alarmRules: AlarmRules | undefined;
@@ -120,6 +121,8 @@ export function buildEdge(opts: EdgeOptions): Edge {
   let boxClosed = false;
   let http: EdgeHttpServer | undefined;
   const metrics = createEdgeMetrics({ health: () => health(), mqttConnected: () => Boolean(session?.client.connected), polling: () => state === 'running' });
+  const busSet = createBusSet({ profiles: opts.profiles, logger: log, now, onReading: (r) => onReading(r), metrics, intervalOf: (d) => intervalOf(d) });
+  const { transports, pollers, devices } = busSet;
 
   const iso = () => new Date(now()).toISOString();
 
@@ -151,7 +154,8 @@ export function buildEdge(opts: EdgeOptions): Edge {
   }
 
   async function onReading(r: DeviceReading): Promise<void> {
-    const dev = devices.get(r.device)!;
+    const dev = devices.get(r.device);
+    if (!dev) return; // removed by set-devices while its poll was on the bus
     const t = now();
     // In fast (emergency) mode the rules' emergency limits apply, as in the cloud.
     const alarms: LocalAlarm[] = config.alarms.enabled && alarmRules ? alarmRules.evaluate(r.device, dev.profile.id, r.values, t, mode.mode === 'fast') : [];
@@ -197,6 +201,16 @@ export function buildEdge(opts: EdgeOptions): Edge {
     'report-now': reportNowHandler({ pollAll: pollNow }),
     'set-mode': setModeHandler({ dataDir: opts.dataDir, now, fast: () => config.fast, apply: applyMode, logger: log }),
     'write-point': writePointHandler({ gateway: gw, pollers: () => pollers.values(), logger: log }),
+    'set-devices': setDevicesHandler({
+      dataDir: opts.dataDir, now, logger: log, current: () => config,
+      validate: (candidate) => validateEdgeConfig(candidate, opts.profiles, `(set-devices for ${gw})`),
+      apply: async (next) => {
+        config = next;
+        const diff = await busSet.apply(next, state === 'running');
+        for (const p of pollers.values()) p.retime(intervalOf);
+        return diff;
+      },
+    }),
   };
 
   function health(): EdgeHealth {
@@ -237,6 +251,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
     if (state !== 'idle') throw new CsError(EdgeErrors.STATE, `edge ${gw} was already started`);
     // Defaults apply to configs built in code too (the demo, tests), not only to loaded files.
     config = validateEdgeConfig(opts.config, opts.profiles, `(edge ${gw} config)`);
+    config = withPersistedDevices(config);
     alarmRules = createAlarmRules({ rules: edgeRuleSet(config, opts.profiles), debounceMs: config.alarms.debounceMs });
     seq = openSeqStore(opts.dataDir);
     const limits = { maxEntries: config.outbox.maxEntries, dropPolicy: config.outbox.dropPolicy, maxAgeMs: config.outbox.maxAgeMs, now };
@@ -252,28 +267,14 @@ export function buildEdge(opts: EdgeOptions): Edge {
     session = openMqttSession({
       gateway: gw, mqtt: config.mqtt, reconnectMs: opts.reconnectMs, nextBdSeq: () => store.nextBdSeq(), logger: log, now,
       mode: () => mode.mode, backlog: () => box.size(),
+      config: () => ({ revision: config.revision ?? 0, digest: devicesDigest(config) }),
       onConnect: () => { pump.connected(); pump.pump(); },
       onCommand: (payload) => cmds.handle(payload),
     });
     pump.attach(outbox, session.client);
     // Polling starts at once: readings wait in the outbox until the broker is there.
-    for (const bus of config.buses) {
-      const busLog = log.child({ bus: bus.id });
-      const transport = createBusTransport({ bus, logger: busLog });
-      transports.set(bus.id, transport);
-      const polled: PolledDevice[] = config.devices.filter((d) => d.bus === bus.id).map((d) => {
-        const profile = opts.profiles.get(d.profile)!;
-        const dev = { id: d.id, profile, unitId: d.unitId, pollMs: d.pollMs ?? config.pollMs, blocks: planReads(profile, { maxGap: d.maxGap ?? config.maxGap }) };
-        devices.set(d.id, { ...dev, cfg: d });
-        return { ...dev, pollMs: intervalOf(dev) };
-      });
-      const poller = createBusPoller({
-        busId: bus.id, transport, devices: polled, logger: busLog, onReading, breaker: config.breaker, now,
-        onPolled: (_device, ms) => metrics.observePoll(bus.id, ms),
-        onPass: (ms) => metrics.observePass(bus.id, ms),
-      });
-      pollers.set(bus.id, poller);
-    }
+    await busSet.apply(config, false);
+    if (!config.devices.length) log.warn('no devices configured yet: waiting for set-devices from the cloud');
     state = 'running';
     for (const p of pollers.values()) p.start();
     applyMode(mode);
@@ -290,6 +291,20 @@ export function buildEdge(opts: EdgeOptions): Edge {
       throw err;
     }
     log.info({ buses: config.buses.length, devices: config.devices.length, mode: mode.mode }, 'edge started');
+  }
+
+  /** The buses and devices of an earlier set-devices (devices.json) when newer than the file's; the file's when they cannot be used. */
+  function withPersistedDevices(fromFile: EdgeConfig): EdgeConfig {
+    try {
+      const live = readLiveConfig(opts.dataDir);
+      if (!live || live.revision <= (fromFile.revision ?? 0)) return fromFile;
+      const cfg = validateEdgeConfig(withLive(fromFile, live), opts.profiles, `(edge ${gw} devices.json)`);
+      log.info({ revision: live.revision, fileRevision: fromFile.revision ?? 0, devices: live.devices.length }, 'devices of the last set-devices (devices.json) replace the config file\'s');
+      return cfg;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'devices.json cannot be used; polling the config file\'s devices');
+      return fromFile;
+    }
   }
 
   async function stop(): Promise<void> {
@@ -326,7 +341,7 @@ export function buildEdge(opts: EdgeOptions): Edge {
     const pollMs: Record<string, number> = {};
     for (const d of devices.values()) pollMs[d.id] = intervalOf(d);
     return {
-      seq: seq?.last ?? 0, published: pump.published, ...counts, pollErrors, buses, mode: mode.mode, pollMs,
+      seq: seq?.last ?? 0, published: pump.published, ...counts, pollErrors, buses, mode: mode.mode, pollMs, revision: config?.revision ?? 0,
       outbox: outbox && !boxClosed ? outbox.stats() : finalOutbox,
     };
   }

@@ -79,6 +79,12 @@ export interface BusPoller {
   pollAll(forced?: boolean): Promise<void>;
   /** Polls one device now. */
   pollDevice(deviceId: string, forced?: boolean): Promise<void>;
+  /**
+   * Replaces the devices of the bus while it runs (edge/buses.ts): a device that stays (same unit id and
+   * read plan) keeps its timer, counters and breaker; a new or changed one is polled at once, then on its
+   * interval; a removed one is never polled again (a poll of it already on the bus finishes).
+   */
+  setDevices(devices: PolledDevice[]): void;
   /** Sets each device's poll interval; a device whose next poll is further away than its new interval is re-armed now. */
   retime(intervalOf: (dev: PolledDevice) => number): void;
   /** Writes an engineering value to a point through the bus queue, with the profile's codec. */
@@ -103,6 +109,8 @@ interface DeviceState {
   backoffMs: number;
   nextProbeAt: number;
   lastFault?: string;
+  /** Taken off the bus by setDevices. */
+  removed?: boolean;
 }
 
 const DEFAULT_BREAKER: BreakerOptions = { failures: 3, backoffMs: 2000, maxBackoffMs: 60_000 };
@@ -118,10 +126,11 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
   const now = opts.now ?? Date.now;
   const brk = opts.breaker ?? DEFAULT_BREAKER;
   const stats: BusStats = { ok: 0, errors: 0 };
-  const states = opts.devices.map<DeviceState>((dev) => ({
+  const newState = (dev: PolledDevice): DeviceState => ({
     dev, log: logger.child({ device: dev.id }), interval: dev.pollMs, dueAt: 0, queuedForced: false,
     h: zeroCounters(), breaker: 'closed', consecutive: 0, backoffMs: brk.backoffMs, nextProbeAt: 0,
-  }));
+  });
+  const states = opts.devices.map(newState);
   const byId = new Map(states.map((s) => [s.dev.id, s]));
   let tail: Promise<unknown> = Promise.resolve();
   let running = false;
@@ -212,7 +221,7 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
       st.queued = undefined;
       const isForced = st.queuedForced;
       st.queuedForced = false;
-      if (!running) return;
+      if (!running || st.removed) return;
       const t0 = performance.now();
       let probe = false;
       if (st.breaker !== 'closed') {
@@ -245,7 +254,7 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
 
   function arm(st: DeviceState, delay: number): void {
     // A device with an infinite interval is polled only on request (pollAll, pollDevice).
-    if (!running || !Number.isFinite(st.interval)) return;
+    if (!running || st.removed || !Number.isFinite(st.interval)) return;
     clearTimeout(st.timer);
     st.dueAt = Date.now() + delay;
     st.timer = setTimeout(() => {
@@ -313,6 +322,30 @@ export function createBusPoller(opts: BusPollerOptions): BusPoller {
     async pollDevice(deviceId, forced = false) {
       if (!running) throw new CsError(EdgeErrors.STATE, `bus ${opts.busId} is not polling`);
       await pollState(state(deviceId), forced);
+    },
+    setDevices(devices) {
+      const same = (a: PolledDevice, b: PolledDevice) => a.unitId === b.unitId && a.profile.id === b.profile.id
+        && JSON.stringify(a.blocks) === JSON.stringify(b.blocks);
+      const fresh: DeviceState[] = [];
+      const next = devices.map((dev) => {
+        const old = byId.get(dev.id);
+        if (old && same(old.dev, dev)) return Object.assign(old, { dev });
+        const st = newState(dev);
+        fresh.push(st);
+        return st;
+      });
+      const kept = new Set(next);
+      for (const st of states) {
+        if (kept.has(st)) continue;
+        st.removed = true;
+        clearTimeout(st.timer);
+        st.timer = undefined;
+        visited.delete(st);
+      }
+      states.splice(0, states.length, ...next);
+      byId.clear();
+      for (const st of states) byId.set(st.dev.id, st);
+      for (const st of fresh) arm(st, 0);
     },
     retime(intervalOf) {
       for (const st of states) {

@@ -30,6 +30,8 @@ export interface MqttSessionOptions {
   now: () => number;
   /** The mode the birth and the offline state carry. */
   mode: () => PollMode;
+  /** The revision and digest of the devices polled, for the birth (the cloud resends set-devices when they differ from its registry's). */
+  config?: () => { revision: number; digest: string };
   /** Readings waiting in the outbox, for the logs. */
   backlog: () => number | undefined;
   /** A connection is up (after the command subscription and the birth are sent). */
@@ -75,7 +77,7 @@ export function openMqttSession(o: MqttSessionOptions): MqttSession {
     // Subscribe before the birth, so that whoever reacts to the birth finds us listening (Sparkplug order).
     mq.subscribe(cmdTopic, { qos: 1 }, (err) => {
       if (err) log.error({ err: err.message }, 'subscribe to commands failed');
-      const birth: GatewayState = { online: true, bdSeq, ts: iso(), mode: o.mode() };
+      const birth: GatewayState = { online: true, bdSeq, ts: iso(), mode: o.mode(), ...(o.config ? { config: o.config() } : {}) };
       mq.publish(stateTopic, JSON.stringify(birth), { qos: 1, retain: true }, (e) => {
         if (e) log.warn({ err: e.message }, 'birth not acknowledged');
       });

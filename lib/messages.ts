@@ -37,6 +37,8 @@ export const GatewayState = Type.Object(
     ts: Type.String({ format: 'date-time' }),
     version: Type.Optional(Type.String()),
     mode: Type.Optional(Type.String()),
+    /** In a birth: the revision and digest of the buses and devices the edge polls (edge/live-config.ts). */
+    config: Type.Optional(Type.Object({ revision: Type.Integer({ minimum: 0 }), digest: Type.String({ maxLength: 64 }) })),
   },
   { additionalProperties: true },
 );
