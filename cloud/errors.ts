@@ -97,6 +97,10 @@ export const CloudErrors = {
   CATEGORY_UNKNOWN: 'CS_CLOUD_CATEGORY_UNKNOWN',
   /** A person's case that passes the schema but not the meaning (coordinates, asset, photos, source, self-correction). */
   CASE_BAD_INPUT: 'CS_CLOUD_CASE_BAD_INPUT',
+  /** A gateway's broker credential could not be made or revoked: the brokers' admin API unreachable or refusing (nothing was created). */
+  PROVISION_FAILED: 'CS_CLOUD_PROVISION_FAILED',
+  /** A gateway id whose broker credential was revoked before (a retired gateway's): ids are not reused. */
+  PROVISION_ID_USED: 'CS_CLOUD_PROVISION_ID_USED',
 } as const;
 export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
 
@@ -154,6 +158,8 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_CATALOGUE_INVALID: 500,
   CS_CLOUD_CATEGORY_UNKNOWN: 400,
   CS_CLOUD_CASE_BAD_INPUT: 400,
+  CS_CLOUD_PROVISION_FAILED: 502,
+  CS_CLOUD_PROVISION_ID_USED: 409,
 };
 
 const EMERGENCY_STATUS: Record<string, number> = Object.fromEntries(Object.values(EmergencyErrors).map((e) => [e.code, e.status]));

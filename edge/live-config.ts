@@ -23,7 +23,8 @@ export const SetDevicesArgs = Type.Object({
   /** Higher than the edge's: applied; equal: already applied (acknowledged ok, nothing done); lower: refused as stale. */
   revision: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
   buses: Type.Array(EdgeBus, { maxItems: 64 }),
-  devices: Type.Array(EdgeDevice, { maxItems: 2000 }),
+  // A command is at most 64 KiB (commands.ts): some 500 devices.
+  devices: Type.Array(EdgeDevice, { maxItems: 500 }),
 });
 export type SetDevicesArgs = Static<typeof SetDevicesArgs>;
 
