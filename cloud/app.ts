@@ -50,6 +50,7 @@ import { createSharedAcks } from './emergency/shared-acks.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth, type GatewayState } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
+import { installConfig, type ConfigService } from './config/index.ts';
 import { DEFAULT_PHOTO_MAX_DISTANCE_M, photoRoutes } from './photos/routes.ts';
 import { createPhotoStore } from './photos/store.ts';
 import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionPolicy } from './reading-retention.ts';
@@ -99,10 +100,7 @@ export interface CloudOptions {
   escalation?: Partial<EscalationPolicy> | false;
   /** The built web application; cloud/web/dist when omitted (docs/architecture.md#web-application). */
   webDir?: string;
-  /**
-   * Emergency mode as rules and deadlines see it. Omitted: the cloud's own emergency service
-   * (below) provides it; given: that provider is used and the service is not built.
-   */
+  /** Emergency mode as rules and deadlines see it. Omitted: the cloud's own emergency service (below); given: that provider, no service. */
   mode?: ModeProvider;
   /** Emergency mode (typhoon): the warning policy, the gateways' fast mode, tightening; `false` turns it off. */
   emergency?: EmergencyConfig | false;
@@ -118,11 +116,7 @@ export interface CloudOptions {
   ingestBatch?: Partial<BatchOptions>;
   /** Warnings about one gateway's bad readings per window (default 20 per 60 s, then a count). */
   warnLimit?: Partial<WarnLimit>;
-  /**
-   * Case photos: `dir` where they are stored (default `photos/` beside the SQLite file; with PostgreSQL
-   * there is no default and uploads answer 503 until it is set), `maxDistanceM` from the asset before a
-   * photo is flagged far-from-asset (default 200).
-   */
+  /** Case photos: `dir` (default `photos/` beside the SQLite file; PostgreSQL: none, uploads answer 503 until set), `maxDistanceM` from the asset before far-from-asset (200). */
   photos?: { dir?: string; maxDistanceM?: number };
   /** Session expiry: `idleMs` (default 12 h) and `absoluteMs` from sign-in (default 7 days). */
   sessions?: Partial<SessionPolicy>;
@@ -133,6 +127,7 @@ export interface CloudOptions {
   influx?: InfluxConfig; // the InfluxDB sink (cloud/influx/sink.ts, README "InfluxDB sink"); off when omitted
   /** Real elapsed time (ms) for the per-credential rate limit and sign-in locks; default `performance.now`. */
   clock?: () => number;
+  configSyncMs?: number; // how often a worker re-reads the configuration another changed (README "Configuration as data"; 2000)
 }
 
 export interface Cloud {
@@ -160,6 +155,7 @@ export interface Cloud {
   emergency?: Emergency;
   /** Connections open on the HTTP server and those shed by the caps. */
   connections(): ConnectionStats;
+  config: ConfigService; // configuration as data (cloud/config/): changes checked, audited, applied without a restart
 }
 
 /**
@@ -296,10 +292,10 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   registerRoutes(app, {
     database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
-    routing, metrics: metrics.scrape, notified: metrics.notified, engine, mode, retention,
+    get routing() { return env.routing; }, metrics: metrics.scrape, notified: metrics.notified, engine, mode, retention,
   });
   ({ liveStreams } = registerCaseRoutes(app, {
-    database, district: opts.district, now, env, events, ruleSet, calendar: calendarData, scoring: opts.scoring,
+    database, district: opts.district, now, env, events, get ruleSet() { return engine.ruleSet(); }, get calendar() { return env.calendar.data; }, scoring: opts.scoring,
     knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   }));
   const photosDir = opts.photos?.dir ?? (opts.db.kind === 'sqlite' ? join(dirname(opts.db.file), 'photos') : undefined);
@@ -328,6 +324,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     });
     await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district: opts.district, profiles: opts.profiles, now }));
   }
+  const config = installConfig(app, { database, district: opts.district, profiles: opts.profiles, env, engine, escalator, emergency, escalation: opts.escalation,
+    emergencyConfig: opts.emergency, now, logger: logger.child({ mod: 'config' }), warn: (m) => logger.child({ mod: 'calendar' }).warn(m), syncMs: opts.configSyncMs });
 
   let migrated: Promise<void> | undefined;
   const ready = (): Promise<void> => {
@@ -343,6 +341,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     app,
     async start() {
       await ready();
+      await config.start();
       await ingestor.seed();
       await emergency?.start();
       await subscriber?.start();
@@ -355,6 +354,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      await config.stop();
       await escalator?.stop();
       await pruner.stop();
       await emergency?.stop();
@@ -393,5 +393,6 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     escalator,
     emergency,
     connections,
+    config,
   };
 }

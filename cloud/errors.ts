@@ -93,6 +93,10 @@ export const CloudErrors = {
   CONFIG_INVALID: 'CS_CLOUD_CONFIG_INVALID',
   /** The category catalogue file does not parse or fails its schema or checks (names the key). */
   CATALOGUE_INVALID: 'CS_CLOUD_CATALOGUE_INVALID',
+  /** A configuration change refused whole: its `problems` name each key and what is wrong (nothing applied). */
+  CONFIG_REFUSED: 'CS_CLOUD_CONFIG_REFUSED',
+  /** A configuration change based on a version that is no longer current (`baseVersion`): read it again. */
+  CONFIG_STALE: 'CS_CLOUD_CONFIG_STALE',
   /** A person's case names a category code the catalogue does not hold. */
   CATEGORY_UNKNOWN: 'CS_CLOUD_CATEGORY_UNKNOWN',
   /** A person's case that passes the schema but not the meaning (coordinates, asset, photos, source, self-correction). */
@@ -156,6 +160,8 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_RULES_INVALID: 500,
   CS_CLOUD_CONFIG_INVALID: 500,
   CS_CLOUD_CATALOGUE_INVALID: 500,
+  CS_CLOUD_CONFIG_REFUSED: 400,
+  CS_CLOUD_CONFIG_STALE: 409,
   CS_CLOUD_CATEGORY_UNKNOWN: 400,
   CS_CLOUD_CASE_BAD_INPUT: 400,
   CS_CLOUD_PROVISION_FAILED: 502,

@@ -52,10 +52,15 @@ export interface Escalator {
   tick(): Promise<void>;
   /** Reminders and escalation steps this worker made since start (metrics). */
   stats(): { reminders: number; escalations: number };
+  /** The policy in force. */
+  policy(): EscalationPolicy;
+  /** Puts a new policy in force from the next pass (configuration as data); a new `tickMs` restarts the timer. */
+  setPolicy(next: EscalationPolicy): void;
 }
 
 export function buildEscalator(deps: EscalatorDeps): Escalator {
-  const { database, policy, now, logger } = deps;
+  const { database, now, logger } = deps;
+  let policy = deps.policy;
   const db = database.db;
   let timer: ReturnType<typeof setInterval> | undefined;
   let running: Promise<void> | undefined;
@@ -199,5 +204,13 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
     },
     tick,
     stats: () => ({ ...counts }),
+    policy: () => policy,
+    setPolicy(next) {
+      const retime = next.tickMs !== policy.tickMs && timer !== undefined;
+      policy = next;
+      if (!retime) return;
+      clearInterval(timer);
+      timer = setInterval(() => { void tick(); }, policy.tickMs);
+    },
   };
 }

@@ -86,6 +86,8 @@ interface DeviceState {
   alarmed: Set<string>;
   /** The gateway its last reading came through (its stream partition, docs/architecture.md#partitions). */
   gateway?: string;
+  /** Its device kind (profile id), as last evaluated: which rules its state belongs to when the rule set changes. */
+  kind?: string;
 }
 
 export interface Evaluation {
@@ -122,6 +124,22 @@ export interface RuleEngine {
   exportState(device: string): RuleSnapshot | undefined;
   /** Restores what `exportState` gave (another worker's), replacing the device's state but its alarms. */
   importState(device: string, snap: RuleSnapshot): void;
+  /** The rule set in force. */
+  ruleSet(): RuleSet;
+  /**
+   * Puts a new rule set in force (configuration as data, cloud/config/): a rule whose id and
+   * definition (for that device, overrides applied) are unchanged keeps its hold time and
+   * hysteresis state; a changed or removed rule starts afresh; rate windows are kept while the
+   * point's rate rules are unchanged. Active alarms are kept (the database has them).
+   */
+  setRuleSet(next: RuleSet): void;
+}
+
+/** JSON with object keys sorted: two definitions compare equal whatever their key order. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : x));
 }
 
 /** One device's rule state as data: its gateway, per rule [id, active, since], per rate point its samples [ts, v]. */
@@ -131,7 +149,8 @@ export interface RuleSnapshot {
   s: [string, [number, number][]][];
 }
 
-export function createRuleEngine(set: RuleSet): RuleEngine {
+export function createRuleEngine(initial: RuleSet): RuleEngine {
+  let set = initial;
   const devices = new Map<string, DeviceState>();
   const changed = new Set<string>();
   const state = (device: string): DeviceState => {
@@ -158,10 +177,24 @@ export function createRuleEngine(set: RuleSet): RuleEngine {
   }
 
   return {
+    ruleSet: () => set,
+    setRuleSet(next) {
+      const prev = set;
+      set = next;
+      for (const [device, s] of devices) {
+        if (s.kind === undefined) { s.rules.clear(); s.samples.clear(); continue; }
+        const before = new Map(rulesFor(prev, s.kind, device).map((r) => [r.id, canonical(r)]));
+        const after = new Map(rulesFor(next, s.kind, device).map((r) => [r.id, canonical(r)]));
+        for (const id of [...s.rules.keys()]) if (before.get(id) !== after.get(id)) s.rules.delete(id);
+        const rates = (m: Map<string, string>, point: string) => [...m.values()].filter((d) => { const r = JSON.parse(d) as Rule; return r.kind === 'rate' && r.point === point; }).join();
+        for (const point of [...s.samples.keys()]) if (rates(before, point) !== rates(after, point)) s.samples.delete(point);
+      }
+    },
     rules: (kind, device) => rulesFor(set, kind, device),
     judge: (device, kind, values, emergency) => judgeValues(rulesFor(set, kind, device), values, emergency),
     seedActive(device, kind, hazard, rule) {
       const s = state(device);
+      s.kind = kind;
       s.alarmed.add(hazard);
       for (const r of rulesFor(set, kind, device)) {
         if (r.hazard === hazard && r.kind !== 'silence' && (rule === undefined || r.id === rule)) ruleState(s, r.id).active = true;
@@ -201,6 +234,7 @@ export function createRuleEngine(set: RuleSet): RuleEngine {
     evaluate(device, kind, values, ts, emergency, gateway) {
       const s = state(device);
       if (gateway !== undefined) s.gateway = gateway;
+      s.kind = kind;
       changed.add(device);
       const rules = rulesFor(set, kind, device);
       const worst = new Map<string, Breach>();

@@ -7,6 +7,7 @@ import { peopleCasesMigration } from '../cases/people-migration.ts';
 import { auditChainsMigration } from '../audit/migration.ts';
 import { open311Migration } from '../open311/migration.ts';
 import { settingsMigration } from '../evaluation/settings.ts';
+import { configMigration } from '../config/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -251,6 +252,7 @@ export const migrations: Record<string, Migration> = {
   '0011_audit_chains': auditChainsMigration,
   '0012_open311': open311Migration,
   '0013_settings': settingsMigration,
+  '0016_config': configMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

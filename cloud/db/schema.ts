@@ -1,6 +1,7 @@
 import type { Generated } from 'kysely';
 import type { CitizenReportsTable, Open311KeysTable } from '../open311/migration.ts';
 import type { SettingsTable } from '../evaluation/settings.ts';
+import type { ConfigCurrentTable, ConfigLogTable } from '../config/migration.ts';
 
 /**
  * Kysely table types. Timestamps are epoch milliseconds (bigint in PostgreSQL, integer in SQLite;
@@ -333,4 +334,6 @@ export interface DB {
   open311_keys: Open311KeysTable;
   citizen_reports: CitizenReportsTable;
   settings: SettingsTable;
+  config_current: ConfigCurrentTable;
+  config_log: ConfigLogTable;
 }

@@ -56,10 +56,12 @@ export interface CommandFanout {
   /** Resolves when every gateway has acknowledged the current command (for drills and tests). */
   settled(): Promise<void>;
   stop(): void;
+  /** A new retry period (configuration as data), from the next retry on. */
+  setRetryMs(ms: number): void;
 }
 
 export function createCommandFanout(deps: FanoutDeps): CommandFanout {
-  const retryMs = deps.retryMs ?? 3000;
+  let retryMs = deps.retryMs ?? 3000;
   let id: string | null = null;
   let command: ModeCommand | null = null;
   let startedAt: number | null = null;
@@ -187,6 +189,10 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
       clearInterval(timer);
       timer = undefined;
       waiters = [];
+    },
+    setRetryMs(ms) {
+      retryMs = ms;
+      if (timer !== undefined) schedule();
     },
   };
 }

@@ -75,12 +75,35 @@ export interface Emergency {
   expired(): Promise<(ExpiredWarning & { message: string })[]>;
   /** Reports newly expired warnings once (audit log and event); run on a timer, callable by tests. */
   checkExpiry(): Promise<ExpiredWarning[]>;
+  /** The settings in force: warning policy, fast mode, command retry period, tightening. */
+  settings(): EmergencySettingsValue;
+  /**
+   * Puts new settings in force (configuration as data, cloud/config/): the next warning is decided
+   * by the new policy, the next fast-mode command carries the new intervals. The mode and a command
+   * already sent are left as they are.
+   */
+  configure(next: EmergencySettingsValue): void;
 }
 
-export function buildEmergency(o: EmergencyOptions): Emergency {
+/** What `configure` changes at runtime (cloud/config/settings.ts EmergencySettings). */
+export interface EmergencySettingsValue {
+  policy: WarningPolicy;
+  fast: { pollMs: number; heartbeatMs?: number };
+  retryMs: number;
+  tightenOpenCases: boolean;
+}
+
+export function buildEmergency(opts: EmergencyOptions): Emergency {
+  let o = opts;
   const capHours = o.capHours ?? EMERGENCY_CAP_HOURS;
-  const fast = o.fast ?? { pollMs: DEFAULT_FAST_POLL_MS };
-  const caseEnv: TightenEnv = { categories: o.cases?.categories ?? DEFAULT_CATEGORIES, calendar: o.cases?.calendar ?? createCalendar(), capHours };
+  let fast = o.fast ?? { pollMs: DEFAULT_FAST_POLL_MS };
+  // Read through: the cloud's categories and calendar may be changed at runtime (cloud/config/).
+  const fallbackCalendar = o.cases?.calendar ? undefined : createCalendar();
+  const caseEnv: TightenEnv = {
+    get categories() { return o.cases?.categories ?? DEFAULT_CATEGORIES; },
+    get calendar() { return o.cases?.calendar ?? fallbackCalendar!; },
+    capHours,
+  };
   const store = createModeStore({ db: o.db, write: o.write, now: o.now, lockRow: o.lockRow });
   const fanout = createCommandFanout({ publish: o.publish, gateways: o.gateways, isOnline: o.isOnline, now: o.now, logger: o.logger, retryMs: o.retryMs, shared: o.acks });
   let current: ModeState | undefined;
@@ -188,6 +211,20 @@ export function buildEmergency(o: EmergencyOptions): Emergency {
         checkExpiry().catch((err) => o.logger.warn({ err }, 'warning expiry check failed'));
       }, o.policy.expiryCheckMs);
       expiryTimer.unref?.();
+    },
+    settings: () => ({ policy: o.policy, fast, retryMs: o.retryMs ?? 3000, tightenOpenCases: o.tightenOpenCases ?? false }),
+    configure(next) {
+      const retime = next.policy.expiryCheckMs !== o.policy.expiryCheckMs;
+      o = { ...o, policy: next.policy, retryMs: next.retryMs, tightenOpenCases: next.tightenOpenCases };
+      fast = next.fast;
+      fanout.setRetryMs(next.retryMs);
+      if (retime && expiryTimer) {
+        clearInterval(expiryTimer);
+        expiryTimer = setInterval(() => {
+          checkExpiry().catch((err) => o.logger.warn({ err }, 'warning expiry check failed'));
+        }, o.policy.expiryCheckMs);
+        expiryTimer.unref?.();
+      }
     },
     async stop() {
       clearInterval(sync);

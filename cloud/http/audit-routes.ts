@@ -19,8 +19,8 @@ const LogReport = Type.Object({
 const AuditReport = Type.Object({
   ok: Type.Boolean({ description: 'every chain holds' }), cases: Type.Integer(), rows: Type.Integer({ description: 'case-history rows' }),
   faults: Type.Array(ChainFault, { description: 'per broken case its first fault' }),
-  emergencyLog: LogReport, credentialLog: LogReport,
-}, { description: 'Every case history chain, the emergency log and the credential log recomputed' });
+  emergencyLog: LogReport, credentialLog: LogReport, configLog: LogReport,
+}, { description: 'Every case history chain, the emergency log, the credential log and the configuration log recomputed' });
 
 const CredentialLogPage = Type.Object({
   items: Type.Array(Type.Object({
@@ -45,7 +45,7 @@ export function registerAuditRoutes(root: FastifyInstance, deps: { database: Dat
   app.get('/api/audit/verify', {
     config: { roles: ['admin'] },
     schema: {
-      summary: 'Recompute every case history chain, the emergency log and the credential log; name the first row of each altered, deleted or inserted out of place (admin)',
+      summary: 'Recompute every case history chain, the emergency log, the credential log and the configuration log; name the first row of each altered, deleted or inserted out of place (admin)',
       tags: ['audit'], response: { 200: AuditReport, ...S.authErrors },
     },
   }, async () => verifyAudit(deps.database.db));
