@@ -23,8 +23,8 @@ const KindVersion = Type.Object({
 const Problem = Type.Object({ key: Type.String({ description: 'the key in the document, e.g. `kinds.water-level[2].value`' }), message: Type.String() });
 const Refusal = Type.Object({
   statusCode: Type.Integer(), code: Type.String(), error: Type.String(), message: Type.String(),
-  problems: Type.Array(Problem, { description: 'every problem found; nothing was changed' }),
-}, { description: 'A change refused whole (CS_CLOUD_CONFIG_REFUSED, 400) or based on a stale version (CS_CLOUD_CONFIG_STALE, 409)' });
+  problems: Type.Optional(Type.Array(Problem, { description: 'every problem found; nothing was changed' })),
+}, { description: 'A change refused whole (CS_CLOUD_CONFIG_REFUSED, 400, with `problems`) or based on a stale version (CS_CLOUD_CONFIG_STALE, 409); a body that is not `{ document, baseVersion }` is CS_CLOUD_VALIDATION' });
 const KindParams = Type.Object({ kind: ConfigKindT }, { additionalProperties: false });
 const documentAbout = `The kind's whole document: ${CONFIG_KINDS.map((k) => `\`${k}\`: ${KINDS[k].about}`).join('; ')}`;
 const ChangeBody = Type.Object({
