@@ -6,6 +6,8 @@ import { DEFAULT_LOGIN_GUARD } from '../lib/login-guard.ts';
 import { DEFAULT_FAST_POLL_MS } from '../lib/vocabulary.ts';
 import { WorkflowConfig } from '../cloud/cases/policy.ts';
 import { WebConfigKey } from '../cloud/web/config-route.ts';
+import { EscalationSettings } from '../cloud/config/settings.ts';
+import { WarningPolicy } from '../cloud/emergency/policy.ts';
 import { resolve } from 'node:path';
 import { ConfigError } from '../lib/config.ts';
 
@@ -178,6 +180,12 @@ export const CloudServiceConfig = Type.Object({
   workflow: Type.Optional(WorkflowConfig),
   /** The category catalogue file (docs/catalogue.md; relative to this file); the demo's when omitted. */
   catalogue: Type.Optional(Type.String({ minLength: 1 })),
+  /** A routing file (cloud/routing.ts: rules, unit members, duty leaders; relative to this file); owner/maintainer routing when omitted. */
+  routing: Type.Optional(Type.String({ minLength: 1 })),
+  /** A work-calendar file (cloud/calendar.ts; relative to this file); China's (cloud/data/calendar-cn.json) when omitted. */
+  calendar: Type.Optional(Type.String({ minLength: 1 })),
+  /** The case clock's steps (README "Configuration as data"); the defaults for what is omitted. */
+  escalation: Type.Optional(Type.Partial(EscalationSettings)),
   /** The web application (README "The map"): `web.map.tiles`, a tile source for deployments that have one. */
   web: Type.Optional(WebConfigKey),
   /** Emergency mode: what gateways switch to, and the warning policy (README "Emergency mode"). */
@@ -187,6 +195,11 @@ export const CloudServiceConfig = Type.Object({
     acceptExercise: Type.Boolean({ default: false }),
     geocodes: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{2,12}$' }))),
     areaNames: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    /** Event names (case-insensitive substrings) that count; signal colours and CAP severities to levels (cloud/emergency/policy.ts). */
+    events: Type.Optional(WarningPolicy.properties.events),
+    signals: Type.Optional(WarningPolicy.properties.signals),
+    /** Retry period of unacknowledged mode commands (default 3000). */
+    retryMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
   }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type CloudServiceConfig = Static<typeof CloudServiceConfig>;

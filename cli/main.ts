@@ -146,14 +146,17 @@ export function buildProgram(): Command {
       const rules = cfg.rules ? loadRuleSet(relativeTo(o.config, cfg.rules), profiles, new Map(district.devices.map((d) => [d.id, d.profile]))) : undefined;
       const { loadScoringRules } = await import('../cloud/evaluation/scoring.ts');
       const scoring = cfg.evaluation?.scoring ? loadScoringRules(relativeTo(o.config, cfg.evaluation.scoring)) : undefined;
+      const { loadConfigFile } = await import('../cloud/config/files.ts');
+      const routing = cfg.routing ? loadConfigFile('routing', relativeTo(o.config, cfg.routing), { district, profiles }) : undefined;
+      const calendar = cfg.calendar ? loadConfigFile('calendar', relativeTo(o.config, cfg.calendar), { district, profiles }) : undefined;
       const cloud = await buildCloud({
-        db, district, profiles, mqtt: cfg.mqtt, scoring, logger, readings: cfg.readings, retention: cfg.retention, web: cfg.web, photos, influx: cfg.influx,
+        db, district, profiles, mqtt: cfg.mqtt, scoring, logger, routing, calendar, escalation: cfg.escalation, readings: cfg.readings, retention: cfg.retention, web: cfg.web, photos, influx: cfg.influx,
         ingestBatch: { maxReadings: cfg.ingest?.batchReadings, maxDelayMs: cfg.ingest?.batchDelayMs }, http: cfg.http.limits, trustProxy: cfg.http.trustProxy, rules, workflow: cfg.workflow, catalogue: cfg.catalogue ? loadCatalogue(relativeTo(o.config, cfg.catalogue), district) : undefined,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer, partitions: cfg.stream.partitions, leaseMs: cfg.stream.leaseMs } : { kind: 'mqtt' },
         emergency: e ? {
-          fast: { pollMs: e.fastPollMs },
+          fast: { pollMs: e.fastPollMs }, retryMs: e.retryMs,
           policy: {
-            acceptTest: e.acceptTest, acceptExercise: e.acceptExercise,
+            acceptTest: e.acceptTest, acceptExercise: e.acceptExercise, ...(e.events ? { events: e.events } : {}), ...(e.signals ? { signals: e.signals } : {}),
             ...(e.geocodes || e.areaNames ? { areas: { geocodes: e.geocodes ?? [], names: e.areaNames ?? [] } } : {}),
           },
         } : undefined,
