@@ -201,6 +201,27 @@ export const CloudServiceConfig = Type.Object({
     /** Retry period of unacknowledged mode commands (default 3000). */
     retryMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
   }, { additionalProperties: false })),
+  /**
+   * Gateways created through the registry API get a broker credential, made through the brokers' admin API,
+   * and a ready edge config file connecting to `edge.mqtt` (README "Provisioning gateways"). Off when omitted.
+   */
+  provisioning: Type.Optional(Type.Object({
+    brokerAdmin: Type.Object({
+      /** Each broker's admin URL (its `http` port); brokers sharing a credentials file: any one answers for all. */
+      urls: Type.Array(Type.String({ pattern: '^https?://' }), { minItems: 1, maxItems: 16 }),
+      /** The brokers' CS_GATEWAY_ADMIN_TOKEN; else the cloud's own CS_GATEWAY_ADMIN_TOKEN environment variable. */
+      token: Type.Optional(Type.String({ minLength: 16 })),
+      timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000 })),
+    }, { additionalProperties: false }),
+    edge: Type.Object({
+      /** The brokers as the edges reach them: `url`, and `urls` to fail over to. */
+      mqtt: Type.Object({
+        url: Type.String({ pattern: '^mqtts?://' }),
+        urls: Type.Optional(Type.Array(Type.String({ pattern: '^mqtts?://' }), { minItems: 1, maxItems: 16 })),
+      }, { additionalProperties: false }),
+      pollMs: Type.Optional(Type.Integer({ minimum: 100 })),
+    }, { additionalProperties: false }),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type CloudServiceConfig = Static<typeof CloudServiceConfig>;
 
