@@ -59,6 +59,7 @@ export function registerClusterCommands(program: Command, _h: UserCommandHelpers
     .option('--credentials-dir <dir>', "the brokers' shared data directory", '/gateway-data')
     .option('--district <file>', 'district file as every service reads it', '/app/deploy/district.yaml')
     .option('--brokers <urls>', 'broker URLs, comma-separated', 'mqtt://gateway-1:1883,mqtt://gateway-2:1883')
+    .option('--broker-admin <urls>', "the brokers' admin API as the clouds reach it (gateway.yaml http on port 9883), comma-separated", 'http://gateway-1:9883,http://gateway-2:9883')
     .option('--redis-url <url>', 'Redis of the brokers and the stream', 'redis://redis:6379/0')
     .option('--key-prefix <prefix>', "the city's Redis key prefix", 'cs:')
     .option('--database-url <url>', 'the clouds\' database; {password} is replaced by the generated password', 'postgresql://citysteward:{password}@postgres:5432/citysteward')
@@ -74,6 +75,7 @@ export function registerClusterCommands(program: Command, _h: UserCommandHelpers
       writeClusterConfigs({
         dir, credentialsDir: resolve(o.credentialsDir), district, districtFile: resolve(o.district),
         brokers: String(o.brokers).split(',').map((s) => s.trim()).filter(Boolean),
+        brokerAdmin: String(o.brokerAdmin).split(',').map((s) => s.trim()).filter(Boolean), brokerHttp: { host: '0.0.0.0', port: 9883 },
         redis: { url: o.redisUrl, keyPrefix: o.keyPrefix }, brokerListen: { host: '0.0.0.0', port: 1883 },
         database: o.databaseUrl, clouds: o.clouds, cloudHttp: { host: '0.0.0.0', port: 8080 }, photosDir: o.photosDir,
         buses: Object.fromEntries(district.buses.map((b) => [b.id, { host: b.host, port: b.port }])),

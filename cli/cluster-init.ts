@@ -26,6 +26,9 @@ export interface ClusterSecrets {
   gatewayAdmin: string;
 }
 
+/** The file beside the configs holding the brokers' admin token, for CS_GATEWAY_ADMIN_TOKEN_FILE (compose). */
+export const GATEWAY_ADMIN_TOKEN_FILE = 'gateway_admin_token';
+
 export interface ClusterTopology {
   /** Where the configs go. */
   dir: string;
@@ -36,6 +39,13 @@ export interface ClusterTopology {
   districtFile: string;
   /** Broker URLs as clients reach them, one per broker. */
   brokers: string[];
+  /**
+   * The brokers' admin API (gateway/admin.ts) as the clouds reach it, one URL per broker: the clouds provision
+   * gateways created through the API with it (README "Provisioning gateways"). `brokerHttp`: where each broker's
+   * admin port listens (gateway.yaml `http`); omitted when the brokers get it otherwise (`--http-port`).
+   */
+  brokerAdmin?: string[];
+  brokerHttp?: { host: string; port: number };
   redis: { url: string; keyPrefix: string };
   /** The broker's own listener (`mqtt.host`, `mqtt.port`): 0.0.0.0:1883 in a container, 127.0.0.1:0 on one machine. */
   brokerListen: { host: string; port: number };
@@ -92,6 +102,7 @@ export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void
   const yaml = (name: string, value: unknown, head: string) => writeFileSync(join(t.dir, name), `# ${head} (written by citysteward cluster)\n${stringify(value)}`, { mode: 0o600 });
   yaml(clusterFiles.gateway, {
     mqtt: t.brokerListen,
+    ...(t.brokerHttp ? { http: t.brokerHttp } : {}),
     redis: t.redis,
     stream: { key: 'readings', partitions: t.partitions ?? CLUSTER_PARTITIONS },
   }, 'every broker of the cluster: shared Redis (sessions, routing) and the readings stream');
@@ -106,6 +117,12 @@ export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void
       photos: { dir: t.photosDir },
       mqtt: { url: order[0], ...(order.length > 1 ? { urls: order.slice(1) } : {}), username: CLOUD_IDENTITY, password: s.mqtt[CLOUD_IDENTITY] },
       stream: { url: t.redis.url, key: `${t.redis.keyPrefix}readings`, group: 'cloud', consumer: `cloud-${i + 1}`, partitions: t.partitions ?? CLUSTER_PARTITIONS },
+      ...(t.brokerAdmin?.length ? {
+        provisioning: {
+          brokerAdmin: { urls: t.brokerAdmin, token: s.gatewayAdmin },
+          edge: { mqtt: { url: t.brokers[0], ...(t.brokers.length > 1 ? { urls: t.brokers.slice(1) } : {}) }, pollMs: t.pollMs ?? 1000 },
+        },
+      } : {}),
     }, `cloud worker ${i + 1} of ${t.clouds}`);
   }
   t.district.gateways.forEach((g, i) => {
@@ -122,6 +139,7 @@ export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void
       devices: t.district.devices.filter((d) => busIds.has(d.bus)).map((d) => ({ id: d.id, profile: d.profile, bus: d.bus, unitId: d.unitId })),
     }, `edge gateway ${g.id}`);
   });
+  writeFileSync(join(t.dir, GATEWAY_ADMIN_TOKEN_FILE), s.gatewayAdmin, { mode: 0o600 });
   // The postgres image reads its password from a file (POSTGRES_PASSWORD_FILE) as its own user.
   writeFileSync(join(t.dir, clusterFiles.pgPassword), s.pg, { mode: 0o644 });
 }

@@ -79,7 +79,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-interface ClusterState { keyPrefix: string; brokerPorts?: number[]; cloudPorts?: number[]; edgePorts?: Record<string, number> }
+interface ClusterState { keyPrefix: string; brokerPorts?: number[]; brokerHttpPorts?: number[]; cloudPorts?: number[]; edgePorts?: Record<string, number> }
 
 export function buildCluster(o: ClusterOptions): Cluster {
   const dir = resolve(o.dir);
@@ -136,18 +136,22 @@ export function buildCluster(o: ClusterOptions): Cluster {
       const gatewayConfig = join(configDir, clusterFiles.gateway);
       writeFileSync(gatewayConfig, stringify({ mqtt: { host: '127.0.0.1', port: 0 }, redis: { url: redisUrl, keyPrefix: state.keyPrefix }, stream: { key: 'readings', partitions: CLUSTER_PARTITIONS } }));
       const brokerUrls: string[] = [];
+      const brokerAdmin: string[] = [];
       for (let i = 0; i < nBrokers; i++) {
-        const args = (port: number) => ['gateway', '--config', gatewayConfig, '--data-dir', join(dir, 'brokers'), '--host', '127.0.0.1', '--mqtt-port', String(port)];
-        const b = add(`broker-${i + 1}`, args(state.brokerPorts?.[i] ?? 0), /MQTT listening on (mqtt:\/\/\S+)/, { CS_GATEWAY_ADMIN_TOKEN: secrets.gatewayAdmin });
-        const m = await startOnFreePort(b, args);
+        // Each broker's admin API too: the clouds provision gateways created through the API with it.
+        const args = (port: number, http = port === 0 ? 0 : state.brokerHttpPorts?.[i] ?? 0) => ['gateway', '--config', gatewayConfig, '--data-dir', join(dir, 'brokers'), '--host', '127.0.0.1', '--mqtt-port', String(port), '--http-port', String(http)];
+        const b = add(`broker-${i + 1}`, args(state.brokerPorts?.[i] ?? 0), /MQTT listening on (mqtt:\/\/\S+)[\s\S]*?HTTP on (http:\/\/\S+)/, { CS_GATEWAY_ADMIN_TOKEN: secrets.gatewayAdmin });
+        const m = await startOnFreePort(b, (port) => args(port));
         brokerUrls.push(m[1]!);
-        b.setArgs(args(Number(new URL(m[1]!).port)));
+        brokerAdmin.push(m[2]!);
+        b.setArgs(args(Number(new URL(m[1]!).port), Number(new URL(m[2]!).port)));
       }
       state.brokerPorts = brokerUrls.map((u) => Number(new URL(u).port));
+      state.brokerHttpPorts = brokerAdmin.map((u) => Number(new URL(u).port));
       saveState();
       writeClusterConfigs({
         dir: configDir, credentialsDir: join(dir, 'brokers'), district, districtFile,
-        brokers: brokerUrls, redis: { url: redisUrl, keyPrefix: state.keyPrefix }, brokerListen: { host: '127.0.0.1', port: 0 },
+        brokers: brokerUrls, brokerAdmin, redis: { url: redisUrl, keyPrefix: state.keyPrefix }, brokerListen: { host: '127.0.0.1', port: 0 },
         database: databaseUrl, clouds: nClouds, cloudHttp: { host: '127.0.0.1', port: 0 }, photosDir: join(dir, 'photos'),
         buses: endpoints, pollMs: o.pollMs, everyPoll: o.everyPoll, edgeHttp: { host: '127.0.0.1', port: 0 },
       }, secrets);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve, dirname, isAbsolute } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CsError } from '../lib/errors.ts';
@@ -104,7 +105,8 @@ export function buildProgram(): Command {
         },
         credentials: openCredentialStore(resolve(o.dataDir), { actor: 'gateway-admin-api' }), // its changes come through the admin API
         logger,
-        adminToken: process.env.CS_GATEWAY_ADMIN_TOKEN || undefined,
+        // CS_GATEWAY_ADMIN_TOKEN_FILE: the token in a file (compose: the init step writes /config/gateway_admin_token).
+        adminToken: process.env.CS_GATEWAY_ADMIN_TOKEN || (process.env.CS_GATEWAY_ADMIN_TOKEN_FILE ? readFileSync(process.env.CS_GATEWAY_ADMIN_TOKEN_FILE, 'utf8').trim() : undefined),
       });
       const at = await svc.start().catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'EADDRINUSE') {
@@ -253,7 +255,6 @@ export function buildProgram(): Command {
   apiOptions(program.command('warning').description('send a CAP 1.2 warning (XML file) to the cloud').argument('<file>', 'CAP XML file'))
     .action(async (file, o) => {
       const { resolveTarget, callApi } = await import('./api-client.ts');
-      const { readFileSync } = await import('node:fs');
       console.log(JSON.stringify(await callApi(resolveTarget(o, 'commander'), 'POST', '/api/warnings', readFileSync(file, 'utf8'), 'application/cap+xml'), null, 2));
     });
 
