@@ -36,7 +36,7 @@ describe('citysteward cluster init (the compose init step)', () => {
     const args = ['cluster', 'init', '--out', out, '--credentials-dir', creds, '--district', join(ROOT, 'deploy', 'district.yaml')];
     const first = await runCliOnce(args);
     expect(first.code, first.output).toBe(0);
-    const secrets = JSON.parse(readFileSync(join(out, 'secrets.json'), 'utf8')) as { mqtt: Record<string, string>; pg: string };
+    const secrets = JSON.parse(readFileSync(join(out, 'secrets.json'), 'utf8')) as { mqtt: Record<string, string>; pg: string; gatewayAdmin: string };
     expect(statSync(join(out, 'secrets.json')).mode & 0o077).toBe(0);
     expect(Object.keys(secrets.mqtt).sort()).toEqual(['cloud', 'gw-xz-gongbei', 'gw-xz-jida', 'observer']);
     const store = openCredentialStore(creds);
@@ -51,7 +51,15 @@ describe('citysteward cluster init (the compose init step)', () => {
       expect(cloud.stream).toMatchObject({ consumer: `cloud-${n}`, partitions: 16, key: 'cs:readings' });
       expect(cloud.mqtt.password).toBe(secrets.mqtt.cloud);
       expect([cloud.mqtt.url, ...(cloud.mqtt.urls ?? [])].sort()).toEqual(['mqtt://gateway-1:1883', 'mqtt://gateway-2:1883']);
+      // Gateways created through the API are provisioned through the brokers' admin API (README "Provisioning gateways").
+      expect(cloud.provisioning).toEqual({
+        brokerAdmin: { urls: ['http://gateway-1:9883', 'http://gateway-2:9883'], token: secrets.gatewayAdmin },
+        edge: { mqtt: { url: 'mqtt://gateway-1:1883', urls: ['mqtt://gateway-2:1883'] }, pollMs: 1000 },
+      });
     }
+    expect(gateway.http).toMatchObject({ host: '0.0.0.0', port: 9883 });
+    expect(readFileSync(join(out, 'gateway_admin_token'), 'utf8')).toBe(secrets.gatewayAdmin);
+    expect(statSync(join(out, 'gateway_admin_token')).mode & 0o077).toBe(0);
     const { loadProfiles } = await import('../../devices/profile.ts');
     const profiles = loadProfiles();
     const gongbei = loadEdgeConfig(join(out, 'edge-gw-xz-gongbei.yaml'), profiles);

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { loadProfiles } from '../../devices/profile.ts';
+import type { Bus, Device } from '../../devices/district.ts';
+import { devicesDigest } from '../../edge/live-config.ts';
+import { createDevicePush } from '../../cloud/provision/push.ts';
+import { edgeConfigFor, type GatewayDevices } from '../../cloud/provision/edge-config.ts';
+
+/** Which edges are sent set-devices, and when (a pure unit: the registry and the publish are plain functions). */
+
+const profiles = loadProfiles();
+const bus: Bus = { id: 'bus-1', gateway: 'gw-1', host: '10.0.0.1', port: 502, timeoutMs: 1000 };
+const dev = (id: string, unitId: number) => ({ id, profile: 'water-level', bus: 'bus-1', unitId }) as Device;
+
+function setup() {
+  const gateways = new Map<string, GatewayDevices>([
+    ['gw-1', { gateway: { id: 'gw-1' }, buses: [bus], devices: [dev('WL-1', 1)] }],
+    ['gw-hand', { gateway: { id: 'gw-hand' }, buses: [{ ...bus, id: 'bus-h', gateway: 'gw-hand' }], devices: [] }],
+  ]);
+  let version = 7;
+  const sent: { topic: string; body: Record<string, unknown> }[] = [];
+  const push = createDevicePush({
+    gateway: (id) => gateways.get(id), version: () => version, profiles, now: () => Date.parse('2026-11-30T10:00:00Z'), logger: pino({ level: 'silent' }),
+    publish: async (topic, payload) => { sent.push({ topic, body: JSON.parse(payload) }); },
+  });
+  const digestOf = (id: string) => devicesDigest(edgeConfigFor(gateways.get(id)!, { username: id, password: '-' }, { mqtt: { url: 'mqtt://-' } }, profiles, 1).config);
+  const birth = (revision: number, digest: string) => ({ online: true, bdSeq: 1, ts: '2026-11-30T10:00:00Z', config: { revision, digest } });
+  return { gateways, sent, push, digestOf, birth, setVersion: (v: number) => { version = v; } };
+}
+
+describe('set-devices pushes', () => {
+  it('leaves an edge with a hand-written config (revision 0 in its birth) alone, even when the registry changes its gateway', () => {
+    const s = setup();
+    s.push.state('gw-hand', s.birth(0, 'whatever'));
+    s.push.changed(['gw-hand']);
+    expect(s.sent).toEqual([]);
+  });
+
+  it('sends nothing to a managed edge that polls what the registry holds, and the current lists to one that differs', () => {
+    const s = setup();
+    s.push.state('gw-1', s.birth(7, s.digestOf('gw-1')));
+    expect(s.sent).toEqual([]);
+    s.push.state('gw-1', s.birth(3, 'an-older-list'));
+    expect(s.sent).toHaveLength(1);
+    expect(s.sent[0]).toEqual({
+      topic: 'cs/v1/gw-1/cmd',
+      body: {
+        id: 'set-devices-r7', type: 'set-devices', revision: 7, ts: '2026-11-30T10:00:00.000Z',
+        buses: [{ id: 'bus-1', type: 'tcp', host: '10.0.0.1', port: 502, timeoutMs: 1000 }],
+        devices: [{ id: 'WL-1', profile: 'water-level', bus: 'bus-1', unitId: 1 }],
+      },
+    });
+  });
+
+  it('sends a registry change to the managed edges it touched, and records what each answered', () => {
+    const s = setup();
+    s.push.state('gw-1', s.birth(7, s.digestOf('gw-1')));
+    s.gateways.get('gw-1')!.devices.push(dev('WL-2', 2));
+    s.setVersion(8);
+    s.push.changed(['gw-1', 'gw-hand']);
+    expect(s.sent.map((m) => [m.topic, m.body.revision, (m.body.devices as unknown[]).length])).toEqual([['cs/v1/gw-1/cmd', 8, 2]]);
+    s.push.ack('gw-1', { id: 'set-devices-r8', outcome: 'ok', message: 'revision 8: 2 devices on 1 buses; added WL-2' });
+    expect(s.push.status()['gw-1']).toMatchObject({ revision: 8, outcome: 'ok', message: 'revision 8: 2 devices on 1 buses; added WL-2' });
+    // Acknowledged: the same change seen again (another worker's poll) sends nothing more.
+    s.push.changed(['gw-1']);
+    expect(s.sent).toHaveLength(1);
+  });
+
+  it('does not send what the edge would refuse (a bus on port 0 in the registry)', () => {
+    const s = setup();
+    s.push.state('gw-1', s.birth(2, 'old'));
+    s.sent.length = 0;
+    s.gateways.get('gw-1')!.buses[0] = { ...bus, port: 0 };
+    s.setVersion(9);
+    s.push.changed(['gw-1']);
+    expect(s.sent).toEqual([]);
+  });
+});
