@@ -17,7 +17,14 @@ export async function installOpen311(app: FastifyInstance, deps: {
   rate?: { requestsPerSecond: number; burst: number }; clock?: () => number;
 }): Promise<void> {
   const reports = createReportStore(deps.database, deps.now);
-  const services = catalogueServices(deps.env.catalogue ?? DEMO_CATALOGUE);
+  // The services follow the catalogue in force (an admin may change it at runtime: cloud/config/).
+  let built: { from: unknown; services: ReturnType<typeof catalogueServices> } | undefined;
+  const current = () => {
+    const c = deps.env.catalogue ?? DEMO_CATALOGUE;
+    if (built?.from !== c) built = { from: c, services: catalogueServices(c) };
+    return built.services;
+  };
+  const services = { list: () => current().list(), get: (code: string) => current().get(code) };
   const names = new Map(deps.district.units.map((u) => [u.id, u.name]));
   const unitName = (id: string) => names.get(id) ?? id;
   await app.register(async (scope) => open311Routes(scope, {
