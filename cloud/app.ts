@@ -56,6 +56,7 @@ import { createPhotoStore } from './photos/store.ts';
 import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionPolicy } from './reading-retention.ts';
 import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
+import { buildRegistry, type RegistryApi, type RegistryOptions } from './registry/index.ts';
 
 export type { DbOptions } from './db/database.ts';
 export type { EmergencyConfig } from './emergency/config.ts';
@@ -128,6 +129,7 @@ export interface CloudOptions {
   /** Real elapsed time (ms) for the per-credential rate limit and sign-in locks; default `performance.now`. */
   clock?: () => number;
   configSyncMs?: number; // how often a worker re-reads the configuration another changed (README "Configuration as data"; 2000)
+  registry?: RegistryOptions; // the device registry (cloud/registry): version polling, the gateway provisioning hook; `district` seeds it
 }
 
 export interface Cloud {
@@ -156,6 +158,7 @@ export interface Cloud {
   /** Connections open on the HTTP server and those shed by the caps. */
   connections(): ConnectionStats;
   config: ConfigService; // configuration as data (cloud/config/): changes checked, audited, applied without a restart
+  registry: RegistryApi; // the live device registry: a gateway's buses and devices, change events (cloud/registry/index.ts)
 }
 
 /**
@@ -189,7 +192,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     db: () => database.db, now, caseClock: () => escalator?.stats(), liveStreams: () => liveStreams(), influxQueue: influx && (() => influx.stats()),
   });
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }), metrics.query);
-  const knownUnits = new Set(opts.district.units.map((u) => u.id));
+  const reg = buildRegistry( // README "Device registry": `district` is its live view; opts.district seeds it
+    { database, seed: opts.district, profiles: opts.profiles, now, logger: logger.child({ mod: 'registry' }), env: () => env, options: opts.registry });
+  const { district, knownUnits } = reg.registry;
   const tokenStore = createTokenStore(database, now, knownUnits);
   const userStore = createUserStore(database, now, { knownUnits });
   const sessionStore = createSessionStore(database, now, { ...DEFAULT_SESSION_POLICY, ...opts.sessions });
@@ -204,23 +209,23 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const events = createEventBus();
   const calendarData = opts.calendar ?? DEFAULT_CALENDAR;
   const env: CaseEnv = {
-    catalogue, categories: categoriesOf(catalogue), district: opts.district, mode,
+    catalogue, categories: categoriesOf(catalogue), district, mode,
     calendar: createCalendar(calendarData, { warn: (m) => logger.child({ mod: 'calendar' }).warn(m) }),
     routing,
     workflow: { ...DEFAULT_WORKFLOW, ...opts.workflow },
   };
   // One intake for readings and edge alarms: a gateway's warnings share one limit (cloud/intake.ts).
-  const intake = createIntake({ district: opts.district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit });
+  const intake = createIntake({ district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit, retired: reg.registry.retired });
   const ingestor = createIngestor({
-    database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
+    database, district, profiles: opts.profiles, env, engine, mode, events,
     now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake, observe: metrics.ingest, sink: influx?.stored,
   });
   const edgeAlarms = createEdgeAlarmIngestor({
-    database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
+    database, district, profiles: opts.profiles, env, engine, mode, events,
     now, logger: logger.child({ mod: 'edge-alarms' }), intake,
   });
   const escalator = opts.escalation === false ? undefined : buildEscalator({
-    database, district: opts.district, profiles: opts.profiles, env, engine, mode, events,
+    database, district, profiles: opts.profiles, env, engine, mode, events,
     policy: { ...DEFAULT_ESCALATION, ...opts.escalation }, now, logger: logger.child({ mod: 'case-clock' }),
   });
   const pruner = createReadingPruner({ database, now, logger: logger.child({ mod: 'retention' }), policy: retention });
@@ -259,7 +264,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       gatewayHealth.set(gateway, { at: now(), health: r.value });
     },
   }) : undefined;
-  const streamConsumer = source.kind === 'redis-stream' ? streamWorker(source, { engine, ingestor, district: opts.district, logger, ingest, events }) : undefined;
+  const streamConsumer = source.kind === 'redis-stream' ? streamWorker(source, { engine, ingestor, district, logger, ingest, events }) : undefined;
   // Events for integrations: cs/v1/events/{case|alarm}/{action}, published by the service identity.
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
 
@@ -290,21 +295,22 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   installAuth(app, { tokens: tokenStore, sessions: sessionStore, clock, rate: { requestsPerSecond: limits.requestsPerSecond, burst: limits.requestBurst } });
   registerSessionRoutes(app, { users: userStore, sessions: sessionStore, clock, guard: opts.signIn });
   registerRoutes(app, {
-    database, district: opts.district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
+    database, district, profiles: opts.profiles, now, gatewayStates, gatewayHealth,
     mqttStatus: () => (subscriber ? (subscriber.connected() ? 'connected' : 'disconnected') : 'disabled'),
-    get routing() { return env.routing; }, metrics: metrics.scrape, notified: metrics.notified, engine, mode, retention,
+    get routing() { return env.routing; }, metrics: metrics.scrape, notified: metrics.notified, engine, mode, retention, retired: reg.retired,
   });
+  reg.install(app);
   ({ liveStreams } = registerCaseRoutes(app, {
-    database, district: opts.district, now, env, events, get ruleSet() { return engine.ruleSet(); }, get calendar() { return env.calendar.data; }, scoring: opts.scoring,
-    knownUnits: new Set(opts.district.units.map((u) => u.id)), streams: createStreamLimiter(limits.maxEventStreamsPerToken),
+    database, district, now, env, events, get ruleSet() { return engine.ruleSet(); }, get calendar() { return env.calendar.data; }, scoring: opts.scoring,
+    knownUnits, streams: createStreamLimiter(limits.maxEventStreamsPerToken),
   }));
   const photosDir = opts.photos?.dir ?? (opts.db.kind === 'sqlite' ? join(dirname(opts.db.file), 'photos') : undefined);
   await app.register(async (scope) => photoRoutes(scope, {
     database, now, events, store: photosDir ? createPhotoStore(photosDir) : undefined,
     maxDistanceM: opts.photos?.maxDistanceM ?? DEFAULT_PHOTO_MAX_DISTANCE_M,
   }));
-  registerWebConfigRoute(app, { district: opts.district, web });
-  await installOpen311(app, { database, district: opts.district, env, events, now, logger: logger.child({ mod: 'open311' }),
+  registerWebConfigRoute(app, { district, web });
+  await installOpen311(app, { database, district, env, events, now, logger: logger.child({ mod: 'open311' }),
     rate: { requestsPerSecond: limits.requestsPerSecond, burst: limits.requestBurst }, clock });
   // The web application (docs/architecture.md#web-application): public page and files, data through the API.
   await app.register(webApp, { profiles: opts.profiles, logger, dir: opts.webDir, imgOrigins: tileOrigins(web.map?.tiles) });
@@ -315,16 +321,16 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     if (!policy.ok) throw new CsError(CloudErrors.RULES_INVALID, `emergency policy invalid: ${policy.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
     emergency = buildEmergency({
       db: database.db, write: database.write, policy: policy.value, events, cases: env,
-      gateways: () => opts.district.gateways.map((g) => g.id),
+      gateways: () => district.gateways.map((g) => g.id),
       isOnline: (gw) => gatewayStates.get(gw)?.online === true,
       publish: async (topic, payload) => subscriber?.publish(topic, payload),
       now, logger: logger.child({ mod: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
       lockRow: database.kind === 'postgres', syncMs: cfg.syncMs,
       acks: source.kind === 'redis-stream' ? createSharedAcks({ url: source.url, key: `${source.stream}:acks`, logger: logger.child({ mod: 'emergency' }) }) : undefined,
     });
-    await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district: opts.district, profiles: opts.profiles, now }));
+    await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district, profiles: opts.profiles, now }));
   }
-  const config = installConfig(app, { database, district: opts.district, profiles: opts.profiles, env, engine, escalator, emergency, escalation: opts.escalation,
+  const config = installConfig(app, { database, district, profiles: opts.profiles, env, engine, escalator, emergency, escalation: opts.escalation,
     emergencyConfig: opts.emergency, now, logger: logger.child({ mod: 'config' }), warn: (m) => logger.child({ mod: 'calendar' }).warn(m), syncMs: opts.configSyncMs });
 
   let migrated: Promise<void> | undefined;
@@ -341,6 +347,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     app,
     async start() {
       await ready();
+      await reg.registry.start();
       await config.start();
       await ingestor.seed();
       await emergency?.start();
@@ -354,6 +361,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     async stop() {
       if (stopped) return;
       stopped = true;
+      reg.registry.stop();
       await config.stop();
       await escalator?.stop();
       await pruner.stop();
@@ -394,5 +402,6 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     emergency,
     connections,
     config,
+    registry: reg.api,
   };
 }

@@ -105,6 +105,20 @@ export const CloudErrors = {
   PROVISION_FAILED: 'CS_CLOUD_PROVISION_FAILED',
   /** A gateway id whose broker credential was revoked before (a retired gateway's): ids are not reused. */
   PROVISION_ID_USED: 'CS_CLOUD_PROVISION_ID_USED',
+  /** A registry change that breaks a reference or a rule (the message names the entity, its id, the field and the problem). */
+  REGISTRY_INVALID: 'CS_CLOUD_REGISTRY_INVALID',
+  /** No district, unit, gateway, bus or device by that id in the registry. */
+  REGISTRY_NOT_FOUND: 'CS_CLOUD_REGISTRY_NOT_FOUND',
+  /** Creating an id the registry holds already (retired ids stay taken: their history names them). */
+  REGISTRY_EXISTS: 'CS_CLOUD_REGISTRY_EXISTS',
+  /** Changing a retired entity. */
+  REGISTRY_RETIRED: 'CS_CLOUD_REGISTRY_RETIRED',
+  /** Another worker's change to the same slot came first, or the registry kept changing; try again. */
+  REGISTRY_CONFLICT: 'CS_CLOUD_REGISTRY_CONFLICT',
+  /** A bulk import refused whole: the message names the row (or feature), the column and the problem. */
+  REGISTRY_IMPORT_INVALID: 'CS_CLOUD_REGISTRY_IMPORT_INVALID',
+  /** The gateway was created but its provisioning (broker credential, edge config) failed. */
+  REGISTRY_PROVISION_FAILED: 'CS_CLOUD_REGISTRY_PROVISION_FAILED',
 } as const;
 export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
 
@@ -166,6 +180,13 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_CASE_BAD_INPUT: 400,
   CS_CLOUD_PROVISION_FAILED: 502,
   CS_CLOUD_PROVISION_ID_USED: 409,
+  CS_CLOUD_REGISTRY_INVALID: 400,
+  CS_CLOUD_REGISTRY_NOT_FOUND: 404,
+  CS_CLOUD_REGISTRY_EXISTS: 409,
+  CS_CLOUD_REGISTRY_RETIRED: 409,
+  CS_CLOUD_REGISTRY_CONFLICT: 409,
+  CS_CLOUD_REGISTRY_IMPORT_INVALID: 400,
+  CS_CLOUD_REGISTRY_PROVISION_FAILED: 502,
 };
 
 const EMERGENCY_STATUS: Record<string, number> = Object.fromEntries(Object.values(EmergencyErrors).map((e) => [e.code, e.status]));

@@ -1,3 +1,4 @@
+import { indexOf } from './registry/view.ts';
 import { sql } from 'kysely';
 import type { Logger } from '../lib/log.ts';
 import { gatewayOf, type Device, type District } from '../devices/district.ts';
@@ -165,7 +166,7 @@ export function buildEscalator(deps: EscalatorDeps): Escalator {
     }));
     if (!out.alarm) return;
     deps.engine.setAlarmed(device.id, rule.hazard, true);
-    log.warn({ gateway: gatewayOf(deps.district, device), silentMs: silentFor }, 'device offline');
+    log.warn({ gateway: indexOf(deps.district).gatewayOf.get(device.id), silentMs: silentFor }, 'device offline');
     for (const e of breachEvents(device, at, out.case ? [out.case] : [], [out.alarm])) deps.events.emit(e);
   }
 

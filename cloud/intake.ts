@@ -4,7 +4,8 @@ import type { Logger } from '../lib/log.ts';
 import { check } from '../lib/schema.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { createRateLimiter } from '../lib/rate-limit.ts';
-import { gatewayOf, type Device, type District } from '../devices/district.ts';
+import type { Device, District } from '../devices/district.ts';
+import { derive, indexOf } from './registry/view.ts';
 import type { Profile } from '../devices/profile.ts';
 import type { AlarmChange, CaseChange, CaseEnv } from './cases/index.ts';
 import type { Database } from './db/database.ts';
@@ -22,7 +23,7 @@ import type { RuleEngine } from './rules.ts';
 /** The reasons every message can be rejected for, before its own checks. */
 export type IntakeRejectReason =
   | 'bad-topic' | 'topic-mismatch' | 'too-large' | 'bad-json' | 'invalid'
-  | 'device-mismatch' | 'unknown-device' | 'wrong-gateway';
+  | 'device-mismatch' | 'unknown-device' | 'retired-device' | 'wrong-gateway';
 
 export class Rejection<R extends string = string> {
   constructor(readonly reason: R, readonly message: string, readonly details?: Record<string, unknown>) {}
@@ -110,13 +111,23 @@ export function payloadHash(v: unknown): string {
   return createHash('sha256').update(canonical(v)).digest('hex').slice(0, 16);
 }
 
-export function createIntake(deps: { district: District; profiles: Map<string, Profile>; logger: Logger; warnLimit?: Partial<WarnLimit> }): Intake {
+export function createIntake(deps: {
+  district: District; profiles: Map<string, Profile>; logger: Logger; warnLimit?: Partial<WarnLimit>;
+  /** A retired device of the registry (its readings are refused as `retired-device`). */
+  retired?: (device: string) => unknown;
+}): Intake {
   const { logger } = deps;
-  const registry = new Map<string, Registered>();
-  for (const device of deps.district.devices) {
-    const profile = deps.profiles.get(device.profile);
-    if (profile) registry.set(device.id, { device, gateway: gatewayOf(deps.district, device), profile });
-  }
+  // The live registry's devices (cloud/registry/view.ts): rebuilt once after each registry change.
+  const registry = derive(() => deps.district.devices, () => {
+    const m = new Map<string, Registered>();
+    const index = indexOf(deps.district);
+    for (const device of deps.district.devices) {
+      const profile = deps.profiles.get(device.profile);
+      const gateway = index.gatewayOf.get(device.id);
+      if (profile && gateway) m.set(device.id, { device, gateway, profile });
+    }
+    return m;
+  });
   const warnings = createRateLimiter({
     ...DEFAULT_WARN_LIMIT, ...deps.warnLimit,
     onSuppressed: (gateway, suppressed, windowMs) => {
@@ -141,7 +152,8 @@ export function createIntake(deps: { district: District; profiles: Map<string, P
     }
     const body = r.value as Static<S> & { device: string };
     if (body.device !== t.device) throw new Rejection('device-mismatch', `payload device "${body.device}" differs from topic device "${t.device}"`);
-    const reg = registry.get(body.device);
+    const reg = registry().get(body.device);
+    if (!reg && deps.retired?.(body.device)) throw new Rejection('retired-device', `device "${body.device}" is retired from the registry`);
     if (!reg) throw new Rejection('unknown-device', `device "${body.device}" is not registered in the district`);
     if (reg.gateway !== gateway) throw new Rejection('wrong-gateway', `device "${body.device}" belongs to gateway ${reg.gateway}, not ${gateway}`);
     return { reg, body };

@@ -1,3 +1,4 @@
+import { indexOf } from './registry/view.ts';
 import { gatewayOf, type District } from '../devices/district.ts';
 import { CsError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -62,10 +63,8 @@ export function streamWorker(source: StreamSourceOptions, deps: WorkerDeps): Str
  */
 export function partitionMoves(deps: { engine: RuleEngine; ingestor: Ingestor; district: District; partitions: number; logger: Logger; states: RuleStateStore }) {
   const n = deps.partitions;
-  const deviceGateway = (device: string): string | undefined => {
-    const d = deps.district.devices.find((x) => x.id === device);
-    return d && gatewayOf(deps.district, d);
-  };
+  // The live registry (cloud/registry/view.ts): a device added or moved is judged on its gateway now.
+  const deviceGateway = (device: string): string | undefined => indexOf(deps.district).gatewayOf.get(device);
   const inPartition = (p: number) => (device: string, gateway?: string): boolean => {
     const gw = gateway ?? deviceGateway(device);
     return gw !== undefined && partitionOf(gw, n) === p;

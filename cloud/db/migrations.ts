@@ -8,6 +8,7 @@ import { auditChainsMigration } from '../audit/migration.ts';
 import { open311Migration } from '../open311/migration.ts';
 import { settingsMigration } from '../evaluation/settings.ts';
 import { configMigration } from '../config/migration.ts';
+import { registryMigration } from '../registry/migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -252,6 +253,7 @@ export const migrations: Record<string, Migration> = {
   '0011_audit_chains': auditChainsMigration,
   '0012_open311': open311Migration,
   '0013_settings': settingsMigration,
+  '0015_registry': registryMigration,
   '0016_config': configMigration,
 };
 

@@ -2,6 +2,7 @@ import type { Generated } from 'kysely';
 import type { CitizenReportsTable, Open311KeysTable } from '../open311/migration.ts';
 import type { SettingsTable } from '../evaluation/settings.ts';
 import type { ConfigCurrentTable, ConfigLogTable } from '../config/migration.ts';
+import type { RegistryBusesTable, RegistryDevicesTable, RegistryDistrictsTable, RegistryGatewaysTable, RegistryMetaTable, RegistryUnitsTable } from '../registry/migration.ts';
 
 /**
  * Kysely table types. Timestamps are epoch milliseconds (bigint in PostgreSQL, integer in SQLite;
@@ -336,4 +337,10 @@ export interface DB {
   settings: SettingsTable;
   config_current: ConfigCurrentTable;
   config_log: ConfigLogTable;
+  registry_districts: RegistryDistrictsTable;
+  registry_units: RegistryUnitsTable;
+  registry_gateways: RegistryGatewaysTable;
+  registry_buses: RegistryBusesTable;
+  registry_devices: RegistryDevicesTable;
+  registry_meta: RegistryMetaTable;
 }

@@ -1,3 +1,4 @@
+import { derive } from '../registry/view.ts';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { sql, type Kysely } from 'kysely';
@@ -44,15 +45,16 @@ export interface EmergencyRouteDeps {
 
 export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRouteDeps): Promise<void> {
   const { emergency, db, district, now } = deps;
-  const districtOf = new Map(district.devices.map((d) => [d.id, d.componentCode.slice(0, 6)]));
-  // Water-level sensors and their waterlogging tiers: static config, listed once.
-  const tierChecks = district.devices.flatMap((d) => {
+  // Live registry (cloud/registry/view.ts): derived again after each registry change.
+  const districtOfDevice = derive(() => district.devices, (devs) => new Map(devs.map((d) => [d.id, d.componentCode.slice(0, 6)])));
+  // Water-level sensors and their waterlogging tiers: derived from the registry once per change.
+  const tierChecks = derive(() => district.devices, (devs) => devs.flatMap((d) => {
     const profile = deps.profiles.get(d.profile);
     if (profile?.kind !== 'water-level') return [];
     return profile.thresholds
       .filter((t) => t.op === '>' && typeof t.value === 'number' && t.hazard === 'waterlogging')
       .map((t) => ({ device: d.id, tier: t.id, point: t.point, limit: t.value as number }));
-  });
+  }));
 
   /** The latest warnings received (CAP), newest first, each with what it did to the mode (its decision). */
   async function recentWarnings() {
@@ -140,13 +142,13 @@ export async function emergencyRoutes(app: FastifyInstance, deps: EmergencyRoute
     const asCase = (c: Record<string, any>) => ({
       id: c.id, device: c.device, hazard: c.hazard, severity: c.severity, state: c.state, unit: c.unit,
       class: c.class, emergencyPeriod: c.emergency_epoch == null ? null : Number(c.emergency_epoch), title: c.title, address: c.address ?? null,
-      openedAt: iso(c.opened_at), deadline: iso(c.deadline_at), overdueByMs: Math.max(0, t - Number(c.deadline_at)), district: districtOf.get(c.device) ?? 'unknown',
+      openedAt: iso(c.opened_at), deadline: iso(c.deadline_at), overdueByMs: Math.max(0, t - Number(c.deadline_at)), district: districtOfDevice().get(c.device) ?? 'unknown',
     });
     const status = emergency.status();
 
     const latest = new Map(states.map((s) => [s.device, JSON.parse(s.last_values) as Record<string, unknown>]));
     const waterTiers: Record<string, string[]> = {};
-    for (const c of tierChecks) {
+    for (const c of tierChecks()) {
       const v = latest.get(c.device)?.[c.point];
       (waterTiers[c.tier] ??= []);
       if (typeof v === 'number' && v > c.limit) waterTiers[c.tier].push(c.device);

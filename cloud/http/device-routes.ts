@@ -4,7 +4,9 @@ import { Type } from '@sinclair/typebox';
 import { sql, type Selectable } from 'kysely';
 import { CsError } from '../../lib/errors.ts';
 import { severityRank, type DeviceStatus, type Severity } from '../../lib/vocabulary.ts';
-import { districtOf, gatewayOf, type Device as DistrictDevice } from '../../devices/district.ts';
+import { districtOf, type Device as DistrictDevice } from '../../devices/district.ts';
+import { derive, indexOf } from '../registry/view.ts';
+import { devicePage } from './device-page.ts';
 import { CloudErrors } from '../errors.ts';
 import { judgeValues } from '../rules.ts';
 import { principalOf, scopeUnit } from './auth.ts';
@@ -33,7 +35,10 @@ export function registerDeviceRoutes(root: FastifyInstance, deps: RouteDeps): vo
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { database, district, profiles, now, engine, mode } = deps;
   const db = database.db;
-  const byId = new Map(district.devices.map((d) => [d.id, d]));
+  // The live registry (cloud/registry/view.ts): in service, else retired (history readable).
+  const byId = { get: (id: string): DistrictDevice | undefined => indexOf(district).device.get(id) ?? deps.retired?.get(id)?.device };
+  const gatewayOf = (_: unknown, d: DistrictDevice): string => indexOf(district).gatewayOf.get(d.id) ?? deps.retired?.get(d.id)?.gateway ?? '';
+  const sorted = derive(() => district.devices, (devs) => [...devs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
   const profileOf = (d: DistrictDevice) => profiles.get(d.profile)!;
   const rulesOf = (d: DistrictDevice) => engine.rules(d.profile, d.id);
   const silenceOf = (d: DistrictDevice) => rulesOf(d).find((r) => r.kind === 'silence');
@@ -115,6 +120,7 @@ export function registerDeviceRoutes(root: FastifyInstance, deps: RouteDeps): vo
       link,
       lastSeen: state ? iso(state.last_seen) : null,
       health: healthOf(gateway, d.id),
+      ...(deps.retired?.get(d.id) && !indexOf(district).device.has(d.id) ? { retiredAt: iso(deps.retired.get(d.id)!.retiredAt) } : {}),
       latest: state ? { seq: Number(state.last_seq), ts: iso(state.last_ts), values: JSON.parse(state.last_values), quality: state.last_quality } : null,
       openCases,
     };
@@ -142,16 +148,27 @@ export function registerDeviceRoutes(root: FastifyInstance, deps: RouteDeps): vo
   }, async (req) => {
     const f = req.query;
     const needle = f.q?.toLowerCase();
-    const candidates = district.devices.filter((d) =>
-      (needle === undefined || [d.id, d.name, d.address ?? '', d.componentCode].some((s) => s.toLowerCase().includes(needle)))
+    const match = (d: DistrictDevice) =>
+      (needle === undefined || [d.id, d.name, d.address ?? '', d.componentCode].some((x) => x.toLowerCase().includes(needle)))
       && (f.kind === undefined || profileOf(d).kind === f.kind)
       && (f.unit === undefined || d.ownerUnit === f.unit || d.maintainerUnit === f.unit)
-      && (f.district === undefined || districtOf(d) === f.district));
-    const [states, counts, l] = await Promise.all([db.selectFrom('device_state').selectAll().execute(), openCaseCounts(scopeUnit(principalOf(req))), live()]);
-    const byDevice = new Map(states.map((s) => [s.device, s]));
-    const items = candidates.map((d) => deviceJson(d, byDevice.get(d.id), counts.get(d.id) ?? 0, l))
-      .filter((d) => (f.status === undefined || d.status === f.status) && (f.hasOpenCases === undefined || (d.openCases > 0) === f.hasOpenCases));
-    return { items };
+      && (f.district === undefined || districtOf(d) === f.district)
+      && (f.gateway === undefined || gatewayOf(district, d) === f.gateway)
+      && (f.profile === undefined || d.profile === f.profile);
+    const pool = f.retired ? (deps.retired?.all() ?? []).map((r) => r.device) : sorted();
+    // Status and open cases are live: with those filters every candidate's state is read; else only the page's.
+    const live1 = f.status !== undefined || f.hasOpenCases !== undefined;
+    const [counts, l] = await Promise.all([openCaseCounts(scopeUnit(principalOf(req))), live()]);
+    const states = live1 || f.limit === undefined ? await db.selectFrom('device_state').selectAll().execute() : undefined;
+    const byDevice = new Map((states ?? []).map((s) => [s.device, s]));
+    const json = (d: DistrictDevice) => deviceJson(d, byDevice.get(d.id), counts.get(d.id) ?? 0, l);
+    const keep = (j: S.Device) => (f.status === undefined || j.status === f.status) && (f.hasOpenCases === undefined || (j.openCases > 0) === f.hasOpenCases);
+    if (f.limit === undefined) return { items: pool.filter(match).map(json).filter(keep) };
+    const page = devicePage(pool, f.cursor, f.limit, (d) => match(d) && (!live1 || keep(json(d))));
+    if (!states && page.items.length) {
+      for (const s of await db.selectFrom('device_state').selectAll().where('device', 'in', page.items.map((d) => d.id)).execute()) byDevice.set(s.device, s);
+    }
+    return { items: page.items.map(json), nextCursor: page.nextCursor };
   });
 
   app.get('/api/devices/:id', {

@@ -17,6 +17,11 @@ export const DeviceQuery = Type.Object({
   unit: Type.Optional(Type.String({ maxLength: 64, description: 'owner or maintainer unit' })),
   district: Type.Optional(Type.String({ maxLength: 16, description: 'county code (first 6 digits of the component code)' })),
   hasOpenCases: Type.Optional(Type.Boolean({ description: 'only devices with (true) or without (false) open cases the caller may see' })),
+  gateway: Type.Optional(Type.String({ maxLength: 64, description: 'edge gateway id' })),
+  profile: Type.Optional(Type.String({ maxLength: 64, description: 'device profile id' })),
+  retired: Type.Optional(Type.Boolean({ description: 'retired devices (true) instead of those in service (default)' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'a page of at most this many, in id order (all when omitted)' })),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page' })),
 }, { additionalProperties: false });
 
 export const HistoryQuery = Type.Object({

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import type { EdgeHealth } from '../../lib/messages.ts';
-import { gatewayOf, type Device as DistrictDevice } from '../../devices/district.ts';
+import type { Device as DistrictDevice } from '../../devices/district.ts';
+import { indexOf } from '../registry/view.ts';
 import { limitOf, type Rule, type ThresholdRule } from '../../devices/rules.ts';
 import { iso } from '../cases/index.ts';
 import * as S from './schemas.ts';
@@ -63,7 +64,7 @@ export function registerGatewayRoutes(root: FastifyInstance, deps: RouteDeps, de
     },
   }, async (req) => {
     const d = deviceOr404(req.params.id);
-    const gw = gatewayOf(district, d);
+    const gw = indexOf(district).gatewayOf.get(d.id) ?? deps.retired?.get(d.id)?.gateway ?? '';
     const newest = (await newestReadings(gw)).get(gw);
     const v = gatewayView(gw, newest);
     const slave = v.health ? slaveOf(v.health.health, d.id) : undefined;
@@ -89,7 +90,7 @@ export function registerGatewayRoutes(root: FastifyInstance, deps: RouteDeps, de
   }, async () => {
     const newest = await newestReadings();
     const counts = new Map<string, number>();
-    for (const d of district.devices) counts.set(gatewayOf(district, d), (counts.get(gatewayOf(district, d)) ?? 0) + 1);
+    for (const gw of indexOf(district).gatewayOf.values()) counts.set(gw, (counts.get(gw) ?? 0) + 1);
     return district.gateways.map((g) => {
       const { health: _h, ...v } = gatewayView(g.id, newest.get(g.id));
       return { ...v, name: g.name, devices: counts.get(g.id) ?? 0 };

@@ -1,3 +1,4 @@
+import type { RetiredDevice } from '../registry/service.ts';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
@@ -37,6 +38,8 @@ export interface RouteDeps {
   notified?: (channel: NotificationChannel, outcome: NotificationOutcome) => void;
   /** How far back raw rows and minute rollups reach (the history picks its level by it); DEFAULT_RETENTION when omitted. */
   retention?: { rawDays: number; minuteDays: number };
+  /** The registry's retired devices (cloud/registry/service.ts): their history stays readable. */
+  retired?: { get(id: string): RetiredDevice | undefined; all(): RetiredDevice[] };
 }
 
 
@@ -44,7 +47,6 @@ export function registerRoutes(root: FastifyInstance, deps: RouteDeps): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const { database, district, now } = deps;
   const db = database.db;
-  const byId = new Map(district.devices.map((d) => [d.id, d]));
 
   app.get('/healthz', {
     config: { public: true },

@@ -227,10 +227,14 @@ export const Device = Type.Object({
       lastFault: Nullable(Type.String()),
     })),
   })),
+  retiredAt: Type.Optional(Iso('when the device was retired from the registry (its history and cases stay readable)')),
 });
 export type Device = Static<typeof Device>;
 
-export const DeviceList = Type.Object({ items: Type.Array(Device) });
+export const DeviceList = Type.Object({
+  items: Type.Array(Device),
+  nextCursor: Type.Optional(Nullable(Type.String({ description: 'with limit: pass as cursor for the next page; null on the last page' }))),
+});
 
 export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 

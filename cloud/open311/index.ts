@@ -1,3 +1,4 @@
+import { derive } from '../registry/view.ts';
 import type { FastifyInstance } from 'fastify';
 import type { District } from '../../devices/district.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -25,8 +26,8 @@ export async function installOpen311(app: FastifyInstance, deps: {
     return built.services;
   };
   const services = { list: () => current().list(), get: (code: string) => current().get(code) };
-  const names = new Map(deps.district.units.map((u) => [u.id, u.name]));
-  const unitName = (id: string) => names.get(id) ?? id;
+  const names = derive(() => deps.district.units, (units) => new Map(units.map((u) => [u.id, u.name])));
+  const unitName = (id: string) => names().get(id) ?? id;
   await app.register(async (scope) => open311Routes(scope, {
     reports, keys: createKeyStore(deps.database, deps.now), services, unitName, now: deps.now, logger: deps.logger, rate: deps.rate, clock: deps.clock,
   }));

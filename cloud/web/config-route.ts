@@ -1,3 +1,4 @@
+import { derive } from '../registry/view.ts';
 import { Type, type Static } from '@sinclair/typebox';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
@@ -95,9 +96,12 @@ export function tileOrigins(tiles: MapTiles | null | undefined): string[] {
 
 /** Start view: the devices' extent, its middle, and a zoom that fits it in about 1000 × 600 px. */
 export function deviceView(district: District): Omit<WebConfigReply['map'], 'tiles'> {
-  const lats = district.devices.map((d) => d.lat);
-  const lons = district.devices.map((d) => d.lon);
-  const [s, n, w, e] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  // A loop, not Math.min(...): a registry of 100,000 devices is past the engine's argument limit.
+  let [s, n, w, e] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const d of district.devices) {
+    s = Math.min(s, d.lat); n = Math.max(n, d.lat); w = Math.min(w, d.lon); e = Math.max(e, d.lon);
+  }
+  if (!district.devices.length) [s, n, w, e] = [22.27, 22.27, 113.57, 113.57];
   const center: [number, number] = [(s + n) / 2, (w + e) / 2];
   const mercY = (lat: number) => Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360));
   // Pixels at zoom z: 256·2^z per 360° of longitude, per 2π of Mercator y.
@@ -115,15 +119,16 @@ export interface WebConfigDeps {
 /** Registers `GET /api/web/config` (every signed-in role). */
 export function registerWebConfigRoute(root: FastifyInstance, deps: WebConfigDeps): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
-  const body: WebConfigReply = {
+  // The start view follows the live registry (cloud/registry/view.ts): computed again after a change.
+  const body = derive(() => deps.district.devices, (): WebConfigReply => ({
     timeZone: CITY_TIME_ZONE,
     map: { tiles: deps.web?.map?.tiles ?? null, ...deviceView(deps.district) },
-  };
+  }));
   app.get('/api/web/config', {
     config: { roles: ROLES },
     schema: {
       summary: "The web application's deployment settings: the city's time zone, the map's start view and tile source (null: offline outlines only)",
       tags: ['web'], response: { 200: WebConfigReply, ...S.authErrors },
     },
-  }, async () => body);
+  }, async () => body());
 }

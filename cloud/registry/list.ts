@@ -1,0 +1,41 @@
+import { sql, type Kysely } from 'kysely';
+import type { DB } from '../db/schema.ts';
+import { decodeCursor, encodeCursor } from '../http/device-page.ts';
+import type { DeviceListQuery } from './schemas.ts';
+
+/**
+ * The registry's device list, paged and filtered in SQL (docs/architecture.md#device-registry): in id
+ * order after the cursor, each filter on an index of (column, id), q on the lower-case `search` column.
+ * The bench (bench/registry.ts) runs the same statement through the driver as its peer.
+ */
+
+export type ListFilters = Omit<DeviceListQuery, 'limit' | 'cursor'>;
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+export function filtered(db: Kysely<DB>, f: ListFilters) {
+  let q = db.selectFrom('registry_devices').selectAll();
+  const status = f.retired === undefined ? (f.status ?? 'active') : f.retired ? 'retired' : 'active';
+  if (status === 'active') q = q.where('retired_at', 'is', null);
+  else if (status === 'retired') q = q.where('retired_at', 'is not', null);
+  if (f.gateway !== undefined) q = q.where('gateway', '=', f.gateway);
+  if (f.bus !== undefined) q = q.where('bus', '=', f.bus);
+  if (f.district !== undefined) q = q.where('district', '=', f.district);
+  if (f.profile !== undefined) q = q.where('profile', '=', f.profile);
+  if (f.unit !== undefined) {
+    const u = f.unit;
+    q = q.where((eb) => eb.or([eb('owner_unit', '=', u), eb('maintainer_unit', '=', u)]));
+  }
+  if (f.q !== undefined && f.q !== '') q = q.where(sql<boolean>`search like ${`%${escapeLike(f.q.toLowerCase())}%`} escape '\\'`);
+  return q;
+}
+
+export async function listPage(db: Kysely<DB>, query: DeviceListQuery) {
+  const { limit, cursor, ...f } = query;
+  let q = filtered(db, f);
+  if (cursor !== undefined) q = q.where('id', '>', decodeCursor(cursor));
+  const rows = await q.orderBy('id').limit(limit + 1).execute();
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  return { rows: page, nextCursor: more ? encodeCursor(page[page.length - 1].id) : null };
+}
