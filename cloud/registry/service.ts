@@ -156,10 +156,17 @@ export function createRegistry(deps: RegistryDeps): Registry {
   }
 
   async function reload(): Promise<boolean> {
-    const v = await readVersion(database.db);
+    let v = await readVersion(database.db);
     if (v === version) return false;
     const before = snapshotOf(rows, seed);
-    const next = await loadRows(database.db);
+    let next: Rows;
+    // The version read before and after the rows: equal, no change was committed in between.
+    for (;;) {
+      next = await loadRows(database.db);
+      const after = await readVersion(database.db);
+      if (after === v) break;
+      v = after;
+    }
     const after = snapshotOf(next, seed);
     install(next, v, version < 0 ? [] : changedGateways(before, after));
     return true;

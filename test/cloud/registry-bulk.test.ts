@@ -59,7 +59,7 @@ describe.each(BACKENDS)('registry bulk import, export and list on $backend', ({ 
     it('refuses a file with a bad row whole, naming the line and the column, and applies nothing', async () => {
       const before = cloud.registry.version();
       const rows = csvOf(5).split('\n');
-      rows[3] = rows[3].replace('bus-gongbei-b', 'bus-nowhere'); // line 4
+      rows[3] = rows[3].replace('bus-jida-a', 'bus-nowhere'); // line 4
       rows[5] = rows[5].replace('22.2504', '95'); // line 6: latitude out of range
       const r = await call('POST', '/api/registry/devices/import', rows.join('\n'), 'text/csv');
       expect(r.status).toBe(400);
@@ -67,7 +67,6 @@ describe.each(BACKENDS)('registry bulk import, export and list on $backend', ({ 
       expect(r.body.message).toMatch(/line 6, column lat: /);
       const r2 = await call('POST', '/api/registry/devices/import', rows.slice(0, 5).join('\n'), 'text/csv');
       expect(r2.body.message).toMatch(/line 4, column bus: unknown bus "bus-nowhere"/);
-      expect(r2.body.message).toMatch(/line 4, column gateway: /);
       const unknownCol = await call('POST', '/api/registry/devices/import', 'id,colour\nX,red\n', 'text/csv');
       expect(unknownCol.body.message).toMatch(/line 1, column colour: unknown column/);
       expect(cloud.registry.version()).toBe(before);
@@ -140,6 +139,11 @@ describe.each(BACKENDS)('registry bulk import, export and list on $backend', ({ 
     });
 
     it('reaches the other worker: a device added on one is accepted by the other within its poll, and its listeners told', async () => {
+      const caughtUp = async () => {
+        for (let i = 0; i < 200 && other.registry.version() !== cloud.registry.version(); i++) await new Promise((res) => setTimeout(res, 10));
+        expect(other.registry.version()).toBe(cloud.registry.version());
+      };
+      await caughtUp();
       const told: string[][] = [];
       other.registry.onChange((c) => told.push(c.gateways));
       const r = await call('POST', '/api/registry/devices', {
@@ -147,9 +151,8 @@ describe.each(BACKENDS)('registry bulk import, export and list on $backend', ({ 
         ownerUnit: 'xz-drainage', maintainerUnit: 'iot-ops', bus: 'bus-jida-a', unitId: 240,
       }, 'application/json');
       expect(r.status).toBe(201);
-      for (let i = 0; i < 100 && !told.length; i++) await new Promise((res) => setTimeout(res, 20));
+      await caughtUp();
       expect(told).toEqual([['gw-xz-jida']]);
-      expect(other.registry.version()).toBe(cloud.registry.version());
       const res = await other.ingest('gw-xz-jida', topics.up('gw-xz-jida', 'REG-CLUSTER-1'), reading('REG-CLUSTER-1', 1, T0, { level_m: 0.1, battery_pct: 90 }));
       expect(res).toMatchObject({ status: 'stored' });
       // A change made on the other worker is judged against the registry as the database has it.
