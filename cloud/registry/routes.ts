@@ -215,6 +215,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
         return { gateway: gatewayJson(s), ...await deps.provision(s.value.id) };
       } catch (err) {
         log.error({ err, gateway: s.value.id }, 'gateway provisioning failed');
+        if (err instanceof CsError) throw err;
         throw new CsError(CloudErrors.REGISTRY_PROVISION_FAILED, `gateway ${s.value.id} was added, but its provisioning failed: ${(err as Error).message}`);
       }
     },
