@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TSchema, Static } from '@sinclair/typebox';
-import type { Logger } from '../lib/log.ts';
+import { lazyChild, type Logger } from '../lib/log.ts';
 import { check } from '../lib/schema.ts';
 import { parseTopic } from '../lib/topics.ts';
 import { createRateLimiter } from '../lib/rate-limit.ts';
@@ -166,11 +166,10 @@ export function createIntake(deps: {
 
   async function guard<T, R extends string>(spec: { what: string }, gateway: string, topic: string, counters: IntakeCounters,
     handle: (ctx: { log: Logger; checked(): void }) => Promise<T>): Promise<T | Rejected<R> | Failed> {
-    let log = logger.child({ gateway });
+    const device = parseTopic(topic)?.device;
+    const log = lazyChild(logger, device ? { gateway, device } : { gateway });
     let checked = false;
     try {
-      const device = parseTopic(topic)?.device;
-      if (device) log = log.child({ device });
       return await handle({ log, checked: () => { checked = true; } });
     } catch (err) {
       if (err instanceof Rejection) {

@@ -52,3 +52,23 @@ export function createLogger(opts: LoggerOptions = {}, format: LogFormat = logFo
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * `logger.child(bindings)`, made on first use: a message path that logs nothing (the common case)
+ * does not pay for the child (pino serialises its bindings at creation).
+ */
+export function lazyChild(logger: Logger, bindings: Record<string, unknown>): Logger {
+  let real: Logger | undefined;
+  return new Proxy({} as Logger, {
+    get(_, key) {
+      real ??= logger.child(bindings);
+      const v = (real as unknown as Record<string | symbol, unknown>)[key];
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(real) : v;
+    },
+    set(_, key, value) {
+      real ??= logger.child(bindings);
+      (real as unknown as Record<string | symbol, unknown>)[key] = value;
+      return true;
+    },
+  });
+}

@@ -41,3 +41,24 @@ describe('log format', () => {
     expect(out.lines()[0]).not.toMatch(/hunter2|cst_x/);
   });
 });
+
+describe('lazy child logger', () => {
+  it('writes with its bindings, and makes no child while nothing is logged', async () => {
+    const { lazyChild } = await import('../../lib/log.ts');
+    const out = sink();
+    const logger = createLogger({ level: 'info' }, 'json', out.stream);
+    let children = 0;
+    const child = logger.child.bind(logger);
+    logger.child = ((...a: Parameters<typeof child>) => { children++; return child(...a); }) as typeof logger.child;
+    const quiet = lazyChild(logger, { gateway: 'gw-1' });
+    expect(children).toBe(0);
+    void quiet;
+    const log = lazyChild(logger, { gateway: 'gw-1', device: 'd-1' });
+    log.warn({ seq: 3 }, 'something');
+    log.info('again');
+    expect(children).toBe(1);
+    const lines = out.lines().map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.gateway, l.device, l.msg])).toEqual([['gw-1', 'd-1', 'something'], ['gw-1', 'd-1', 'again']]);
+    expect(lines[0].seq).toBe(3);
+  });
+});
