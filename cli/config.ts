@@ -149,7 +149,7 @@ export const CloudServiceConfig = Type.Object({
   }, { additionalProperties: false })),
   /** Group commit (docs/architecture.md#ingest): readings per transaction at most, and the longest wait for a batch to fill. */
   ingest: Type.Optional(Type.Object({
-    batchReadings: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 256 })),
+    batchReadings: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 1000 })),
     batchDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, default: 2 })),
   }, { additionalProperties: false })),
   /** How long readings are kept (README "Retention of readings"): raw rows, minute and hour rollups, in days. */

@@ -21,13 +21,13 @@ import { foldState, insertReadings, priorReadings, upsertDeviceStates, type Devi
  */
 
 export interface BatchOptions {
-  /** Readings per transaction at most; default 256. */
+  /** Readings per transaction at most; default 1000. */
   maxReadings: number;
   /** Longest wait for a batch to fill after its first reading, ms; default 2. */
   maxDelayMs: number;
 }
 
-export const DEFAULT_BATCH: BatchOptions = { maxReadings: 256, maxDelayMs: 2 };
+export const DEFAULT_BATCH: BatchOptions = { maxReadings: 1000, maxDelayMs: 2 };
 
 export type Stored = Extract<IngestOutcome<string>, { status: 'stored' | 'duplicate' | 'conflict' }>;
 

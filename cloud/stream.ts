@@ -40,7 +40,7 @@ export interface StreamSourceOptions {
   partitions?: number;
   /** Lease of a partition unrenewed, ms; default 10000: a dead worker's partitions move after about this. */
   leaseMs?: number;
-  /** Entries read per call; default 100. */
+  /** Entries read per call; default 1000 (as many as one transaction of the group commit takes). */
   batch?: number;
   /** Longest wait of one blocking read, ms; default 1000 (also bounds how late a partition is picked up). */
   blockMs?: number;
@@ -104,7 +104,7 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
   const now = deps.now ?? Date.now;
   const partitions = o.partitions ?? 1;
   const leaseMs = o.leaseMs ?? 10_000;
-  const batch = o.batch ?? 100;
+  const batch = o.batch ?? 1000;
   const blockMs = o.blockMs ?? 1000;
   const claimIdleMs = o.claimIdleMs ?? 30_000;
   const claimEveryMs = o.claimEveryMs ?? Math.max(1, Math.floor(claimIdleMs / 2));

@@ -52,7 +52,8 @@ describe.each(BACKENDS)('group commit on $backend', ({ backend, skip }: { backen
       await ingestor.seed();
     }
 
-    beforeEach(() => start());
+    // Batches of at most 256 (not the default), which the counts of commits below follow.
+    beforeEach(() => start({ maxReadings: 256 }));
     afterEach(async () => {
       ingestor.close();
       await database.close();
