@@ -18,6 +18,10 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && (npm rebuild better-sqlite3-napi || true)
 COPY . .
 COPY --from=web /app/cloud/web/dist cloud/web/dist
+# The server code built ahead of time (esbuild comes with tsx, a dependency): processes run it without the
+# tsx loader, and CITYSTEWARD_RUN=build makes a missing or stale build an error instead of a fallback.
+RUN node bin/build-server.js
+ENV CITYSTEWARD_RUN=build
 # Mount points of the compose volumes, owned by the service user (a new named volume takes the owner from the image).
 RUN mkdir -p /data /config /gateway-data /photos && chown node:node /data /config /gateway-data /photos
 USER node

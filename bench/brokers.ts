@@ -1,6 +1,6 @@
 /**
  * The two brokers under test, each in a process of its own whose pid we know:
- * our gateway (gateway-worker.ts) and a private Mosquitto with the same identities,
+ * our gateway (gateway-worker.ts, built as production's code is) and a private Mosquitto with the same identities,
  * password authentication and equivalent topic ACLs.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -8,6 +8,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildServer } from '../bin/build-server.js';
 import { CredentialStore } from '../gateway/credentials.ts';
 import { GATEWAY_COUNT, SERVICE, account, gatewayName, type Account } from './identities.ts';
 import { Worker } from './ipc.ts';
@@ -46,8 +48,24 @@ function ourCredentials(): string {
   return (credentialsFile = file);
 }
 
+let builtWorker: Promise<string> | undefined;
+
+/**
+ * The broker worker bundled the way production code is (bin/build-server.js: no tsx loader in the
+ * process), once per run into a temporary folder; its path.
+ */
+function gatewayWorker(): Promise<string> {
+  return (builtWorker ??= (async () => {
+    // Inside the repository, so that the packages resolve from its node_modules as production's do.
+    const outdir = mkdtempSync(fileURLToPath(new URL('../.tmp-bench-build-', import.meta.url)));
+    process.once('exit', () => rmSync(outdir, { recursive: true, force: true }));
+    const manifest = await buildServer({ outdir, entryPoints: { 'gateway-worker': 'bench/gateway-worker.ts' }, entry: 'gateway-worker.js' });
+    return join(outdir, manifest.entry);
+  })());
+}
+
 export async function startOurs(): Promise<Broker> {
-  const worker = new Worker('gateway-worker.ts', ['--expose-gc'], [ourCredentials()]);
+  const worker = new Worker(await gatewayWorker(), ['--expose-gc'], [ourCredentials()]);
   const { port } = await worker.next<{ type: string; port: number }>('ready');
   const broker: Broker = {
     name: 'ours',

@@ -1,5 +1,6 @@
 /** Child processes spoken to over IPC: fork a bench worker and wait for its typed messages. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface Message {
@@ -13,10 +14,11 @@ export class Worker {
   private waiter: (() => void) | undefined;
   private exited: Error | undefined;
 
-  /** Forks `bench/{file}` under tsx; extra node flags in `nodeArgs`. */
+  /** Forks `bench/{file}` under tsx, or a built `.js` file (an absolute path) as it is; extra node flags in `nodeArgs`. */
   constructor(file: string, nodeArgs: string[] = [], args: string[] = []) {
-    const path = fileURLToPath(new URL(file, import.meta.url));
-    this.child = fork(path, args, { execArgv: ['--import', 'tsx', ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const built = isAbsolute(file) && file.endsWith('.js');
+    const path = built ? file : fileURLToPath(new URL(file, import.meta.url));
+    this.child = fork(path, args, { execArgv: [...(built ? [] : ['--import', 'tsx']), ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: Message) => {
       this.inbox.push(m);
       this.waiter?.();

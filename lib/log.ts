@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -30,6 +31,8 @@ export function logFormat(env: NodeJS.ProcessEnv = process.env, isTTY = Boolean(
 
 /** A pino-pretty stream written synchronously, so that the last lines before an exit are not lost. */
 export function prettyStream(destination: NodeJS.WritableStream | number = 1, colorize = Boolean(process.stdout.isTTY)): DestinationStream {
+  // Loaded when asked for: a service whose lines are JSON (every one in production) never holds it (about 1 MiB).
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   return pretty({
     destination, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name,svc,mod,gateway,device',
     messageFormat: '{if name}{name}{end}{if svc}/{svc}{end}{if mod}/{mod}{end}{if gateway} [{gateway}]{end}{if device} {device}{end}: {msg}',
