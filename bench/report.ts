@@ -37,10 +37,17 @@ export function mqttSection(c: MqttCase, ours: MqttResult, mosq: MqttResult): st
 export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { node: number; tsx: number; command: number }): string {
   const mib = (kib: number): number => kib / 1024;
   const runtime = runtimeKiB ? [
-    `Of ours at start, an idle Node process holds ${mib(runtimeKiB.node).toFixed(1)} MiB and one with the tsx loader (a hooks thread with a V8`,
-    `isolate of its own, how every citysteward process runs TypeScript) ${mib(runtimeKiB.tsx).toFixed(1)} MiB, before any module of ours.`,
-    `The \`citysteward gateway\` command itself (its CLI, a fresh data directory, no HTTP port, no Redis) holds ${mib(runtimeKiB.command).toFixed(1)} MiB 5 s after its start.`, '',
+    `Of ours at start, an idle Node process holds ${mib(runtimeKiB.node).toFixed(1)} MiB, and one with the tsx loader (a hooks thread with a V8`,
+    `isolate of its own: how \`citysteward\` runs the sources when its build is missing or stale, and how tests run) ${mib(runtimeKiB.tsx).toFixed(1)} MiB, before any module of ours.`,
+    `The \`citysteward gateway\` command itself, as built by \`npm install\` (its CLI, a fresh data directory, no HTTP port, no Redis), holds ${mib(runtimeKiB.command).toFixed(1)} MiB 5 s after its start.`, '',
   ] : [];
+  const perConnKiB = ours.perConnection / 1024;
+  const startMiB = mib(ours.rssStartKiB);
+  const verdict = (ok: boolean): string => (ok ? 'met' : 'not met');
+  const targets = [
+    `Targets (issue 12): at most 60 MiB at start, ${verdict(startMiB <= 60)} (${startMiB.toFixed(1)}); at most 4 KiB per connection from warm, ${verdict(perConnKiB <= 4)} (${perConnKiB.toFixed(2)}).`,
+    'Where the memory goes and what was cut: docs/architecture.md#broker-memory.', '',
+  ];
   return [
     `### ${ours.target.toLocaleString('en-US')} idle authenticated connections`, '',
     table([
@@ -55,7 +62,7 @@ export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { n
       ...(ours.heapPerConnection !== undefined ? [['of which JS heap, after a full GC (KiB)', (ours.heapPerConnection / 1024).toFixed(2), '', '']] : []),
       ['connected', `${ours.connected} / ${ours.target}`, `${mosq.connected} / ${mosq.target}`, ''],
     ]),
-    '', ...runtime,
+    '', ...runtime, ...targets,
   ].join('\n');
 }
 

@@ -3,6 +3,9 @@
 // `npm run build:server`, which `npm install` runs) when that build is fresh, else the TypeScript sources
 // through tsx's loader; CITYSTEWARD_RUN=build|source|auto decides explicitly (bin/build-state.js).
 import { selectRun } from './build-state.js';
+import { applyCommandFlags } from './runtime-flags.js';
+
+applyCommandFlags(process.argv[2]);
 
 const choice = selectRun();
 if (choice.error) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../../bin/build-server.js';
 import { ROOT, buildStatus, selectRun } from '../../bin/build-state.js';
+import { COMMAND_V8_FLAGS, applyCommandFlags } from '../../bin/runtime-flags.js';
 import { runCli, runCliOnce } from '../helpers/process.ts';
 
 describe('the launcher runs the ahead-of-time build only while it is made from the sources as they are', () => {
@@ -88,5 +89,14 @@ describe('the citysteward command built ahead of time', () => {
     const r = await runCliOnce(['--help'], { CITYSTEWARD_RUN: 'build', CITYSTEWARD_BUILD_DIR: join(dir, 'none') });
     expect(r.code).toBe(1);
     expect(r.output).toContain(`citysteward: CITYSTEWARD_RUN=build: no build in ${join(dir, 'none')}; run \`npm run build:server\``);
+  });
+});
+
+describe('the V8 flags the launcher sets per command', () => {
+  it('keeps the young generation from growing in the gateway, and sets nothing for the other commands', () => {
+    expect(COMMAND_V8_FLAGS.gateway).toEqual(['--semi-space-growth-factor=1']);
+    expect(applyCommandFlags('cloud')).toEqual([]);
+    expect(applyCommandFlags(undefined)).toEqual([]);
+    expect(applyCommandFlags('__proto__')).toEqual([]);
   });
 });
