@@ -127,6 +127,18 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect(Date.parse((await caseOf(after)).deadline)).toBe(T0 + 3 * HOUR);
     });
 
+    it('catalogue: a category added is offered to citizens (Open311) and to inspectors at once', async () => {
+      const { version, document } = await get('catalogue');
+      const road = document.categories.find((c: { code: string }) => c.code === 'E0506');
+      document.categories.push({ ...road, code: 'E0599', minor: '99', name: { zh: '测试类别', en: 'Test category' }, hazards: undefined });
+      delete document.categories[document.categories.length - 1].hazards;
+      expect((await put('catalogue', document, version)).statusCode).toBe(200);
+      const services = (await cloud.app.inject({ url: '/open311/v2/services.json' })).json() as { service_code: string }[];
+      expect(services.map((x) => x.service_code)).toContain('E0599');
+      const cat = (await cloud.app.inject({ url: '/api/catalogue', headers: { authorization: `Bearer ${operator}` } })).json();
+      expect(JSON.stringify(cat)).toContain('E0599');
+    });
+
     it('routing: a routing rule sends the next case to another unit', async () => {
       const first = (await send('WL-T-0005', 0.9)).cases[0].caseId;
       expect((await caseOf(first)).unit).toBe('xz-drainage');
