@@ -12,6 +12,7 @@ import { DEMO_DISTRICT } from './demo-district.ts';
 import { runUntilSignal } from './wait.ts';
 import { registerTokenCommands, registerUserCommands } from './user-commands.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { registerConfigCommands } from './config-commands.ts';
 import { registerCredentialCommands } from './credential-commands.ts';
 import { registerClusterCommands } from './cluster-commands.ts';
 import { registerOpen311Commands } from './open311-commands.ts';
@@ -272,7 +273,7 @@ export function buildProgram(): Command {
       if (!report.ok) process.exitCode = 1;
     });
 
-  for (const register of [registerUserCommands, registerTokenCommands, registerAuditCommands, registerCredentialCommands, registerClusterCommands, registerOpen311Commands, registerFlowsCommand]) register(program, { configOption, dataDirOption, databaseOf: (file: string, dataDir: string) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
+  for (const register of [registerUserCommands, registerTokenCommands, registerAuditCommands, registerConfigCommands, registerCredentialCommands, registerClusterCommands, registerOpen311Commands, registerFlowsCommand]) register(program, { configOption, dataDirOption, databaseOf: (file: string, dataDir: string) => databaseOf(loadConfig(file, CloudServiceConfig), file, dataDir) });
 
   return program;
 }

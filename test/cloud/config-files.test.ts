@@ -6,7 +6,7 @@ import { topics } from '../../lib/topics.ts';
 import { buildCloud, type Cloud, type DbOptions } from '../../cloud/app.ts';
 import { loadConfigFile } from '../../cloud/config/files.ts';
 import { createRuleEngine, defaultRuleSet, type RuleSet } from '../../cloud/rules.ts';
-import { eventually } from '../helpers/process.ts';
+import { eventually, runCliOnce } from '../helpers/process.ts';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
 /**
@@ -63,6 +63,34 @@ describe('a config file naming a bad value', () => {
     await expect(buildCloud({ db: { kind: 'sqlite', file: join(dir, 'x.db') }, district, profiles, escalation: { tickMs: 5 } }))
       .rejects.toThrow(/escalation invalid: tickMs: /);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('citysteward config', () => {
+  it('replaces a kind from a YAML file through the API, refuses a bad one naming the key, and lists both changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-config-cli-'));
+    const cloud = await buildCloud({ db: { kind: 'sqlite', file: join(dir, 'cs.db') }, district, profiles });
+    try {
+      await cloud.start();
+      const url = await cloud.app.listen({ host: '127.0.0.1', port: 0 });
+      const token = await cloud.tokens.create('admin');
+      const file = join(dir, 'escalation.yaml');
+      writeFileSync(file, 'remindBeforeMs: 3600000\nackWithinMs: 300000\nstepMs: 1800000\ntickMs: 5000\n');
+      const set = await runCliOnce(['config', 'set', 'escalation', file, '--base-version', '1', '--url', url, '--token', token, '--data-dir', dir]);
+      expect(set.code).toBe(0);
+      expect(JSON.parse(set.output)).toMatchObject({ kind: 'escalation', version: 2, changed: true, summary: 'changed ackWithinMs 900000 → 300000' });
+      expect(cloud.escalator!.policy().ackWithinMs).toBe(300_000);
+      writeFileSync(file, 'remindBeforeMs: 3600000\nackWithinMs: 300000\nstepMs: 1800000\ntickMs: 5\n');
+      const bad = await runCliOnce(['config', 'set', 'escalation', file, '--url', url, '--token', token, '--data-dir', dir]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.output).toContain('CS_CLOUD_CONFIG_REFUSED');
+      expect(bad.output).toMatch(/tickMs: /);
+      const log = await cloud.config.changes({ limit: 5, kind: 'escalation' });
+      expect(log.map((c) => [c.outcome, c.version])).toEqual([['refused', null], ['applied', 2], ['applied', 1]]);
+    } finally {
+      await cloud.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
