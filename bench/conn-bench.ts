@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildServer } from '../bin/build-server.js';
 import type { Broker } from './brokers.ts';
 import { rssKiB, sleep } from './brokers.ts';
 import type { Job } from './client-worker.ts';
@@ -88,8 +90,8 @@ export function writeConnSection(section: string): void {
  * the `citysteward gateway` command itself (a fresh data directory, no HTTP port, no Redis) 5 s after its start.
  */
 export async function runtimeRss(): Promise<{ node: number; tsx: number; command: number }> {
-  const idle = async (args: string[], ms = 2_500): Promise<number> => {
-    const p = spawn(process.execPath, args, { stdio: 'ignore', cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, CS_LOG_FORMAT: 'json' } });
+  const idle = async (args: string[], ms = 2_500, env: NodeJS.ProcessEnv = {}): Promise<number> => {
+    const p = spawn(process.execPath, args, { stdio: 'ignore', cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, CS_LOG_FORMAT: 'json', ...env } });
     await sleep(ms);
     const kib = rssKiB(p.pid!);
     p.kill();
@@ -98,10 +100,15 @@ export async function runtimeRss(): Promise<{ node: number; tsx: number; command
   };
   const wait = ['-e', 'setTimeout(() => {}, 5000)'];
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-command-'));
+  // The command as `npm install` leaves it: built from the sources as they are now (a build of its own, so
+  // that a stale dist/ is neither measured nor touched), and required (CITYSTEWARD_RUN=build).
+  const build = mkdtempSync(fileURLToPath(new URL('../.tmp-bench-build-', import.meta.url)));
   try {
-    const command = await idle(['bin/citysteward.js', 'gateway', '--data-dir', dir, '--mqtt-port', '0'], 5_000);
+    await buildServer({ outdir: build });
+    const command = await idle(['bin/citysteward.js', 'gateway', '--data-dir', dir, '--mqtt-port', '0'], 5_000, { CITYSTEWARD_RUN: 'build', CITYSTEWARD_BUILD_DIR: build });
     return { node: await idle(wait), tsx: await idle(['--import', 'tsx', ...wait]), command };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(build, { recursive: true, force: true });
   }
 }
