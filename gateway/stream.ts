@@ -13,6 +13,11 @@
  *
  * Entry fields: `gw` (gateway id), `topic` (its kind tells a reading from an alarm), `payload` (the raw bytes), `broker` (the
  * appending broker's id), `at` (receive time, ms since the epoch).
+ *
+ * Appends are sent together: what arrives within one turn of the event loop goes in one script call
+ * (EVALSHA of APPEND, up to MAX_BATCH entries, in arrival order), which XADDs each entry as before; each
+ * append resolves when the call returned, and all of a failed call are refused. One command per message
+ * (ioredis builds each, Redis dispatches each) was a fifth of the broker's CPU under the ingest bench.
  */
 import { Redis } from 'ioredis';
 import { CsError } from '../lib/errors.ts';
@@ -45,18 +50,63 @@ export interface StreamAppender {
 
 export { DEFAULT_STREAM_MAXLEN };
 
+/** Entries per script call at most. */
+const MAX_BATCH = 500;
+
+/** ARGV[1] the MAXLEN (0: no trim), then gw, topic, payload, broker, at per entry; KEYS the entry's stream key. */
+const APPEND = `local maxLen = ARGV[1]
+for i = 1, #KEYS do
+  local b = 1 + (i - 1) * 5
+  if maxLen == '0' then
+    redis.call('XADD', KEYS[i], '*', 'gw', ARGV[b + 1], 'topic', ARGV[b + 2], 'payload', ARGV[b + 3], 'broker', ARGV[b + 4], 'at', ARGV[b + 5])
+  else
+    redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxLen, '*', 'gw', ARGV[b + 1], 'topic', ARGV[b + 2], 'payload', ARGV[b + 3], 'broker', ARGV[b + 4], 'at', ARGV[b + 5])
+  end
+end
+return #KEYS`;
+
+interface Pending { key: string; gateway: string; topic: string; payload: Buffer; at: number; resolve(): void; reject(err: Error): void }
+type AppendingRedis = Redis & { csAppend(keys: number, ...args: (string | Buffer)[]): Promise<number> };
+
 export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender {
   const now = opts.now ?? Date.now;
   const maxLen = opts.maxLen ?? DEFAULT_STREAM_MAXLEN;
   // XADD's approximate trim (~): cheap, keeps at least maxLen entries.
   const partitions = opts.partitions ?? 1;
-  const trim = maxLen > 0 ? ['MAXLEN', '~', String(maxLen)] : [];
-  let redis: Redis | undefined;
+  let redis: AppendingRedis | undefined;
+  let queue: Pending[] = [];
+  let scheduled = false;
+
+  function flush(): void {
+    scheduled = false;
+    const r = redis;
+    while (queue.length) {
+      const batch = queue.length <= MAX_BATCH ? queue : queue.slice(0, MAX_BATCH);
+      queue = queue.length <= MAX_BATCH ? [] : queue.slice(MAX_BATCH);
+      if (!r) {
+        for (const p of batch) p.reject(new Error('stream appender stopped'));
+        continue;
+      }
+      // KEYS (one per entry), then ARGV: the MAXLEN, then the entries' fields.
+      const args: (string | Buffer)[] = new Array(batch.length * 6 + 1);
+      args[batch.length] = String(maxLen);
+      for (let i = 0, k = batch.length + 1; i < batch.length; i++) {
+        const p = batch[i];
+        args[i] = p.key;
+        args[k++] = p.gateway; args[k++] = p.topic; args[k++] = p.payload; args[k++] = opts.brokerId; args[k++] = String(p.at);
+      }
+      r.csAppend(batch.length, ...args).then(
+        () => { for (const p of batch) p.resolve(); },
+        (err: Error) => { for (const p of batch) p.reject(err); },
+      );
+    }
+  }
 
   return {
     async start() {
       // No offline queue: a reading must be refused (not acknowledged) while Redis is away.
-      const r = new Redis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: true });
+      const r = new Redis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: true }) as AppendingRedis;
+      r.defineCommand('csAppend', { lua: APPEND });
       r.on('error', (err) => opts.logger.warn({ err: err.message }, 'redis stream connection error'));
       await r.connect();
       const problem = await agreePartitions(r, opts.key, partitions);
@@ -75,7 +125,14 @@ export function buildStreamAppender(opts: StreamAppenderOptions): StreamAppender
       const t = parseTopic(topic);
       if (!t || (t.kind !== 'up' && t.kind !== 'alarm')) return false;
       if (!redis) throw new Error('stream appender not started');
-      await redis.xadd(partitionKey(opts.key, partitionOf(t.gateway, partitions), partitions), ...(trim as []), '*', 'gw', t.gateway, 'topic', topic, 'payload', payload, 'broker', opts.brokerId, 'at', String(now()));
+      const key = partitionKey(opts.key, partitionOf(t.gateway, partitions), partitions);
+      await new Promise<void>((resolve, reject) => {
+        queue.push({ key, gateway: t.gateway, topic, payload, at: now(), resolve, reject });
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
       return true;
     },
   };
