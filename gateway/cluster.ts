@@ -42,7 +42,7 @@ interface EmitterLike {
   closed?: boolean;
   _pubSubPrefix: string;
   _onError: (err?: Error) => void;
-  pubConn: { publish(channel: string, message: Buffer): Promise<unknown> };
+  pubConn: { publish(channel: string, message: Buffer): Promise<unknown>; defineCommand(name: string, o: { numberOfKeys: number; lua: string }): void };
   state: { once(ev: string, fn: (...a: unknown[]) => void): void; on(ev: string, fn: (...a: unknown[]) => void): void };
   subConn: { status: string };
 }
@@ -84,21 +84,49 @@ export function buildClusterBackend(opts: RedisClusterOptions, log: Logger): Clu
   };
 }
 
+/** PUBLISH of each (channel, message) pair of ARGV, in order. */
+const PUBLISH_ALL = `for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end
+return #ARGV / 2`;
+/** Packets per script call at most. */
+const MAX_ROUTED = 500;
+
 /**
  * MQEmitterRedisPrefix's emit (mqemitter-redis 7) with the packet encoded by encodeRouted, the same
- * bytes as its msgpack-lite encode (the other brokers decode them unchanged); a packet the fast
- * encoder does not cover goes the library's way.
+ * bytes as its msgpack-lite encode (the other brokers decode them unchanged), and the PUBLISHes of one
+ * turn of the event loop sent in one script call (in order; each packet's callback after it returned),
+ * not a command each; a packet the fast encoder does not cover goes the library's way.
  */
 function routeFast(mq: EmitterLike): void {
   const library = mq.emit.bind(mq);
   const id = hyperid();
+  const conn = mq.pubConn as EmitterLike['pubConn'] & { csPublishAll(...args: (string | Buffer)[]): Promise<unknown> };
+  conn.defineCommand('csPublishAll', { numberOfKeys: 0, lua: PUBLISH_ALL });
+  let args: (string | Buffer)[] = [];
+  let callbacks: ((err?: Error) => void)[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    while (callbacks.length) {
+      const n = Math.min(callbacks.length, MAX_ROUTED);
+      const batch = args.slice(0, n * 2);
+      const cbs = callbacks.slice(0, n);
+      args = args.slice(n * 2);
+      callbacks = callbacks.slice(n);
+      conn.csPublishAll(...batch).then(() => { for (const cb of cbs) cb(); }, (err: Error) => { for (const cb of cbs) cb(err); });
+    }
+  };
   mq.emit = (packet, done) => {
     const cb = done ?? mq._onError;
     if (mq.closed) return cb(new Error('mqemitter-redis is closed'));
     const channel = mq._pubSubPrefix + packet.topic;
     const bytes = encodeRouted(id(), { ...packet, topic: channel });
     if (!bytes) return library(packet, done);
-    mq.pubConn.publish(channel, bytes).then(() => cb()).catch(cb);
+    args.push(channel, bytes);
+    callbacks.push(cb);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
   };
 }
 
