@@ -54,7 +54,9 @@ function calendarProblems(c: WorkCalendar): SchemaProblem[] {
   });
   const off = new Set(c.holidays);
   c.workdays.forEach((d, i) => { if (off.has(d)) problems.push({ key: `workdays[${i}]`, message: `${d} is also one of the city's holidays` }); });
-  if (c.weekend.length >= 7 && c.workdays.length === 0) problems.push({ key: 'weekend', message: 'every day of the week is off: no working time' });
+  // Every day of the week off leaves only the listed workdays: once they have passed, no time limit in working
+  // hours or days has an end, and every case would fail to be created (cloud/calendar.ts addWorkingTime).
+  if (new Set(c.weekend).size >= 7) problems.push({ key: 'weekend', message: 'every day of the week is off: no working time once the listed workdays have passed' });
   return problems;
 }
 

@@ -160,6 +160,17 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect(bad.json().problems).toEqual([{ key: 'workingHours[0]', message: 'ends (12:00) before it starts (14:00)' }]);
     });
 
+    // Guards against a calendar with every weekday off but a few listed workdays being accepted: once those
+    // days had passed, every working-hours deadline threw and the next reading's case was never created.
+    it('calendar: a week with no working day is refused, whatever workdays it lists; repeated weekend days are not', async () => {
+      const { version, document } = await get('calendar');
+      const bad = await put('calendar', { ...document, weekend: [0, 1, 2, 3, 4, 5, 6], workdays: ['2020-01-06'] }, version);
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().problems).toEqual([{ key: 'weekend', message: expect.stringContaining('every day of the week is off') }]);
+      expect((await send('WL-T-0007', 0.75)).cases).toHaveLength(1);
+      expect((await put('calendar', { ...document, weekend: [0, 6, 0, 6, 0, 6, 0] }, version)).statusCode).toBe(200);
+    });
+
     it('escalation: a shorter acceptance time escalates the next pass sooner', async () => {
       const id = (await send('WL-T-0008', 0.9)).cases[0].caseId;
       t = T0 + 6 * MIN;
