@@ -284,7 +284,8 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
     req.raw.on('close', done);
   });
   registerEvaluationRoutes(root, {
-    database, now, utcOffsetMinutes: deps.calendar.utcOffsetMinutes, rules: deps.scoring ?? defaultScoringRules(), units: deps.district.units,
+    // Read through: the calendar may be changed at runtime (cloud/config/).
+    database, now, get utcOffsetMinutes() { return deps.calendar.utcOffsetMinutes; }, rules: deps.scoring ?? defaultScoringRules(), units: deps.district.units,
   });
   registerPeopleRoutes(root, { database, now, env, events: deps.events });
   return { liveStreams: () => streams.size };

@@ -171,6 +171,16 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect((await put('calendar', { ...document, weekend: [0, 6, 0, 6, 0, 6, 0] }, version)).statusCode).toBe(200);
     });
 
+    // Guards against the evaluation routes keeping the UTC offset they were registered with: a changed
+    // calendar offset silently left the monthly report's period on the old one.
+    it('calendar: a new UTC offset sets the evaluation report\'s month at once', async () => {
+      const report = async () => (await cloud.app.inject({ url: '/api/evaluation?month=2026-11', headers: { authorization: `Bearer ${operator}` } })).json();
+      expect((await report()).period).toMatchObject({ from: '2026-10-31T16:00:00.000Z', utcOffsetMinutes: 480 });
+      const { version, document } = await get('calendar');
+      expect((await put('calendar', { ...document, utcOffsetMinutes: 0 }, version)).statusCode).toBe(200);
+      expect((await report()).period).toMatchObject({ from: '2026-11-01T00:00:00.000Z', utcOffsetMinutes: 0 });
+    });
+
     it('escalation: a shorter acceptance time escalates the next pass sooner', async () => {
       const id = (await send('WL-T-0008', 0.9)).cases[0].caseId;
       t = T0 + 6 * MIN;
