@@ -13,13 +13,13 @@ export type Level = ResponseLevel;
 const LevelOrNull = Type.Union([...LEVELS.map((l) => Type.Literal(l)), Type.Null()]);
 
 export const WarningPolicy = Type.Object({
-  /** Geocode prefixes (GB/T 2260 administrative codes) and area names that concern this city. */
+  /** Geocode prefixes (GB/T 2260 administrative codes) and area names that concern this city (an empty one would match every area). */
   areas: Type.Object({
-    geocodes: Type.Array(Type.String(), { default: ['4404'] }),
-    names: Type.Array(Type.String(), { default: ['珠海', 'Zhuhai', '香洲', 'Xiangzhou', '斗门', 'Doumen', '金湾', 'Jinwan'] }),
+    geocodes: Type.Array(Type.String({ minLength: 1 }), { default: ['4404'] }),
+    names: Type.Array(Type.String({ minLength: 1 }), { default: ['珠海', 'Zhuhai', '香洲', 'Xiangzhou', '斗门', 'Doumen', '金湾', 'Jinwan'] }),
   }, { default: {} }),
-  /** Event names (case-insensitive substrings) that trigger emergency mode. */
-  events: Type.Array(Type.String(), { default: ['typhoon', 'tropical cyclone', '台风'] }),
+  /** Event names (case-insensitive substrings) that trigger emergency mode (an empty one would match every event). */
+  events: Type.Array(Type.String({ minLength: 1 }), { default: ['typhoon', 'tropical cyclone', '台风'] }),
   signals: Type.Object({
     white: LevelOrNull, blue: LevelOrNull, yellow: LevelOrNull, orange: LevelOrNull, red: LevelOrNull,
   }, { default: { white: null, blue: 'IV', yellow: 'III', orange: 'II', red: 'I' } }),

@@ -211,5 +211,17 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect(bad.statusCode).toBe(400);
       expect(bad.json().problems.map((p: { key: string }) => p.key).sort()).toEqual(['policy.signals.red', 'retryMs']);
     });
+
+    // Guards against an empty event name or area name being accepted: as a substring it matches every
+    // warning, so another city's typhoon signal (Shantou) put Zhuhai into emergency mode.
+    it('emergency: an empty event or area name is refused, and another city\'s warning still leaves the mode alone', async () => {
+      const { version, document } = await get('emergency');
+      const names = document.policy.areas.names.length;
+      const bad = await put('emergency', { ...document, policy: { ...document.policy, events: [...document.policy.events, ''], areas: { ...document.policy.areas, names: [...document.policy.areas.names, ''] } } }, version);
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().problems.map((p: { key: string }) => p.key).sort()).toEqual([`policy.areas.names[${names}]`, `policy.events[${document.policy.events.length}]`]);
+      const other = await cloud.emergency!.receiveWarning(readFileSync(new URL('../fixtures/cap/other-city.xml', import.meta.url), 'utf8'), 'test');
+      expect(other.state.mode).toBe('normal');
+    });
   });
 });
