@@ -187,7 +187,7 @@ export function rulesFor(set: RuleSet, kind: string, device: string): Rule[] {
 
 /**
  * What the schema cannot check: every kind is a known profile, every point a point of that
- * profile, and every override names a rule of some kind (ids are shared across kinds). Each
+ * profile, rule ids unique within a kind, a range's min not above its max, and every override names a rule of some kind (ids are shared across kinds). Each
  * override merged with the rule it changes must be a valid rule of its kind (keys and types) whose
  * point the device has. `deviceKinds` (device id -> profile id, from the district or the edge
  * config) pins a device to its kind; an override of a device not in it (the rule file is the
@@ -204,11 +204,16 @@ export function checkRuleSet(set: RuleSet, profiles: Map<string, Profile>, under
       continue;
     }
     const points = new Set(profile.points.map((p) => p.key));
+    const here = new Set<string>();
     rules.forEach((r, i) => {
       ids.add(r.id);
+      // A rule's hold, hysteresis and alarm state and a device's override are keyed by its id: two rules of one id would share them.
+      if (here.has(r.id)) problems.push({ key: `${at}kinds.${kind}[${i}].id`, message: `a second rule "${r.id}" for "${kind}" (ids are unique within a kind)` });
+      here.add(r.id);
       if (r.kind !== 'silence' && !points.has(r.point)) {
         problems.push({ key: `${at}kinds.${kind}[${i}].point`, message: `profile "${kind}" has no point "${r.point}"` });
       }
+      if (r.kind === 'range' && r.min > r.max) problems.push({ key: `${at}kinds.${kind}[${i}].min`, message: `${r.min} is above max ${r.max}: every value would be implausible` });
     });
   }
   for (const [device, overrides] of Object.entries(set.devices ?? {})) {
@@ -259,6 +264,9 @@ function mergedProblems(base: Rule, o: RuleOverride, profile: Profile | undefine
   }
   const result = check(schema, Object.fromEntries(Object.entries(merged).filter(([k]) => known.includes(k))));
   if (!result.ok) out.push(...result.problems.map((p) => ({ key: p.key === '(root)' ? key : `${key}.${p.key}`, message: p.message })));
+  if (result.ok && merged.kind === 'range' && (merged.min as number) > (merged.max as number)) {
+    out.push({ key: `${key}.${'min' in rest ? 'min' : 'max'}`, message: `min ${String(merged.min)} is above max ${String(merged.max)}: every value would be implausible` });
+  }
   const point = merged.point;
   if (profile && merged.kind !== 'silence' && typeof point === 'string' && !profile.points.some((p) => p.key === point)) {
     out.push({ key: `${key}.point`, message: `${whose} has no point "${point}"` });

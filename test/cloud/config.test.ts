@@ -105,6 +105,23 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect(log[1].actor).toBe(log[0].actor);
     });
 
+    // Guards against rule sets that pass the schema but misjudge every reading: two rules of one id in a kind
+    // (their hold and alarm state and the devices' overrides are keyed by id, so shared) and a range whose
+    // min is above its max (every value implausible, a device-health case per device), directly or by an override.
+    it('rules: a repeated rule id in a kind and a range with min above max are refused, nothing applied', async () => {
+      const { version, document } = await get('rules');
+      const rules = document.kinds['water-level'];
+      const n = rules.length;
+      const range = rules.findIndex((r: { kind: string }) => r.kind === 'range');
+      rules.push({ ...rules.find((r: { id: string }) => r.id === 'level-tier1'), value: 0.5 });
+      rules[range] = { ...rules[range], min: 20, max: 10 };
+      document.devices = { 'WL-T-0001': [{ id: rules[range].id, min: 30 }] };
+      const refused = await put('rules', document, version);
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().problems.map((p: { key: string }) => p.key).sort()).toEqual([`devices.WL-T-0001[0].min`, `kinds.water-level[${n}].id`, `kinds.water-level[${range}].min`].sort());
+      expect((await send('WL-T-0002', 0.6)).cases).toEqual([]);
+    });
+
     it('a change based on a stale version is refused (409), and only an admin may change', async () => {
       const { version, document } = await get('routing');
       expect((await put('routing', document, version, operator)).statusCode).toBe(403);
