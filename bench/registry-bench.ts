@@ -127,7 +127,7 @@ async function runBackend(backend: 'sqlite' | 'postgres', n: number, log: (s: st
   const importMs = performance.now() - t0;
   if (imported.created !== n) throw new Error(`imported ${JSON.stringify(imported)}, expected ${n} created`);
   log(`   ${backend}: imported in ${(importMs / 1000).toFixed(1)} s`);
-  for (let i = 0; i < 100; i++) await api('POST', `/api/registry/devices/BR-${String(i * 997).padStart(6, '0')}/retire`);
+  for (let i = 0; i < 100; i++) await api('POST', `/api/registry/devices/BR-${String((i * 997) % n).padStart(6, "0")}/retire`);
 
   // The peer: the same statement, through the driver itself.
   const peerDb = openDatabase(fresh.db);
