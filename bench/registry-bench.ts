@@ -19,9 +19,8 @@ import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
 import { buildCloud, type DbOptions } from '../cloud/app.ts';
 import { openDatabase } from '../cloud/db/database.ts';
-import { filtered } from '../cloud/registry/list.ts';
+import { pageQuery } from '../cloud/registry/list.ts';
 import type { DeviceListQuery } from '../cloud/registry/schemas.ts';
-import { decodeCursor } from '../cloud/http/device-page.ts';
 import { CSV_COLUMNS } from '../cloud/registry/bulk.ts';
 import { summarize } from './stats.ts';
 import { PG_URL } from './ingest-paths.ts';
@@ -135,9 +134,7 @@ async function runBackend(backend: 'sqlite' | 'postgres', n: number, log: (s: st
   const client = backend === 'postgres' ? new pg.Client({ connectionString: (fresh.db as { url: string }).url }) : undefined;
   await client?.connect();
   const peer = async (q: Partial<DeviceListQuery>, cursor?: string): Promise<{ id: string }[]> => {
-    let b = filtered(peerDb.db, { ...q } as never);
-    if (cursor !== undefined) b = b.where('id', '>', decodeCursor(cursor));
-    const c = b.orderBy('id').limit(PAGE + 1).compile();
+    const c = pageQuery(peerDb.db, { ...q, limit: PAGE, cursor } as DeviceListQuery).compile();
     if (raw) return raw.prepare(c.sql).all(...(c.parameters as unknown[])) as { id: string }[];
     return (await client!.query(c.sql, c.parameters as unknown[])).rows;
   };

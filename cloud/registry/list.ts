@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { RegistryDevicesTable } from './migration.ts';
 import type { DB } from '../db/schema.ts';
 import { decodeCursor, encodeCursor } from '../http/device-page.ts';
 import type { DeviceListQuery } from './schemas.ts';
@@ -30,12 +31,32 @@ export function filtered(db: Kysely<DB>, f: ListFilters) {
   return q;
 }
 
+/**
+ * One page as a statement: in id order after the cursor, `limit` + 1 rows (the extra one says there is more).
+ * A unit filter is owner OR maintainer: two index range scans, each stopping at the page's end, merged
+ * (a plain OR would read every device of the unit and sort them).
+ */
+export function pageQuery(db: Kysely<DB>, query: DeviceListQuery) {
+  const { limit, cursor, unit, ...f } = query;
+  const after = cursor === undefined ? undefined : decodeCursor(cursor);
+  const part = (col: 'owner_unit' | 'maintainer_unit') => {
+    let q = filtered(db, f).where(col, '=', unit!);
+    if (after !== undefined) q = q.where('id', '>', after);
+    return q.orderBy('id').limit(limit + 1);
+  };
+  if (unit === undefined) {
+    let q = filtered(db, f);
+    if (after !== undefined) q = q.where('id', '>', after);
+    return q.orderBy('id').limit(limit + 1);
+  }
+  return db.selectFrom((eb) => eb.selectFrom(part('owner_unit').as('o')).selectAll()
+    .union(eb.selectFrom(part('maintainer_unit').as('m')).selectAll()).as('u'))
+    .selectAll().orderBy('id').limit(limit + 1);
+}
+
 export async function listPage(db: Kysely<DB>, query: DeviceListQuery) {
-  const { limit, cursor, ...f } = query;
-  let q = filtered(db, f);
-  if (cursor !== undefined) q = q.where('id', '>', decodeCursor(cursor));
-  const rows = await q.orderBy('id').limit(limit + 1).execute();
-  const more = rows.length > limit;
-  const page = more ? rows.slice(0, limit) : rows;
+  const rows = await pageQuery(db, query).execute() as Selectable<RegistryDevicesTable>[];
+  const more = rows.length > query.limit;
+  const page = more ? rows.slice(0, query.limit) : rows;
   return { rows: page, nextCursor: more ? encodeCursor(page[page.length - 1].id) : null };
 }

@@ -53,6 +53,9 @@ export const registryMigration: Migration = {
     for (const col of ['gateway', 'owner_unit', 'maintainer_unit', 'district', 'profile', 'bus']) {
       await db.schema.createIndex(`registry_devices_${col}`).on('registry_devices').columns([col, 'id']).execute();
     }
+    // The retired devices, in id order (a few among many).
+    await db.schema.createIndex('registry_devices_retired').on('registry_devices').columns(['id'])
+      .where(sql.ref('retired_at'), 'is not', null).execute();
     // One Modbus unit id per bus among the devices in service.
     await db.schema.createIndex('registry_devices_slave').on('registry_devices').columns(['bus', 'unit_id']).unique()
       .where(sql.ref('retired_at'), 'is', null).execute();

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Bus, Device, District } from '../../devices/district.ts';
 import type { Logger } from '../../lib/log.ts';
 import { CsError } from '../../lib/errors.ts';
@@ -191,6 +192,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
         throw err;
       }
       if (written.ok) {
+        // After a bulk change PostgreSQL's planner needs fresh statistics, or it sorts whole tables for a page.
+        if (database.kind === 'postgres' && touch.devices.size >= 1000) {
+          await sql`analyze registry_devices`.execute(database.db).catch((err: Error) => logger.warn({ err: err.message }, 'registry statistics not refreshed'));
+        }
         install(draft, written.version, touchedGateways(rows, draft, touch));
         return out;
       }
