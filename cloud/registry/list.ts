@@ -1,5 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { RegistryDevicesTable } from './migration.ts';
+import type { Rows } from './store.ts';
+import { searchPage } from './search.ts';
 import type { DB } from '../db/schema.ts';
 import { decodeCursor, encodeCursor } from '../http/device-page.ts';
 import type { DeviceListQuery } from './schemas.ts';
@@ -54,7 +56,14 @@ export function pageQuery(db: Kysely<DB>, query: DeviceListQuery) {
     .selectAll().orderBy('id').limit(limit + 1);
 }
 
-export async function listPage(db: Kysely<DB>, query: DeviceListQuery) {
+/** A page of the list; with `q` and the registry's rows, the page's ids are found in memory (search.ts). */
+export async function listPage(db: Kysely<DB>, query: DeviceListQuery, memory?: Rows) {
+  if (memory && query.q) {
+    const { ids, nextCursor } = searchPage(memory, query);
+    const got = ids.length ? await db.selectFrom('registry_devices').selectAll().where('id', 'in', ids).execute() : [];
+    const byId = new Map(got.map((r) => [r.id, r]));
+    return { rows: ids.flatMap((id) => byId.get(id) ?? []), nextCursor };
+  }
   const rows = await pageQuery(db, query).execute() as Selectable<RegistryDevicesTable>[];
   const more = rows.length > query.limit;
   const page = more ? rows.slice(0, query.limit) : rows;

@@ -59,7 +59,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
   app.get('/api/registry/devices', {
     schema: { summary: 'Registry devices, paged (limit, cursor) and filtered in the database: q, gateway, bus, unit, district, profile, status/retired', tags: ['registry'], querystring: R.DeviceListQuery, response: { 200: R.DeviceListReply, ...errors(400), ...HS.authErrors } },
   }, async (req) => {
-    const page = await listPage(db, req.query);
+    const page = await listPage(db, req.query, registry.rows());
     return {
       items: page.rows.map((r) => ({ ...deviceOfRow(r), gateway: r.gateway, district: r.district, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at), retiredAt: r.retired_at === null ? null : iso(r.retired_at) })),
       nextCursor: page.nextCursor,
