@@ -10,6 +10,7 @@ import { openCredentialStore } from '../gateway/credentials.ts';
 import { buildEdge, type Edge } from '../edge/edge.ts';
 import { edgeConfigFromDistrict } from '../edge/config.ts';
 import { buildCloud, type Cloud } from '../cloud/app.ts';
+import { storeCredentials } from '../cloud/provision/index.ts';
 import { StopStack } from '../lib/lifecycle.ts';
 import { CsError } from '../lib/errors.ts';
 import { preferPort } from './listen.ts';
@@ -155,6 +156,8 @@ export function buildDemo(opts: DemoOptions): Demo {
       district: districtForCloud,
       profiles,
       mqtt: { url: mqttUrl, username: CLOUD_USER, password: passwords.get(CLOUD_USER)! },
+      // Gateways created through the API get their credential from the broker's store in this process.
+      provisioning: { credentials: storeCredentials(creds), edge: { mqtt: { url: mqttUrl }, pollMs: opts.pollMs } },
       logger: log.child({ svc: 'cloud' }),
       now: opts.now,
       ...(opts.verifyClearMs !== undefined ? { workflow: { verifyClearMs: opts.verifyClearMs } } : {}),

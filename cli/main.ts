@@ -156,6 +156,8 @@ export function buildProgram(): Command {
         db, district, profiles, mqtt: cfg.mqtt, scoring, logger, routing, calendar, escalation: cfg.escalation, readings: cfg.readings, retention: cfg.retention, web: cfg.web, photos, influx: cfg.influx,
         ingestBatch: { maxReadings: cfg.ingest?.batchReadings, maxDelayMs: cfg.ingest?.batchDelayMs }, http: cfg.http.limits, trustProxy: cfg.http.trustProxy, rules, workflow: cfg.workflow, catalogue: cfg.catalogue ? loadCatalogue(relativeTo(o.config, cfg.catalogue), district) : undefined,
         source: cfg.stream ? { kind: 'redis-stream', url: cfg.stream.url, stream: cfg.stream.key, group: cfg.stream.group, consumer: cfg.stream.consumer, partitions: cfg.stream.partitions, leaseMs: cfg.stream.leaseMs } : { kind: 'mqtt' },
+        // README "Provisioning gateways": credentials through the brokers' admin API.
+        provisioning: cfg.provisioning ? (await import('../cloud/provision/index.ts')).provisioningFromConfig(cfg.provisioning, process.env, logger.child({ mod: 'provision' })) : undefined,
         emergency: e ? {
           fast: { pollMs: e.fastPollMs }, retryMs: e.retryMs,
           policy: {

@@ -57,6 +57,7 @@ import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionP
 import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 import { buildRegistry, type RegistryApi, type RegistryOptions } from './registry/index.ts';
+import { lateProvisioning, type ProvisioningOptions } from './provision/index.ts';
 
 export type { DbOptions } from './db/database.ts';
 export type { EmergencyConfig } from './emergency/config.ts';
@@ -130,6 +131,7 @@ export interface CloudOptions {
   clock?: () => number;
   configSyncMs?: number; // how often a worker re-reads the configuration another changed (README "Configuration as data"; 2000)
   registry?: RegistryOptions; // the device registry (cloud/registry): version polling, the gateway provisioning hook; `district` seeds it
+  provisioning?: ProvisioningOptions; // gateways created through the API: broker credential, edge config file, set-devices (cloud/provision)
 }
 
 export interface Cloud {
@@ -192,8 +194,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     db: () => database.db, now, caseClock: () => escalator?.stats(), liveStreams: () => liveStreams(), influxQueue: influx && (() => influx.stats()),
   });
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }), metrics.query);
+  const provisioning = lateProvisioning(opts.provisioning, { profiles: opts.profiles, now, logger: logger.child({ mod: 'provision' }) });
   const reg = buildRegistry( // README "Device registry": `district` is its live view; opts.district seeds it
-    { database, seed: opts.district, profiles: opts.profiles, now, logger: logger.child({ mod: 'registry' }), env: () => env, options: opts.registry });
+    { database, seed: opts.district, profiles: opts.profiles, now, logger: logger.child({ mod: 'registry' }), env: () => env, options: { provision: provisioning.hook, ...opts.registry } });
   const { district, knownUnits } = reg.registry;
   const tokenStore = createTokenStore(database, now, knownUnits);
   const userStore = createUserStore(database, now, { knownUnits });
@@ -256,8 +259,9 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       else gatewayStates.delete(gateway);
       logger.info({ gateway, online: state?.online }, 'gateway state');
       if (state?.online) emergency?.fanout.onOnline(gateway);
+      provisioning.onState(gateway, state);
     },
-    onAck: (gateway, ack) => emergency?.fanout.onAck(gateway, ack),
+    onAck: (gateway, ack) => { emergency?.fanout.onAck(gateway, ack); provisioning.onAck(gateway, ack); },
     onHealth: (gateway, body) => {
       const r = check(EdgeHealthSchema, body, { owned: true });
       if (!r.ok) return logger.warn({ gateway, problems: r.problems }, 'edge health invalid; ignored');
@@ -267,6 +271,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const streamConsumer = source.kind === 'redis-stream' ? streamWorker(source, { engine, ingestor, district, logger, ingest, events }) : undefined;
   // Events for integrations: cs/v1/events/{case|alarm}/{action}, published by the service identity.
   const unpublish = subscriber ? events.subscribe((e) => subscriber.publish(eventTopic(e.type), JSON.stringify(e))) : undefined;
+  provisioning.attach(reg.api, (topic, payload) => subscriber?.publish(topic, payload));
 
   const httpLog = logger.child({ mod: 'http' });
   const limits = checkHttpLimits({ ...defaultHttpLimits(), ...Object.fromEntries(Object.entries(opts.http ?? {}).filter(([, v]) => v !== undefined)) });
@@ -362,6 +367,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       if (stopped) return;
       stopped = true;
       reg.registry.stop();
+      provisioning.stop();
       await config.stop();
       await escalator?.stop();
       await pruner.stop();

@@ -93,3 +93,30 @@ export function provisioningFromConfig(
   if (!token) throw new CsError(CloudErrors.CONFIG_INVALID, 'provisioning.brokerAdmin.token: the brokers\' admin token is needed (or CS_GATEWAY_ADMIN_TOKEN in the environment)');
   return { credentials: brokerAdminCredentials({ urls: cfg.brokerAdmin.urls, token, timeoutMs: cfg.brokerAdmin.timeoutMs, logger }), edge: cfg.edge };
 }
+
+/**
+ * The cloud's provisioning as app.ts wires it: the registry's provision hook is needed before the registry is
+ * built, and the registry and the MQTT publish it needs exist only after; `attach` joins them. Without
+ * options every part is a no-op and `hook` is undefined (gateways are created without credentials).
+ */
+export function lateProvisioning(o: ProvisioningOptions | undefined, base: Omit<ProvisioningDeps, 'registry' | 'publish'>): {
+  hook: ((gatewayId: string) => ReturnType<Provisioning['provision']>) | undefined;
+  attach(registry: ProvisionedRegistry, publish: (topic: string, payload: string) => void): void;
+  onState: Provisioning['onState'];
+  onAck: Provisioning['onAck'];
+  stop(): void;
+} {
+  let p: Provisioning | undefined;
+  return {
+    hook: o && ((id) => {
+      if (!p) throw new CsError(CloudErrors.PROVISION_FAILED, 'provisioning is not attached to the registry yet');
+      return p.provision(id);
+    }),
+    attach(registry, publish) {
+      if (o) p = buildProvisioning(o, { ...base, registry, publish: async (topic, payload) => publish(topic, payload) });
+    },
+    onState: (gw, state) => p?.onState(gw, state),
+    onAck: (gw, ack) => p?.onAck(gw, ack),
+    stop: () => p?.stop(),
+  };
+}
