@@ -56,6 +56,8 @@ export function refusal(kind: ConfigKind, problems: SchemaProblem[]): CsError {
 export function createConfigService(deps: ConfigServiceDeps): ConfigService {
   const { database, now, logger } = deps;
   const applied = new Map<ConfigKind, number>();
+  /** The version of a kind another worker stored that did not fit this one at its last poll (logged once). */
+  const unfit = new Map<ConfigKind, number>();
   let timer: NodeJS.Timeout | undefined;
   let syncing: Promise<void> | undefined;
 
@@ -155,10 +157,13 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
       if (!cur) continue;
       const r = checkDocument(kind, cur.body, deps.ctx);
       if (!r.ok) {
-        logger.error({ kind, version: cur.version, problems: r.problems }, 'a stored configuration does not fit this worker: not applied');
-        applied.set(kind, cur.version);
+        // Not marked applied: this worker's registry may not have seen yet the unit or device the change names
+        // (another worker's, polled separately); the next poll tries again, so the workers do not stay apart.
+        if (unfit.get(kind) !== cur.version) logger.error({ kind, version: cur.version, problems: r.problems }, 'a stored configuration does not fit this worker (yet): not applied, tried again at the next poll');
+        unfit.set(kind, cur.version);
         continue;
       }
+      unfit.delete(kind);
       put(kind, cur.version, r.value);
       logger.info({ kind, version: cur.version, by: cur.updatedBy }, 'configuration changed by another worker: applied');
     }

@@ -164,5 +164,30 @@ describe.each(BACKENDS)('configuration files and workers on $backend', ({ backen
       expect(Date.now() - started).toBeLessThan(5000);
       expect((await b.config.changes({ limit: 1, kind: 'rules' }))[0]).toMatchObject({ version: 2, actor: 'user:test' });
     });
+
+    // Guards against a worker giving up for good on a change that named a unit its registry had not polled yet:
+    // it marked the version applied without applying it, so the two workers routed the same hazard apart until the next change.
+    it('a change naming a unit another worker\'s registry has not seen yet is applied there once it has', async () => {
+      const fresh = await freshDatabase(backend);
+      drop = fresh.drop;
+      const worker = async () => {
+        const c = await buildCloud({ db: fresh.db, district, profiles, now: () => T0 + seq * 1000, configSyncMs: 60_000, registry: { pollMs: 0 } });
+        await c.start();
+        clouds.push(c);
+        return c;
+      };
+      const a = await worker();
+      const b = await worker();
+      const admin = await a.tokens.create('admin');
+      const call = (c: Cloud, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) => c.app.inject({ method, url, headers: { authorization: `Bearer ${admin}` }, ...(payload ? { payload } : {}) });
+      expect((await call(a, 'POST', '/api/registry/units', { id: 'xz-new-unit', name: 'New unit' })).statusCode).toBe(201);
+      const { version, document } = (await call(a, 'GET', '/api/config/routing')).json();
+      expect((await call(a, 'PUT', '/api/config/routing', { baseVersion: version, document: { ...document, rules: [{ hazard: 'waterlogging', unit: 'xz-new-unit' }] } })).statusCode).toBe(200);
+      await b.config.sync(); // b does not know the unit yet: not applied
+      await b.registry.refresh();
+      await b.config.sync();
+      const r = await b.ingest(GW, topics.up(GW, 'WL-T-0001'), reading('WL-T-0001', ++seq, T0 + seq * 1000, { level_m: 0.9 })) as { cases: { caseId: string }[] };
+      expect((await call(b, 'GET', `/api/cases/${r.cases[0].caseId}`)).json().unit).toBe('xz-new-unit');
+    });
   });
 });
