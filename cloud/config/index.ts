@@ -14,6 +14,7 @@ import { createConfigService, type ConfigService } from './service.ts';
 
 export { CONFIG_KINDS, type ConfigKind, type ConfigDocs } from './kinds.ts';
 export type { ConfigService } from './service.ts';
+export { startingConfig } from './initial.ts';
 
 export interface InstallConfigDeps extends Runtime {
   database: Database;
