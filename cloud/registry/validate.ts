@@ -61,6 +61,18 @@ export function deviceProblems(d: Device, rows: Rows, deps: CheckDeps): Problem[
 /** Every problem the touched entities make in the draft (at most `max`). */
 export function changeProblems(rows: Rows, touched: Touched, deps: CheckDeps, max = 50): Problem[] {
   const out: Problem[] = [];
+  // A NUL character PostgreSQL cannot store (text), refused on both engines alike.
+  const kinds = [['districts', 'district'], ['units', 'unit'], ['gateways', 'gateway'], ['buses', 'bus'], ['devices', 'device']] as const;
+  for (const [k, kind] of kinds) {
+    for (const id of touched[k]) {
+      const v = (rows[k].get(id)?.value ?? {}) as Record<string, unknown>;
+      for (const [field, x] of Object.entries(v)) {
+        if (JSON.stringify(x ?? null).includes('\\u0000')) out.push({ kind, id, field, message: 'holds a NUL character' });
+      }
+      if (out.length >= max) return out;
+    }
+  }
+  if (out.length) return out;
   const active = [...rows.devices.values()].filter((s) => s.retiredAt === null).map((s) => s.value);
   for (const id of touched.devices) {
     const s = rows.devices.get(id)!;

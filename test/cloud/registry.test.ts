@@ -97,6 +97,9 @@ describe.each(BACKENDS)('device registry on $backend', ({ backend, skip }: { bac
       expect(taken.body.message).toMatch(/unitId: unit id 200 is already used on bus bus-jida-b by device REG-NEW-1/);
       expect((await call('POST', '/api/registry/devices', 'operator', newDevice('REG-NEW-1', { unitId: 201 }))).body.code).toBe('CS_CLOUD_REGISTRY_EXISTS');
       expect((await call('GET', '/api/registry/devices/REG-BAD-1')).status).toBe(404);
+      const nul = await call('POST', '/api/registry/units', 'operator', { id: 'nul-unit', name: 'a\u0000b' });
+      expect(nul.status).toBe(400);
+      expect(nul.body.message).toMatch(/unit nul-unit: name: holds a NUL character/);
     });
 
     it('routes a moved device\'s next case to its new unit (a real breach reading)', async () => {
