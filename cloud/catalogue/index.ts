@@ -37,7 +37,7 @@ export function parseCatalogue(body: unknown, source: string, district?: Distric
   return r.value;
 }
 
-/** What the schema cannot say: codes agree with kind and classes, unique codes and hazards, known majors and units. */
+/** What the schema cannot say: codes agree with kind and classes, unique codes, hazards and milestone names, known majors and units. */
 export function checkCatalogue(c: Catalogue, district?: District): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
   const majors = new Set(c.majors.map((m) => `${m.kind}:${m.code}`));
@@ -52,6 +52,12 @@ export function checkCatalogue(c: Catalogue, district?: District): SchemaProblem
     codes.add(cat.code);
     if (!majors.has(`${cat.kind}:${cat.major}`)) problems.push({ key: `${at}.major`, message: `no ${cat.kind} major class ${cat.major} in majors` });
     if (cat.routing.unit && units && !units.has(cat.routing.unit)) problems.push({ key: `${at}.routing.unit`, message: `unknown unit "${cat.routing.unit}"` });
+    // A case's milestones are reached by name (cloud/cases/work.ts): a second of one name could never be.
+    const names = new Set<string>();
+    (cat.milestones ?? []).forEach((m, j) => {
+      if (names.has(m.name)) problems.push({ key: `${at}.milestones[${j}].name`, message: `a second milestone "${m.name}" (names are unique within a category)` });
+      names.add(m.name);
+    });
     for (const h of cat.hazards ?? []) {
       const other = hazards.get(h);
       if (other) problems.push({ key: `${at}.hazards`, message: `hazard "${h}" is already covered by ${other}` });

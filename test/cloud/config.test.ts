@@ -156,6 +156,21 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect(JSON.stringify(cat)).toContain('E0599');
     });
 
+    // Guards against two milestones of one name in a category: milestones are reached by name, so the second
+    // could never be reached and every case of the category would show it overdue.
+    it('catalogue: a milestone added sets the next case\'s sub-deadline; two of one name are refused', async () => {
+      const { version, document } = await get('catalogue');
+      const road = document.categories.findIndex((c: { code: string }) => c.code === 'E0506');
+      document.categories[road].milestones = [{ name: 'on-site', limit: { amount: 20, unit: 'minutes' } }, { name: 'on-site', limit: { amount: 40, unit: 'minutes' } }];
+      const bad = await put('catalogue', document, version);
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().problems).toEqual([{ key: `categories[${road}].milestones[1].name`, message: expect.stringContaining('a second milestone "on-site"') }]);
+      document.categories[road].milestones[1].name = 'repaired';
+      expect((await put('catalogue', document, version)).statusCode).toBe(200);
+      const id = (await send('WL-T-0003', 0.9)).cases[0].caseId; // urgent: milestones apply
+      expect((await caseOf(id)).milestones.map((m: { name: string; due: string }) => [m.name, Date.parse(m.due)])).toEqual([['on-site', T0 + 20 * MIN], ['repaired', T0 + 40 * MIN]]);
+    });
+
     it('routing: a routing rule sends the next case to another unit', async () => {
       const first = (await send('WL-T-0005', 0.9)).cases[0].caseId;
       expect((await caseOf(first)).unit).toBe('xz-drainage');
