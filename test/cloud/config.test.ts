@@ -83,6 +83,21 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect((await send('WL-T-0001', 0.6)).cases).toHaveLength(1);
     });
 
+    it('rules: a per-device override judges that device\'s next reading, and a changed emergency limit the next one in emergency mode', async () => {
+      const { version, document } = await get('rules');
+      document.devices = { ...document.devices, 'WL-T-0001': [{ id: 'level-tier1', value: 0.5 }] };
+      expect((await put('rules', document, version)).statusCode).toBe(200);
+      expect((await send('WL-T-0001', 0.6)).cases).toHaveLength(1);
+      expect((await send('WL-T-0002', 0.6)).cases).toEqual([]);
+      expect((await cloud.emergency!.receiveWarning(ORANGE, 'test')).state.mode).toBe('emergency');
+      t += 1000;
+      expect((await send('WL-T-0003', 0.58)).cases).toEqual([]); // under the emergency limit 0.6
+      document.kinds['water-level'].find((r: { id: string }) => r.id === 'level-tier1').emergencyValue = 0.55;
+      expect((await put('rules', document, version + 1)).statusCode).toBe(200);
+      t += 1000;
+      expect((await send('WL-T-0004', 0.58)).cases).toHaveLength(1);
+    });
+
     it('a bad change is refused whole with each key and problem, nothing applied; the audit lists both', async () => {
       const { version, document } = await get('rules');
       const rules = document.kinds['water-level'];
