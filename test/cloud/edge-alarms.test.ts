@@ -5,7 +5,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
 import pino from 'pino';
 import { buildCloud, type Cloud, type CloudOptions, type DbOptions } from '../../cloud/app.ts';
-import { defaultRuleSet } from '../../devices/rules.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import type { CsEvent } from '../../cloud/events.ts';
 import { buildSimulator } from '../../devices/simulator.ts';
@@ -151,10 +150,11 @@ describe('edge alarms in the cloud', () => {
 
   it('an edge alarm whose check throws is rejected (acknowledged), not failed and redelivered forever', async () => {
     let armed = false;
-    const set = defaultRuleSet(profiles);
-    // A rule lookup that throws for one device once armed (after the cloud checked its rule set).
-    const devices = new Proxy(set.devices, { get: (o, k) => { if (armed && k === MH.id) throw new Error('rule lookup exploded'); return Reflect.get(o, k); } });
-    const { cloud } = await cloudOn({ rules: { ...set, devices } });
+    // The device's profile throws when its rule lookup reads it, once armed (after the cloud started).
+    // The rule set cannot carry the fault: it is data, copied when the cloud takes it (cloud/config/).
+    const profile = profiles.get(district.devices.find((d) => d.id === MH.id)!.profile)!;
+    const exploding = new Proxy(profile, { get: (o, k) => { if (armed && k === 'id') throw new Error('rule lookup exploded'); return Reflect.get(o, k); } });
+    const { cloud } = await cloudOn({ profiles: new Map([...profiles, [profile.id, exploding]]) });
     armed = true;
     const r = await cloud.ingest(MH.gw, topics.alarm(MH.gw, MH.id), edgeAlarm(3));
     expect(r).toMatchObject({ status: 'rejected', reason: 'invalid', message: expect.stringMatching(/rule lookup exploded/) });
