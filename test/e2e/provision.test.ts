@@ -32,40 +32,64 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-describe.each(BACKENDS)('provisioning a gateway and adding a device at runtime ($backend)', ({ backend, skip }) => {
-  it.skipIf(skip)('creates a gateway whose credential works at once, polls a device added to its running edge within two poll intervals, and revokes the credential of the gateway retired', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cs-provision-e2e-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const gwData = join(dir, 'broker');
-    openCredentialStore(gwData).create('cloud', 'service', 'cloud-password-001');
-    const broker = buildGatewayService({
-      settings: { mqtt: { host: '127.0.0.1', port: 0, maxPacketSizeBytes: 256 * 1024 }, limits: { drainTimeoutMs: 5000 }, http: { host: '127.0.0.1', port: 0 }, allowAnonymous: false },
-      credentials: openCredentialStore(gwData), logger: silent, adminToken: ADMIN,
-    });
-    const at = await broker.start();
-    cleanups.push(() => broker.stop());
+/** A broker with its admin API, a Modbus simulator per level given, and a cloud provisioning through that API. */
+async function stack(backend: 'sqlite' | 'postgres', levels: number[] = [0.31]) {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-provision-e2e-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const gwData = join(dir, 'broker');
+  openCredentialStore(gwData).create('cloud', 'service', 'cloud-password-001');
+  const broker = buildGatewayService({
+    settings: { mqtt: { host: '127.0.0.1', port: 0, maxPacketSizeBytes: 256 * 1024 }, limits: { drainTimeoutMs: 5000 }, http: { host: '127.0.0.1', port: 0 }, allowAnonymous: false },
+    credentials: openCredentialStore(gwData), logger: silent, adminToken: ADMIN,
+  });
+  const at = await broker.start();
+  cleanups.push(() => broker.stop());
+  const sims = [];
+  for (const level of levels) {
     const sim = buildSimulator({ port: 0, devices: [{ id: 'sim-gauge', profile: profiles.get('water-level')!, unitId: 1 }] });
     await sim.start();
     cleanups.push(() => sim.stop());
-    sim.set('sim-gauge', 'level_m', 0.31);
+    sim.set('sim-gauge', 'level_m', level);
+    sims.push(sim);
+  }
+  const sim = sims[0];
 
-    const { db, drop } = await freshDatabase(backend);
-    cleanups.push(drop);
-    const cloud = await buildCloud({
-      db, district, profiles, logger: silent,
-      mqtt: { url: at.mqtt, username: 'cloud', password: 'cloud-password-001' },
-      provisioning: {
-        credentials: brokerAdminCredentials({ urls: [at.http!], token: ADMIN, logger: silent }),
-        edge: { mqtt: { url: at.mqtt }, pollMs: POLL_MS },
-      },
-    });
-    await cloud.start();
-    cleanups.push(() => cloud.stop());
-    const token = await cloud.tokens.create('admin');
-    const api = async (method: 'GET' | 'POST', url: string, payload?: object) => {
-      const res = await cloud.app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload ? { payload } : {}) });
-      return { status: res.statusCode, json: res.json() as Record<string, unknown> & unknown[] };
-    };
+  const { db, drop } = await freshDatabase(backend);
+  cleanups.push(drop);
+  const cloud = await buildCloud({
+    db, district, profiles, logger: silent,
+    mqtt: { url: at.mqtt, username: 'cloud', password: 'cloud-password-001' },
+    provisioning: {
+      credentials: brokerAdminCredentials({ urls: [at.http!], token: ADMIN, logger: silent }),
+      edge: { mqtt: { url: at.mqtt }, pollMs: POLL_MS },
+    },
+  });
+  await cloud.start();
+  cleanups.push(() => cloud.stop());
+  const token = await cloud.tokens.create('admin');
+  const api = async (method: 'GET' | 'POST', url: string, payload?: object) => {
+    const res = await cloud.app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, ...(payload ? { payload } : {}) });
+    return { status: res.statusCode, json: res.json() as Record<string, unknown> & unknown[] };
+  };
+
+  /** Creates a gateway through the API and starts its edge from the config file the answer gave. */
+  const provisionEdge = async (id: string) => {
+    const created = await api('POST', '/api/registry/gateways', { id, name: `cabinet ${id}` });
+    expect(created.status, JSON.stringify(created.json)).toBe(201);
+    const file = join(dir, `edge-${id}.yaml`);
+    writeFileSync(file, created.json.edgeConfig as string, { mode: 0o600 });
+    const edge = buildEdge({ config: loadEdgeConfig(file, profiles), profiles, dataDir: join(dir, `edge-${id}`), reconnectMs: 200 });
+    await edge.start();
+    cleanups.push(() => edge.stop());
+    await eventually(async () => ((await api('GET', '/api/gateways')).json as { id: string; online: boolean }[]).some((g) => g.id === id && g.online));
+    return edge;
+  };
+  return { dir, at, sim, sims, cloud, api, provisionEdge };
+}
+
+describe.each(BACKENDS)('provisioning a gateway and adding a device at runtime ($backend)', ({ backend, skip }) => {
+  it.skipIf(skip)('creates a gateway whose credential works at once, polls a device added to its running edge within two poll intervals, and revokes the credential of the gateway retired', async () => {
+    const { dir, at, sim, api } = await stack(backend);
 
     // 1. The gateway: its credential works on the broker at once.
     const created = await api('POST', '/api/registry/gateways', { id: 'gw-xz-lianhua', name: 'Lianhua Road cabinet' });
@@ -119,6 +143,32 @@ describe.each(BACKENDS)('provisioning a gateway and adding a device at runtime (
         return (err as { code?: number }).code === 5;
       }
     });
+  }, 60_000);
+});
+
+describe('a device moved from one provisioned gateway to another while both edges run', () => {
+  it('is polled by the new gateway\'s edge (its readings stored from there) and no longer by the old one', async () => {
+    const { sims, api, provisionEdge } = await stack('sqlite', [0.31, 0.77]);
+    const edgeA = await provisionEdge('gw-xz-a');
+    const edgeB = await provisionEdge('gw-xz-b');
+    for (const [i, gw] of ['gw-xz-a', 'gw-xz-b'].entries()) {
+      const r = await api('POST', '/api/registry/buses', { id: `bus-${gw}`, gateway: gw, host: '127.0.0.1', port: sims[i].port, timeoutMs: 500 });
+      expect(r.status, JSON.stringify(r.json)).toBe(201);
+    }
+    const added = await api('POST', '/api/registry/devices', {
+      id: 'XZ-WL-032', profile: 'water-level', name: 'Water level gauge, moved', componentCode: '4404020101000032',
+      lat: 22.27, lon: 113.57, ownerUnit: 'xz-drainage', maintainerUnit: 'iot-ops', bus: 'bus-gw-xz-a', unitId: 1,
+    });
+    expect(added.status, JSON.stringify(added.json)).toBe(201);
+    type R = { gateway: string; values: { level_m: number } };
+    const latest = async () => (await api('GET', '/api/devices/XZ-WL-032/readings?limit=1')).json.items as R[];
+    await eventually(async () => (await latest())[0]?.gateway === 'gw-xz-a');
+    const moved = await api('POST', '/api/registry/devices/XZ-WL-032/move', { bus: 'bus-gw-xz-b', unitId: 1 });
+    expect(moved.status, JSON.stringify(moved.json)).toBe(200);
+    await eventually(async () => (await latest())[0]?.gateway === 'gw-xz-b', 10_000, 50);
+    expect((await latest())[0].values.level_m).toBeCloseTo(0.77, 1);
+    await eventually(() => !('XZ-WL-032' in edgeA.stats().pollMs));
+    expect(Object.keys(edgeB.stats().pollMs)).toEqual(['XZ-WL-032']);
   }, 60_000);
 });
 
