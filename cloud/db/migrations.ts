@@ -9,6 +9,7 @@ import { open311Migration } from '../open311/migration.ts';
 import { settingsMigration } from '../evaluation/settings.ts';
 import { configMigration } from '../config/migration.ts';
 import { registryMigration } from '../registry/migration.ts';
+import { hotUpdatesMigration } from './fillfactor-migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -255,6 +256,7 @@ export const migrations: Record<string, Migration> = {
   '0013_settings': settingsMigration,
   '0015_registry': registryMigration,
   '0016_config': configMigration,
+  '0017_hot_updates': hotUpdatesMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -163,6 +163,14 @@ describe.each(BACKENDS)('group commit on $backend', ({ backend, skip }: { backen
       expect(seen).toHaveLength(300);
       expect(seen.every(Boolean)).toBe(true);
     });
+
+    it.skipIf(backend !== 'postgres')('keeps room in the pages of the rows each batch updates in place (rollups, device states: fillfactor 70), so that their updates can be HOT', async () => {
+      const r = await sql<{ relname: string; reloptions: string[] | null }>`select relname, reloptions from pg_class
+        where relname in ('reading_rollups_1m', 'reading_rollups_1h', 'device_state', 'readings') order by relname`.execute(database.db);
+      expect(r.rows.map((x) => [x.relname, x.reloptions])).toEqual([
+        ['device_state', ['fillfactor=70']], ['reading_rollups_1h', ['fillfactor=70']], ['reading_rollups_1m', ['fillfactor=70']], ['readings', null],
+      ]);
+    });
   });
 });
 
