@@ -6,6 +6,7 @@
  * - handlers/publish.ts    PUBLISH and Wills: ACL, counting, pacing, the pre-PUBACK hook
  * - handlers/subscribe.ts  SUBSCRIBE: ACL, 0x80 per refused filter
  * - handlers/forward.ts    delivery: only on topics the receiver may subscribe to
+ * - mq-depth.ts            the emitter's queue walked without recursion (a burst overflowed the stack)
  * - revocation.ts          a revoked credential's connections closed (also from the file)
  * - listeners.ts           TCP and TLS listeners, connection limits, packet-size guard
  * - context.ts             what they share; types.ts the options and the handle
@@ -24,6 +25,7 @@ import { forwardHandler } from './handlers/forward.ts';
 import { publishHandler } from './handlers/publish.ts';
 import { subscribeHandler } from './handlers/subscribe.ts';
 import { listeners } from './listeners.ts';
+import { boundDispatchDepth } from './mq-depth.ts';
 import { revocation } from './revocation.ts';
 import type { Gateway, GatewayAddress, GatewayOptions } from './types.ts';
 
@@ -91,6 +93,8 @@ export function buildGateway(opts: GatewayOptions): Gateway {
       authorizeForward,
       ...(opts.drainTimeout !== undefined ? { drainTimeout: opts.drainTimeout } : {}),
     });
+    // A burst of unsubscribed messages queued in the emitter overflowed the stack (mq-depth.ts).
+    boundDispatchDepth((broker as unknown as { mq: unknown }).mq);
     ctx.broker = broker;
     watchBroker(broker);
     try {
