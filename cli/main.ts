@@ -3,6 +3,7 @@ import { resolve, dirname, isAbsolute } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CsError } from '../lib/errors.ts';
 import { ConfigError, loadConfig, parseConfig } from '../lib/config.ts';
+import { exitOnUncaught } from '../lib/fatal.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { loadProfiles } from '../devices/profile.ts';
 import { loadDistrict } from '../devices/district.ts';
@@ -94,6 +95,7 @@ export function buildProgram(): Command {
       const { buildGatewayService } = await import('../gateway/service.ts');
       const { openCredentialStore } = await import('../gateway/credentials.ts');
       const logger = createLogger({ name: 'gateway' });
+      exitOnUncaught(logger);
       const file = (p: string) => (o.config ? relativeTo(o.config, p) : resolve(p));
       if (o.tlsPort !== undefined && !cfg.tls) throw new CsError('CS_CLI_USAGE', '--tls-port needs a tls section (cert, key) in the config file');
       const svc = buildGatewayService({
