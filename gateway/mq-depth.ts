@@ -9,8 +9,8 @@
  * overflowed, `RangeError: Maximum call stack size exceeded`, and the process died (docs/architecture.md#platform-notes).
  *
  * We cannot change Aedes or mqemitter; we bound the recursion on the broker's emitter instance: past
- * MAX_DEPTH nested dispatches, the next queued message is dispatched from setImmediate, on a fresh stack,
- * keeping its place in the emitter's count so that the queue's order holds. Not nested (the usual case),
+ * MAX_DEPTH nested dispatches, the message goes back to the head of the queue and the queue goes on from
+ * setImmediate, on a fresh stack: messages are still dispatched in the order they were emitted. Not nested (the usual case),
  * a dispatch costs one counter increment.
  */
 
@@ -19,6 +19,10 @@ export const MAX_DISPATCH_DEPTH = 64;
 
 interface QueuedEmitter {
   current: number;
+  _messageQueue: unknown[];
+  _messageCallbacks: unknown[];
+  /** Gives a place back and dispatches the queue's first message, if any (mqemitter's `released`). */
+  _released(): void;
   _do(this: QueuedEmitter, message: unknown, callback: unknown): unknown;
 }
 
@@ -27,16 +31,18 @@ export function boundDispatchDepth<T>(mq: T, maxDepth = MAX_DISPATCH_DEPTH): T {
   const emitter = mq as unknown as QueuedEmitter;
   const dispatch = emitter._do;
   // Another emitter (an `mq` option of another kind): nothing of this kind to bound.
-  if (typeof dispatch !== 'function' || typeof emitter.current !== 'number') return mq;
+  if (typeof dispatch !== 'function' || typeof emitter._released !== 'function' || typeof emitter.current !== 'number'
+    || !Array.isArray(emitter._messageQueue) || !Array.isArray(emitter._messageCallbacks)) return mq;
   let depth = 0;
   emitter._do = function boundedDo(message, callback) {
     if (depth >= maxDepth) {
-      // released() gave the place back (current--): keep it taken until the deferred dispatch takes it itself.
+      // Back to the head of the queue, so that no later message overtakes it (another finishing
+      // message takes it first), and the place released() gave back taken again until setImmediate
+      // gives it back and dispatches the head, on a fresh stack.
+      this._messageQueue.unshift(message);
+      this._messageCallbacks.unshift(callback);
       this.current++;
-      setImmediate(() => {
-        this.current--;
-        boundedDo.call(this, message, callback);
-      });
+      setImmediate(() => this._released());
       return this;
     }
     depth++;

@@ -74,7 +74,7 @@ describe('a burst of PUBLISH packets in one socket write (Aedes stack overflow u
         .catch((err: Error) => { throw new Error(`${err.message}; broker exit code ${broker.child.exitCode}, output:\n${broker.output().slice(-3000)}`); });
       expect(broker.child.exitCode, broker.output()).toBeNull();
       await got.waitFor(300);
-      expect(got.messages.slice(0, 3).map((m) => m.payload)).toEqual(['r0', 'r1', 'r2']);
+      expect(got.messages.slice(0, 300).map((m) => m.payload)).toEqual(Array.from({ length: 300 }, (_, i) => `r${i}`));
       sub.removeAllListeners('message');
     }, 60_000);
   }
