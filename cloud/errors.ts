@@ -119,6 +119,8 @@ export const CloudErrors = {
   REGISTRY_IMPORT_INVALID: 'CS_CLOUD_REGISTRY_IMPORT_INVALID',
   /** The gateway was created but its provisioning (broker credential, edge config) failed. */
   REGISTRY_PROVISION_FAILED: 'CS_CLOUD_REGISTRY_PROVISION_FAILED',
+  /** The registry holds a gateway the edge would refuse (e.g. a bus on port 0): its edge config names each key. */
+  EDGE_CONFIG_INVALID: 'CS_CLOUD_EDGE_CONFIG_INVALID',
 } as const;
 export type CloudErrorCode = (typeof CloudErrors)[keyof typeof CloudErrors];
 
@@ -187,6 +189,7 @@ export const CloudErrorStatus: Record<CloudErrorCode, number> = {
   CS_CLOUD_REGISTRY_CONFLICT: 409,
   CS_CLOUD_REGISTRY_IMPORT_INVALID: 400,
   CS_CLOUD_REGISTRY_PROVISION_FAILED: 502,
+  CS_CLOUD_EDGE_CONFIG_INVALID: 422,
 };
 
 const EMERGENCY_STATUS: Record<string, number> = Object.fromEntries(Object.values(EmergencyErrors).map((e) => [e.code, e.status]));

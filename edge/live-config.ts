@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
-import { EdgeBus, EdgeDevice, type EdgeConfig } from './config.ts';
+import { devicesDigest, EdgeBus, EdgeDevice, type EdgeConfig } from './config.ts';
+
+export { devicesDigest };
 import { EdgeErrors } from './errors.ts';
 
 /**
@@ -64,18 +65,4 @@ export function writeLiveConfig(dataDir: string, live: LiveConfig): void {
 /** The config with the buses and devices (and revision) of `live`. */
 export function withLive(cfg: EdgeConfig, live: Pick<LiveConfig, 'revision' | 'buses' | 'devices'>): EdgeConfig {
   return { ...cfg, revision: live.revision, buses: live.buses, devices: live.devices };
-}
-
-/**
- * What the edge polls, as a short digest of its buses and devices: the birth carries it with the
- * revision, and the cloud resends `set-devices` to an edge whose digest differs from the registry's.
- */
-export function devicesDigest(cfg: Pick<EdgeConfig, 'buses' | 'devices'>): string {
-  return createHash('sha256').update(JSON.stringify({ buses: cfg.buses, devices: cfg.devices }, sortedKeys)).digest('base64url').slice(0, 22);
-}
-
-/** JSON.stringify replacer: objects' keys in sorted order, so equal contents give equal text. */
-function sortedKeys(_key: string, value: unknown): unknown {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
-  return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

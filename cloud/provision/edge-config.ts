@@ -1,13 +1,15 @@
 import { stringify } from 'yaml';
 import type { Bus, Device } from '../../devices/district.ts';
 import type { Profile } from '../../devices/profile.ts';
-import { validateEdgeConfig, type EdgeConfig, type EdgeConfigInput } from '../../edge/config.ts';
+import { ConfigError } from '../../lib/config.ts';
+import { checkEdgeConfig, type EdgeConfig, type EdgeConfigInput } from '../../lib/edge-config.ts';
+import { CloudErrors } from '../errors.ts';
 
 /**
  * The edge's view of one gateway of the registry: its config file (given once, when the gateway is
  * created through the API) and the buses and devices a `set-devices` command carries afterwards
  * (docs/architecture.md#live-device-updates). Both are validated by the edge's own schema
- * (edge/config.ts) before they leave the cloud.
+ * (lib/edge-config.ts) before they leave the cloud.
  */
 
 /** What the edges of this city connect to, as the edges reach it (README "Provisioning gateways"). */
@@ -34,7 +36,7 @@ export function edgeDevices(g: GatewayDevices): EdgeBuses {
 
 /**
  * The config of a gateway's edge: identity, credential, brokers, buses and devices at `revision` (the
- * registry's version). Validated: throws ConfigError (CS_EDGE_CONFIG_INVALID, each key named) when the
+ * registry's version). Validated: throws ConfigError (CS_CLOUD_EDGE_CONFIG_INVALID, each key named) when the
  * registry holds something the edge would refuse, e.g. a bus on port 0.
  */
 export function edgeConfigFor(
@@ -48,7 +50,9 @@ export function edgeConfigFor(
     revision,
     ...edgeDevices(g),
   };
-  const config = validateEdgeConfig(structuredClone(input), profiles, `(edge config of gateway ${g.gateway.id})`);
+  const r = checkEdgeConfig(structuredClone(input), profiles);
+  if (!r.ok) throw new ConfigError(CloudErrors.EDGE_CONFIG_INVALID, `(edge config of gateway ${g.gateway.id})`, r.problems);
+  const config = r.value;
   return { input, config };
 }
 

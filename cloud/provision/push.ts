@@ -2,7 +2,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { GatewayState } from '../../lib/messages.ts';
 import { topics } from '../../lib/topics.ts';
 import type { Profile } from '../../devices/profile.ts';
-import { devicesDigest } from '../../edge/live-config.ts';
+import { devicesDigest } from '../../lib/edge-config.ts';
 import { edgeConfigFor, type GatewayDevices } from './edge-config.ts';
 
 /**

@@ -155,7 +155,7 @@ describe('the edge config file given with a new gateway', () => {
     } catch (e) {
       err = e as typeof err;
     }
-    expect(err.code).toBe('CS_EDGE_CONFIG_INVALID');
+    expect(err.code).toBe('CS_CLOUD_EDGE_CONFIG_INVALID');
     expect(err.message).toContain('buses[0].port');
   });
 });
