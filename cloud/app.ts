@@ -114,7 +114,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     workflow: { ...DEFAULT_WORKFLOW, ...opts.workflow },
   };
   // One intake for readings and edge alarms: a gateway's warnings share one limit (cloud/intake.ts).
-  const intake = createIntake({ district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit, retired: reg.registry.retired });
+  const intake = createIntake({ district, profiles: opts.profiles, logger: logger.child({ mod: 'ingest' }), warnLimit: opts.warnLimit, retired: reg.registry.retired, recheck: reg.recheck });
   const ingestor = createIngestor({
     database, district, profiles: opts.profiles, env, engine, mode, events,
     now, logger: logger.child({ mod: 'ingest' }), limits: opts.readings, batch: opts.ingestBatch, intake, observe: metrics.ingest, sink: influx?.stored,

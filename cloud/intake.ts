@@ -111,10 +111,18 @@ export function payloadHash(v: unknown): string {
   return createHash('sha256').update(canonical(v)).digest('hex').slice(0, 16);
 }
 
+/** Refusals the registry of another worker may have made wrong a moment ago: judged again after a recheck. */
+const RECHECKED = new Set(['unknown-device', 'retired-device', 'wrong-gateway']);
+
 export function createIntake(deps: {
   district: District; profiles: Map<string, Profile>; logger: Logger; warnLimit?: Partial<WarnLimit>;
   /** A retired device of the registry (its readings are refused as `retired-device`). */
   retired?: (device: string) => unknown;
+  /**
+   * Brings the registry up to the database's version (cloud/registry/recheck.ts): a message refused as
+   * unknown-device, retired-device or wrong-gateway is judged again after it (another worker's change).
+   */
+  recheck?: () => Promise<void>;
 }): Intake {
   const { logger } = deps;
   // The live registry's devices (cloud/registry/view.ts): rebuilt once after each registry change.
@@ -170,7 +178,13 @@ export function createIntake(deps: {
     const log = lazyChild(logger, device ? { gateway, device } : { gateway });
     let checked = false;
     try {
-      return await handle({ log, checked: () => { checked = true; } });
+      try {
+        return await handle({ log, checked: () => { checked = true; } });
+      } catch (err) {
+        if (!(err instanceof Rejection) || checked || !deps.recheck || !RECHECKED.has(err.reason)) throw err;
+        await deps.recheck();
+        return await handle({ log, checked: () => { checked = true; } });
+      }
     } catch (err) {
       if (err instanceof Rejection) {
         counters.rejected[err.reason] = (counters.rejected[err.reason] ?? 0) + 1;

@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { Catalogue } from '../catalogue/index.ts';
 import type { Database } from '../db/database.ts';
 import type { Routing } from '../routing.ts';
+import { createRecheck } from './recheck.ts';
 import { registerRegistryRoutes, type ProvisionHook } from './routes.ts';
 import { createRegistry, type GatewayConfig, type Registry, type RegistryListener, type RetiredDevice } from './service.ts';
 
@@ -51,7 +52,11 @@ export function buildRegistry(deps: {
   database: Database; seed: District; profiles: Map<string, Profile>; now: () => number; logger: Logger;
   /** The case environment, read at each check (routing and catalogue change without a restart). */
   env: () => { routing: Routing; catalogue?: Catalogue }; options?: RegistryOptions;
-}): { registry: Registry; api: RegistryApi; install(app: FastifyInstance): void; retired: { get: Registry['retired']; all: Registry['retiredAll'] } } {
+}): {
+  registry: Registry; api: RegistryApi; install(app: FastifyInstance): void; retired: { get: Registry['retired']; all: Registry['retiredAll'] };
+  /** Brings the registry up to the database's version before a message is refused (cloud/registry/recheck.ts). */
+  recheck(): Promise<void>;
+} {
   const registry = createRegistry({
     database: deps.database, seed: deps.seed, profiles: deps.profiles, now: deps.now, logger: deps.logger,
     pollMs: deps.options?.pollMs, unitsInUse: () => unitsNamed(deps.env().routing, deps.env().catalogue),
@@ -61,5 +66,6 @@ export function buildRegistry(deps: {
     api: { district: () => registry.district, gateway: registry.gateway, onChange: registry.onChange, version: registry.version, refresh: registry.refresh },
     install: (app) => registerRegistryRoutes(app, { registry, database: deps.database, logger: deps.logger, provision: deps.options?.provision }),
     retired: { get: registry.retired, all: registry.retiredAll },
+    recheck: createRecheck({ refresh: registry.refresh, logger: deps.logger }),
   };
 }
