@@ -4,6 +4,7 @@ import { check, type SchemaProblem } from '../../lib/schema.ts';
 import type { District } from '../../devices/district.ts';
 import { CloudErrors } from '../errors.ts';
 import type { Categories, Category } from '../categories.ts';
+import type { TimeLimit, TimeUnit } from '../calendar.ts';
 import { Catalogue, type CatalogueCategory } from './schema.ts';
 
 /**
@@ -37,7 +38,10 @@ export function parseCatalogue(body: unknown, source: string, district?: Distric
   return r.value;
 }
 
-/** What the schema cannot say: codes agree with kind and classes, unique codes, hazards and milestone names, known majors and units. */
+/** The longest time limit per unit: a year (52 weeks of five eight-hour working days). */
+export const MAX_LIMIT: Record<TimeUnit, number> = { minutes: 525_600, hours: 8_760, workHours: 2_080, workDays: 260 };
+
+/** What the schema cannot say: codes agree with kind and classes, unique codes, hazards and milestone names, limits of at most a year, known majors and units. */
 export function checkCatalogue(c: Catalogue, district?: District): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
   const majors = new Set(c.majors.map((m) => `${m.kind}:${m.code}`));
@@ -52,6 +56,13 @@ export function checkCatalogue(c: Catalogue, district?: District): SchemaProblem
     codes.add(cat.code);
     if (!majors.has(`${cat.kind}:${cat.major}`)) problems.push({ key: `${at}.major`, message: `no ${cat.kind} major class ${cat.major} in majors` });
     if (cat.routing.unit && units && !units.has(cat.routing.unit)) problems.push({ key: `${at}.routing.unit`, message: `unknown unit "${cat.routing.unit}"` });
+    // A limit past a year is a slip (hours for minutes): a deadline beyond the calendar's ten-year search, or past
+    // what a number holds, would fail the case's creation (cloud/calendar.ts addWorkingTime).
+    const limits: [string, TimeLimit | undefined][] = [['limit', cat.limit], ...Object.entries(cat.limitByClass ?? {}).map(([c, l]) => [`limitByClass.${c}`, l] as [string, TimeLimit | undefined]),
+      ...(cat.milestones ?? []).map((m, j) => [`milestones[${j}].limit`, m.limit] as [string, TimeLimit])];
+    for (const [k, l] of limits) {
+      if (l && l.amount > MAX_LIMIT[l.unit]) problems.push({ key: `${at}.${k}.amount`, message: `${l.amount} ${l.unit} is more than a year (at most ${MAX_LIMIT[l.unit]} ${l.unit})` });
+    }
     // A case's milestones are reached by name (cloud/cases/work.ts): a second of one name could never be.
     const names = new Set<string>();
     (cat.milestones ?? []).forEach((m, j) => {

@@ -188,6 +188,18 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
       expect((await caseOf(id)).milestones.map((m: { name: string; due: string }) => [m.name, Date.parse(m.due)])).toEqual([['on-site', T0 + 20 * MIN], ['repaired', T0 + 40 * MIN]]);
     });
 
+    // Guards against a time limit past what the calendar can place (here about 19 years of working days):
+    // accepted, it made every case of the category fail to be created.
+    it('catalogue: a time limit of more than a year is refused, and the next case is still created', async () => {
+      const { version, document } = await get('catalogue');
+      const road = document.categories.findIndex((c: { code: string }) => c.code === 'E0506');
+      document.categories[road].limitByClass.routine = { amount: 5000, unit: 'workDays' };
+      const bad = await put('catalogue', document, version);
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().problems).toEqual([{ key: `categories[${road}].limitByClass.routine.amount`, message: '5000 workDays is more than a year (at most 260 workDays)' }]);
+      expect((await send('WL-T-0003', 0.75)).cases).toHaveLength(1);
+    });
+
     it('routing: a routing rule sends the next case to another unit', async () => {
       const first = (await send('WL-T-0005', 0.9)).cases[0].caseId;
       expect((await caseOf(first)).unit).toBe('xz-drainage');
