@@ -3,6 +3,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
 import { Command, type CommandAck } from '../lib/messages.ts';
+import { COMMAND_MAX_BYTES } from '../lib/edge-config.ts';
 import { EdgeErrors } from './errors.ts';
 
 /**
@@ -32,7 +33,7 @@ export interface CommandRouter {
 
 export function createCommandRouter(opts: CommandRouterOptions): CommandRouter {
   const { handlers, now, logger: log } = opts;
-  const maxBytes = opts.maxBytes ?? 64 * 1024;
+  const maxBytes = opts.maxBytes ?? COMMAND_MAX_BYTES;
   const ts = () => new Date(now()).toISOString();
   const ack = (id: string, outcome: CommandAck['outcome'], message?: string): CommandAck =>
     (message === undefined ? { id, outcome, ts: ts() } : { id, outcome, message, ts: ts() });

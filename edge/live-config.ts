@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { CsError } from '../lib/errors.ts';
 import { check } from '../lib/schema.ts';
 import { devicesDigest, EdgeBus, EdgeDevice, type EdgeConfig } from './config.ts';
+import { SET_DEVICES_MAX_BUSES, SET_DEVICES_MAX_DEVICES } from '../lib/edge-config.ts';
 
 export { devicesDigest };
 import { EdgeErrors } from './errors.ts';
@@ -23,9 +24,9 @@ export const LIVE_CONFIG_FILE = 'devices.json';
 export const SetDevicesArgs = Type.Object({
   /** Higher than the edge's: applied; equal: already applied (acknowledged ok, nothing done); lower: refused as stale. */
   revision: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
-  buses: Type.Array(EdgeBus, { maxItems: 64 }),
-  // A command is at most 64 KiB (commands.ts): some 500 devices.
-  devices: Type.Array(EdgeDevice, { maxItems: 500 }),
+  buses: Type.Array(EdgeBus, { maxItems: SET_DEVICES_MAX_BUSES }),
+  // A command is at most COMMAND_MAX_BYTES (commands.ts): some 500 devices.
+  devices: Type.Array(EdgeDevice, { maxItems: SET_DEVICES_MAX_DEVICES }),
 });
 export type SetDevicesArgs = Static<typeof SetDevicesArgs>;
 

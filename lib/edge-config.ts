@@ -20,6 +20,12 @@ import { checkRuleSet, RuleSet } from '../devices/rules.ts';
 
 const Id = Type.String({ pattern: ID_PATTERN });
 
+/** The largest command payload an edge reads (edge/commands.ts); a larger one is ignored unread, unacknowledged. */
+export const COMMAND_MAX_BYTES = 64 * 1024;
+/** The most buses and devices one `set-devices` command carries (edge/live-config.ts SetDevicesArgs). */
+export const SET_DEVICES_MAX_BUSES = 64;
+export const SET_DEVICES_MAX_DEVICES = 500;
+
 export const EdgeMqtt = Type.Object({
   /** Broker URL, e.g. `mqtt://127.0.0.1:1884`. */
   url: Type.String({ minLength: 1 }),

@@ -2,7 +2,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { GatewayState } from '../../lib/messages.ts';
 import { topics } from '../../lib/topics.ts';
 import type { Profile } from '../../devices/profile.ts';
-import { devicesDigest } from '../../lib/edge-config.ts';
+import { COMMAND_MAX_BYTES, devicesDigest, SET_DEVICES_MAX_BUSES, SET_DEVICES_MAX_DEVICES } from '../../lib/edge-config.ts';
 import { edgeConfigFor, type GatewayDevices } from './edge-config.ts';
 
 /**
@@ -76,10 +76,29 @@ export function createDevicePush(deps: DevicePushDeps): DevicePush {
       log.warn({ gateway, revision: c.revision, edgeRevision: at.revision }, 'edge reports a revision not older than the registry\'s with other devices: not sent');
       return;
     }
+    const body = JSON.stringify(c.payload);
+    const tooBig = oversize(c.payload, body);
+    if (tooBig) {
+      // The edge would ignore it unread (over COMMAND_MAX_BYTES: no ack at all) or refuse it: say so here
+      // instead of sending it again at every birth.
+      if (sent.get(gateway)?.revision !== c.revision) log.error({ gateway, revision: c.revision, problem: tooBig }, 'set-devices not sent: too large for one command');
+      sent.set(gateway, { revision: c.revision, sentAt: new Date(deps.now()).toISOString(), outcome: 'not-sent', message: tooBig });
+      return;
+    }
     sent.set(gateway, { revision: c.revision, sentAt: new Date(deps.now()).toISOString() });
-    deps.publish(topics.cmd(gateway), JSON.stringify(c.payload))
+    deps.publish(topics.cmd(gateway), body)
       .then(() => log.info({ gateway, revision: c.revision, devices: (c.payload.devices as unknown[]).length, why }, 'set-devices sent'))
       .catch((err: Error) => log.warn({ gateway, err: err.message }, 'set-devices not sent; sent again at its next birth'));
+  }
+
+  function oversize(payload: Record<string, unknown>, body: string): string | undefined {
+    const buses = (payload.buses as unknown[]).length;
+    const devices = (payload.devices as unknown[]).length;
+    if (devices > SET_DEVICES_MAX_DEVICES) return `${devices} devices; a gateway's edge takes at most ${SET_DEVICES_MAX_DEVICES}: move some to another gateway`;
+    if (buses > SET_DEVICES_MAX_BUSES) return `${buses} buses; a gateway's edge takes at most ${SET_DEVICES_MAX_BUSES}`;
+    const bytes = Buffer.byteLength(body);
+    if (bytes > COMMAND_MAX_BYTES) return `the command is ${bytes} bytes; an edge reads at most ${COMMAND_MAX_BYTES}: move some devices to another gateway`;
+    return undefined;
   }
 
   return {

@@ -75,4 +75,41 @@ describe('set-devices pushes', () => {
     s.push.changed(['gw-1']);
     expect(s.sent).toEqual([]);
   });
+
+  // Fault guarded: a gateway past the command's limits (over 500 devices, or over the 64 KiB an edge reads) was sent
+  // set-devices anyway and logged as sent; the edge ignored the oversized one unread, so nobody learned why its
+  // devices were never polled, and it was sent again at every birth.
+  function crowded(s: ReturnType<typeof setup>, count: number, idLength: number) {
+    const buses: Bus[] = [];
+    const devices: Device[] = [];
+    for (let i = 0; i < count; i++) {
+      const b = `bus-${Math.floor(i / 200)}`.padEnd(idLength, 'b');
+      if (i % 200 === 0) buses.push({ ...bus, id: b, port: 502 + i / 200 });
+      devices.push({ id: `WL-${i}-`.padEnd(idLength, 'x'), profile: 'water-level', bus: b, unitId: (i % 200) + 1 } as Device);
+    }
+    s.gateways.set('gw-1', { gateway: { id: 'gw-1' }, buses, devices });
+  }
+
+  it('sends no set-devices past 500 devices, and records why for the operator', () => {
+    const s = setup();
+    s.push.state('gw-1', s.birth(2, 'old'));
+    s.sent.length = 0;
+    crowded(s, 501, 8);
+    s.setVersion(10);
+    s.push.changed(['gw-1']);
+    expect(s.sent).toEqual([]);
+    expect(s.push.status()['gw-1']).toMatchObject({ revision: 10, outcome: 'not-sent', message: expect.stringContaining('501 devices; a gateway\'s edge takes at most 500') });
+  });
+
+  it('sends no set-devices larger than an edge reads (64 KiB), and records why for the operator', () => {
+    const s = setup();
+    s.push.state('gw-1', s.birth(2, 'old'));
+    s.sent.length = 0;
+    crowded(s, 480, 64);
+    s.setVersion(11);
+    s.push.changed(['gw-1']);
+    s.push.state('gw-1', s.birth(2, 'old'));
+    expect(s.sent).toEqual([]);
+    expect(s.push.status()['gw-1']).toMatchObject({ revision: 11, outcome: 'not-sent', message: expect.stringMatching(/^the command is \d+ bytes; an edge reads at most 65536/) });
+  });
 });
