@@ -81,11 +81,14 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
   }
 
   async function verifyCredential(a: ConnectAttempt): Promise<void> {
+    // One stat: a credential another broker of the cluster revoked or rotated a moment ago is judged on the file as it
+    // is now, not on this broker's copy until its watcher reloads (a recalled password would pass).
+    store.refresh();
     if (a.certName !== undefined) {
       if (a.username && a.username !== a.certName) {
         throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.CERT_MISMATCH, 'username differs from the certificate subject', { certName: a.certName });
       }
-      const identity = store.get(a.certName) ?? (store.refresh() ? store.get(a.certName) : undefined);
+      const identity = store.get(a.certName);
       if (!identity || identity.revokedAt) {
         throw refusal(CONNACK.NOT_AUTHORIZED, GatewayErrors.AUTH_FAILED, 'certificate subject is not a live credential', { certName: a.certName });
       }
@@ -114,8 +117,8 @@ export function connectHandlers(ctx: GatewayContext): ConnectHandlers {
     }
     const lock = logins.throttled(username, address);
     if (lock) throw guardRefusal(lock);
-    // Another broker of the cluster may have just created or rotated it on the shared file: one stat tells.
-    if (!store.get(username) && !(store.refresh() && store.get(username))) {
+    // Another broker of the cluster may have just created or rotated it on the shared file: verifyCredential's stat told.
+    if (!store.get(username)) {
       logins.failed(undefined, address);
       await delay(logins.typicalCheckMs());
       throw wrongCredential();

@@ -82,6 +82,25 @@ describe('two brokers in one process on one credentials file, the second not wat
     expect(await refused(bUrl, 'gw-rot', rotated.json.password)).toBeUndefined();
   });
 
+  // Fault guarded: the second broker accepted a password it had verified before (its recall, no file look) after the
+  // first broker revoked or rotated the credential, until its file watcher's reload: revoked gateways logged in again.
+  it('refuses on the second broker, at the very next login, a password it accepted before and the first broker then revoked', async () => {
+    const created = await admin(http, '/admin/credentials', { username: 'gw-rev', role: 'gateway' });
+    expect(await refused(bUrl, 'gw-rev', created.json.password)).toBeUndefined();
+    const res = await fetch(`${http}/admin/credentials/gw-rev`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(res.status).toBe(200);
+    expect(await refused(bUrl, 'gw-rev', created.json.password)).toBe(NOT_AUTHORIZED);
+  });
+
+  it('refuses on the second broker, at the very next login, an old password it accepted before the first broker rotated it', async () => {
+    const created = await admin(http, '/admin/credentials', { username: 'gw-rot2', role: 'gateway' });
+    expect(await refused(bUrl, 'gw-rot2', created.json.password)).toBeUndefined();
+    const rotated = await admin(http, '/admin/credentials/gw-rot2/rotate');
+    expect(rotated.status).toBe(200);
+    expect(await refused(bUrl, 'gw-rot2', created.json.password)).toBe(NOT_AUTHORIZED);
+    expect(await refused(bUrl, 'gw-rot2', rotated.json.password)).toBeUndefined();
+  });
+
   it('still refuses an unknown username on the second broker (bad username or password)', async () => {
     expect(await refused(bUrl, 'gw-nobody', 'x'.repeat(43))).toBe(NOT_AUTHORIZED);
   });
