@@ -53,7 +53,7 @@ const Month = Type.Object({
   month: Type.Optional(Type.String({ pattern: '^\\d{4}-(0[1-9]|1[0-2])$', description: 'a calendar month in the city\'s time zone (default: the current one)' })),
 }, { additionalProperties: false });
 
-export function registerPublicRankingRoutes(root: FastifyInstance, deps: EvaluationRouteDeps, names: ReadonlyMap<string, string>): void {
+export function registerPublicRankingRoutes(root: FastifyInstance, deps: EvaluationRouteDeps): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   const db = deps.database.db;
   const cache = new Map<string, { at: number; body: PublicRanking }>();
@@ -95,7 +95,7 @@ export function registerPublicRankingRoutes(root: FastifyInstance, deps: Evaluat
     if (key < FIRST_MONTH) throw new CsError(CloudErrors.BAD_QUERY, `month ${key} is before ${FIRST_MONTH}, the earliest month published`);
     const hit = cache.get(key);
     if (hit && now - hit.at < CACHE_MS) return hit.body;
-    const { report } = await evaluateQuery(deps, names, { by: 'unit', month: key });
+    const { report } = await evaluateQuery(deps, { by: 'unit', month: key });
     const body: PublicRanking = {
       period: { month: key, from: report.period.from, to: report.period.to, complete: Date.parse(report.period.to) <= now },
       generatedAt: report.generatedAt, rules: report.rules.name,

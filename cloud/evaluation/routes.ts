@@ -18,21 +18,23 @@ export interface EvaluationRouteDeps {
   now: () => number;
   utcOffsetMinutes: number;
   rules: ScoringRules;
-  /** Every configured unit, listed in by=unit reports even with no case. */
-  units: readonly { id: string; name: string }[];
+  /** Every unit of the registry, listed in by=unit reports even with no case; read at each query (units are added at runtime). */
+  readonly units: readonly { id: string; name: string }[];
 }
 
 export const EVALUATION_ROLES = ['operator', 'commander', 'verifier', 'admin'] as const;
 
 /** The report a query asks for (by unit unless it says otherwise), as of now. */
-export async function evaluateQuery(deps: EvaluationRouteDeps, names: ReadonlyMap<string, string>, query: EvaluationQuery): Promise<{ period: EvaluationPeriod; report: Report }> {
+export async function evaluateQuery(deps: EvaluationRouteDeps, query: EvaluationQuery): Promise<{ period: EvaluationPeriod; report: Report }> {
   const now = deps.now();
   const period = periodOf(query, now, deps.utcOffsetMinutes);
   const by = query.by ?? 'unit';
+  const units = deps.units;
+  const names = new Map(units.map((u) => [u.id, u.name]));
   const facts = await loadFacts(deps.database.db, period);
   const report = evaluate({
     facts, period, by, rules: deps.rules, now,
-    names, keys: by === 'unit' ? deps.units.map((u) => u.id) : [],
+    names, keys: by === 'unit' ? units.map((u) => u.id) : [],
   });
   // The current heads read by the audit's own function (cloud/audit/verify.ts), and the logs' heads.
   const heads = await auditHeads(deps.database.db, report.chain.caseIds);
@@ -41,8 +43,7 @@ export async function evaluateQuery(deps: EvaluationRouteDeps, names: ReadonlyMa
 }
 
 export function registerEvaluationRoutes(root: FastifyInstance, deps: EvaluationRouteDeps): void {
-  const names = new Map(deps.units.map((u) => [u.id, u.name]));
-  registerPublicRankingRoutes(root, deps, names);
+  registerPublicRankingRoutes(root, deps);
   root.withTypeProvider<TypeBoxTypeProvider>().get('/api/evaluation', {
     config: { roles: [...EVALUATION_ROLES] },
     schema: {
@@ -51,7 +52,7 @@ export function registerEvaluationRoutes(root: FastifyInstance, deps: Evaluation
       response: { 200: Report, ...S.authErrors },
     },
   }, async (req, reply) => {
-    const { period, report } = await evaluateQuery(deps, names, req.query);
+    const { period, report } = await evaluateQuery(deps, req.query);
     const by = report.by;
     const format = req.query.format ?? 'json';
     if (format === 'json') return report;

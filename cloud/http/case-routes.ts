@@ -285,7 +285,8 @@ export function registerCaseRoutes(root: FastifyInstance, deps: CaseRouteDeps): 
   });
   registerEvaluationRoutes(root, {
     // Read through: the calendar may be changed at runtime (cloud/config/).
-    database, now, get utcOffsetMinutes() { return deps.calendar.utcOffsetMinutes; }, rules: deps.scoring ?? defaultScoringRules(), units: deps.district.units,
+    database, now, get utcOffsetMinutes() { return deps.calendar.utcOffsetMinutes; }, rules: deps.scoring ?? defaultScoringRules(),
+    get units() { return deps.district.units; }, // the live registry's (cloud/registry/)
   });
   registerPeopleRoutes(root, { database, now, env, events: deps.events });
   return { liveStreams: () => streams.size };

@@ -147,6 +147,9 @@ describe.each(BACKENDS)('device registry on $backend', ({ backend, skip }: { bac
       expect(provisioned).toEqual(['gw-xz-new']);
       expect((await call('POST', '/api/registry/buses', 'operator', { id: 'bus-new-a', gateway: 'gw-xz-new', port: 1502 })).body).toMatchObject({ host: '127.0.0.1', timeoutMs: 1000 });
       expect((await call('POST', '/api/registry/units', 'operator', { id: 'xz-new-unit', name: 'New unit' })).status).toBe(201);
+      // Regression: the evaluation listed the units it was registered with; a unit added later was missing.
+      const evaluation = await call('GET', '/api/evaluation?by=unit', 'operator');
+      expect(evaluation.body.groups.find((g: { key: string }) => g.key === 'xz-new-unit')).toMatchObject({ name: 'New unit' });
       expect((await call('POST', '/api/registry/devices', 'operator', newDevice('REG-GW-1', { bus: 'bus-new-a', unitId: 1, ownerUnit: 'xz-new-unit' }))).status).toBe(201);
       expect(cloud.registry.gateway('gw-xz-new')).toMatchObject({ buses: [{ id: 'bus-new-a' }], devices: [{ id: 'REG-GW-1' }] });
       expect((await call('GET', '/api/registry/gateways/gw-xz-new/config')).body).toMatchObject({ gateway: { id: 'gw-xz-new' }, devices: [{ id: 'REG-GW-1' }] });
