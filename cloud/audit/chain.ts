@@ -12,7 +12,7 @@ export { chainHash, firstFault, headFault, type ChainFaultKind, type ChainedRow,
 
 /** A single-chain log: its table (with seq, prev_hash, hash) and its hashed fields in fixed order. */
 export interface LogChain<R> {
-  chain: 'emergency_log' | 'credential_log' | 'config_log';
+  chain: 'emergency_log' | 'credential_log' | 'config_log' | 'registry_log';
   fields(r: R): readonly unknown[];
 }
 

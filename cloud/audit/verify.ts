@@ -6,19 +6,21 @@ import { verifyLog, type LogReport } from './chain.ts';
 import { CREDENTIAL_LOG } from './credential-log.ts';
 import { EMERGENCY_LOG } from './emergency-log.ts';
 import { CONFIG_LOG } from '../config/store.ts';
+import { REGISTRY_LOG } from '../registry/log.ts';
 
 /**
  * Every tamper-evident record recomputed (docs/architecture.md#audit-chains): the case-history chains
- * (top-level cases, rows, faults, as before), the emergency log, the credential log and the configuration log.
+ * (top-level cases, rows, faults, as before), the emergency log, the credential log, the configuration log and the registry log.
  */
-export interface AuditReport extends ChainReport { emergencyLog: LogReport; credentialLog: LogReport; configLog: LogReport }
+export interface AuditReport extends ChainReport { emergencyLog: LogReport; credentialLog: LogReport; configLog: LogReport; registryLog: LogReport }
 
 export async function verifyAudit(db: Kysely<DB>): Promise<AuditReport> {
   const history = await verifyHistoryChains(db);
   const emergencyLog = await verifyLog(db, EMERGENCY_LOG);
   const credentialLog = await verifyLog(db, CREDENTIAL_LOG);
   const configLog = await verifyLog(db, CONFIG_LOG);
-  return { ...history, ok: history.ok && emergencyLog.ok && credentialLog.ok && configLog.ok, emergencyLog, credentialLog, configLog };
+  const registryLog = await verifyLog(db, REGISTRY_LOG);
+  return { ...history, ok: history.ok && emergencyLog.ok && credentialLog.ok && configLog.ok && registryLog.ok, emergencyLog, credentialLog, configLog, registryLog };
 }
 
 /**

@@ -8,6 +8,7 @@ import { auditChainsMigration } from '../audit/migration.ts';
 import { open311Migration } from '../open311/migration.ts';
 import { settingsMigration } from '../evaluation/settings.ts';
 import { configMigration } from '../config/migration.ts';
+import { registryLogMigration } from '../registry/log.ts';
 import { registryMigration } from '../registry/migration.ts';
 import { hotUpdatesMigration } from './fillfactor-migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
@@ -257,6 +258,7 @@ export const migrations: Record<string, Migration> = {
   '0015_registry': registryMigration,
   '0016_config': configMigration,
   '0017_hot_updates': hotUpdatesMigration,
+  '0018_registry_log': registryLogMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

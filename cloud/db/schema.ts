@@ -2,6 +2,7 @@ import type { Generated } from 'kysely';
 import type { CitizenReportsTable, Open311KeysTable } from '../open311/migration.ts';
 import type { SettingsTable } from '../evaluation/settings.ts';
 import type { ConfigCurrentTable, ConfigLogTable } from '../config/migration.ts';
+import type { RegistryLogTable } from '../registry/log.ts';
 import type { RegistryBusesTable, RegistryDevicesTable, RegistryDistrictsTable, RegistryGatewaysTable, RegistryMetaTable, RegistryUnitsTable } from '../registry/migration.ts';
 
 /**
@@ -337,6 +338,7 @@ export interface DB {
   settings: SettingsTable;
   config_current: ConfigCurrentTable;
   config_log: ConfigLogTable;
+  registry_log: RegistryLogTable;
   registry_districts: RegistryDistrictsTable;
   registry_units: RegistryUnitsTable;
   registry_gateways: RegistryGatewaysTable;

@@ -19,8 +19,8 @@ const LogReport = Type.Object({
 const AuditReport = Type.Object({
   ok: Type.Boolean({ description: 'every chain holds' }), cases: Type.Integer(), rows: Type.Integer({ description: 'case-history rows' }),
   faults: Type.Array(ChainFault, { description: 'per broken case its first fault' }),
-  emergencyLog: LogReport, credentialLog: LogReport, configLog: LogReport,
-}, { description: 'Every case history chain, the emergency log, the credential log and the configuration log recomputed' });
+  emergencyLog: LogReport, credentialLog: LogReport, configLog: LogReport, registryLog: LogReport,
+}, { description: 'Every case history chain, the emergency log, the credential log, the configuration log and the registry log recomputed' });
 
 const CredentialLogPage = Type.Object({
   items: Type.Array(Type.Object({

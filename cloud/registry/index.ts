@@ -6,6 +6,7 @@ import type { Catalogue } from '../catalogue/index.ts';
 import type { Database } from '../db/database.ts';
 import type { Routing } from '../routing.ts';
 import { createRecheck } from './recheck.ts';
+import { registerRegistryLogRoutes } from './log-routes.ts';
 import { registerRegistryRoutes, type ProvisionHook } from './routes.ts';
 import { createRegistry, type GatewayConfig, type Registry, type RegistryListener, type RetiredDevice } from './service.ts';
 
@@ -64,7 +65,10 @@ export function buildRegistry(deps: {
   return {
     registry,
     api: { district: () => registry.district, gateway: registry.gateway, onChange: registry.onChange, version: registry.version, refresh: registry.refresh },
-    install: (app) => registerRegistryRoutes(app, { registry, database: deps.database, logger: deps.logger, provision: deps.options?.provision }),
+    install: (app) => {
+      registerRegistryRoutes(app, { registry, database: deps.database, logger: deps.logger, provision: deps.options?.provision });
+      registerRegistryLogRoutes(app, { database: deps.database });
+    },
     retired: { get: registry.retired, all: registry.retiredAll },
     recheck: createRecheck({ refresh: registry.refresh, logger: deps.logger }),
   };

@@ -11,6 +11,7 @@ import { iso } from '../cases/index.ts';
 import { principalOf } from '../http/auth.ts';
 import * as HS from '../http/schemas.ts';
 import { atRows, devicesOf, importError, readCsv, readGeoJson, rowProblems, writeCsv, writeGeoJson, type ImportRow } from './bulk.ts';
+import type { RegistryAudit, RegistryOp } from './log.ts';
 import { create, found, putDevices, retire, update, type Kind } from './changes.ts';
 import { filtered, listPage } from './list.ts';
 import { deviceOfRow, type Stamped } from './store.ts';
@@ -52,6 +53,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
   const deviceJson = (s: Stamped<Device>): R.RegistryDevice => ({
     ...s.value, gateway: registry.rows().buses.get(s.value.bus)?.value.gateway ?? '', district: s.value.componentCode.slice(0, 6), ...stamps(s),
   });
+  const who = (req: unknown, op: RegistryOp): RegistryAudit => ({ actor: principalOf(req as never).actor, op });
   const changed = (req: { method: string; url: string }, what: object) => log.info({ ...what, actor: principalOf(req as never).actor }, 'registry changed');
 
   // ---- devices -------------------------------------------------------------------------------
@@ -85,7 +87,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
     config: { roles: WRITERS },
     schema: { summary: 'Adds a device (admin, operator): its gateway accepts its readings at once', tags: ['registry'], body: Type.Object(Type.Omit(R.RegistryDevice, ['gateway', 'district', 'createdAt', 'updatedAt', 'retiredAt']).properties, { additionalProperties: false }), response: { 201: R.RegistryDevice, ...errors(400, 409), ...HS.authErrors } },
   }, async (req, reply) => {
-    const s = await registry.apply(create<Device>('devices', req.body.id, req.body as Device));
+    const s = await registry.apply(create<Device>('devices', req.body.id, req.body as Device), who(req, 'create'));
     changed(req, { device: req.body.id, op: 'create' });
     return reply.code(201).send(deviceJson(s));
   });
@@ -94,7 +96,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
     config: { roles: WRITERS },
     schema: { summary: 'Changes a device\'s fields (admin, operator); null clears an optional one', tags: ['registry'], params: R.IdParam, body: R.DevicePatch, response: { 200: R.RegistryDevice, ...errors(400, 404, 409), ...HS.authErrors } },
   }, async (req) => {
-    const s = await registry.apply(update<Device>('devices', req.params.id, req.body));
+    const s = await registry.apply(update<Device>('devices', req.params.id, req.body), who(req, 'update'));
     changed(req, { device: req.params.id, op: 'update', fields: Object.keys(req.body) });
     return deviceJson(s);
   });
@@ -103,7 +105,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
     config: { roles: WRITERS },
     schema: { summary: 'Moves a device (admin, operator): to another bus (and so gateway) or unit id, other owner or maintainer unit, another place; its next case goes to its new unit', tags: ['registry'], params: R.IdParam, body: R.DeviceMove, response: { 200: R.RegistryDevice, ...errors(400, 404, 409), ...HS.authErrors } },
   }, async (req) => {
-    const s = await registry.apply(update<Device>('devices', req.params.id, req.body));
+    const s = await registry.apply(update<Device>('devices', req.params.id, req.body), who(req, 'move'));
     changed(req, { device: req.params.id, op: 'move', to: req.body });
     return deviceJson(s);
   });
@@ -112,7 +114,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
     config: { roles: WRITERS },
     schema: { summary: 'Retires a device (admin, operator): its readings are refused (retired-device); its history, readings and cases stay readable', tags: ['registry'], params: R.IdParam, response: { 200: R.RegistryDevice, ...errors(404, 409), ...HS.authErrors } },
   }, async (req) => {
-    const s = await registry.apply(retire<Device>('devices', req.params.id));
+    const s = await registry.apply(retire<Device>('devices', req.params.id), who(req, 'retire'));
     changed(req, { device: req.params.id, op: 'retire' });
     return deviceJson(s);
   });
@@ -146,7 +148,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
       const own = rowProblems(rows, (b) => buses.get(b)?.value.gateway);
       if (own.length) throw importError(own);
       try {
-        const r = await registry.apply(putDevices(devicesOf(rows)));
+        const r = await registry.apply(putDevices(devicesOf(rows)), who(req, 'import'));
         changed(req, { op: 'import', rows: rows.length, ...r });
         return { ...r, version: registry.version() };
       } catch (err) {
@@ -177,7 +179,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
       schema: { summary: `Adds a ${spec.noun} (admin, operator)`, tags: ['registry'], body: spec.body, response: { 201: spec.created ? R.GatewayCreated : spec.reply, ...errors(400, 409, 502), ...HS.authErrors } },
     }, async (req, reply) => {
       const body = (spec.prepare ? spec.prepare(req.body as T) : req.body) as T;
-      const s = await registry.apply(create<T>(spec.kind, String(body[spec.key]), body));
+      const s = await registry.apply(create<T>(spec.kind, String(body[spec.key]), body), who(req, 'create'));
       changed(req, { [spec.noun]: body[spec.key], op: 'create' });
       return reply.code(201).send(spec.created ? await spec.created(s, req as never) : spec.json(s));
     });
@@ -186,7 +188,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
       schema: { summary: `Changes a ${spec.noun} (admin, operator)`, tags: ['registry'], params, body: spec.patch, response: { 200: spec.reply, ...errors(400, 404, 409), ...HS.authErrors } },
     }, async (req) => {
       const id = idOf(req.params as Record<string, string>);
-      const s = await registry.apply(update<T>(spec.kind, id, req.body as Record<string, unknown>));
+      const s = await registry.apply(update<T>(spec.kind, id, req.body as Record<string, unknown>), who(req, 'update'));
       changed(req, { [spec.noun]: id, op: 'update' });
       return spec.json(s);
     });
@@ -195,7 +197,7 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
       schema: { summary: `Retires a ${spec.noun} (admin, operator); ${spec.retireNote}`, tags: ['registry'], params, response: { 200: spec.reply, ...errors(400, 404, 409), ...HS.authErrors } },
     }, async (req) => {
       const id = idOf(req.params as Record<string, string>);
-      const s = await registry.apply(retire<T>(spec.kind, id));
+      const s = await registry.apply(retire<T>(spec.kind, id), who(req, 'retire'));
       changed(req, { [spec.noun]: id, op: 'retire' });
       return spec.json(s);
     });

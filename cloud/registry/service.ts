@@ -5,6 +5,7 @@ import { CsError } from '../../lib/errors.ts';
 import type { Database } from '../db/database.ts';
 import { CloudErrors } from '../errors.ts';
 import { emptyRows, loadRows, noneTouched, readVersion, writeChange, type Rows, type Stamped, type Touched } from './store.ts';
+import { appendRegistryLog, entriesOf, type RegistryAudit } from './log.ts';
 import { changeProblems, type CheckDeps, type Problem } from './validate.ts';
 import { changedGateways, liveCopy, swap, type Snapshot } from './view.ts';
 
@@ -42,7 +43,8 @@ export interface Registry {
   retiredAll(): RetiredDevice[];
   gateway(id: string): GatewayConfig | undefined;
   onChange(listener: RegistryListener): () => void;
-  apply<T>(change: Change<T>): Promise<T>;
+  /** Applies a change; `audit` (who, as what) writes its entries to the registry log in the same transaction. */
+  apply<T>(change: Change<T>, audit?: RegistryAudit): Promise<T>;
   /** Reloads when the database's version moved (another worker's change); true when it did. */
   refresh(): Promise<boolean>;
   start(): Promise<void>;
@@ -173,7 +175,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     return true;
   }
 
-  async function applyNow<T>(change: Change<T>, checked = true): Promise<T> {
+  async function applyNow<T>(change: Change<T>, checked = true, audit?: RegistryAudit): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const draft = copyRows(rows);
       const touch = noneTouched();
@@ -185,7 +187,9 @@ export function createRegistry(deps: RegistryDeps): Registry {
       if (size === 0) return out;
       let written: { ok: boolean; version: number };
       try {
-        written = await writeChange(database, draft, touch, version, at);
+        const entries = audit ? entriesOf(audit, rows, draft, touch) : [];
+        written = await writeChange(database, draft, touch, version, at,
+          entries.length ? (trx, v) => appendRegistryLog(trx, at, audit!.actor, v, entries) : undefined);
       } catch (err) {
         // A unique index another worker's change got to first (the same Modbus slot).
         if (/unique|constraint/i.test((err as Error).message)) throw new CsError(CloudErrors.REGISTRY_CONFLICT, `the change conflicts with the registry: ${(err as Error).message}`);
@@ -222,7 +226,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    apply: (change) => serial(() => applyNow(change)),
+    apply: (change, audit) => serial(() => applyNow(change, true, audit)),
     refresh: () => serial(reload),
     async start() {
       await serial(async () => {

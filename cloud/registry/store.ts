@@ -112,7 +112,8 @@ async function upsert<T extends keyof DB & `registry_${string}`>(trx: Kysely<DB>
  * Writes the touched rows and bumps the version, in one transaction, only if the database is still at
  * `expected` (another worker's change in between: false, nothing written; the caller reloads and retries).
  */
-export async function writeChange(database: Database, rows: Rows, touched: Touched, expected: number, at: number): Promise<{ ok: boolean; version: number }> {
+export async function writeChange(database: Database, rows: Rows, touched: Touched, expected: number, at: number,
+  log?: (trx: Kysely<DB>, version: number) => Promise<void>): Promise<{ ok: boolean; version: number }> {
   return database.write(async (trx) => {
     const bumped = await trx.updateTable('registry_meta').set({ version: sql`version + 1`, changed_at: at })
       .where('id', '=', 1).where('version', '=', expected).returning('version').executeTakeFirst();
@@ -139,6 +140,8 @@ export async function writeChange(database: Database, rows: Rows, touched: Touch
       }
       await upsert(trx, 'registry_devices', 'id', devs);
     }
+    // The audit of the change (cloud/registry/log.ts), in its transaction: no change without its entry.
+    if (log) await log(trx, Number(bumped.version));
     return { ok: true, version: Number(bumped.version) };
   });
 }

@@ -41,6 +41,7 @@ const DOCUMENTED_ACCESS: Record<string, typeof PUBLIC | readonly string[]> = {
   'GET /api/gateways': ['operator', 'commander', 'admin'],
   // The device registry (README "Device registry"): changes by admins and operators.
   'GET /api/registry/devices': ANY,
+  'GET /api/registry/changes': ['admin', 'operator'],
   'GET /api/registry/devices/:id': ANY,
   'GET /api/registry/devices/export': ['operator', 'commander', 'admin'],
   'POST /api/registry/devices': ['admin', 'operator'],
