@@ -62,6 +62,17 @@ describe.each(BACKENDS)('registry changes reaching another worker\'s readings at
       expect(r).toMatchObject({ status: 'stored' });
     });
 
+    it('stores an edge alarm for a manhole cover added on the other worker a moment ago', async () => {
+      const mh = { ...device('RW-MH', 232), profile: 'manhole-cover', componentCode: '4404020104000232' };
+      expect((await call('POST', '/api/registry/devices', mh)).status).toBe(201);
+      const at = new Date(T0).toISOString();
+      const alarm = Buffer.from(JSON.stringify({
+        seq: 1, ts: at, device: 'RW-MH', rule: 'cover-open', hazard: 'cover-open', severity: 'critical',
+        point: 'cover_open', value: true, limit: true, active: true, since: at, historical: false,
+      }));
+      expect(await two.ingest('gw-xz-jida', topics.alarm('gw-xz-jida', 'RW-MH'), alarm)).toMatchObject({ status: 'stored' });
+    });
+
     it('still refuses a reading for a device nobody registered, after the recheck', async () => {
       const u = await two.ingest('gw-xz-jida', topics.up('gw-xz-jida', 'RW-NOBODY'), reading('RW-NOBODY', 1, T0, level));
       expect(u).toMatchObject({ status: 'rejected', reason: 'unknown-device' });
