@@ -92,7 +92,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
   const database = openDatabase(opts.db, logger.child({ mod: 'db' }), metrics.query);
   const provisioning = lateProvisioning(opts.provisioning, { profiles: opts.profiles, now, logger: logger.child({ mod: 'provision' }) });
   const reg = buildRegistry( // README "Device registry": `district` is its live view; opts.district seeds it
-    { database, seed: opts.district, profiles: opts.profiles, now, logger: logger.child({ mod: 'registry' }), env: () => env, options: { provision: provisioning.hook, ...opts.registry } });
+    { database, seed: opts.district, profiles: opts.profiles, now, logger: logger.child({ mod: 'registry' }), env: () => env, options: { provision: provisioning.hook, pushStatus: provisioning.pushStatus, ...opts.registry } });
   const { district, knownUnits } = reg.registry;
   const tokenStore = createTokenStore(database, now, knownUnits);
   const userStore = createUserStore(database, now, { knownUnits });

@@ -104,6 +104,7 @@ export function lateProvisioning(o: ProvisioningOptions | undefined, base: Omit<
   attach(registry: ProvisionedRegistry, publish: (topic: string, payload: string) => void): void;
   onState: Provisioning['onState'];
   onAck: Provisioning['onAck'];
+  pushStatus(gateway: string): PushStatus | undefined;
   stop(): void;
 } {
   let p: Provisioning | undefined;
@@ -117,6 +118,7 @@ export function lateProvisioning(o: ProvisioningOptions | undefined, base: Omit<
     },
     onState: (gw, state) => p?.onState(gw, state),
     onAck: (gw, ack) => p?.onAck(gw, ack),
+    pushStatus: (gw) => p?.status()[gw],
     stop: () => p?.stop(),
   };
 }

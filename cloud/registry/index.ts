@@ -7,7 +7,7 @@ import type { Database } from '../db/database.ts';
 import type { Routing } from '../routing.ts';
 import { createRecheck } from './recheck.ts';
 import { registerRegistryLogRoutes } from './log-routes.ts';
-import { registerRegistryRoutes, type ProvisionHook } from './routes.ts';
+import { registerRegistryRoutes, type ProvisionHook, type RegistryRouteDeps } from './routes.ts';
 import { createRegistry, type GatewayConfig, type Registry, type RegistryListener, type RetiredDevice } from './service.ts';
 
 export type { GatewayConfig, Registry, RegistryListener, RetiredDevice } from './service.ts';
@@ -23,6 +23,8 @@ export interface RegistryOptions {
    * CS_CLOUD_REGISTRY_PROVISION_FAILED (the gateway stays registered).
    */
   provision?: ProvisionHook;
+  /** The last set-devices sent to a gateway's edge and its answer, shown by GET /api/registry/gateways/:id/config. */
+  pushStatus?: RegistryRouteDeps['pushStatus'];
 }
 
 /** What the cloud gives others of its registry (Cloud.registry): the live view, one gateway, change events. */
@@ -66,7 +68,7 @@ export function buildRegistry(deps: {
     registry,
     api: { district: () => registry.district, gateway: registry.gateway, onChange: registry.onChange, version: registry.version, refresh: registry.refresh },
     install: (app) => {
-      registerRegistryRoutes(app, { registry, database: deps.database, logger: deps.logger, provision: deps.options?.provision });
+      registerRegistryRoutes(app, { registry, database: deps.database, logger: deps.logger, provision: deps.options?.provision, pushStatus: deps.options?.pushStatus });
       registerRegistryLogRoutes(app, { database: deps.database });
     },
     retired: { get: registry.retired, all: registry.retiredAll },

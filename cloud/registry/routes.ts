@@ -34,6 +34,8 @@ export interface RegistryRouteDeps {
   database: Database;
   logger: Logger;
   provision?: ProvisionHook;
+  /** The last set-devices sent to a gateway's edge and its answer (cloud/provision/push.ts PushStatus). */
+  pushStatus?: (gatewayId: string) => { revision: number; sentAt: string; outcome?: string; message?: string } | undefined;
 }
 
 const WRITERS: readonly Role[] = ['admin', 'operator'];
@@ -228,7 +230,8 @@ export function registerRegistryRoutes(root: FastifyInstance, deps: RegistryRout
   }, async (req) => {
     const g = registry.gateway(req.params.id);
     if (!g) throw new CsError(CloudErrors.REGISTRY_NOT_FOUND, `no gateway "${req.params.id}" in service`);
-    return { ...g, version: registry.version() };
+    const push = deps.pushStatus?.(req.params.id);
+    return { ...g, version: registry.version(), ...(push ? { push } : {}) };
   });
   entity<Bus>({
     kind: 'buses', path: 'buses', noun: 'bus', key: 'id', read: SEERS, body: R.BusBody, patch: R.BusPatch, reply: R.RegistryBus,

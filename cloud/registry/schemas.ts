@@ -95,6 +95,13 @@ export const GatewayConfigReply = Type.Object({
   buses: Type.Array(Bus),
   devices: Type.Array(Device),
   version: Type.Integer({ description: "the registry's version this was read at" }),
+  /** The last set-devices this worker sent the gateway's edge and what it answered (cloud/provision/push.ts); absent when none. */
+  push: Type.Optional(Type.Object({
+    revision: Type.Integer(),
+    sentAt: Type.String({ format: 'date-time' }),
+    outcome: Type.Optional(Type.String({ description: 'ok, rejected or failed as the edge acknowledged; not-sent when too large for one command; absent while unacknowledged' })),
+    message: Type.Optional(Type.String()),
+  })),
 });
 
 export const BusBody = Bus;

@@ -169,6 +169,10 @@ describe('a device moved from one provisioned gateway to another while both edge
     expect((await latest())[0].values.level_m).toBeCloseTo(0.77, 1);
     await eventually(() => !('XZ-WL-032' in edgeA.stats().pollMs));
     expect(Object.keys(edgeB.stats().pollMs)).toEqual(['XZ-WL-032']);
+    // Fault guarded: what an edge answered to set-devices (or why it was not sent) was kept in the cloud's memory only,
+    // never shown to the operator.
+    const config = await api('GET', '/api/registry/gateways/gw-xz-b/config');
+    expect(config.json.push).toMatchObject({ outcome: 'ok', message: expect.stringContaining('added XZ-WL-032') });
   }, 60_000);
 });
 
