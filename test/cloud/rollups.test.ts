@@ -15,7 +15,7 @@ import { BACKENDS, district, freshDatabase, profiles, reading, type Backend } fr
  * retention timer the raw rows older than the retention are gone and the rollups still answer.
  * The span is CS_ROLLUP_TEST_DAYS days: by default the month (2,592,000 readings, about 45 s) on SQLite and
  * 10 days on PostgreSQL in a plain `npm test` (a month's bulk insert and raw aggregate take about two and a half minutes there on
- * the shared CI machine); .ci/run sets `CS_ROLLUP_TEST_DAYS=30`, so CI stores the month on both.
+ * the shared CI machine); .ci/run sets `CS_ROLLUP_TEST_DAYS=30` for its Node 24 run, so CI stores the month on both.
  */
 
 const daysOf = (backend: Backend) => Number(process.env.CS_ROLLUP_TEST_DAYS ?? (backend === 'sqlite' ? 30 : 10));
