@@ -16,7 +16,7 @@ import { startPath, type PathName, REDIS_URL } from './ingest-paths.ts';
 import { sleep } from './brokers.ts';
 import { nowMs } from './stats.ts';
 
-export interface IngestOptions { gateways: number; devices: number; readings: number; window: number; pairs: number; pg: boolean }
+export interface IngestOptions { gateways: number; devices: number; readings: number; window: number; pairs: number; pg: boolean; paths?: PathName[] }
 
 export interface IngestRun {
   path: PathName;
@@ -82,8 +82,9 @@ export async function ingestBench(o: IngestOptions, log: (s: string) => void): P
   try {
     writeDistrict(base, o.gateways, o.devices);
     writeCredentials(base, o.gateways);
-    const nodeRedDir = installNodeRed();
-    const paths: PathName[] = ['ours', 'single', 'count', 'sqlite', 'nodered', ...(o.pg ? ['ours-pg', 'sqlite-pg'] as const : [])];
+    const all: PathName[] = ['ours', 'single', 'count', 'sqlite', 'nodered', 'aedes-count', 'aedes-sqlite', ...(o.pg ? ['ours-pg', 'sqlite-pg'] as const : [])];
+    const paths = o.paths ? all.filter((p) => o.paths!.includes(p)) : all;
+    const nodeRedDir = paths.includes('nodered') ? installNodeRed() : '';
     const runs: IngestRun[] = [];
     for (let pair = 0; pair < o.pairs; pair++) {
       for (const p of pair % 2 === 0 ? paths : [...paths].reverse()) {

@@ -32,7 +32,7 @@ export interface PathRun {
   stop(): Promise<void>;
 }
 
-export type PathName = 'ours' | 'single' | 'count' | 'sqlite' | 'nodered' | 'ours-pg' | 'sqlite-pg';
+export type PathName = 'ours' | 'single' | 'count' | 'sqlite' | 'nodered' | 'ours-pg' | 'sqlite-pg' | 'aedes-count' | 'aedes-sqlite';
 
 /** A fresh directory with the bench's credentials and district (made once in `base`). */
 function runDir(base: string): string {
@@ -171,6 +171,32 @@ async function peer(mode: 'count' | 'sqlite' | 'pg' | 'nodered', nodeRedDir?: st
   };
 }
 
+/**
+ * The ceiling our broker sets: `citysteward gateway` alone (no Redis, so PUBACK on receipt as Mosquitto's)
+ * → the same peer subscriber, counting or inserting into SQLite. No cloud, no rules: what any cloud behind
+ * this broker could reach at most on this machine.
+ */
+async function aedesPeer(base: string, mode: 'count' | 'sqlite'): Promise<PathRun> {
+  const dir = runDir(base);
+  writeFileSync(join(dir, 'gateway.yaml'), stringify({}));
+  const gw = runCli(['gateway', '--config', join(dir, 'gateway.yaml'), '--data-dir', dir, '--host', '127.0.0.1', '--mqtt-port', '0'], { CS_LOG_LEVEL: 'warn' });
+  const url = (await gw.waitFor(/MQTT listening on (mqtt:\/\/\S+)/, 60_000))[1]!;
+  const w = new Worker('ingest-sub.ts');
+  w.send({ type: 'start', url, mode, target: join(dir, 'peer.db'), dir: '', userDir: dir });
+  await w.next('ready', 120_000);
+  return {
+    url,
+    pids: async () => [gw.child.pid!, w.pid],
+    async count() { w.send({ type: 'count' }); return (await w.next<{ n: number }>('count')).n; },
+    written: async () => writeBytes(w.pid),
+    async stop() {
+      await w.stop();
+      await gw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export function startPath(name: PathName, base: string, nodeRedDir: string): Promise<PathRun> {
   switch (name) {
     case 'ours': return ours(base, 'sqlite');
@@ -180,5 +206,7 @@ export function startPath(name: PathName, base: string, nodeRedDir: string): Pro
     case 'sqlite': return peer('sqlite');
     case 'sqlite-pg': return peer('pg');
     case 'nodered': return peer('nodered', nodeRedDir);
+    case 'aedes-count': return aedesPeer(base, 'count');
+    case 'aedes-sqlite': return aedesPeer(base, 'sqlite');
   }
 }

@@ -15,6 +15,8 @@ const LABEL: Record<PathName, string> = {
   nodered: `Node-RED ${NODE_RED_VERSION} (mqtt in → threshold function node) on Mosquitto`,
   'ours-pg': 'ours: `citysteward gateway` → Redis Stream → `citysteward cloud`, PostgreSQL',
   'sqlite-pg': 'Mosquitto → the same subscriber inserting into PostgreSQL (multi-row insert ≤ 500)',
+  'aedes-count': 'ceiling: our broker alone (`citysteward gateway`, no Redis, PUBACK on receipt) → the counting subscriber',
+  'aedes-sqlite': 'ceiling: our broker alone → the SQLite subscriber (no cloud, no rules)',
 };
 
 const median = (xs: number[]): number => {
@@ -43,7 +45,7 @@ function rows(runs: IngestRun[]): Row[] {
 
 /** CPU per 100,000 by process, named. */
 function cpuSplit(r: Row): string {
-  const names = r.path === 'single' ? ['process'] : r.path.startsWith('ours') ? ['gateway', 'cloud'] : r.path === 'nodered' ? ['Mosquitto', 'Node-RED'] : ['Mosquitto', 'subscriber'];
+  const names = r.path === 'single' ? ['process'] : r.path.startsWith('ours') ? ['gateway', 'cloud'] : r.path === 'nodered' ? ['Mosquitto', 'Node-RED'] : r.path.startsWith('aedes') ? ['our broker', 'subscriber'] : ['Mosquitto', 'subscriber'];
   const [redis, postgres] = r.parts.slice(names.length);
   return [...names.map((n, i) => `${n} ${r.parts[i]!.toFixed(1)}`), ...(redis ? [`Redis ${redis.toFixed(1)}`] : []), ...(postgres ? [`PostgreSQL ${postgres.toFixed(1)}`] : [])].join(', ');
 }
@@ -85,7 +87,10 @@ export function ingestSection(o: IngestOptions, runs: IngestRun[], machine: stri
     '  pg_stat_wal.wal_bytes (cluster-wide, so other users of the server add noise). The counting subscriber and Node-RED write nothing.',
     '- Lost: readings the publishers got a PUBACK for and that are not stored (counted) 5 s after the last change. The peers',
     '  acknowledge on receipt (mqtt.js and Node-RED default), so their PUBACK does not mean stored; ours does (XADD before',
-    '  PUBACK, XACK after commit: docs/architecture.md#processes-and-deployments).', '',
+    '  PUBACK, XACK after commit: docs/architecture.md#processes-and-deployments).',
+    '- The two "ceiling" rows put our broker (Aedes, as `citysteward gateway` runs it, with its logins and ACLs, without',
+    '  Redis) in Mosquitto\'s place under the same subscribers: no cloud and no rules, so no path through our broker can',
+    '  store faster than they count on this machine.', '',
     '### Results, SQLite', '',
     ...table(sqlite, 'ours'), '',
     ...(pg.length ? ['### Results, PostgreSQL (the machine\'s server on loopback)', '', ...table(pg, 'ours-pg'), ''] : []),

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --only mqtt|connections|emergency|breach|edge|ingest|history|ingest-batch|drills|registry] [-- --quick]`
- * (ingest: `--readings N`, `--pairs N`, `--skip-pg`; bench/ingest-bench.ts)
+ * (ingest: `--readings N`, `--pairs N`, `--skip-pg`, `--paths ours,sqlite` to run some paths only, logged and not written; bench/ingest-bench.ts)
  * Our MQTT gateway (auth + ACLs) side by side with Mosquitto (auth + ACLs) on this machine:
  * throughput and latency, then memory per idle connection; then the emergency switch beside a
  * bare command round trip (emergency-bench.ts). A full run rewrites bench/RESULTS.md;
@@ -15,6 +15,7 @@ import { breachBench, writeBreachSection } from './breach-bench.ts';
 import { edgeBench, writeEdgeSection } from './edge-bench.ts';
 import { reconnectBench, reconnectSection, writeReconnectSection } from './reconnect-bench.ts';
 import { ingestBench } from './ingest-bench.ts';
+import type { PathName } from './ingest-paths.ts';
 import { historyBench, writeHistorySection } from './history-bench.ts';
 import { ingestBatchBench, writeIngestBatchSection } from './ingest-batch-bench.ts';
 import { ingestSection, writeIngestSection } from './ingest-report.ts';
@@ -27,6 +28,7 @@ import { EMERGENCY_HEADING, connSection, emergencySection, machine, mqttSection 
 const { values: args } = parseArgs({ options: {
   only: { type: 'string' }, quick: { type: 'boolean', default: false },
   readings: { type: 'string' }, pairs: { type: 'string' }, 'skip-pg': { type: 'boolean', default: false },
+  paths: { type: 'string' },
 } });
 if (args.only !== undefined && !['mqtt', 'connections', 'reconnect', 'emergency', 'breach', 'edge', 'ingest', 'history', 'ingest-batch', 'drills', 'registry'].includes(args.only)) {
   console.error('usage: npm run bench -- [--only mqtt|connections|reconnect|emergency|breach|edge|ingest|history|ingest-batch|drills|registry] [--quick] [--readings N --pairs N --skip-pg]');
@@ -117,6 +119,7 @@ const edge = only('edge') ? [await edgeBench(quick, log)] : []; // edge-bench.ts
 const ingestOpts = {
   gateways: 100, devices: 10, window: 10, pg: !args['skip-pg'],
   readings: Number(args.readings ?? (quick ? 10_000 : 100_000)), pairs: Number(args.pairs ?? (quick ? 1 : 3)),
+  ...(args.paths ? { paths: args.paths.split(',') as PathName[] } : {}),
 };
 const ingest = only('ingest') ? [ingestSection(ingestOpts, await ingestBench(ingestOpts, log), machine())] : []; // ingest-bench.ts: end to end beside Mosquitto peers and Node-RED
 const history = only('history') ? [await historyBench(quick, log)] : []; // history-bench.ts: a month of 1 s readings in 500 buckets
@@ -133,7 +136,7 @@ if (!quick && args.only === 'registry') {
   log(history[0]!);
   writeHistorySection(history[0]!);
   log('wrote the history section of bench/RESULTS.md');
-} else if (!quick && args.only === 'ingest') {
+} else if (!quick && args.only === 'ingest' && !args.paths) { // --paths: a partial run, logged only
   log(ingest[0]!);
   writeIngestSection(ingest[0]!);
   log('wrote the ingest section of bench/RESULTS.md');
