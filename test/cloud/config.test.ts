@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
-import { buildCloud, type Cloud } from '../../cloud/app.ts';
+import type { Cloud } from '../../cloud/app.ts';
 import type { CsEvent } from '../../cloud/events.ts';
-import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
+import { BACKENDS, profiles, reading, type Backend } from './fixtures.ts';
+import { configApi, configDistrict, GW, HOUR, MIN, ORANGE, T0, startCloud, type StartedCloud } from './harness.ts';
 
 /**
  * Configuration as data (README "Configuration as data"), on SQLite and PostgreSQL: each kind changed
@@ -11,19 +12,13 @@ import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Bac
  * refused whole with every key and problem, nothing applied; the audit lists both.
  */
 
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-// Wednesday 2026-11-25, 10:00 in Zhuhai.
-const T0 = Date.parse('2026-11-25T02:00:00Z');
-const district = syntheticDistrict(8, 1);
-const GW = 'gw-t-0';
-const ORANGE = readFileSync(new URL('../fixtures/cap/orange-typhoon.xml', import.meta.url), 'utf8');
+const district = configDistrict;
 
 describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }: { backend: Backend; skip: boolean }) => {
   if (skip) console.warn(`configuration on ${backend}: skipped, PostgreSQL is not reachable`);
   describe.skipIf(skip)(backend, () => {
+    let h: StartedCloud;
     let cloud: Cloud;
-    let drop: () => Promise<void>;
     let t = T0;
     let seq = 0;
     let admin: string;
@@ -32,30 +27,16 @@ describe.each(BACKENDS)('configuration as data on $backend', ({ backend, skip }:
 
     beforeEach(async () => {
       t = T0;
-      const fresh = await freshDatabase(backend);
-      drop = fresh.drop;
       // The case clock's timer is slow: the tests run its passes themselves at the injected time.
-      cloud = await buildCloud({ db: fresh.db, district, profiles, now: () => t, escalation: { tickMs: HOUR } });
-      await cloud.start();
-      admin = await cloud.tokens.create('admin');
-      operator = await cloud.tokens.create('operator');
-      events = [];
-      cloud.events.subscribe((e) => events.push(e));
+      h = await startCloud(backend, { district, profiles, now: () => t, escalation: { tickMs: HOUR } });
+      ({ cloud, admin, operator, events } = h);
     });
 
     afterEach(async () => {
-      await cloud?.stop();
-      await drop?.();
+      await h?.stop();
     });
 
-    const get = async (kind: string) => {
-      const r = await cloud.app.inject({ url: `/api/config/${kind}`, headers: { authorization: `Bearer ${operator}` } });
-      expect(r.statusCode).toBe(200);
-      return r.json() as { version: number; document: any };
-    };
-    const put = (kind: string, document: unknown, baseVersion?: number, token = admin) => cloud.app.inject({
-      method: 'PUT', url: `/api/config/${kind}`, headers: { authorization: `Bearer ${token}` }, payload: { document, ...(baseVersion !== undefined ? { baseVersion } : {}) },
-    });
+    const { get, put } = configApi(() => h);
     const send = async (device: string, level: number) => {
       const r = await cloud.ingest(GW, topics.up(GW, device), reading(device, ++seq, t, { level_m: level }));
       return r as { status: string; cases: { caseId: string }[] };

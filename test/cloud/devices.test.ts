@@ -1,12 +1,13 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { Aedes } from 'aedes';
+import type { AddressInfo } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../lib/topics.ts';
-import { buildCloud, type Cloud } from '../../cloud/app.ts';
+import type { Cloud } from '../../cloud/app.ts';
 import { createModeProvider } from '../../cloud/mode.ts';
 import type { EdgeHealth } from '../../lib/messages.ts';
-import { district, freshDatabase, profiles, reading } from './fixtures.ts';
+import { eventually } from '../helpers/process.ts';
+import { district, profiles, reading } from './fixtures.ts';
+import { startBroker, startCloud, type StartedCloud, type TestBroker } from './harness.ts';
 
 /**
  * The operator's device data over a real server on loopback, a temp SQLite and an in-process
@@ -16,14 +17,6 @@ import { district, freshDatabase, profiles, reading } from './fixtures.ts';
  */
 
 const T0 = Date.parse('2026-11-25T02:00:00Z');
-
-async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function health(gateway: string, device: string): EdgeHealth {
   const slave = {
@@ -38,10 +31,9 @@ function health(gateway: string, device: string): EdgeHealth {
 }
 
 describe('operator device data', () => {
-  let broker: Aedes;
-  let server: Server;
+  let broker: TestBroker;
+  let h: StartedCloud;
   let cloud: Cloud;
-  let drop: () => Promise<void>;
   let client: MqttClient;
   let base: string;
   let clock = T0;
@@ -55,17 +47,13 @@ describe('operator device data', () => {
   const ids = async (query: string, who = 'operator') => ((await get(`/api/devices${query}`, who)).body.items as { id: string }[]).map((d) => d.id).sort();
 
   beforeAll(async () => {
-    broker = await Aedes.createBroker();
-    server = createServer(broker.handle);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const fresh = await freshDatabase('sqlite');
-    drop = fresh.drop;
-    cloud = await buildCloud({
-      db: fresh.db, district, profiles, now: () => clock, escalation: false, mode,
+    broker = await startBroker();
+    const url = broker.url;
+    h = await startCloud('sqlite', {
+      district, profiles, now: () => clock, escalation: false, mode,
       mqtt: { url, username: 'cloud', password: 'unused-by-this-broker' },
     });
-    await cloud.start();
+    cloud = h.cloud;
     for (const [name, role, unit] of [['operator', 'operator'], ['commander', 'commander'], ['drainage', 'crew', 'xz-drainage'], ['gas', 'crew', 'zh-gas']] as const) {
       tok[name] = await cloud.tokens.create(role, unit);
     }
@@ -81,16 +69,15 @@ describe('operator device data', () => {
     await client.publishAsync(topics.health('gw-xz-jida'), JSON.stringify(health('gw-xz-jida', 'XZ-WL-001')), { qos: 1 });
     await cloud.app.listen({ port: 0, host: '127.0.0.1' });
     base = `http://127.0.0.1:${(cloud.app.server.address() as AddressInfo).port}`;
-    await until(async () => (await get('/api/devices/XZ-WL-003')).body.status === 'offline', 'the gongbei gateway offline');
-    await until(async () => (await get('/api/devices/XZ-WL-001/health')).body.breaker === 'open', 'the jida health report');
+    // The gongbei gateway offline, the jida health report in.
+    await eventually(async () => (await get('/api/devices/XZ-WL-003')).body.status === 'offline', 5000, 10);
+    await eventually(async () => (await get('/api/devices/XZ-WL-001/health')).body.breaker === 'open', 5000, 10);
   });
 
   afterAll(async () => {
     await client?.endAsync();
-    await cloud?.stop();
-    await new Promise<void>((resolve) => broker.close(() => resolve()));
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await drop?.();
+    await h?.stop();
+    await broker?.close();
   });
 
   it('gives each device a status: alarm, normal, offline with its gateway, silent when never heard or past its no-data rule', async () => {
