@@ -85,6 +85,25 @@ export async function startOurs(): Promise<Broker> {
   return broker;
 }
 
+/** Aedes alone, plain JavaScript, nothing of ours but a password check (bench/bare-aedes-worker.js): the floor under ours. */
+export async function startBareAedes(): Promise<Broker> {
+  const users = [SERVICE, ...Array.from({ length: GATEWAY_COUNT }, (_, i) => gatewayName(i))].map(account);
+  const worker = new Worker(fileURLToPath(new URL('bare-aedes-worker.js', import.meta.url)), ['--expose-gc'], [JSON.stringify(users.map((u) => [u.username, u.password]))]);
+  const { port } = await worker.next<{ type: string; port: number }>('ready');
+  const broker: Broker = {
+    name: 'bare Aedes',
+    url: `mqtt://127.0.0.1:${port}`,
+    pid: worker.pid,
+    async settle() {
+      worker.send({ type: 'settle' });
+      this.heapUsed = (await worker.next<{ heapUsed: number }>('settled')).heapUsed;
+      await sleep(500);
+    },
+    stop: () => worker.stop(),
+  };
+  return broker;
+}
+
 /** Mosquitto settings that differ from its defaults, for a like-for-like comparison. */
 export const MOSQUITTO_TUNING = [
   'max_queued_messages 1000000', // default 1000 silently drops QoS 1 messages past it

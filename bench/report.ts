@@ -34,7 +34,7 @@ export function mqttSection(c: MqttCase, ours: MqttResult, mosq: MqttResult): st
   ].join('\n');
 }
 
-export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { node: number; tsx: number; command: number }): string {
+export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { node: number; tsx: number; command: number }, bare?: ConnResult): string {
   const mib = (kib: number): number => kib / 1024;
   const runtime = runtimeKiB ? [
     `Of ours at start, an idle Node process holds ${mib(runtimeKiB.node).toFixed(1)} MiB, and one with the tsx loader (a hooks thread with a V8`,
@@ -44,25 +44,37 @@ export function connSection(ours: ConnResult, mosq: ConnResult, runtimeKiB?: { n
   const perConnKiB = ours.perConnection / 1024;
   const startMiB = mib(ours.rssStartKiB);
   const verdict = (ok: boolean): string => (ok ? 'met' : 'not met');
+  const floor = bare ? [
+    `The floor: Aedes alone in plain JavaScript (bench/bare-aedes-worker.js: Aedes on a \`net\` server as its README starts it, a password check and`,
+    'nothing else of ours, the same V8 flags) holds ' + `${mib(bare.rssStartKiB).toFixed(1)} MiB at start and ${(bare.perConnection / 1024).toFixed(2)} KiB per idle connection`
+      + `${bare.heapPerConnection !== undefined ? ` (JS heap ${(bare.heapPerConnection / 1024).toFixed(2)} KiB)` : ''}: what any broker built on Aedes and Node costs before a line of its own.`, '',
+  ] : [];
   const targets = [
     `Targets (issue 12): at most 60 MiB at start, ${verdict(startMiB <= 60)} (${startMiB.toFixed(1)}); at most 4 KiB per connection from warm, ${verdict(perConnKiB <= 4)} (${perConnKiB.toFixed(2)}).`,
     'Where the memory goes and what was cut: docs/architecture.md#broker-memory.', '',
   ];
-  return [
-    `### ${ours.target.toLocaleString('en-US')} idle authenticated connections`, '',
-    table([
-      ['broker RSS at start (MiB)', mib(ours.rssStartKiB), mib(mosq.rssStartKiB), 1],
-      ['broker RSS after auth warm-up (MiB)', mib(ours.rssBeforeKiB), mib(mosq.rssBeforeKiB), 1],
-      [`broker RSS with ${ours.target.toLocaleString('en-US')} connected (MiB)`, mib(ours.rssAfterKiB), mib(mosq.rssAfterKiB), 1],
-      ['memory per connection, from warm (KiB)', ours.perConnection / 1024, mosq.perConnection / 1024, 2],
-      ['memory per connection, from start (KiB)', (ours.rssAfterKiB - ours.rssStartKiB) / ours.connected,
-        (mosq.rssAfterKiB - mosq.rssStartKiB) / mosq.connected, 2],
-      ['time to connect all (s)', ours.connectSeconds, mosq.connectSeconds, 1],
-    ], [
+  const rows: Row[] = [
+    ['broker RSS at start (MiB)', mib(ours.rssStartKiB), mib(mosq.rssStartKiB), 1],
+    ['broker RSS after auth warm-up (MiB)', mib(ours.rssBeforeKiB), mib(mosq.rssBeforeKiB), 1],
+    [`broker RSS with ${ours.target.toLocaleString('en-US')} connected (MiB)`, mib(ours.rssAfterKiB), mib(mosq.rssAfterKiB), 1],
+    ['memory per connection, from warm (KiB)', ours.perConnection / 1024, mosq.perConnection / 1024, 2],
+    ['memory per connection, from start (KiB)', (ours.rssAfterKiB - ours.rssStartKiB) / ours.connected, (mosq.rssAfterKiB - mosq.rssStartKiB) / mosq.connected, 2],
+    ['time to connect all (s)', ours.connectSeconds, mosq.connectSeconds, 1],
+  ];
+  const b = bare ? [mib(bare.rssStartKiB), mib(bare.rssBeforeKiB), mib(bare.rssAfterKiB), bare.perConnection / 1024, (bare.rssAfterKiB - bare.rssStartKiB) / bare.connected, bare.connectSeconds] : [];
+  const lines = bare
+    ? ['| | ours | bare Aedes | Mosquitto | ours / Mosquitto | ours / bare Aedes |', '|---|---:|---:|---:|---:|---:|',
+      ...rows.map(([label, a, m, d], i) => `| ${label} | ${fmt(a, d)} | ${fmt(b[i]!, d)} | ${fmt(m, d)} | ${fmt(a / m, 2)} | ${fmt(a / b[i]!, 2)} |`),
+      `| of which JS heap, after a full GC (KiB) | ${ours.heapPerConnection !== undefined ? (ours.heapPerConnection / 1024).toFixed(2) : ''} | ${bare.heapPerConnection !== undefined ? (bare.heapPerConnection / 1024).toFixed(2) : ''} | | | |`,
+      `| connected | ${ours.connected} / ${ours.target} | ${bare.connected} / ${bare.target} | ${mosq.connected} / ${mosq.target} | | |`]
+    : [table(rows, [
       ...(ours.heapPerConnection !== undefined ? [['of which JS heap, after a full GC (KiB)', (ours.heapPerConnection / 1024).toFixed(2), '', '']] : []),
       ['connected', `${ours.connected} / ${ours.target}`, `${mosq.connected} / ${mosq.target}`, ''],
-    ]),
-    '', ...runtime, ...targets,
+    ])];
+  return [
+    `### ${ours.target.toLocaleString('en-US')} idle authenticated connections`, '',
+    ...lines,
+    '', ...runtime, ...floor, ...targets,
   ].join('\n');
 }
 

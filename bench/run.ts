@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { MOSQUITTO_TUNING, startMosquitto, startOurs, type Broker } from './brokers.ts';
+import { MOSQUITTO_TUNING, startBareAedes, startMosquitto, startOurs, type Broker } from './brokers.ts';
 import { runConnections, runtimeRss, writeConnSection } from './conn-bench.ts';
 import { emergencyCredentials, emergencySizes, runEmergency, type EmergencyResult } from './emergency-bench.ts';
 import { breachBench, writeBreachSection } from './breach-bench.ts';
@@ -73,7 +73,8 @@ async function connectionBench(): Promise<string> {
   // One broker at a time, each fresh, so that the other's clients cost it nothing.
   const a = await withBroker(startOurs, (b) => runConnections(b, CONNECTIONS, CONN_PROCESSES));
   const b = await withBroker(startMosquitto, (b) => runConnections(b, CONNECTIONS, CONN_PROCESSES));
-  const section = connSection(a, b, await runtimeRss());
+  const bare = await withBroker(startBareAedes, (b) => runConnections(b, CONNECTIONS, CONN_PROCESSES));
+  const section = connSection(a, b, await runtimeRss(), bare);
   log(section);
   return section;
 }
