@@ -1,7 +1,7 @@
 import type { Device } from '../../devices/district.ts';
 import { CsError } from '../../lib/errors.ts';
 import { CloudErrors } from '../errors.ts';
-import { csvLine, parseCsv } from './csv.ts';
+import { parseCsv, writeCsvRows } from './csv.ts';
 import { canonicalDevice } from './store.ts';
 import type { Problem } from './validate.ts';
 import { shapeProblems } from './validate.ts';
@@ -30,7 +30,11 @@ const num = (v: string): number | string => (v.trim() !== '' && Number.isFinite(
 
 export function readCsv(text: string): ImportRow[] {
   const parsed = parseCsv(text);
-  if (!Array.isArray(parsed)) throw importError([{ where: `line ${parsed.line}`, column: '-', message: parsed.error }]);
+  if (!Array.isArray(parsed)) {
+    // The column by the header's name where the header was read and the problem is in a row below it.
+    const column = (parsed.line > (parsed.rows[0]?.line ?? parsed.line) && parsed.field !== undefined && parsed.rows[0].fields[parsed.field]?.trim()) || '-';
+    throw importError([{ where: `line ${parsed.line}`, column, message: parsed.error }]);
+  }
   if (!parsed.length) throw importError([{ where: 'line 1', column: '-', message: 'the file is empty: a header row is needed' }]);
   const header = parsed[0].fields.map((h) => h.trim());
   const problems: ImportProblem[] = [];
@@ -121,11 +125,11 @@ export function atRows(rows: ImportRow[], problems: Problem[]): ImportProblem[] 
 export interface ExportDevice { device: Device; gateway: string }
 
 export function writeCsv(items: Iterable<ExportDevice>): string {
-  const lines = [CSV_COLUMNS.join(',')];
+  const rows: (string | number | undefined)[][] = [[...CSV_COLUMNS]];
   for (const { device: d, gateway } of items) {
-    lines.push(csvLine([d.id, d.name, d.profile, d.componentCode, d.lat, d.lon, d.address, d.grid, d.ownerUnit, d.maintainerUnit, gateway, d.bus, d.unitId, d.pollMs, d.scenario && JSON.stringify(d.scenario)]));
+    rows.push([d.id, d.name, d.profile, d.componentCode, d.lat, d.lon, d.address, d.grid, d.ownerUnit, d.maintainerUnit, gateway, d.bus, d.unitId, d.pollMs, d.scenario && JSON.stringify(d.scenario)]);
   }
-  return `${lines.join('\r\n')}\r\n`;
+  return writeCsvRows(rows);
 }
 
 export function writeGeoJson(items: Iterable<ExportDevice>): string {

@@ -162,5 +162,33 @@ describe.each(BACKENDS)('registry bulk import, export and list on $backend', ({ 
       }, 'application/json', other);
       expect(clash.body.message).toMatch(/unit id 240 is already used on bus bus-jida-a by device REG-CLUSTER-1/);
     });
+
+    it('reads a quoted field holding a comma and a line break (BOM, CRLF and LF), counting lines past it; refuses an unclosed quote naming its line', async () => {
+      const row = (id: string, unit: number, { lat = '22.27', address = '', name = 'Quoted point' } = {}) =>
+        [id, name, 'water-level', `4404020520710${unit}`, lat, '113.56', address, '', 'xz-drainage', 'iot-ops', 'gw-xz-jida', 'bus-jida-b', unit, '', ''].join(',');
+      const address = '1 Jida Road, block B\r\nsecond gate "east"';
+      const quoted = `"${address.replaceAll('"', '""')}"`;
+      const post = (text: string) => call('POST', '/api/registry/devices/import', text, 'text/csv');
+      // Lines: 1 header, 2-3 CSVQ-1 (its address spans two), 4 CSVQ-2 with a latitude out of range.
+      const bad = await post(`\ufeff${[HEADER, row('CSVQ-1', 230, { address: quoted }), row('CSVQ-2', 231, { lat: '95' })].join('\r\n')}\r\n`);
+      expect(bad.status).toBe(400);
+      expect(bad.body.message).toMatch(/^import refused, nothing applied: line 4, column lat: /);
+      // Lines: 1 header, 2-3 CSVQ-1, 4 empty, 5 CSVQ-2 whose quote is never closed.
+      const unclosed = await post([HEADER, row('CSVQ-1', 230, { address: quoted }), '', row('CSVQ-2', 231, { address: '"no end' }), row('CSVQ-3', 232)].join('\n'));
+      expect(unclosed.status).toBe(400);
+      expect(unclosed.body.code).toBe('CS_CLOUD_REGISTRY_IMPORT_INVALID');
+      expect(unclosed.body.message).toBe('import refused, nothing applied: line 5, column address: a quoted field is not closed');
+      const stray = await post([HEADER, row('CSVQ-1', 230, { address: quoted }), row('CSVQ-2', 231, { name: 'a "quoted" name' })].join('\n'));
+      expect(stray.body.message).toBe('import refused, nothing applied: line 4, column name: a quote inside an unquoted field');
+      expect(ids(await call('GET', '/api/registry/devices?q=csvq'))).toEqual([]);
+
+      const ok = await post(`\ufeff${HEADER}\r\n${row('CSVQ-1', 230, { address: quoted })}\r\n${row('CSVQ-2', 231)}\n`);
+      expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+      expect(ok.body).toMatchObject({ created: 2 });
+      expect((await call('GET', '/api/registry/devices/CSVQ-1')).body.address).toBe(address);
+      const csv = (await call('GET', '/api/registry/devices/export?format=csv&q=csvq')).body as string;
+      expect(csv).toBe(`${HEADER}\r\n${row('CSVQ-1', 230, { address: quoted })}\r\n${row('CSVQ-2', 231)}\r\n`);
+      expect((await post(csv)).body).toMatchObject({ created: 0, updated: 0, unchanged: 2 });
+    });
   });
 });
