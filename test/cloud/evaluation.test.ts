@@ -10,7 +10,7 @@ import { defaultScoringRules } from '../../cloud/evaluation/scoring.ts';
 import type { Figures, Group, Report } from '../../cloud/evaluation/schemas.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { auditHeads } from '../../cloud/audit/verify.ts';
-import { parseCsv } from '../helpers/csv.ts';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { BACKENDS, freshDatabase, profiles, reading, syntheticDistrict, type Backend } from './fixtures.ts';
 
 /**
