@@ -57,6 +57,7 @@ import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionP
 import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 import { buildRegistry, type RegistryApi, type RegistryOptions } from './registry/index.ts';
+import { derive } from './registry/view.ts';
 import { lateProvisioning, type ProvisioningOptions } from './provision/index.ts';
 
 export type { DbOptions } from './db/database.ts';
@@ -222,7 +223,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     if (!policy.ok) throw new CsError(CloudErrors.RULES_INVALID, `emergency policy invalid: ${policy.problems.map((p) => `${p.key}: ${p.message}`).join('; ')}`);
     emergency = buildEmergency({
       db: database.db, write: database.write, policy: policy.value, events, cases: env,
-      gateways: () => district.gateways.map((g) => g.id),
+      gateways: derive(() => district.gateways, (gs) => gs.map((g) => g.id)), // the live registry's, one array per change
       isOnline: (gw) => gatewayStates.get(gw)?.online === true,
       publish: async (topic, payload) => subscriber?.publish(topic, payload),
       now, logger: logger.child({ mod: 'emergency' }), fast: cfg.fast, retryMs: cfg.retryMs, tightenOpenCases: cfg.tightenOpenCases ?? true,
@@ -230,6 +231,8 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       acks: source.kind === 'redis-stream' ? createSharedAcks({ url: source.url, key: `${source.stream}:acks`, logger: logger.child({ mod: 'emergency' }) }) : undefined,
     });
     await app.register(async (scope) => emergencyRoutes(scope, { emergency: emergency!, db: database.db, district, profiles: opts.profiles, now }));
+    // A gateway added while a mode command is out is sent it too (once online).
+    reg.registry.onChange(() => emergency?.fanout.follow());
   }
   const config = installConfig(app, { database, district, profiles: opts.profiles, env, engine, escalator, emergency, escalation: opts.escalation,
     emergencyConfig: opts.emergency, now, logger: logger.child({ mod: 'config' }), warn: (m) => logger.child({ mod: 'calendar' }).warn(m), syncMs: opts.configSyncMs });

@@ -52,6 +52,8 @@ export interface CommandFanout {
   refresh(): Promise<void>;
   onAck(gateway: string, ack: { id?: unknown; outcome?: unknown; message?: unknown }): void;
   onOnline(gateway: string): void;
+  /** Takes in the gateways the registry added since the command began (sent to once online). */
+  follow(): void;
   status(): FanoutStatus;
   /** Resolves when every gateway has acknowledged the current command (for drills and tests). */
   settled(): Promise<void>;
@@ -71,6 +73,8 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
   let timer: NodeJS.Timeout | undefined;
   let waiters: (() => void)[] = [];
   let sending = true;
+  // The gateway list the targets were last matched against (the live registry's, read on each use).
+  let known: string[] | undefined;
 
   const payload = () => JSON.stringify({ id, ...command, ts: new Date(deps.now()).toISOString() });
 
@@ -88,6 +92,21 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
 
   function pending(): string[] {
     return [...targets].filter(([, t]) => !t.ackedAt).map(([gw]) => gw);
+  }
+
+  /** Gateways added to the registry since the command began become targets too; those online are sent to (`sendNow`). */
+  function follow(sendNow = true): void {
+    if (!id) return;
+    const list = deps.gateways();
+    if (list === known) return;
+    known = list;
+    for (const gw of list) {
+      if (targets.has(gw)) continue;
+      targets.set(gw, { attempts: 0, lastSentAt: 0 });
+      unacked += 1;
+      if (sendNow && sending && deps.isOnline(gw)) void send(gw);
+    }
+    if (sending && unacked > 0 && timer === undefined) schedule();
   }
 
   function notify(): void {
@@ -140,7 +159,8 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
       command = cmd;
       startedAt = opts?.startedAt ?? deps.now();
       sending = opts?.send ?? true;
-      targets = new Map(deps.gateways().map((gw) => [gw, { attempts: 0, lastSentAt: 0 }]));
+      known = deps.gateways();
+      targets = new Map(known.map((gw) => [gw, { attempts: 0, lastSentAt: 0 }]));
       unacked = targets.size;
       // What other workers recorded (a restart, or a switch made elsewhere) is not sent again.
       await refresh().catch((err) => deps.logger.warn({ err, id: newId }, 'shared acknowledgements not read'));
@@ -161,6 +181,7 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
       notify();
     },
     onOnline(gw) {
+      if (!targets.has(gw)) follow(false);
       const t = targets.get(gw);
       if (t && !t.ackedAt) void send(gw);
     },
@@ -182,6 +203,7 @@ export function createCommandFanout(deps: FanoutDeps): CommandFanout {
         lastAckAfterMs: acknowledged.length && unacked === 0 ? Math.max(...acknowledged.map((a) => a.afterMs)) : null,
       };
     },
+    follow: () => follow(),
     settled() {
       return unacked > 0 ? new Promise((r) => waiters.push(r)) : Promise.resolve();
     },
