@@ -8,29 +8,29 @@ import { recordRollups, type RolledReading } from '../../cloud/db/rollups.ts';
 import { BACKENDS, district, freshDatabase, profiles, reading, type Backend } from './fixtures.ts';
 
 /**
- * Rollups and retention of readings (docs/architecture.md#rollups): a month of one-second readings of
- * one device, the last ten minutes through the real ingest path (and sent twice), the rest through the
- * same store functions in big batches; a month at 500 buckets answers from the hour rollups with the
- * same min, max, mean and count per bucket as a direct SQL aggregate over the raw rows; after the
- * retention timer the raw rows older than the retention are gone and the rollups still answer.
- * The span is CS_ROLLUP_TEST_DAYS days: by default the month (2,592,000 readings, about 45 s) on SQLite and
- * 10 days on PostgreSQL in a plain `npm test` (a month's bulk insert and raw aggregate take about two and a half minutes there on
- * the shared CI machine); .ci/run sets `CS_ROLLUP_TEST_DAYS=30` for its Node 24 run, so CI stores the month on both.
+ * Rollups and retention of readings (docs/architecture.md#rollups): a month of readings of one device every
+ * 10 s (259,200; every minute bucket holds six), the last ten minutes through the real ingest path (and sent
+ * twice), the rest through the same store functions in big batches; a month at 500 buckets answers from the
+ * hour rollups with the same min, max, mean and count per bucket as a direct SQL aggregate over the raw rows;
+ * after the retention timer the raw rows older than the retention are gone and the rollups still answer.
+ * The whole month on SQLite and on PostgreSQL alike.
  */
 
-const daysOf = (backend: Backend) => Number(process.env.CS_ROLLUP_TEST_DAYS ?? (backend === 'sqlite' ? 30 : 10));
+const DAYS = 30;
+/** One reading every STEP ms. */
+const STEP = 10_000;
 const DAY = 86_400_000;
 const T0 = Date.parse('2026-09-01T00:00:00Z');
 const DEVICE = 'XZ-WL-001';
 const GATEWAY = 'gw-xz-jida';
 const POINTS = ['level_m', 'battery_pct'];
-/** The last readings of the month go through `cloud.ingest`. */
-const INGESTED = 600;
+/** The last ten minutes of the month go through `cloud.ingest`. */
+const INGESTED = 600_000 / STEP;
 const BULK_BATCH = 20_000;
 
 /** A tide-like level (below the first tier, so no case opens) and a slowly draining battery; every 50th level of the bulk a string (the intake refuses one). */
 function values(i: number, TOTAL: number): Record<string, unknown> {
-  const level = Math.round((0.3 + 0.2 * Math.sin(i / 22_357) + ((i * 7919) % 100) / 2000) * 1000) / 1000;
+  const level = Math.round((0.3 + 0.2 * Math.sin((i * STEP) / 22_357_000) + ((i * 7919) % 100) / 2000) * 1000) / 1000;
   return { level_m: i % 50 === 7 && i < TOTAL - INGESTED ? 'n/a' : level, battery_pct: 100 - Math.floor((i / TOTAL) * 30) };
 }
 
@@ -41,14 +41,14 @@ const close = (a: BucketStat[], b: BucketStat[]) => {
 
 describe.each(BACKENDS)('rollups and retention on $backend', ({ backend, skip }: { backend: Backend; skip: boolean }) => {
   describe.skipIf(skip)(backend, () => {
-    const DAYS = daysOf(backend);
-    const TOTAL = DAYS * 86_400;
+    /** Readings in the month. */
+    const TOTAL = DAYS * DAY / STEP;
     let cloud: Cloud;
     let drop: () => Promise<void>;
     let db: Database;
     let base: string;
     let token: string;
-    const end = T0 + TOTAL * 1000;
+    const end = T0 + TOTAL * STEP;
     let clock = end;
     // Nothing is beyond it until the clock moves on (the timer runs from the start).
     const RAW_DAYS = DAYS + 1;
@@ -81,7 +81,7 @@ describe.each(BACKENDS)('rollups and retention on $backend', ({ backend, skip }:
         const rows: ReadingRow[] = [];
         const rolled: RolledReading[] = [];
         for (let i = start; i < stop; i++) {
-          const ts = T0 + i * 1000;
+          const ts = T0 + i * STEP;
           const v = values(i, TOTAL);
           rows.push({ gateway: GATEWAY, stream: 'bulk', seq: i + 1, device: DEVICE, ts, received_at: ts + 40, values_json: JSON.stringify(v), quality: 'good', historical: 0 });
           rolled.push({ device: DEVICE, ts, values: v });
@@ -104,21 +104,21 @@ describe.each(BACKENDS)('rollups and retention on $backend', ({ backend, skip }:
     it('maintains the rollups from readings ingested through the pipeline, and a resent reading does not count twice', async () => {
       const send = () => Promise.all(Array.from({ length: INGESTED }, (_, k) => {
         const i = TOTAL - INGESTED + k;
-        return cloud.ingest(GATEWAY, `cs/v1/${GATEWAY}/up/${DEVICE}`, reading(DEVICE, i + 1, T0 + i * 1000, values(i, TOTAL)));
+        return cloud.ingest(GATEWAY, `cs/v1/${GATEWAY}/up/${DEVICE}`, reading(DEVICE, i + 1, T0 + i * STEP, values(i, TOTAL)));
       }));
       expect(new Set((await send()).map((r) => r.status))).toEqual(new Set(['stored']));
       expect(new Set((await send()).map((r) => r.status))).toEqual(new Set(['duplicate']));
       const lastMinute = await db.db.selectFrom('reading_rollups_1m').selectAll()
         .where('device', '=', DEVICE).where('point', '=', 'battery_pct').where('bucket', '=', end - 60_000).executeTakeFirstOrThrow();
-      expect(Number(lastMinute.count)).toBe(60);
-      expect(Number(lastMinute.last_ts)).toBe(end - 1000);
+      expect(Number(lastMinute.count)).toBe(60_000 / STEP);
+      expect(Number(lastMinute.last_ts)).toBe(end - STEP);
     }, 60_000);
 
     it('answers the whole span at 500 buckets from the rollups with the raw rows\' min, max, mean and count per bucket', async () => {
       const r = await history(T0, end, 'buckets=500');
       expect(r.status).toBe(200);
       // A month asks 86.4 min: rounded up to whole hours (hour rollups); under an hour, to whole minutes; and said so.
-      const asked = TOTAL * 1000 / 500;
+      const asked = TOTAL * STEP / 500;
       const level = asked >= 3_600_000 ? 3_600_000 : 60_000;
       expect(r.body).toMatchObject({ device: DEVICE, from: new Date(T0).toISOString(), to: new Date(end).toISOString(), stepMs: Math.ceil(asked / level) * level });
       // In the store's slices (yielding between them): one statement over a month would hold the event loop for seconds and
@@ -154,12 +154,12 @@ describe.each(BACKENDS)('rollups and retention on $backend', ({ backend, skip }:
     it('prunes raw rows older than the retention on its timer; the rollups remain and answer as before', async () => {
       const before = await history(T0, end, 'buckets=500');
       const firstDayDirect = await readingBuckets(db, { device: DEVICE, from: T0, to: T0 + DAY, stepMs: 600_000, points: POINTS });
-      expect(await rawCount(T0 + DAY)).toBe(86_400);
+      expect(await rawCount(T0 + DAY)).toBe(DAY / STEP);
       // Three days on: the first two days are beyond the raw retention (RAW_DAYS before now).
       clock = end + 3 * DAY;
       const cutoff = clock - RAW_DAYS * DAY;
       await expect.poll(() => rawCount(cutoff), { timeout: 120_000, interval: 200 }).toBe(0);
-      expect(await rawCount(cutoff + 60_000)).toBe(60);
+      expect(await rawCount(cutoff + 60_000)).toBe(60_000 / STEP);
       const after = await history(T0, end, 'buckets=500');
       expect(after.body).toEqual(before.body);
       // The first day at ten minutes: raw rows are gone, the minute rollups give the same answer.
