@@ -50,7 +50,7 @@ import { createSharedAcks } from './emergency/shared-acks.ts';
 import { check } from '../lib/schema.ts';
 import { EdgeHealthSchema, type EdgeHealth, type GatewayState } from '../lib/messages.ts';
 import { webApp } from './web/plugin.ts';
-import { installConfig, startingConfig, type ConfigService } from './config/index.ts';
+import { DEFAULT_CONFIG_SYNC_MS, installConfig, startingConfig, type ConfigService } from './config/index.ts';
 import { DEFAULT_PHOTO_MAX_DISTANCE_M, photoRoutes } from './photos/routes.ts';
 import { createPhotoStore } from './photos/store.ts';
 import { checkRetention, createReadingPruner, DEFAULT_RETENTION, type RetentionPolicy } from './reading-retention.ts';
@@ -58,6 +58,7 @@ import { dirname, join } from 'node:path';
 import { registerWebConfigRoute, tileOrigins, webOptions, type WebOptions } from './web/config-route.ts';
 import { buildRegistry, type RegistryApi, type RegistryOptions } from './registry/index.ts';
 import { derive } from './registry/view.ts';
+import { createVersionPoll } from './version-poll.ts';
 import { lateProvisioning, type ProvisioningOptions } from './provision/index.ts';
 
 export type { DbOptions } from './db/database.ts';
@@ -235,7 +236,11 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     reg.registry.onChange(() => emergency?.fanout.follow());
   }
   const config = installConfig(app, { database, district, profiles: opts.profiles, env, engine, escalator, emergency, escalation: opts.escalation,
-    emergencyConfig: opts.emergency, now, logger: logger.child({ mod: 'config' }), warn: (m) => logger.child({ mod: 'calendar' }).warn(m), syncMs: opts.configSyncMs });
+    emergencyConfig: opts.emergency, now, logger: logger.child({ mod: 'config' }), warn: (m) => logger.child({ mod: 'calendar' }).warn(m) });
+  // One poll of the registry's and the configuration's versions (cloud/version-poll.ts), each at its own interval.
+  const versionPoll = createVersionPoll({ db: () => database.db, logger: logger.child({ mod: 'versions' }) });
+  versionPoll.subscribe(reg.poll);
+  versionPoll.subscribe({ name: 'config', everyMs: opts.configSyncMs ?? DEFAULT_CONFIG_SYNC_MS, onVersions: (v) => config.sync(v.config) });
 
   let migrated: Promise<void> | undefined;
   const ready = (): Promise<void> => {
@@ -253,6 +258,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
       await ready();
       await reg.registry.start();
       await config.start();
+      versionPoll.start();
       await ingestor.seed();
       await emergency?.start();
       await subscriber?.start();
@@ -265,7 +271,7 @@ export async function buildCloud(opts: CloudOptions): Promise<Cloud> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      reg.registry.stop();
+      await versionPoll.stop();
       provisioning.stop();
       await config.stop();
       await escalator?.stop();

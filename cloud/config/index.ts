@@ -15,6 +15,8 @@ import { createConfigService, type ConfigService } from './service.ts';
 export { CONFIG_KINDS, type ConfigKind, type ConfigDocs } from './kinds.ts';
 export type { ConfigService } from './service.ts';
 export { startingConfig } from './initial.ts';
+/** How often a worker reads the configuration versions another worker may have changed (`configSyncMs`). */
+export const DEFAULT_CONFIG_SYNC_MS = 2000;
 
 export interface InstallConfigDeps extends Runtime {
   database: Database;
@@ -25,13 +27,12 @@ export interface InstallConfigDeps extends Runtime {
   emergencyConfig?: EmergencyConfig | false;
   now: () => number;
   logger: Logger;
-  syncMs?: number;
 }
 
 /**
  * Configuration as data in the cloud (cloud/app.ts calls this once the parts are built): the values
  * in force now become each kind's initial document (checked whole, as any change), the service is
- * built and its routes registered. `start` seeds or reconciles the database and polls it.
+ * built and its routes registered. `start` seeds or reconciles the database; the cloud's version poll calls `sync`.
  */
 export function installConfig(app: FastifyInstance, deps: InstallConfigDeps): ConfigService {
   const emergency = deps.emergencyConfig || {};
@@ -54,7 +55,7 @@ export function installConfig(app: FastifyInstance, deps: InstallConfigDeps): Co
     initial[kind] = r.value;
   }
   const service = createConfigService({
-    database: deps.database, runtime: deps, ctx, initial: initial as ConfigDocs, now: deps.now, logger: deps.logger, syncMs: deps.syncMs,
+    database: deps.database, runtime: deps, ctx, initial: initial as ConfigDocs, now: deps.now, logger: deps.logger,
   });
   configRoutes(app, { config: service });
   return service;

@@ -27,8 +27,6 @@ export interface ConfigServiceDeps {
   initial: ConfigDocs;
   now: () => number;
   logger: Logger;
-  /** How often a worker reads the versions another worker may have changed (default 2000 ms). */
-  syncMs?: number;
 }
 
 export interface ChangeRequest { actor: string; source: ConfigSource; baseVersion?: number }
@@ -44,8 +42,8 @@ export interface ConfigService {
   /** Checks, stores, audits and applies a whole document; throws CONFIG_REFUSED (with `problems`) or CONFIG_STALE. */
   change(kind: ConfigKind, doc: unknown, req: ChangeRequest): Promise<ChangeResult>;
   changes(opts: { limit: number; before?: number; kind?: ConfigKind }): Promise<ChangeEntry[]>;
-  /** One poll of the versions: applies what another worker stored (the timer calls it; tests may too). */
-  sync(): Promise<void>;
+  /** Applies what another worker stored: the cloud's version poll gives the versions it read (else read here). */
+  sync(versions?: Map<string, number>): Promise<void>;
 }
 
 /** The refusal of a document: the error the API answers (400), with every problem. */
@@ -58,8 +56,8 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
   const applied = new Map<ConfigKind, number>();
   /** The version of a kind another worker stored that did not fit this one at its last poll (logged once). */
   const unfit = new Map<ConfigKind, number>();
-  let timer: NodeJS.Timeout | undefined;
-  let syncing: Promise<void> | undefined;
+  // One sync at a time (the poll's and a direct call's), in order.
+  let syncing: Promise<void> = Promise.resolve();
 
   function put<K extends ConfigKind>(kind: K, version: number, doc: ConfigDocs[K]): void {
     if ((applied.get(kind) ?? 0) >= version) return;
@@ -148,8 +146,8 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
     applied.set(kind, cur.version);
   }
 
-  async function syncOnce(): Promise<void> {
-    const versions = await readVersions(database.db);
+  async function syncOnce(read?: Map<string, number>): Promise<void> {
+    const versions = read ?? await readVersions(database.db);
     for (const kind of CONFIG_KINDS) {
       const v = versions.get(kind);
       if (v === undefined || v <= (applied.get(kind) ?? 0)) continue;
@@ -174,14 +172,8 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
   return {
     async start() {
       for (const kind of CONFIG_KINDS) await reconcile(kind);
-      timer = setInterval(() => {
-        syncing ??= syncOnce().catch((err) => logger.warn({ err }, 'configuration re-read failed')).finally(() => { syncing = undefined; });
-      }, deps.syncMs ?? 2000);
-      timer.unref?.();
     },
     async stop() {
-      clearInterval(timer);
-      timer = undefined;
       await syncing;
     },
     async list() {
@@ -198,6 +190,10 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
     },
     change: (kind, doc, req) => change(kind, doc, req),
     changes: (opts) => listChanges(database.db, opts),
-    sync: () => syncOnce(),
+    sync(versions) {
+      const run = syncing.then(() => syncOnce(versions));
+      syncing = run.catch(() => undefined);
+      return run;
+    },
   };
 }

@@ -8,7 +8,8 @@ import type { Routing } from '../routing.ts';
 import { createRecheck } from './recheck.ts';
 import { registerRegistryLogRoutes } from './log-routes.ts';
 import { registerRegistryRoutes, type ProvisionHook, type RegistryRouteDeps } from './routes.ts';
-import { createRegistry, type GatewayConfig, type Registry, type RegistryListener, type RetiredDevice } from './service.ts';
+import type { VersionSubscriber } from '../version-poll.ts';
+import { createRegistry, DEFAULT_REGISTRY_POLL_MS, type GatewayConfig, type Registry, type RegistryListener, type RetiredDevice } from './service.ts';
 
 export type { GatewayConfig, Registry, RegistryListener, RetiredDevice } from './service.ts';
 export type { ProvisionHook, Provisioned } from './routes.ts';
@@ -59,10 +60,12 @@ export function buildRegistry(deps: {
   registry: Registry; api: RegistryApi; install(app: FastifyInstance): void; retired: { get: Registry['retired']; all: Registry['retiredAll'] };
   /** Brings the registry up to the database's version before a message is refused (cloud/registry/recheck.ts). */
   recheck(): Promise<void>;
+  /** Its part in the cloud's version poll (cloud/version-poll.ts), every `pollMs`. */
+  poll: VersionSubscriber;
 } {
   const registry = createRegistry({
     database: deps.database, seed: deps.seed, profiles: deps.profiles, now: deps.now, logger: deps.logger,
-    pollMs: deps.options?.pollMs, unitsInUse: () => unitsNamed(deps.env().routing, deps.env().catalogue),
+    unitsInUse: () => unitsNamed(deps.env().routing, deps.env().catalogue),
   });
   return {
     registry,
@@ -73,5 +76,6 @@ export function buildRegistry(deps: {
     },
     retired: { get: registry.retired, all: registry.retiredAll },
     recheck: createRecheck({ refresh: registry.refresh, logger: deps.logger }),
+    poll: { name: 'registry', everyMs: deps.options?.pollMs ?? DEFAULT_REGISTRY_POLL_MS, onVersions: (v) => registry.onVersion(v.registry) },
   };
 }

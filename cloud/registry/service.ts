@@ -14,7 +14,7 @@ import { changedGateways, liveCopy, swap, type Snapshot } from './view.ts';
  * start (filling it from the district YAML, the seed, with what it does not hold yet), holds the District
  * view every consumer of the cloud reads, applies changes (checked on a draft, written in one transaction,
  * then the view swapped in one step) and tells listeners which gateways changed. Another worker's change is
- * seen by polling the registry's version in the database (`pollMs`).
+ * seen through the cloud's version poll (cloud/version-poll.ts, every `pollMs`): `onVersion`.
  */
 
 /** Told after each change, local or another worker's: the gateways whose device set, devices or buses changed. */
@@ -47,8 +47,9 @@ export interface Registry {
   apply<T>(change: Change<T>, audit?: RegistryAudit): Promise<T>;
   /** Reloads when the database's version moved (another worker's change); true when it did. */
   refresh(): Promise<boolean>;
+  /** The version the cloud's poll read: reloads when it is not this worker's. */
+  onVersion(v: number): Promise<boolean>;
   start(): Promise<void>;
-  stop(): void;
 }
 
 export interface RegistryDeps extends CheckDeps {
@@ -57,8 +58,6 @@ export interface RegistryDeps extends CheckDeps {
   seed: District;
   now: () => number;
   logger: Logger;
-  /** How often the registry's version is polled for other workers' changes (default 2000 ms; 0: never). */
-  pollMs?: number;
 }
 
 export const DEFAULT_REGISTRY_POLL_MS = 2000;
@@ -132,7 +131,6 @@ export function createRegistry(deps: RegistryDeps): Registry {
   let retiredSorted: RetiredDevice[] | undefined;
   const listeners = new Set<RegistryListener>();
   let chain: Promise<unknown> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = chain.then(fn, fn);
     chain = run.catch(() => undefined);
@@ -228,24 +226,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
     apply: (change, audit) => serial(() => applyNow(change, true, audit)),
     refresh: () => serial(reload),
+    onVersion: async (v) => v !== version && serial(reload),
     async start() {
       await serial(async () => {
         await reload();
         // The seed was checked when it was loaded (devices/district.ts loadDistrict): it is added as it is.
         await applyNow((draft, touch, at) => addSeed(draft, touch, seed, at, logger), false);
       });
-      const pollMs = deps.pollMs ?? DEFAULT_REGISTRY_POLL_MS;
-      if (pollMs > 0) {
-        timer = setInterval(() => {
-          void serial(reload).catch((err: Error) => logger.warn({ err: err.message }, 'registry version not read'));
-        }, pollMs);
-        timer.unref();
-      }
       logger.info({ version, devices: district.devices.length, gateways: district.gateways.length }, 'registry loaded');
-    },
-    stop() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
     },
   };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
-import { buildCloud, type Cloud, type CloudOptions } from '../../cloud/app.ts';
+import { buildCloud, type Cloud, type CloudOptions, type DbOptions } from '../../cloud/app.ts';
 import type { CsEvent } from '../../cloud/events.ts';
 import { eventually } from '../helpers/process.ts';
 import { freshDatabase, syntheticDistrict, type Backend } from './fixtures.ts';
@@ -23,6 +23,8 @@ export const ORANGE = readFileSync(new URL('../fixtures/cap/orange-typhoon.xml',
 
 export interface StartedCloud {
   cloud: Cloud;
+  /** Its database, for a second worker or a direct look. */
+  db: DbOptions;
   admin: string;
   operator: string;
   /** Every event the cloud emitted since its start. */
@@ -43,7 +45,7 @@ export async function startCloud(backend: Backend, options: Omit<CloudOptions, '
     const events: CsEvent[] = [];
     cloud.events.subscribe((e) => events.push(e));
     const started = cloud;
-    return { cloud, admin, operator, events, async stop() { await started.stop(); await fresh.drop(); } };
+    return { cloud, db: fresh.db, admin, operator, events, async stop() { await started.stop(); await fresh.drop(); } };
   } catch (err) {
     await cloud?.stop().catch(() => undefined);
     await fresh.drop();
