@@ -215,9 +215,17 @@ export function buildEmergency(opts: EmergencyOptions): Emergency {
     settings: () => ({ policy: o.policy, fast, retryMs: o.retryMs ?? 3000, tightenOpenCases: o.tightenOpenCases ?? false }),
     configure(next) {
       const retime = next.policy.expiryCheckMs !== o.policy.expiryCheckMs;
+      const refast = next.fast.pollMs !== fast.pollMs || next.fast.heartbeatMs !== fast.heartbeatMs;
       o = { ...o, policy: next.policy, retryMs: next.retryMs, tightenOpenCases: next.tightenOpenCases };
       fast = next.fast;
       fanout.setRetryMs(next.retryMs);
+      // Gateways already in fast mode are told the new interval: a new command under the same epoch, its
+      // id derived from the settings so that every worker applying the change tracks the same one.
+      if (refast && current?.mode === 'emergency') {
+        const s = current;
+        void fanout.begin(`mode-${s.epoch}-p${fast.pollMs}-h${fast.heartbeatMs ?? 0}`, commandFor(s))
+          .catch((err) => o.logger.warn({ err, epoch: s.epoch }, 'fast poll interval not sent'));
+      }
       if (retime && expiryTimer) {
         clearInterval(expiryTimer);
         expiryTimer = setInterval(() => {

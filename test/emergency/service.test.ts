@@ -17,17 +17,19 @@ const policy = (() => { const r = check(WarningPolicy, {}); if (!r.ok) throw new
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/cap/${name}.xml`, import.meta.url), 'utf8');
 
 /** A light gateway: acknowledges every command on its own ack topic and records its mode. */
-async function lightGateway(url: string, id: string): Promise<{ client: MqttClient; modes: string[] }> {
+async function lightGateway(url: string, id: string): Promise<{ client: MqttClient; modes: string[]; polls: number[] }> {
   const client = await mqtt.connectAsync(url, { clientId: id, protocolVersion: 4, reconnectPeriod: 0 });
   const modes: string[] = [];
+  const polls: number[] = [];
   client.on('message', (_t, payload) => {
     const cmd = JSON.parse(payload.toString());
     modes.push(cmd.mode);
+    if (cmd.mode === 'fast') polls.push(cmd.pollMs);
     void client.publishAsync(topics.cmdAck(id), JSON.stringify({ id: cmd.id, outcome: 'ok', ts: new Date().toISOString() }), { qos: 1 });
   });
   await client.subscribeAsync(topics.cmd(id), { qos: 1 });
   await client.publishAsync(topics.state(id), JSON.stringify({ online: true, bdSeq: 1, ts: new Date().toISOString() }), { qos: 1, retain: true });
-  return { client, modes };
+  return { client, modes, polls };
 }
 
 describe('emergency mode', () => {
@@ -112,6 +114,26 @@ describe('emergency mode', () => {
     const log = await emergency.store.log();
     expect(log.map((e) => e.action)).toEqual(['leave', 'enter']);
     expect(log[1]).toMatchObject({ actor: 'commander-li', role: 'commander', reason: 'typhoon drill', level: 'II' });
+  });
+
+  it('sends a fast poll interval changed during an emergency to the gateways already in fast mode (they kept the old one before)', async () => {
+    const a = await lightGateway(url, 'gw-a');
+    clients.push(a.client);
+    await eventually(() => online.has('gw-a'));
+    emergency = await build();
+    await emergency.switchMode({ mode: 'emergency', level: 'II', actor: 'cmd', role: 'commander', reason: 'typhoon' });
+    await eventually(() => a.polls.length === 1);
+    emergency.configure({ ...emergency.settings(), fast: { pollMs: 500, heartbeatMs: 2_000 } });
+    await eventually(() => a.polls.length === 2);
+    expect(a.polls).toEqual([250, 500]);
+    await eventually(() => emergency!.status().gateways.acknowledged.length === 1);
+    expect(emergency.status().gateways.command).toMatchObject({ mode: 'fast', pollMs: 500, heartbeatMs: 2_000 });
+    // In normal mode a changed interval waits for the next switch: nothing is sent.
+    await emergency.switchMode({ mode: 'normal', actor: 'cmd', role: 'commander', reason: 'over' });
+    await eventually(() => a.modes.length === 3);
+    emergency.configure({ ...emergency.settings(), fast: { pollMs: 1_000 } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.modes).toEqual(['fast', 'fast', 'normal']);
   });
 
   it('keeps emergency mode across a cloud restart and tells the gateways again', async () => {
