@@ -130,7 +130,8 @@ export interface RuleEngine {
    * Puts a new rule set in force (configuration as data, cloud/config/): a rule whose id and
    * definition (for that device, overrides applied) are unchanged keeps its hold time and
    * hysteresis state; a changed or removed rule starts afresh; rate windows are kept while the
-   * point's rate rules are unchanged. Active alarms are kept (the database has them).
+   * point's rate rules are unchanged. Active alarms are kept (the database has them); one whose hazard
+   * no rule of the device watches any longer is cleared by the device's next reading.
    */
   setRuleSet(next: RuleSet): void;
 }
@@ -296,9 +297,12 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
       const cleared: string[] = [];
       for (const h of [...s.alarmed]) {
         if (h === 'offline' || holding.has(h) || worst.has(h)) continue;
-        // Only hazards these values can speak for: a reading without the point says nothing.
+        // Only hazards these values can speak for: a reading without the point says nothing. A hazard no
+        // rule of the device watches any longer (removed or disabled since it was raised) clears at its
+        // next reading: nothing else ever could.
+        const watched = rules.some((r) => r.hazard === h && r.kind !== 'silence');
         const speaks = rules.some((r) => r.hazard === h && r.kind !== 'silence' && values[r.point] !== undefined);
-        if (!speaks) continue;
+        if (watched && !speaks) continue;
         s.alarmed.delete(h);
         cleared.push(h);
       }
