@@ -6,6 +6,7 @@ import { CsError } from '../../lib/errors.ts';
 import { silentLogger, type Logger } from '../../lib/log.ts';
 import { CloudErrors } from '../errors.ts';
 import { createMigrator } from './migrations.ts';
+import { PreparingClient } from './prepared.ts';
 import type { DB } from './schema.ts';
 
 export type DbOptions = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
@@ -158,6 +159,7 @@ function openSqlite(file: string, onQuery?: QueryObserver): Database {
 function openPostgres(url: string, logger: Logger, onQuery?: QueryObserver): Database {
   const pool = new pg.Pool({
     connectionString: url,
+    Client: PreparingClient,
     max: 10,
     // int8 (bigint: epoch ms, counts) as number: every value we store fits in 2^53.
     types: {

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './database.ts';
+import { columnArrays, prepared } from './prepared.ts';
 import type { DB, ReadingRollupTable } from './schema.ts';
 
 /**
@@ -7,8 +8,9 @@ import type { DB, ReadingRollupTable } from './schema.ts';
  * (1 minute, 1 hour), the min, max, sum, count and the last value with its measurement time, of
  * the point's JSON numbers. Maintained inside the batch's write transaction from the readings the
  * batch actually inserted (a duplicate is not counted twice): the batch is folded in memory first,
- * then one upsert per touched bucket (SQLite: a statement prepared once; PostgreSQL: multi-row
- * INSERT ... ON CONFLICT DO UPDATE). The upsert text holds on both engines (CASE, not min()/least()).
+ * then one upsert per touched bucket (SQLite: a statement prepared once, run per row; PostgreSQL:
+ * INSERT ... SELECT FROM unnest(one array per column) ON CONFLICT DO UPDATE, a named prepared statement
+ * per level). The upsert's conflict clause holds on both engines (CASE, not min()/least()).
  */
 
 export const ROLLUP_LEVELS = [
@@ -23,7 +25,7 @@ export type RollupRow = ReadingRollupTable;
 /** What a stored reading contributes: its device, measurement time and values (only JSON numbers count). */
 export interface RolledReading { device: string; ts: number; values: Record<string, unknown> }
 
-/** Rows per PostgreSQL statement: 9 parameters a row. */
+/** Rows per PostgreSQL statement. */
 const PG_CHUNK = 1000;
 
 /** Folds readings into one row per (device, point, bucket) of the level, as upserting them one by one would. */
@@ -62,6 +64,12 @@ const upsertTail = (t: string) => ' on conflict (device, point, bucket) do updat
 
 const sqliteUpsert = (t: RollupTable) => `insert into ${t} (device, point, bucket, min, max, sum, count, last, last_ts) values (?, ?, ?, ?, ?, ?, ?, ?, ?)${upsertTail(t)}`;
 
+const pgUpsert = (t: RollupTable) => `insert into ${t} (device, point, bucket, min, max, sum, count, last, last_ts) `
+  + 'select * from unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::bigint[], $8::float8[], $9::bigint[])'
+  + upsertTail(t);
+const PG_UPSERT = Object.fromEntries(ROLLUP_LEVELS.map((l) => [l.table, pgUpsert(l.table)])) as Record<RollupTable, string>;
+const COLUMNS = ['device', 'point', 'bucket', 'min', 'max', 'sum', 'count', 'last', 'last_ts'] as const;
+
 const order = (a: RollupRow, b: RollupRow) => (a.device < b.device ? -1 : a.device > b.device ? 1 : a.point < b.point ? -1 : a.point > b.point ? 1 : a.bucket - b.bucket);
 
 /** Adds folded rows to a level's table. `database` undefined (the migration's backfill): the portable Kysely path. */
@@ -74,6 +82,11 @@ export async function upsertRollups(database: Database | undefined, trx: Kysely<
   }
   // In key order, so that two workers upserting overlapping buckets take the row locks in one order.
   const sorted = [...rows].sort(order);
+  if (database) {
+    for (let i = 0; i < sorted.length; i += PG_CHUNK) await trx.executeQuery(prepared(PG_UPSERT[table], columnArrays(sorted.slice(i, i + PG_CHUNK), COLUMNS)));
+    return;
+  }
+  // The migration's backfill (no Database): Kysely's multi-row upsert, on either engine.
   for (let i = 0; i < sorted.length; i += PG_CHUNK) {
     await trx.insertInto(table).values(sorted.slice(i, i + PG_CHUNK)).onConflict((oc) => oc.columns(['device', 'point', 'bucket']).doUpdateSet({
       min: sql`case when excluded.min < ${sql.ref(`${table}.min`)} then excluded.min else ${sql.ref(`${table}.min`)} end`,
