@@ -15,9 +15,30 @@ export function prepared<R>(text: string, parameters: readonly unknown[]): Compi
   return CompiledQuery.raw(text, parameters as unknown[]) as CompiledQuery<R>;
 }
 
-/** One array per column, for `unnest` (pg sends a JS array as an array literal, quoting every element). */
-export function columnArrays<T, K extends keyof T>(rows: readonly T[], keys: readonly K[]): unknown[][] {
-  return keys.map((k) => rows.map((r) => r[k]));
+/**
+ * A PostgreSQL array literal (`{...}`) of one column's values, for `$n::type[]`: numbers as they are,
+ * strings in double quotes with `"` and backslash escaped, null as NULL. pg would quote every element, numbers too,
+ * with two regular expressions each.
+ */
+export function arrayLiteral(values: readonly unknown[]): string {
+  const out: string[] = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) out[i] = 'NULL';
+    else if (typeof v === 'number') out[i] = String(v);
+    else {
+      const s = String(v);
+      out[i] = `"${NEEDS_ESCAPE.test(s) ? s.replace(ESCAPE, '\\$&') : s}"`;
+    }
+  }
+  return `{${out.join(',')}}`;
+}
+const NEEDS_ESCAPE = /["\\]/;
+const ESCAPE = /["\\]/g;
+
+/** One array literal per column, for `unnest`. */
+export function columnArrays<T, K extends keyof T>(rows: readonly T[], keys: readonly K[]): string[] {
+  return keys.map((k) => arrayLiteral(rows.map((r) => r[k])));
 }
 
 /** pg's client, but a text `prepared` registered goes as a named statement (Kysely passes text and values). */
