@@ -17,24 +17,25 @@ export function prepared<R>(text: string, parameters: readonly unknown[]): Compi
 
 /**
  * A PostgreSQL array literal (`{...}`) of one column's values, for `$n::type[]`: numbers as they are,
- * strings in double quotes with `"` and backslash escaped, null as NULL. pg would quote every element, numbers too,
- * with two regular expressions each.
+ * strings in double quotes with `"` and backslash escaped, null as NULL. pg would quote every element,
+ * numbers too, with two regular expressions each. A column of plain strings is JSON.stringify's array,
+ * whose quoting is the literal's when no string holds a control character or a surrogate.
  */
 export function arrayLiteral(values: readonly unknown[]): string {
+  if (values.every((v) => typeof v === 'number')) return `{${values.join(',')}}`;
+  if (values.every((v) => typeof v === 'string' && !JSON_UNSAFE.test(v))) return `{${JSON.stringify(values).slice(1, -1)}}`;
   const out: string[] = new Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) out[i] = 'NULL';
     else if (typeof v === 'number') out[i] = String(v);
-    else {
-      const s = String(v);
-      out[i] = `"${NEEDS_ESCAPE.test(s) ? s.replace(ESCAPE, '\\$&') : s}"`;
-    }
+    else out[i] = `"${String(v).replace(ESCAPE, '\\$&')}"`;
   }
   return `{${out.join(',')}}`;
 }
-const NEEDS_ESCAPE = /["\\]/;
 const ESCAPE = /["\\]/g;
+/** What JSON.stringify writes as an escape the array literal would read otherwise. */
+const JSON_UNSAFE = /[\u0000-\u001f\ud800-\udfff]/;
 
 /** One array literal per column, for `unnest`. */
 export function columnArrays<T, K extends keyof T>(rows: readonly T[], keys: readonly K[]): string[] {

@@ -11,7 +11,7 @@ import { BACKENDS, freshDatabase, type Backend } from './fixtures.ts';
  */
 
 /** Text that an array literal must quote and escape, or that PostgreSQL could read as something else. */
-const ODD = ['a"b', 'back\\slash', 'comma,brace{}', 'NULL', '', ' lead and trail ', 'line\nbreak\ttab', '中文 ü ✓', '\\"', '{"x":[1,2]}'];
+const ODD = ['a"b', 'back\\slash', 'comma,brace{}', 'NULL', '', ' lead and trail ', 'line\nbreak\ttab', '中文 ü ✓', '\\"', '{"x":[1,2]}', 'emoji 😀'];
 
 const row = (over: Partial<ReadingRow>): ReadingRow => ({
   gateway: 'gw-1', stream: 's', seq: 1, device: 'd-1', ts: 1000, received_at: 5000, values_json: '{"v":1}', quality: 'good', historical: 0, ...over,
@@ -96,6 +96,11 @@ describe.each(BACKENDS)('reading store on $backend', ({ backend, skip }: { backe
         'select t, n from unnest($1::text[], $2::float8[]) as u (t, n)', [arrayLiteral(values), arrayLiteral(nums)])));
       expect(out.rows.map((r) => r.t)).toEqual(values);
       expect(out.rows.slice(0, nums.length).map((r) => r.n)).toEqual(nums);
+      // Strings that need no escape JSON would write differently go through JSON.stringify's array.
+      const plain = ODD.filter((s) => !/[\n\t\ud800-\udfff]/.test(s));
+      expect(arrayLiteral(plain)).toBe(`{${JSON.stringify(plain).slice(1, -1)}}`);
+      const back = await database.write((trx) => trx.executeQuery(prepared<{ t: string }>('select t from unnest($1::text[]) as u (t)', [arrayLiteral(plain)])));
+      expect(back.rows.map((r) => r.t)).toEqual(plain);
     });
 
     it.skipIf(backend !== 'postgres')('runs the batch statements as named prepared statements, planned by PostgreSQL once per connection', async () => {
