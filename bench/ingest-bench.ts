@@ -82,7 +82,7 @@ export async function ingestBench(o: IngestOptions, log: (s: string) => void): P
   try {
     writeDistrict(base, o.gateways, o.devices);
     writeCredentials(base, o.gateways);
-    const all: PathName[] = ['ours', 'single', 'count', 'sqlite', 'nodered', 'aedes-count', 'aedes-sqlite', ...(o.pg ? ['ours-pg', 'sqlite-pg'] as const : [])];
+    const all: PathName[] = ['ours', 'single', 'count', 'sqlite', 'nodered', 'aedes-count', 'aedes-sqlite', 'bare-count', ...(o.pg ? ['ours-pg', 'sqlite-pg'] as const : [])];
     const paths = o.paths ? all.filter((p) => o.paths!.includes(p)) : all;
     const nodeRedDir = paths.includes('nodered') ? installNodeRed() : '';
     const runs: IngestRun[] = [];

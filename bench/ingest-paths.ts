@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { runCli, type Running } from '../test/helpers/process.ts';
-import { startMosquitto, type Broker } from './brokers.ts';
+import { startBareAedes, startMosquitto, type Broker } from './brokers.ts';
 import { SERVICE, account } from './identities.ts';
 import { Worker } from './ipc.ts';
 import { writeBytes } from './ingest-setup.ts';
@@ -32,7 +32,7 @@ export interface PathRun {
   stop(): Promise<void>;
 }
 
-export type PathName = 'ours' | 'single' | 'count' | 'sqlite' | 'nodered' | 'ours-pg' | 'sqlite-pg' | 'aedes-count' | 'aedes-sqlite';
+export type PathName = 'ours' | 'single' | 'count' | 'sqlite' | 'nodered' | 'ours-pg' | 'sqlite-pg' | 'aedes-count' | 'aedes-sqlite' | 'bare-count';
 
 /** A fresh directory with the bench's credentials and district (made once in `base`). */
 function runDir(base: string): string {
@@ -197,6 +197,22 @@ async function aedesPeer(base: string, mode: 'count' | 'sqlite'): Promise<PathRu
   };
 }
 
+/** Aedes alone in plain JavaScript (bench/bare-aedes-worker.js: a password check, no ACLs) → the counting subscriber. */
+async function barePeer(): Promise<PathRun> {
+  const broker = await startBareAedes();
+  const dir = mkdtempSync(join(tmpdir(), 'cs-ingest-bare-'));
+  const w = new Worker('ingest-sub.ts');
+  w.send({ type: 'start', url: broker.url, mode: 'count', target: '', dir: '', userDir: dir });
+  await w.next('ready', 120_000);
+  return {
+    url: broker.url,
+    pids: async () => [broker.pid, w.pid],
+    async count() { w.send({ type: 'count' }); return (await w.next<{ n: number }>('count')).n; },
+    written: async () => 0,
+    async stop() { await w.stop(); await broker.stop(); rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
 export function startPath(name: PathName, base: string, nodeRedDir: string): Promise<PathRun> {
   switch (name) {
     case 'ours': return ours(base, 'sqlite');
@@ -208,5 +224,6 @@ export function startPath(name: PathName, base: string, nodeRedDir: string): Pro
     case 'nodered': return peer('nodered', nodeRedDir);
     case 'aedes-count': return aedesPeer(base, 'count');
     case 'aedes-sqlite': return aedesPeer(base, 'sqlite');
+    case 'bare-count': return barePeer();
   }
 }

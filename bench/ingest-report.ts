@@ -17,6 +17,7 @@ const LABEL: Record<PathName, string> = {
   'sqlite-pg': 'Mosquitto → the same subscriber inserting into PostgreSQL (multi-row insert ≤ 500)',
   'aedes-count': 'ceiling: our broker alone (`citysteward gateway`, no Redis, PUBACK on receipt) → the counting subscriber',
   'aedes-sqlite': 'ceiling: our broker alone → the SQLite subscriber (no cloud, no rules)',
+  'bare-count': 'floor of Aedes: Aedes alone in plain JavaScript (a password check, no ACLs) → the counting subscriber',
 };
 
 const median = (xs: number[]): number => {
@@ -45,7 +46,7 @@ function rows(runs: IngestRun[]): Row[] {
 
 /** CPU per 100,000 by process, named. */
 function cpuSplit(r: Row): string {
-  const names = r.path === 'single' ? ['process'] : r.path.startsWith('ours') ? ['gateway', 'cloud'] : r.path === 'nodered' ? ['Mosquitto', 'Node-RED'] : r.path.startsWith('aedes') ? ['our broker', 'subscriber'] : ['Mosquitto', 'subscriber'];
+  const names = r.path === 'single' ? ['process'] : r.path.startsWith('ours') ? ['gateway', 'cloud'] : r.path === 'nodered' ? ['Mosquitto', 'Node-RED'] : r.path.startsWith('aedes') ? ['our broker', 'subscriber'] : r.path === 'bare-count' ? ['Aedes', 'subscriber'] : ['Mosquitto', 'subscriber'];
   const [redis, postgres] = r.parts.slice(names.length);
   return [...names.map((n, i) => `${n} ${r.parts[i]!.toFixed(1)}`), ...(redis ? [`Redis ${redis.toFixed(1)}`] : []), ...(postgres ? [`PostgreSQL ${postgres.toFixed(1)}`] : [])].join(', ');
 }
@@ -90,7 +91,8 @@ export function ingestSection(o: IngestOptions, runs: IngestRun[], machine: stri
     '  PUBACK, XACK after commit: docs/architecture.md#processes-and-deployments).',
     '- The two "ceiling" rows put our broker (Aedes, as `citysteward gateway` runs it, with its logins and ACLs, without',
     '  Redis) in Mosquitto\'s place under the same subscribers: no cloud and no rules, so no path through our broker can',
-    '  store faster than they count on this machine.', '',
+    '  store faster than they count on this machine. The "floor of Aedes" row is Aedes itself (bench/bare-aedes-worker.js:',
+    '  a password check, no ACLs, nothing else of ours) under the counting subscriber.', '',
     '### Results, SQLite', '',
     ...table(sqlite, 'ours'), '',
     ...(pg.length ? ['### Results, PostgreSQL (the machine\'s server on loopback)', '', ...table(pg, 'ours-pg'), ''] : []),
