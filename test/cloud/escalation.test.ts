@@ -39,6 +39,9 @@ describe.each(BACKENDS)('case clock on $backend', ({ backend, skip }: { backend:
       drop = fresh.drop;
       cloud = await buildCloud({
         db: fresh.db, district, profiles, rules, mode,
+        // One worker: no other's configuration or registry changes to re-read (every 2 s by default, that
+        // would be 60 reads per simulated minute; the clock's passes are what is tested).
+        configSyncMs: 24 * HOUR, registry: { pollMs: 0 },
         escalation: { tickMs: MIN, remindBeforeMs: HOUR, ackWithinMs: 15 * MIN, stepMs: 30 * MIN },
         routing: { rules: [], units: { 'xz-drainage': { members: ['Li Wei'], dutyLeader: 'Chen Jing +86 756 000 0399' } }, commandCentre: 'Zhuhai command centre' },
       });
