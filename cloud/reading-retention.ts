@@ -43,12 +43,15 @@ export interface ReadingPruner {
   prune(): Promise<PruneCounts>;
 }
 
-/** One bounded delete: at most `limit` rows of the device older than `before`, by the row's physical id. */
+/** One bounded delete: at most `limit` rows of the device older than `before`, by the row's physical id (SQLite rollups: key). */
 function chunkDelete(kind: Database['kind'], table: string, column: 'ts' | 'bucket', device: string, before: number, limit: number) {
   const t = sql.table(table);
   const c = sql.ref(column);
   return kind === 'sqlite'
-    ? sql`delete from ${t} where rowid in (select rowid from ${t} where device = ${device} and ${c} < ${before} limit ${limit})`
+    ? table === 'readings'
+      ? sql`delete from ${t} where rowid in (select rowid from ${t} where device = ${device} and ${c} < ${before} limit ${limit})`
+      // The rollups are WITHOUT ROWID tables keyed (device, bucket, point) on SQLite (migration 0019).
+      : sql`delete from ${t} where (device, bucket, point) in (select device, bucket, point from ${t} where device = ${device} and ${c} < ${before} limit ${limit})`
     : sql`delete from ${t} where ctid = any(array(select ctid from ${t} where device = ${device} and ${c} < ${before}::bigint limit ${limit}))`;
 }
 

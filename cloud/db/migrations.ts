@@ -11,6 +11,7 @@ import { configMigration } from '../config/migration.ts';
 import { registryLogMigration } from '../registry/log.ts';
 import { registryMigration } from '../registry/migration.ts';
 import { hotUpdatesMigration } from './fillfactor-migration.ts';
+import { withoutRowidMigration } from './without-rowid-migration.ts';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 /**
@@ -259,6 +260,7 @@ export const migrations: Record<string, Migration> = {
   '0016_config': configMigration,
   '0017_hot_updates': hotUpdatesMigration,
   '0018_registry_log': registryLogMigration,
+  '0019_without_rowid': withoutRowidMigration,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -57,7 +57,8 @@ export async function historyBuckets(database: Database, plan: HistoryPlan, q: P
 
 /**
  * The statement over a rollup table (exported for the query-plan test); `from` and `stepMs` are multiples
- * of the level. SQLite is held to the (device, bucket) index: with one device's statistics it may scan.
+ * of the level. SQLite walks the primary key (device, bucket, point) of its WITHOUT ROWID table (migration 0019);
+ * PostgreSQL the (device, bucket) index.
  */
 export function rollupStatement(kind: Database['kind'], level: RollupLevel, q: BucketQuery) {
   const t = sql.table(level.table);
@@ -66,7 +67,7 @@ export function rollupStatement(kind: Database['kind'], level: RollupLevel, q: B
   const step = kind === 'sqlite' ? sql`${q.stepMs}` : sql`${q.stepMs}::bigint`;
   return sql<{ b: number | string; k: string; min: number; max: number; s: number; n: number | string }>`select ${kind === 'sqlite' ? sql`cast((bucket - ${from}) / ${step} as integer)` : sql`(bucket - ${from}) / ${step}`} as b, point as k,
       min(min) as min, max(max) as max, sum(sum) as s, sum(count) as n
-    from ${t}${kind === 'sqlite' ? sql.raw(` indexed by ${level.table}_device_bucket`) : sql``} where device = ${q.device} and point in (${points}) and bucket >= ${from} and bucket < ${kind === 'sqlite' ? sql`${q.to}` : sql`${q.to}::bigint`}
+    from ${t} where device = ${q.device} and point in (${points}) and bucket >= ${from} and bucket < ${kind === 'sqlite' ? sql`${q.to}` : sql`${q.to}::bigint`}
     group by b, k order by b`;
 }
 

@@ -5,13 +5,14 @@ import { buildCloud, type Cloud, type DbOptions } from '../../cloud/app.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { bucketStatement, readingBuckets } from '../../cloud/db/reading-buckets.ts';
 import { insertReadings } from '../../cloud/db/reading-store.ts';
-import { recordRollups } from '../../cloud/db/rollups.ts';
+import { recordRollups, ROLLUP_LEVELS } from '../../cloud/db/rollups.ts';
+import { rollupStatement } from '../../cloud/db/rollup-buckets.ts';
 import { BACKENDS, district, freshDatabase, profiles, type Backend } from './fixtures.ts';
 
 /**
  * A device's history in buckets (GET /api/devices/:id/readings?buckets|step): the database's
  * min, max, mean and count per numeric point equal a direct computation over the raw rows, on
- * SQLite and PostgreSQL; the query walks the (device, ts) index; bad spans and caps are 400s.
+ * SQLite and PostgreSQL; the query walks the (device, ts) index (the rollups: their primary key); bad spans and caps are 400s.
  */
 
 const T0 = Date.parse('2026-11-01T00:00:00Z');
@@ -155,6 +156,20 @@ describe.each(BACKENDS)('history buckets on $backend', ({ backend, skip }: { bac
         const plan = (await sql<{ detail: string }>`explain query plan ${stmt}`.execute(db.db)).rows.map((r) => r.detail).join('\n');
         expect(plan).toMatch(/SEARCH r USING INDEX readings_device_ts \(device=\? AND ts>\? AND ts<\?\)/);
         expect(plan).not.toMatch(/SCAN (r|readings)\b/);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it.skipIf(backend !== 'sqlite')('walks the rollups\' primary key (device, bucket, point), not a scan or another index (SQLite query plan)', async () => {
+      const db = openDatabase(dbOpts);
+      try {
+        for (const level of ROLLUP_LEVELS) {
+          const stmt = rollupStatement('sqlite', level, { device: DEVICE, from: T0, to: T0 + 100 * level.ms, stepMs: level.ms * 2, points: ['level_m', 'battery_pct'] });
+          const plan = (await sql<{ detail: string }>`explain query plan ${stmt}`.execute(db.db)).rows.map((r) => r.detail).join('\n');
+          expect(plan).toMatch(new RegExp(`SEARCH ${level.table} USING PRIMARY KEY \\(device=\\? AND bucket>\\? AND bucket<\\?\\)`));
+          expect(plan).not.toMatch(/SCAN reading_rollups|USING INDEX/);
+        }
       } finally {
         await db.close();
       }
