@@ -28,18 +28,28 @@ export interface RolledReading { device: string; ts: number; values: Record<stri
 /** Rows per PostgreSQL statement. */
 const PG_CHUNK = 1000;
 
-/** Folds readings into one row per (device, point, bucket) of the level, as upserting them one by one would. */
+/**
+ * Folds readings into one row per (device, point, bucket) of the level, as upserting them one by one would.
+ * One map entry per (device, bucket) holding its points' rows: a key string per reading, not per value.
+ * Rows come out grouped by device and bucket, near the SQLite key order (device, bucket, point).
+ */
 export function foldRollups(readings: readonly RolledReading[], levelMs: number): RollupRow[] {
-  const acc = new Map<string, RollupRow>();
+  const acc = new Map<string, Map<string, RollupRow>>();
   for (const r of readings) {
     const bucket = Math.floor(r.ts / levelMs) * levelMs;
+    let points: Map<string, RollupRow> | undefined;
     for (const point in r.values) {
       const v = r.values[point];
       if (typeof v !== 'number' || !Number.isFinite(v)) continue;
-      const key = `${r.device}\u0000${point}\u0000${bucket}`;
-      const a = acc.get(key);
+      if (!points) {
+        const key = `${r.device}\u0000${bucket}`;
+        points = acc.get(key);
+        if (!points) acc.set(key, points = new Map());
+      }
+      const a = points.get(point);
       if (!a) {
-        acc.set(key, { device: r.device, point, bucket, min: v, max: v, sum: v, count: 1, last: v, last_ts: r.ts });
+        const row: RollupRow = { device: r.device, point, bucket, min: v, max: v, sum: v, count: 1, last: v, last_ts: r.ts };
+        points.set(point, row);
         continue;
       }
       if (v < a.min) a.min = v;
@@ -52,7 +62,9 @@ export function foldRollups(readings: readonly RolledReading[], levelMs: number)
       }
     }
   }
-  return [...acc.values()];
+  const out: RollupRow[] = [];
+  for (const points of acc.values()) for (const row of points.values()) out.push(row);
+  return out;
 }
 
 const upsertTail = (t: string) => ' on conflict (device, point, bucket) do update set '
