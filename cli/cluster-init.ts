@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic-file.ts';
 import { stringify } from 'yaml';
 import { openCredentialStore } from '../gateway/credentials.ts';
 import type { District } from '../devices/district.ts';
@@ -99,7 +100,9 @@ export const clusterFiles = {
 
 /** Writes gateway.yaml, cloud-N.yaml, edge-GATEWAY.yaml and pg_password into `dir`. */
 export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void {
-  const yaml = (name: string, value: unknown, head: string) => writeFileSync(join(t.dir, name), `# ${head} (written by citysteward cluster)\n${stringify(value)}`, { mode: 0o600 });
+  // Written whole and renamed into place: a file left from an older run with looser permissions is
+  // replaced, not rewritten under its old mode (writeFileSync's mode applies only to a new file).
+  const yaml = (name: string, value: unknown, head: string) => writeFileAtomic(join(t.dir, name), `# ${head} (written by citysteward cluster)\n${stringify(value)}`, { mode: 0o600 });
   yaml(clusterFiles.gateway, {
     mqtt: t.brokerListen,
     ...(t.brokerHttp ? { http: t.brokerHttp } : {}),
@@ -139,7 +142,7 @@ export function writeClusterConfigs(t: ClusterTopology, s: ClusterSecrets): void
       devices: t.district.devices.filter((d) => busIds.has(d.bus)).map((d) => ({ id: d.id, profile: d.profile, bus: d.bus, unitId: d.unitId })),
     }, `edge gateway ${g.id}`);
   });
-  writeFileSync(join(t.dir, GATEWAY_ADMIN_TOKEN_FILE), s.gatewayAdmin, { mode: 0o600 });
+  writeFileAtomic(join(t.dir, GATEWAY_ADMIN_TOKEN_FILE), s.gatewayAdmin, { mode: 0o600 });
   // The postgres image reads its password from a file (POSTGRES_PASSWORD_FILE) as its own user.
   writeFileSync(join(t.dir, clusterFiles.pgPassword), s.pg, { mode: 0o644 });
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,9 +72,15 @@ describe('citysteward cluster init (the compose init step)', () => {
       expect(readFileSync(join(out, f), 'utf8')).not.toMatch(/CHANGE-ME/);
     }
 
+    // Regression: a config left readable by all from an older run kept its mode when rewritten.
+    chmodSync(join(out, 'cloud-1.yaml'), 0o644);
+    chmodSync(join(out, 'gateway_admin_token'), 0o644);
     const again = await runCliOnce(args);
     expect(again.code, again.output).toBe(0);
     expect(JSON.parse(readFileSync(join(out, 'secrets.json'), 'utf8'))).toEqual(secrets);
+    for (const f of ['gateway.yaml', 'cloud-1.yaml', 'cloud-2.yaml', 'edge-gw-xz-gongbei.yaml', 'gateway_admin_token']) {
+      expect(statSync(join(out, f)).mode & 0o077, f).toBe(0);
+    }
   }, 60_000);
 
   it('docker-compose.yml starts that topology from the init step', () => {
