@@ -118,7 +118,10 @@ export interface RuleEngine {
    * (docs/architecture.md#partitions). Resolves the devices dropped.
    */
   forget(which: (device: string, gateway: string | undefined) => boolean): string[];
-  /** The devices whose state changed since last asked, among those `which` picks (they then count as unchanged). */
+  /**
+   * The devices whose state (exportState) changed since last asked, among those `which` picks (they then count as
+   * unchanged): a reading that moved no hold time, hysteresis or rate window leaves its device unchanged.
+   */
   takeChanged(which: (device: string, gateway: string | undefined) => boolean): string[];
   /** A device's hold times, hysteresis and rate windows as JSON-safe data (alarms left out: the database has them). */
   exportState(device: string): RuleSnapshot | undefined;
@@ -161,9 +164,11 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
   };
   const ruleState = (s: DeviceState, id: string): RuleState => {
     let r = s.rules.get(id);
-    if (!r) s.rules.set(id, (r = { active: false }));
+    if (!r) { s.rules.set(id, (r = { active: false })); dirty = true; }
     return r;
   };
+  // Whether the evaluation in hand moved the device's snapshot (exportState): only then is it marked changed.
+  let dirty = false;
 
   function slopePerHour(samples: { ts: number; v: number }[]): number {
     const n = samples.length;
@@ -186,9 +191,9 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
         if (s.kind === undefined) { s.rules.clear(); s.samples.clear(); continue; }
         const before = new Map(rulesFor(prev, s.kind, device).map((r) => [r.id, canonical(r)]));
         const after = new Map(rulesFor(next, s.kind, device).map((r) => [r.id, canonical(r)]));
-        for (const id of [...s.rules.keys()]) if (before.get(id) !== after.get(id)) s.rules.delete(id);
+        for (const id of [...s.rules.keys()]) if (before.get(id) !== after.get(id)) { s.rules.delete(id); changed.add(device); }
         const rates = (m: Map<string, string>, point: string) => [...m.values()].filter((d) => { const r = JSON.parse(d) as Rule; return r.kind === 'rate' && r.point === point; }).join();
-        for (const point of [...s.samples.keys()]) if (rates(before, point) !== rates(after, point)) s.samples.delete(point);
+        for (const point of [...s.samples.keys()]) if (rates(before, point) !== rates(after, point)) { s.samples.delete(point); changed.add(device); }
       }
     },
     rules: (kind, device) => rulesFor(set, kind, device),
@@ -200,6 +205,7 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
       for (const r of rulesFor(set, kind, device)) {
         if (r.hazard === hazard && r.kind !== 'silence' && (rule === undefined || r.id === rule)) ruleState(s, r.id).active = true;
       }
+      changed.add(device);
     },
     setAlarmed(device, hazard, on) {
       const s = state(device);
@@ -234,9 +240,9 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
     },
     evaluate(device, kind, values, ts, emergency, gateway) {
       const s = state(device);
-      if (gateway !== undefined) s.gateway = gateway;
+      dirty = false;
+      if (gateway !== undefined && s.gateway !== gateway) { s.gateway = gateway; dirty = true; }
       s.kind = kind;
-      changed.add(device);
       const rules = rulesFor(set, kind, device);
       const worst = new Map<string, Breach>();
       const holding = new Set<string>();
@@ -247,7 +253,8 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
         const v = values[r.point];
         if (v === undefined) continue;
         const out = implausible(r, v);
-        ruleState(s, r.id).active = out;
+        const rs = ruleState(s, r.id);
+        if (rs.active !== out) { rs.active = out; dirty = true; }
         if (out) {
           bad.add(r.point);
           keepWorst(worst, { hazard: r.hazard, severity: r.severity, class: r.class, thresholdId: r.id, point: r.point, value: v, limit: r.max, op: 'range' });
@@ -259,6 +266,7 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
           if (v === undefined || bad.has(r.point)) continue;
           const limit = limitOf(r, emergency);
           const rs = ruleState(s, r.id);
+          const { active, since } = rs;
           if (breaches({ op: r.op, value: limit }, v)) {
             // Readings may arrive out of order (two workers, QoS 1 redelivery): the hold runs from the earliest.
             rs.since = Math.min(rs.since ?? ts, ts);
@@ -270,6 +278,7 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
             rs.since = undefined;
             if (rs.active && clears(r, limit, v)) rs.active = false;
           }
+          if (rs.active !== active || rs.since !== since) dirty = true;
           if (rs.active) holding.add(r.hazard);
         } else if (r.kind === 'rate') {
           const v = values[r.point];
@@ -277,6 +286,7 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
           let list = s.samples.get(r.point);
           if (!list) s.samples.set(r.point, (list = []));
           list.push({ ts, v });
+          dirty = true;
           while (list.length && list[0].ts < ts - r.windowMs) list.shift();
           const rs = ruleState(s, r.id);
           const span = list.length ? list[list.length - 1].ts - list[0].ts : 0;
@@ -306,6 +316,7 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
         s.alarmed.delete(h);
         cleared.push(h);
       }
+      if (dirty) changed.add(device);
       return { breaches: breachesNow, raised, cleared };
     },
   };

@@ -150,4 +150,25 @@ describe('rule engine (stateful rules as data)', () => {
     expect(hazards(engine.evaluate('WL-LOW', 'water-level', { level_m: 0.35, battery_pct: 5 }, 0, false))).toEqual(['waterlogging']);
     expect(hazards(engine.evaluate('WL-STD', 'water-level', { level_m: 0.35, battery_pct: 5 }, 0, false))).toEqual(['low-battery']);
   });
+  it('counts a device changed (takeChanged) exactly when a reading moved its snapshot (exportState)', () => {
+    const engine = createRuleEngine(set);
+    const all = () => true;
+    const steps: [string, string, Record<string, PointValue>, string?][] = [
+      ['M', manhole, { tilt_deg: 0.5, battery_pct: 80 }, 'G1'], ['M', manhole, { tilt_deg: 0.6, battery_pct: 80 }, 'G1'],
+      ['M', manhole, { tilt_deg: 12 }, 'G1'], ['M', manhole, { tilt_deg: 13 }, 'G1'], ['M', manhole, { tilt_deg: 1 }, 'G1'],
+      ['M', manhole, { tilt_deg: 1 }, 'G2'], ['M', manhole, { tilt_deg: 1 }],
+      ['W', level, { level_m: 0.5 }, 'G1'], ['W', level, { level_m: 0.5 }, 'G1'], ['W', level, { level_m: 42 }, 'G1'], ['W', level, { level_m: 42 }, 'G1'],
+    ];
+    const before = new Map<string, string>();
+    const seen: boolean[] = [];
+    steps.forEach(([device, kind, values, gateway], i) => {
+      engine.evaluate(device, kind, values, i * 1000, false, gateway);
+      const now = JSON.stringify(engine.exportState(device));
+      expect(engine.takeChanged(all).includes(device)).toBe(now !== before.get(device));
+      seen.push(now !== before.get(device));
+      before.set(device, now);
+    });
+    // Steady values leave a threshold-only device unchanged; a rate window moves with every plausible reading.
+    expect(seen).toEqual([true, false, true, false, true, true, false, true, true, true, false]);
+  });
 });
