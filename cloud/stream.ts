@@ -97,6 +97,7 @@ export const StreamErrors = {
 } as const;
 
 type RawEntry = [id: Buffer, fields: Buffer[]];
+const GW = Buffer.from('gw'), TOPIC = Buffer.from('topic'), PAYLOAD = Buffer.from('payload');
 
 export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
   const o = deps.options;
@@ -140,11 +141,16 @@ export function createStreamConsumer(deps: StreamConsumerDeps): StreamConsumer {
 
   function decode(raw: RawEntry): StreamEntry | undefined {
     const [id, fields] = raw;
-    const map = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < (fields?.length ?? 0); i += 2) map.set(fields[i].toString(), fields[i + 1]);
-    const gw = map.get('gw')?.toString();
-    const topic = map.get('topic')?.toString();
-    const payload = map.get('payload');
+    // The three fields by name (the last of a repeated one wins), without a map per entry.
+    let gwRaw: Buffer | undefined, topicRaw: Buffer | undefined, payload: Buffer | undefined;
+    for (let i = 0; i + 1 < (fields?.length ?? 0); i += 2) {
+      const name = fields[i];
+      if (name.equals(GW)) gwRaw = fields[i + 1];
+      else if (name.equals(TOPIC)) topicRaw = fields[i + 1];
+      else if (name.equals(PAYLOAD)) payload = fields[i + 1];
+    }
+    const gw = gwRaw?.toString();
+    const topic = topicRaw?.toString();
     if (!gw || !topic || !payload) return undefined;
     return { id: id.toString(), gateway: gw, topic, payload };
   }
