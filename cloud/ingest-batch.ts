@@ -52,6 +52,9 @@ export interface Batcher {
 
 type Item = Queued & { resolve(s: Stored): void; reject(err: unknown): void };
 
+/** What the rules made of one reading (cloud/rules.ts), to be recorded in the batch's transaction. */
+type Judged = { breaches: Breach[]; raised: Breach[]; cleared: string[]; emergency: boolean };
+
 /** A lock held by another connection or process, worth a second try of the whole batch. */
 const TRANSIENT = /SQLITE_BUSY|database is locked|deadlock detected|could not serialize/;
 const BUSY_RETRIES = 3;
@@ -131,7 +134,9 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
       }
       rolled.push({ device: row.device, ts: row.ts, values: batch[i].reading.values });
       foldState(latest, { device: row.device, gateway: row.gateway, last_seq: row.seq, last_ts: row.ts, last_values: row.values_json, last_quality: row.quality, last_seen: at });
-      out.push(await evaluate(trx, batch[i], at, undo));
+      const judged = judge(batch[i], undo);
+      // Most readings breach and clear nothing: no statement, no await.
+      out.push(judged.breaches.length || judged.cleared.length ? await record(trx, batch[i], at, judged) : storedOutcome(batch[i]));
     }
     // Rollups of the readings this batch inserted (replayed ones too; duplicates are not counted again).
     await recordRollups(database, trx, rolled);
@@ -153,8 +158,8 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
    * is judged by the same rules (overrides, disabled and range rules included), but statelessly:
    * it must not move hold times, hysteresis or alarms, and opens no case.
    */
-  async function evaluate(trx: Kysely<DB>, it: Item, at: number, undo: (() => void)[]): Promise<Stored> {
-    const { gateway, reg, reading, ts, log } = it;
+  function judge(it: Item, undo: (() => void)[]): Judged {
+    const { gateway, reg, reading, ts } = it;
     const emergency = deps.mode.emergency();
     let breaches: Breach[] = [];
     let raised: Breach[] = [];
@@ -168,6 +173,14 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
     }
     for (const b of raised) undo.push(() => deps.engine.setAlarmed(reading.device, b.hazard, false));
     for (const h of cleared) undo.push(() => deps.engine.setAlarmed(reading.device, h, true));
+    return { breaches, raised, cleared, emergency };
+  }
+
+  const storedOutcome = ({ gateway, reading }: Item): Stored => ({ status: 'stored', gateway, seq: reading.seq, device: reading.device, cases: [], alarms: [] });
+
+  /** Records a judged reading's breaches (cases, alarms) and cleared hazards in the transaction. */
+  async function record(trx: Kysely<DB>, it: Item, at: number, { breaches, raised, cleared, emergency }: Judged): Promise<Stored> {
+    const { gateway, reg, reading, log } = it;
     const cases: CaseChange[] = [];
     const alarms: AlarmChange[] = [];
     const emergencyEpoch = emergency ? deps.mode.epoch?.() ?? null : null;
@@ -189,7 +202,8 @@ export function createBatcher(deps: PipelineDeps, options: Partial<BatchOptions>
   return {
     submit(q) {
       return new Promise<Stored>((resolve, reject) => {
-        queue.push({ ...q, resolve, reject });
+        // The caller's object made for this call becomes the queue's item (no copy per reading).
+        queue.push(Object.assign(q, { resolve, reject }));
         if (queue.length >= maxReadings) void cut();
         else if (!timer) timer = setTimeout(() => void cut(), maxDelayMs);
       });
