@@ -159,10 +159,17 @@ describe.skipIf(skipReason !== null)('the monthly report in a browser', () => {
 
       // Of the 13 months ending 2026-10, 2026-10 alone is not among those ending 2026-09: its answer comes 2.5 s late.
       let slow = 0;
-      await page.route((u) => u.pathname === '/api/evaluation' && u.searchParams.get('month') === '2026-10', async (route) => {
+      const isLate = (u: URL) => u.pathname === '/api/evaluation' && u.searchParams.get('month') === '2026-10';
+      await page.route(isLate, async (route) => {
         slow++;
         await new Promise((r) => setTimeout(r, 2500));
         await route.continue().catch(() => {});
+      });
+      // The late answer has reached the page (or the page gave up on it).
+      const lateDone = new Promise<void>((resolve) => {
+        const done = (q: { url(): string }) => { if (isLate(new URL(q.url()))) resolve(); };
+        page.on('requestfinished', done);
+        page.on('requestfailed', done);
       });
       const month = page.locator('[data-test="report-month"]');
       await month.fill('2026-09');
@@ -171,7 +178,9 @@ describe.skipIf(skipReason !== null)('the monthly report in a browser', () => {
       await month.fill('2026-10');
       await month.fill('2026-09');
       await expect.poll(() => slow).toBe(1);
-      await new Promise((r) => setTimeout(r, 4000));
+      await lateDone;
+      // Time for the page to handle it.
+      await new Promise((r) => setTimeout(r, 500));
       const september = await page.evaluate(async () => ((await (await fetch('/api/evaluation?month=2026-09')).json()) as { chain: { digest: string } }).chain.digest);
       expect(await page.locator('[data-test="report-chain"]').textContent()).toContain(september);
       expect(await page.locator('[data-test="overdue-unit"][data-unit="xz-municipal"]').count()).toBe(0);
