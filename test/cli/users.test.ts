@@ -96,8 +96,17 @@ describe('citysteward user', () => {
   it('passwd ends the old password and sessions; disable refuses sign-in', async () => {
     const dir = tmp();
     expect((await runCliOnce(['user', 'create', 'chen', '--role', 'verifier', '--password', 'first-password-1', '--data-dir', dir])).code).toBe(0);
+    // A session opened with the first password (its cookie), which the passwd must end.
+    const cookie = await withCloud(dir, async (_c, base) => {
+      const r = await signIn(base, 'chen', 'first-password-1');
+      expect(r.status).toBe(200);
+      const c = r.headers.get('set-cookie')!.split(';')[0]!;
+      expect((await fetch(`${base}/api/session`, { headers: { cookie: c } })).status).toBe(200);
+      return c;
+    });
     expect((await runCliOnce(['user', 'passwd', 'chen', '--password', 'second-password-2', '--data-dir', dir])).code).toBe(0);
     await withCloud(dir, async (_c, base) => {
+      expect((await fetch(`${base}/api/session`, { headers: { cookie } })).status).toBe(401);
       expect((await signIn(base, 'chen', 'first-password-1')).status).toBe(401);
       expect((await signIn(base, 'chen', 'second-password-2')).status).toBe(200);
     });
