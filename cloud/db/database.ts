@@ -85,6 +85,9 @@ function openSqlite(file: string, onQuery?: QueryObserver): Database {
       r.pragma('journal_mode = WAL');
       r.pragma('busy_timeout = 5000');
       r.pragma('synchronous = NORMAL');
+      // Checkpoint at ~40 MB of WAL (default 1,000 pages): a page every batch rewrites (rollups, device_state,
+      // index interiors) is copied to the file once per checkpoint, not once per batch (docs/architecture.md#ingest).
+      r.pragma('wal_autocheckpoint = 10000');
       r.pragma('foreign_keys = ON');
       raw = r;
     } catch (err) {

@@ -171,6 +171,12 @@ describe.each(BACKENDS)('group commit on $backend', ({ backend, skip }: { backen
         ['device_state', ['fillfactor=70']], ['reading_rollups_1h', ['fillfactor=70']], ['reading_rollups_1m', ['fillfactor=70']], ['readings', null],
       ]);
     });
+
+    it.skipIf(backend !== 'sqlite')('checkpoints the WAL at 10,000 pages, not SQLite\'s 1,000, so that pages every batch rewrites are copied to the file less often', async () => {
+      await database.ping();
+      const r = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(database.db);
+      expect(r.rows).toEqual([{ wal_autocheckpoint: 10000 }]);
+    });
   });
 });
 
