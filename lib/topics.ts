@@ -39,13 +39,31 @@ export const topics = {
 export type TopicKind = 'state' | 'up' | 'alarm' | 'health' | 'cmd' | 'cmd-ack';
 
 export interface ParsedTopic {
-  gateway: string;
-  kind: TopicKind;
-  device?: string;
+  readonly gateway: string;
+  readonly kind: TopicKind;
+  readonly device?: string;
 }
+
+/**
+ * Topics parsed lately (a reading's topic is parsed at each step of its path), their answers frozen and
+ * shared; emptied when full, so a flood of distinct topics costs a parse each and no memory.
+ */
+const parsed = new Map<string, ParsedTopic>();
+const PARSED_MAX = 10_000;
 
 /** Parses a gateway topic; returns undefined for anything outside the scheme. */
 export function parseTopic(topic: string): ParsedTopic | undefined {
+  const hit = parsed.get(topic);
+  if (hit) return hit;
+  const t = parseFresh(topic);
+  if (t) {
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(topic, Object.freeze(t));
+  }
+  return t;
+}
+
+function parseFresh(topic: string): ParsedTopic | undefined {
   const parts = topic.split('/');
   if (parts.length < 3 || parts[0] !== 'cs' || parts[1] !== 'v1') return undefined;
   const gateway = parts[2];

@@ -16,4 +16,12 @@ describe('topic scheme', () => {
       expect(parseTopic(t), t).toBeUndefined();
     }
   });
+  it('answers a topic parsed before with the same frozen answer, and stays right past its memory of them', () => {
+    const first = parseTopic('cs/v1/gw-1/up/dev-1');
+    expect(parseTopic('cs/v1/gw-1/up/dev-1')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    for (let i = 0; i < 25_000; i++) expect(parseTopic(`cs/v1/gw-${i % 7}/up/d-${i}`)).toEqual({ gateway: `gw-${i % 7}`, kind: 'up', device: `d-${i}` });
+    expect(parseTopic('cs/v1/gw-1/up/dev-1')).toEqual({ gateway: 'gw-1', kind: 'up', device: 'dev-1' });
+    expect(parseTopic('cs/v1/gw-1/up/dev 1')).toBeUndefined();
+  });
 });
