@@ -305,7 +305,7 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
       const raised = breachesNow.filter((b) => !s.alarmed.has(b.hazard));
       for (const b of raised) s.alarmed.add(b.hazard);
       const cleared: string[] = [];
-      for (const h of [...s.alarmed]) {
+      for (const h of s.alarmed.size ? [...s.alarmed] : []) {
         if (h === 'offline' || holding.has(h) || worst.has(h)) continue;
         // Only hazards these values can speak for: a reading without the point says nothing. A hazard no
         // rule of the device watches any longer (removed or disabled since it was raised) clears at its
