@@ -135,7 +135,9 @@ export function createIngestor(deps: IngestDeps): Ingestor {
       const profileOf = new Map(deps.district.devices.map((d) => [d.id, d.profile]));
       for (const a of active) {
         const profile = profileOf.get(a.device);
-        if (profile && (!which || which(a.device))) deps.engine.seedActive(a.device, profile, a.hazard);
+        // At start (no `which`) the configuration in force is loaded; a partition taken over may run under a
+        // rule set a moment behind another worker's, so an unwatched hazard is not cleared on that view.
+        if (profile && (!which || which(a.device))) deps.engine.seedActive(a.device, profile, a.hazard, undefined, !which);
       }
     },
   };

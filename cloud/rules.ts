@@ -84,6 +84,11 @@ interface DeviceState {
   samples: Map<string, { ts: number; v: number }[]>;
   /** Hazards with an active alarm. */
   alarmed: Set<string>;
+  /**
+   * Alarmed hazards no rule of the device watches any longer: dropped by a rule-set change on this worker, or
+   * seeded at start under rules that no longer watch them. The next reading clears them (nothing else could).
+   */
+  unwatched?: Set<string>;
   /** The gateway its last reading came through (its stream partition, docs/architecture.md#partitions). */
   gateway?: string;
   /** Its device kind (profile id), as last evaluated: which rules its state belongs to when the rule set changes. */
@@ -107,8 +112,10 @@ export interface RuleEngine {
   /**
    * An alarm active in the database (seeded at start, or raised at the edge): the hazard counts
    * as alarmed and its rules (only `rule` when given) as active, so it clears only past hysteresis.
+   * `unwatchedClears` (the seed at start, under the configuration in force): a hazard no rule of the
+   * device watches any longer is cleared by its next reading.
    */
-  seedActive(device: string, kind: string, hazard: string, rule?: string): void;
+  seedActive(device: string, kind: string, hazard: string, rule?: string, unwatchedClears?: boolean): void;
   /** A hazard cleared or raised elsewhere (the scheduler's silence check). */
   setAlarmed(device: string, hazard: string, on: boolean): void;
   rules(kind: string, device: string): Rule[];
@@ -123,6 +130,8 @@ export interface RuleEngine {
    * unchanged): a reading that moved no hold time, hysteresis or rate window leaves its device unchanged.
    */
   takeChanged(which: (device: string, gateway: string | undefined) => boolean): string[];
+  /** Marks devices changed again (their state's save failed: the next save retries it). */
+  markChanged(devices: string[]): void;
   /** A device's hold times, hysteresis and rate windows as JSON-safe data (alarms left out: the database has them). */
   exportState(device: string): RuleSnapshot | undefined;
   /** Restores what `exportState` gave (another worker's), replacing the device's state but its alarms. */
@@ -137,6 +146,11 @@ export interface RuleEngine {
    * no rule of the device watches any longer is cleared by the device's next reading.
    */
   setRuleSet(next: RuleSet): void;
+}
+
+/** The hazards a device's rules watch (silence aside: the case clock's offline check). */
+function watchedHazards(rules: readonly Rule[]): Set<string> {
+  return new Set(rules.filter((r) => r.kind !== 'silence').map((r) => r.hazard));
 }
 
 /** JSON with object keys sorted: two definitions compare equal whatever their key order. */
@@ -188,9 +202,17 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
       const prev = set;
       set = next;
       for (const [device, s] of devices) {
-        if (s.kind === undefined) { s.rules.clear(); s.samples.clear(); continue; }
+        if (s.kind === undefined) {
+          if (s.rules.size || s.samples.size) changed.add(device);
+          s.rules.clear(); s.samples.clear(); continue;
+        }
         const before = new Map(rulesFor(prev, s.kind, device).map((r) => [r.id, canonical(r)]));
         const after = new Map(rulesFor(next, s.kind, device).map((r) => [r.id, canonical(r)]));
+        const watchedAfter = watchedHazards(rulesFor(next, s.kind, device));
+        for (const h of s.alarmed) {
+          if (watchedAfter.has(h)) s.unwatched?.delete(h);
+          else if (h !== 'offline') (s.unwatched ??= new Set()).add(h);
+        }
         for (const id of [...s.rules.keys()]) if (before.get(id) !== after.get(id)) { s.rules.delete(id); changed.add(device); }
         const rates = (m: Map<string, string>, point: string) => [...m.values()].filter((d) => { const r = JSON.parse(d) as Rule; return r.kind === 'rate' && r.point === point; }).join();
         for (const point of [...s.samples.keys()]) if (rates(before, point) !== rates(after, point)) { s.samples.delete(point); changed.add(device); }
@@ -198,10 +220,11 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
     },
     rules: (kind, device) => rulesFor(set, kind, device),
     judge: (device, kind, values, emergency) => judgeValues(rulesFor(set, kind, device), values, emergency),
-    seedActive(device, kind, hazard, rule) {
+    seedActive(device, kind, hazard, rule, unwatchedClears) {
       const s = state(device);
       s.kind = kind;
       s.alarmed.add(hazard);
+      if (unwatchedClears && hazard !== 'offline' && !watchedHazards(rulesFor(set, kind, device)).has(hazard)) (s.unwatched ??= new Set()).add(hazard);
       for (const r of rulesFor(set, kind, device)) {
         if (r.hazard === hazard && r.kind !== 'silence' && (rule === undefined || r.id === rule)) ruleState(s, r.id).active = true;
       }
@@ -211,6 +234,9 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
       const s = state(device);
       if (on) s.alarmed.add(hazard);
       else s.alarmed.delete(hazard);
+    },
+    markChanged(list) {
+      for (const d of list) if (devices.has(d)) changed.add(d);
     },
     takeChanged(which) {
       const out = [...changed].filter((d) => which(d, devices.get(d)?.gateway));
@@ -310,9 +336,10 @@ export function createRuleEngine(initial: RuleSet): RuleEngine {
         // Only hazards these values can speak for: a reading without the point says nothing. A hazard no
         // rule of the device watches any longer (removed or disabled since it was raised) clears at its
         // next reading: nothing else ever could.
-        const watched = rules.some((r) => r.hazard === h && r.kind !== 'silence');
+        const orphan = s.unwatched?.has(h) === true && !rules.some((r) => r.hazard === h && r.kind !== 'silence');
         const speaks = rules.some((r) => r.hazard === h && r.kind !== 'silence' && values[r.point] !== undefined);
-        if (watched && !speaks) continue;
+        if (!orphan && !speaks) continue;
+        s.unwatched?.delete(h);
         s.alarmed.delete(h);
         cleared.push(h);
       }

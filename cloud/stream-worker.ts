@@ -92,7 +92,15 @@ export function partitionMoves(deps: { engine: RuleEngine; ingestor: Ingestor; d
         const s = deps.engine.exportState(d);
         return s ? [[d, s] as [string, NonNullable<typeof s>]] : [];
       });
-      if (!await deps.states.save(p, fence, snaps)) deps.logger.warn({ partition: p, fence }, 'rule state not saved: the partition lease is gone');
+      let saved: boolean;
+      try {
+        saved = await deps.states.save(p, fence, snaps);
+      } catch (err) {
+        // Saved at the next batch instead: a device whose state then stays still would otherwise never be.
+        deps.engine.markChanged(devices);
+        throw err;
+      }
+      if (!saved) deps.logger.warn({ partition: p, fence }, 'rule state not saved: the partition lease is gone');
     },
   };
 }

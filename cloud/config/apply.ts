@@ -21,7 +21,8 @@ export interface Runtime {
   warn: (message: string) => void;
 }
 
-export const APPLY: { [K in ConfigKind]: (rt: Runtime, doc: ConfigDocs[K]) => void } = {
+/** `version`: the stored version being applied (the same on every worker), when it comes from the database. */
+export const APPLY: { [K in ConfigKind]: (rt: Runtime, doc: ConfigDocs[K], version?: number) => void } = {
   // Rules whose id and definition are unchanged keep their hold and hysteresis state (cloud/rules.ts).
   rules: (rt, doc) => rt.engine.setRuleSet(doc),
   catalogue: (rt, doc) => {
@@ -32,9 +33,9 @@ export const APPLY: { [K in ConfigKind]: (rt: Runtime, doc: ConfigDocs[K]) => vo
   calendar: (rt, doc) => { rt.env.calendar = createCalendar(doc, { warn: rt.warn }); },
   escalation: (rt, doc) => rt.escalator?.setPolicy(doc),
   // The next warning is decided by the new policy; the next fast-mode command carries the new intervals.
-  emergency: (rt, doc) => rt.emergency?.configure(doc),
+  emergency: (rt, doc, version) => rt.emergency?.configure(doc, version),
 };
 
-export function applyDocument<K extends ConfigKind>(rt: Runtime, kind: K, doc: ConfigDocs[K]): void {
-  (APPLY[kind] as (rt: Runtime, doc: ConfigDocs[K]) => void)(rt, doc);
+export function applyDocument<K extends ConfigKind>(rt: Runtime, kind: K, doc: ConfigDocs[K], version?: number): void {
+  (APPLY[kind] as (rt: Runtime, doc: ConfigDocs[K], version?: number) => void)(rt, doc, version);
 }

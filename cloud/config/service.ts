@@ -61,7 +61,7 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
 
   function put<K extends ConfigKind>(kind: K, version: number, doc: ConfigDocs[K]): void {
     if ((applied.get(kind) ?? 0) >= version) return;
-    applyDocument(deps.runtime, kind, doc);
+    applyDocument(deps.runtime, kind, doc, version);
     applied.set(kind, version);
   }
 
@@ -142,7 +142,7 @@ export function createConfigService(deps: ConfigServiceDeps): ConfigService {
       applied.set(kind, cur.version);
       return;
     }
-    if (canonicalJson(r.value) !== canonicalJson(deps.initial[kind])) applyDocument(deps.runtime, kind, r.value);
+    if (canonicalJson(r.value) !== canonicalJson(deps.initial[kind])) applyDocument(deps.runtime, kind, r.value, cur.version);
     applied.set(kind, cur.version);
   }
 

@@ -82,7 +82,8 @@ export interface Emergency {
    * by the new policy, the next fast-mode command carries the new intervals. The mode and a command
    * already sent are left as they are.
    */
-  configure(next: EmergencySettingsValue): void;
+  /** `version`: the configuration's stored version (cloud/config/), naming the command a changed fast interval sends. */
+  configure(next: EmergencySettingsValue, version?: number): void;
 }
 
 /** What `configure` changes at runtime (cloud/config/settings.ts EmergencySettings). */
@@ -107,6 +108,7 @@ export function buildEmergency(opts: EmergencyOptions): Emergency {
   const store = createModeStore({ db: o.db, write: o.write, now: o.now, lockRow: o.lockRow });
   const fanout = createCommandFanout({ publish: o.publish, gateways: o.gateways, isOnline: o.isOnline, now: o.now, logger: o.logger, retryMs: o.retryMs, shared: o.acks });
   let current: ModeState | undefined;
+  let reconfigured = 0;
   let sync: NodeJS.Timeout | undefined;
   let expiryTimer: NodeJS.Timeout | undefined;
 
@@ -213,18 +215,23 @@ export function buildEmergency(opts: EmergencyOptions): Emergency {
       expiryTimer.unref?.();
     },
     settings: () => ({ policy: o.policy, fast, retryMs: o.retryMs ?? 3000, tightenOpenCases: o.tightenOpenCases ?? false }),
-    configure(next) {
+    configure(next, version) {
       const retime = next.policy.expiryCheckMs !== o.policy.expiryCheckMs;
       const refast = next.fast.pollMs !== fast.pollMs || next.fast.heartbeatMs !== fast.heartbeatMs;
       o = { ...o, policy: next.policy, retryMs: next.retryMs, tightenOpenCases: next.tightenOpenCases };
       fast = next.fast;
       fanout.setRetryMs(next.retryMs);
-      // Gateways already in fast mode are told the new interval: a new command under the same epoch, its
-      // id derived from the settings so that every worker applying the change tracks the same one.
+      // Gateways already in fast mode are told the new interval: a new command under the same epoch. Its id
+      // names the configuration's stored version (the same on every worker, never reused, so acknowledgements
+      // shared between workers from an earlier change do not count for it), else a count of this process's.
       if (refast && current?.mode === 'emergency') {
-        const s = current;
-        void fanout.begin(`mode-${s.epoch}-p${fast.pollMs}-h${fast.heartbeatMs ?? 0}`, commandFor(s))
-          .catch((err) => o.logger.warn({ err, epoch: s.epoch }, 'fast poll interval not sent'));
+        const epoch = current.epoch;
+        const id = `mode-${epoch}-c${version ?? `local${++reconfigured}`}`;
+        // Only while the mode is still this emergency: a worker whose view lags a switch to normal must not
+        // send fast mode after it (the edge applies any set-mode it gets).
+        void store.load().then(async (s) => {
+          if (s.mode === 'emergency' && s.epoch === epoch) await fanout.begin(id, commandFor(s));
+        }).catch((err) => o.logger.warn({ err, epoch }, 'fast poll interval not sent'));
       }
       if (retime && expiryTimer) {
         clearInterval(expiryTimer);

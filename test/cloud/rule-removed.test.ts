@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildCloud } from '../../cloud/app.ts';
 import { topics } from '../../lib/topics.ts';
 import { BACKENDS, profiles, reading, type Backend } from './fixtures.ts';
 import { configApi, configDistrict, GW, HOUR, T0, startCloud, type StartedCloud } from './harness.ts';
@@ -42,6 +43,24 @@ describe.each(BACKENDS)('an alarm whose rules are removed, on $backend', ({ back
       expect(flood.clearedAt).not.toBeNull();
       const c = (await h.cloud.app.inject({ url: `/api/cases/${flood.caseId}`, headers: { authorization: `Bearer ${h.operator}` } })).json();
       expect(c.state).not.toBe('closed');
+    });
+
+    it('clears it after a restart too: the alarm seeded at start under the rules in force', async () => {
+      await send('WL-T-0003', { level_m: 0.9 });
+      const { version, document } = await get('rules');
+      document.kinds['water-level'] = document.kinds['water-level'].filter((r: { hazard?: string }) => r.hazard !== 'waterlogging');
+      expect((await put('rules', document, version)).statusCode).toBe(200);
+      await h.cloud.stop();
+      const again = await buildCloud({ db: h.db, district: configDistrict, profiles, now: () => t, escalation: { tickMs: HOUR } });
+      await again.start();
+      try {
+        t += 1000;
+        await again.ingest(GW, topics.up(GW, 'WL-T-0003'), reading('WL-T-0003', ++seq, t, { level_m: 0.9 }));
+        const rows = await again.app.inject({ url: '/api/alarms?device=WL-T-0003', headers: { authorization: `Bearer ${await again.tokens.create('operator')}` } });
+        expect(rows.json().items.filter((a: { clearedAt: string | null }) => a.clearedAt === null)).toEqual([]);
+      } finally {
+        await again.stop();
+      }
     });
 
     it('keeps the alarm while another rule of its hazard remains (only its own tier was removed)', async () => {

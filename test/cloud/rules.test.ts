@@ -172,3 +172,46 @@ describe('rule engine (stateful rules as data)', () => {
     expect(seen).toEqual([true, false, true, false, true, true, false, true, true, true, false]);
   });
 });
+
+describe('an alarmed hazard no rule watches any longer', () => {
+  const withoutWaterlogging = { ...defaults, kinds: { ...defaults.kinds, [level]: defaults.kinds[level]!.filter((r) => r.hazard !== 'waterlogging') } };
+
+  it('is cleared by the next reading once a rule-set change on this worker dropped its every rule', () => {
+    const engine = createRuleEngine(defaults);
+    expect(engine.evaluate('WL-1', level, { level_m: 0.9 }, 0, false).raised.map((b) => b.hazard)).toEqual(['waterlogging']);
+    engine.setRuleSet(withoutWaterlogging);
+    expect(engine.evaluate('WL-1', level, { level_m: 0.9 }, 1000, false).cleared).toEqual(['waterlogging']);
+  });
+
+  it('is cleared by the next reading when seeded at start under rules that no longer watch it', () => {
+    const engine = createRuleEngine(withoutWaterlogging);
+    engine.seedActive('WL-1', level, 'waterlogging', undefined, true);
+    expect(engine.evaluate('WL-1', level, { battery_pct: 80 }, 0, false).cleared).toEqual(['waterlogging']);
+  });
+
+  it('is kept when seeded for a partition taken over (that worker\'s rules may be a moment behind another\'s)', () => {
+    const engine = createRuleEngine(withoutWaterlogging);
+    engine.seedActive('WL-1', level, 'waterlogging');
+    expect(engine.evaluate('WL-1', level, { level_m: 0.9, battery_pct: 80 }, 0, false).cleared).toEqual([]);
+  });
+
+  it('is kept when its rules come back before the next reading', () => {
+    const engine = createRuleEngine(defaults);
+    engine.evaluate('WL-1', level, { level_m: 0.9 }, 0, false);
+    engine.setRuleSet(withoutWaterlogging);
+    engine.setRuleSet(defaults);
+    expect(engine.evaluate('WL-1', level, { level_m: 0.9 }, 1000, false).cleared).toEqual([]);
+  });
+});
+
+describe('rule state to save', () => {
+  it('marks a device changed again when its save failed, so that the next save retries it', () => {
+    const engine = createRuleEngine(defaults);
+    engine.evaluate('WL-1', level, { level_m: 0.9 }, 0, false);
+    const all = () => true;
+    expect(engine.takeChanged(all)).toEqual(['WL-1']);
+    expect(engine.takeChanged(all)).toEqual([]);
+    engine.markChanged(['WL-1', 'never-seen']);
+    expect(engine.takeChanged(all)).toEqual(['WL-1']);
+  });
+});

@@ -136,6 +136,26 @@ describe('emergency mode', () => {
     expect(a.modes).toEqual(['fast', 'fast', 'normal']);
   });
 
+  it('sends no fast interval from a worker whose view still shows an emergency another worker has just ended (it would put the gateways back in fast mode)', async () => {
+    const a = await lightGateway(url, 'gw-a');
+    clients.push(a.client);
+    await eventually(() => online.has('gw-a'));
+    emergency = await build();
+    const other = await build();
+    try {
+      await emergency.switchMode({ mode: 'emergency', level: 'II', actor: 'cmd', role: 'commander', reason: 'typhoon' });
+      await eventually(() => other.current()?.mode === 'emergency' && a.modes.length === 1);
+      await emergency.switchMode({ mode: 'normal', actor: 'cmd', role: 'commander', reason: 'over' });
+      expect(other.current()?.mode).toBe('emergency'); // its poll (50 ms) has not seen the switch yet
+      other.configure({ ...other.settings(), fast: { pollMs: 500 } }, 7);
+      await eventually(() => a.modes.length === 2);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(a.modes).toEqual(['fast', 'normal']);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('keeps emergency mode across a cloud restart and tells the gateways again', async () => {
     const a = await lightGateway(url, 'gw-a');
     clients.push(a.client);
