@@ -34,6 +34,9 @@ export function rssKiB(pid: number): number {
   return Number(m[1]);
 }
 
+/** Every bench identity: the service and the gateways (identities.ts). */
+const benchAccounts = (): Account[] => [SERVICE, ...Array.from({ length: GATEWAY_COUNT }, (_, i) => gatewayName(i))].map(account);
+
 let credentialsFile: string | undefined;
 
 /** Our credentials file with every bench identity, made once per run (scrypt: ~35 ms per identity). */
@@ -64,11 +67,11 @@ function gatewayWorker(): Promise<string> {
   })());
 }
 
-export async function startOurs(): Promise<Broker> {
-  const worker = new Worker(await gatewayWorker(), ['--expose-gc'], [ourCredentials()]);
+/** A broker in a bench worker process (gateway-broker.ts' IPC protocol: ready, settle, snapshot, stop). */
+async function workerBroker(name: string, worker: Worker, snapshots: boolean): Promise<Broker> {
   const { port } = await worker.next<{ type: string; port: number }>('ready');
   const broker: Broker = {
-    name: 'ours',
+    name,
     url: `mqtt://127.0.0.1:${port}`,
     pid: worker.pid,
     async settle() {
@@ -76,32 +79,25 @@ export async function startOurs(): Promise<Broker> {
       this.heapUsed = (await worker.next<{ heapUsed: number }>('settled')).heapUsed;
       await sleep(500);
     },
-    async snapshot(path) {
-      worker.send({ type: 'snapshot', path });
-      return (await worker.next<{ path: string }>('snapshotted', 300_000)).path;
-    },
+    ...(snapshots ? {
+      async snapshot(path: string) {
+        worker.send({ type: 'snapshot', path });
+        return (await worker.next<{ path: string }>('snapshotted', 300_000)).path;
+      },
+    } : {}),
     stop: () => worker.stop(),
   };
   return broker;
 }
 
+export async function startOurs(): Promise<Broker> {
+  return workerBroker('ours', new Worker(await gatewayWorker(), ['--expose-gc'], [ourCredentials()]), true);
+}
+
 /** Aedes alone, plain JavaScript, nothing of ours but a password check (bench/bare-aedes-worker.js): the floor under ours. */
-export async function startBareAedes(): Promise<Broker> {
-  const users = [SERVICE, ...Array.from({ length: GATEWAY_COUNT }, (_, i) => gatewayName(i))].map(account);
-  const worker = new Worker(fileURLToPath(new URL('bare-aedes-worker.js', import.meta.url)), ['--expose-gc'], [JSON.stringify(users.map((u) => [u.username, u.password]))]);
-  const { port } = await worker.next<{ type: string; port: number }>('ready');
-  const broker: Broker = {
-    name: 'bare Aedes',
-    url: `mqtt://127.0.0.1:${port}`,
-    pid: worker.pid,
-    async settle() {
-      worker.send({ type: 'settle' });
-      this.heapUsed = (await worker.next<{ heapUsed: number }>('settled')).heapUsed;
-      await sleep(500);
-    },
-    stop: () => worker.stop(),
-  };
-  return broker;
+export function startBareAedes(): Promise<Broker> {
+  const passwords = JSON.stringify(benchAccounts().map((u) => [u.username, u.password]));
+  return workerBroker('bare Aedes', new Worker(fileURLToPath(new URL('bare-aedes-worker.js', import.meta.url)), ['--expose-gc'], [passwords]), false);
 }
 
 /** Mosquitto settings that differ from its defaults, for a like-for-like comparison. */
@@ -117,7 +113,7 @@ export async function startMosquitto(accounts?: Account[]): Promise<Broker> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-mosquitto-'));
   chmodSync(dir, 0o755); // started as root, mosquitto drops to its own user and must read these files
   const port = await freePort();
-  const users = accounts ?? [SERVICE, ...Array.from({ length: GATEWAY_COUNT }, (_, i) => gatewayName(i))].map(account);
+  const users = accounts ?? benchAccounts();
   writeFileSync(join(dir, 'passwd'), users.map((u) => `${u.username}:${u.password}\n`).join(''));
   execFileSync('mosquitto_passwd', ['-U', join(dir, 'passwd')]); // hash in place (PBKDF2-SHA512)
   // The same rules as gateway/acl.ts: a gateway only in its own namespace, the service reads everything.
