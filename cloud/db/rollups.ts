@@ -74,17 +74,19 @@ const upsertTail = (t: string) => ' on conflict (device, point, bucket) do updat
   + `last = case when excluded.last_ts >= ${t}.last_ts then excluded.last else ${t}.last end, `
   + `last_ts = case when excluded.last_ts >= ${t}.last_ts then excluded.last_ts else ${t}.last_ts end`;
 
-const sqliteUpsert = (t: RollupTable) => `insert into ${t} (device, point, bucket, min, max, sum, count, last, last_ts) values (?, ?, ?, ?, ?, ?, ?, ?, ?)${upsertTail(t)}`;
+const COLUMNS = ['device', 'point', 'bucket', 'min', 'max', 'sum', 'count', 'last', 'last_ts'] as const;
+const insertInto = (t: RollupTable) => `insert into ${t} (${COLUMNS.join(', ')}) `;
 
-const pgUpsert = (t: RollupTable) => `insert into ${t} (device, point, bucket, min, max, sum, count, last, last_ts) `
+const sqliteUpsert = (t: RollupTable) => `${insertInto(t)}values (?, ?, ?, ?, ?, ?, ?, ?, ?)${upsertTail(t)}`;
+
+const pgUpsert = (t: RollupTable) => insertInto(t)
   + 'select * from unnest($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::bigint[], $8::float8[], $9::bigint[])'
   + upsertTail(t);
 const PG_UPSERT = Object.fromEntries(ROLLUP_LEVELS.map((l) => [l.table, pgUpsert(l.table)])) as Record<RollupTable, string>;
-const COLUMNS = ['device', 'point', 'bucket', 'min', 'max', 'sum', 'count', 'last', 'last_ts'] as const;
 
 const order = (a: RollupRow, b: RollupRow) => (a.device < b.device ? -1 : a.device > b.device ? 1 : a.point < b.point ? -1 : a.point > b.point ? 1 : a.bucket - b.bucket);
 
-/** Adds folded rows to a level's table. `database` undefined (the migration's backfill): the portable Kysely path. */
+/** Adds folded rows to a level's table. `database` undefined (the migration's backfill): a multi-row VALUES upsert, on either engine. */
 export async function upsertRollups(database: Database | undefined, trx: Kysely<DB>, table: RollupTable, rows: RollupRow[]): Promise<void> {
   if (!rows.length) return;
   if (database?.statement) {
@@ -98,16 +100,10 @@ export async function upsertRollups(database: Database | undefined, trx: Kysely<
     for (let i = 0; i < sorted.length; i += PG_CHUNK) await trx.executeQuery(prepared(PG_UPSERT[table], columnArrays(sorted.slice(i, i + PG_CHUNK), COLUMNS)));
     return;
   }
-  // The migration's backfill (no Database): Kysely's multi-row upsert, on either engine.
+  // The migration's backfill (no Database): a multi-row VALUES upsert with the same conflict clause, on either engine.
   for (let i = 0; i < sorted.length; i += PG_CHUNK) {
-    await trx.insertInto(table).values(sorted.slice(i, i + PG_CHUNK)).onConflict((oc) => oc.columns(['device', 'point', 'bucket']).doUpdateSet({
-      min: sql`case when excluded.min < ${sql.ref(`${table}.min`)} then excluded.min else ${sql.ref(`${table}.min`)} end`,
-      max: sql`case when excluded.max > ${sql.ref(`${table}.max`)} then excluded.max else ${sql.ref(`${table}.max`)} end`,
-      sum: sql`${sql.ref(`${table}.sum`)} + excluded.sum`,
-      count: sql`${sql.ref(`${table}.count`)} + excluded.count`,
-      last: sql`case when excluded.last_ts >= ${sql.ref(`${table}.last_ts`)} then excluded.last else ${sql.ref(`${table}.last`)} end`,
-      last_ts: sql`case when excluded.last_ts >= ${sql.ref(`${table}.last_ts`)} then excluded.last_ts else ${sql.ref(`${table}.last_ts`)} end`,
-    })).execute();
+    const values = sql.join(sorted.slice(i, i + PG_CHUNK).map((r) => sql`(${sql.join(COLUMNS.map((c) => r[c]))})`));
+    await sql`${sql.raw(insertInto(table))}values ${values}${sql.raw(upsertTail(table))}`.execute(trx);
   }
 }
 
